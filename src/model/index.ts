@@ -1,0 +1,123 @@
+/**
+ * The typed data that flows between pipeline stages. Every stage takes and returns these shapes,
+ * so a stage can be tested alone and run inline or as a queued job without change.
+ */
+
+/** FHIR administrative gender, or '' when the source did not say. */
+export type Sex = 'male' | 'female' | 'other' | 'unknown' | '';
+
+/**
+ * One person's demographics after normalisation. Names are upper-case ASCII letters and single
+ * spaces (diacritics folded, punctuation dropped, hyphens turned into spaces); '' means absent.
+ */
+export interface PersonFields {
+  given: string;
+  middle: string;
+  family: string;
+  /** JR, SR, II, III, IV or ''. */
+  suffix: string;
+  /** ISO YYYY-MM-DD or ''. */
+  birthDate: string;
+  sex: Sex;
+  /** Street line with USPS abbreviations, e.g. "12 N OAK ST APT 4". */
+  street: string;
+  city: string;
+  /** Two-letter state code. */
+  state: string;
+  /** Five digits. */
+  zip: string;
+  /** Ten digits (NANP, no leading 1). */
+  phone: string;
+}
+
+export interface Identifier {
+  system: string;
+  value: string;
+}
+
+/** A patient of the IIS as the matcher sees it. */
+export interface IndexPatient {
+  id: string;
+  person: PersonFields;
+  identifiers: Identifier[];
+  /** Set when the patient was merged into another (PIXm replaced-by). */
+  replacedBy?: string;
+}
+
+/** One data row of a partner file, keyed by the pipeline's logical field names. */
+export interface RawRow {
+  /** 1-based line number of the row in the file (the header is line 1). */
+  line: number;
+  /** 0-based position among data rows, which is the order of the result file. */
+  index: number;
+  /** The partner's own record id, echoed back in the result file. */
+  recordId: string;
+  fields: Partial<Record<LogicalField, string>>;
+}
+
+export const LOGICAL_FIELDS = [
+  'recordId',
+  'given',
+  'middle',
+  'family',
+  'suffix',
+  'fullName',
+  'birthDate',
+  'sex',
+  'street',
+  'street2',
+  'city',
+  'state',
+  'zip',
+  'phone',
+  'identifier',
+] as const;
+export type LogicalField = (typeof LOGICAL_FIELDS)[number];
+
+/** A roster row ready to be matched, or the reason it cannot be. */
+export type NormalisedRow =
+  | { kind: 'valid'; line: number; index: number; recordId: string; person: PersonFields; identifier?: Identifier }
+  | { kind: 'invalid'; line: number; index: number; recordId: string; problems: RowProblem[] };
+
+export interface RowProblem {
+  field: LogicalField;
+  code: string;
+  message: string;
+}
+
+export type Outcome = 'matched' | 'ambiguous' | 'possible' | 'no_match' | 'invalid';
+export const OUTCOMES: readonly Outcome[] = ['matched', 'ambiguous', 'possible', 'no_match', 'invalid'];
+
+/** How one field of a row compared with one candidate. */
+export interface FieldComparison {
+  field: string;
+  /** Comparison level label, e.g. "exact", "jw>=0.92", "nickname", "missing". */
+  level: string;
+  /** log2 Bayes factor this level contributes. */
+  weight: number;
+}
+
+export interface ScoredCandidate {
+  patientId: string;
+  /** Total match weight (sum of field weights plus the prior), in log2 odds. */
+  score: number;
+  /** Posterior probability that the pair is the same person. */
+  probability: number;
+  comparisons: FieldComparison[];
+}
+
+/** The classified result of one roster row. */
+export interface RowResult {
+  line: number;
+  index: number;
+  recordId: string;
+  outcome: Outcome;
+  /** Set for `matched`. */
+  patientId?: string;
+  /** Best score, when any candidate was scored. */
+  score?: number;
+  /** The best candidates, best first (all above the possible threshold for possible/ambiguous). */
+  candidates: ScoredCandidate[];
+  /** For `invalid`: what was wrong. */
+  problems?: RowProblem[];
+}
