@@ -76,7 +76,15 @@ export type LogicalField = (typeof LOGICAL_FIELDS)[number];
 
 /** A roster row ready to be matched, or the reason it cannot be. */
 export type NormalisedRow =
-  | { kind: 'valid'; line: number; index: number; recordId: string; person: PersonFields; identifier?: Identifier }
+  | {
+      kind: 'valid';
+      line: number;
+      index: number;
+      recordId: string;
+      person: PersonFields;
+      identifier?: Identifier;
+      warnings: RowProblem[];
+    }
   | { kind: 'invalid'; line: number; index: number; recordId: string; problems: RowProblem[] };
 
 export interface RowProblem {
@@ -104,6 +112,8 @@ export interface ScoredCandidate {
   /** Posterior probability that the pair is the same person. */
   probability: number;
   comparisons: FieldComparison[];
+  /** Set when an identity guard kept this candidate from an auto-match (e.g. "birth_date"). */
+  guard?: string;
 }
 
 /** The classified result of one roster row. */
@@ -120,4 +130,13 @@ export interface RowResult {
   candidates: ScoredCandidate[];
   /** For `invalid`: what was wrong. */
   problems?: RowProblem[];
+  /** Fields that were present but unusable and so were left out of matching (e.g. a 7-digit phone). */
+  warnings?: RowProblem[];
+}
+
+/** How often each given and family name occurs in the index, for term-frequency-adjusted weights. */
+export interface NameFrequencies {
+  total: number;
+  given: Map<string, number>;
+  family: Map<string, number>;
 }

@@ -1,0 +1,53 @@
+/**
+ * The catalogue of errors partners and operators see. Each has a stable code (it appears in
+ * rejection notes, summaries and logs) and carries where it happened: file, line, field.
+ * Messages never quote a cell's value: the value may be a name or a birth date.
+ */
+
+export const ERROR_CODES = {
+  FILE_UNREADABLE: 'the file cannot be read',
+  FILE_EMPTY: 'the file has no header row',
+  FILE_ENCODING: 'the file is not in the encoding its pipeline declares',
+  FILE_MALFORMED_CSV: 'the file is not well-formed delimited text',
+  FILE_MISSING_COLUMN: 'a required column is missing from the header',
+  FILE_DUPLICATE_COLUMN: 'two header cells map to the same field',
+  FILE_NO_ROWS: 'the file has a header but no data rows',
+  FILE_DUPLICATE_RECORD_ID: 'a record id appears on more than one row',
+  PIPELINE_NOT_FOUND: 'no pipeline file for this partner',
+  PIPELINE_INVALID: 'the pipeline file is not valid',
+  INDEX_LINE_INVALID: 'a line of the patient index file is not a valid resource',
+  GROUP_NOT_FOUND: 'no such Group',
+  EXPORT_INVALID_REQUEST: 'the export request is not valid',
+  USAGE: 'the command was called wrongly',
+} as const;
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface ErrorLocation {
+  file?: string;
+  line?: number;
+  field?: string;
+}
+
+/** An error with a stable code and a location, safe to show a partner. */
+export class RostermatchError extends Error {
+  readonly code: ErrorCode;
+  readonly location: ErrorLocation;
+
+  constructor(code: ErrorCode, detail: string, location: ErrorLocation = {}, options?: { cause?: unknown }) {
+    super(formatMessage(code, detail, location), options);
+    this.name = 'RostermatchError';
+    this.code = code;
+    this.location = location;
+  }
+}
+
+function formatMessage(code: ErrorCode, detail: string, loc: ErrorLocation): string {
+  const where = [loc.file, loc.line === undefined ? undefined : `line ${loc.line}`, loc.field && `field "${loc.field}"`]
+    .filter(Boolean)
+    .join(', ');
+  return `${code}: ${detail}${where ? ` (${where})` : ''}`;
+}
+
+export function isRostermatchError(e: unknown): e is RostermatchError {
+  return e instanceof RostermatchError;
+}

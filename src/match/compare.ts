@@ -1,0 +1,182 @@
+/**
+ * Field-by-field comparison of a roster row with one candidate patient. Each field lands on one
+ * comparison level; the level's weight is its Fellegi–Sunter log2 Bayes factor. Pure functions.
+ */
+import type { FieldComparison, Identifier, IndexPatient, NameFrequencies, PersonFields } from '../model/index.ts';
+import { areNicknames, houseNumber } from '../normalise/index.ts';
+import { DEFAULT_LEVELS, termFrequencyU, weight, type Level } from './model.ts';
+import { editDistance, jaroWinkler, phonetic } from './string-metrics.ts';
+
+export interface ScoringContext {
+  freq: NameFrequencies;
+}
+
+type GivenLevel = keyof typeof DEFAULT_LEVELS.given;
+type FamilyLevel = keyof typeof DEFAULT_LEVELS.family;
+type DobLevel = keyof typeof DEFAULT_LEVELS.birthDate;
+
+export interface PairComparison {
+  comparisons: FieldComparison[];
+  score: number;
+  given: GivenLevel | 'missing';
+  family: FamilyLevel | 'missing';
+  birthDate: DobLevel | 'missing';
+  swapped: boolean;
+  suffixConflict: boolean;
+  householdAgrees: boolean;
+  identifier: 'agree' | 'different' | 'missing';
+}
+
+const TYPO_JW = 0.92;
+const PHONETIC_JW = 0.85;
+
+export function compareGiven(a: string, b: string, middleOfB: string): GivenLevel | 'missing' {
+  if (a === '' || b === '') return 'missing';
+  if (a === b) return 'exact';
+  if (areNicknames(a, b)) return 'nickname';
+  if (isTypo(a, b)) return 'typo';
+  const a0 = firstToken(a);
+  const b0 = firstToken(b);
+  if (a0 === b0 || (a0.length > 1 && b0.length > 1 && areNicknames(a0, b0))) return 'token';
+  if (middleOfB !== '' && (a === middleOfB || a0 === firstToken(middleOfB))) return 'middle_as_given';
+  if (a.length === 1 || b.length === 1) return a[0] === b[0] ? 'initial' : 'different';
+  if (phonetic(a) === phonetic(b) || jaroWinkler(a, b) >= PHONETIC_JW) return 'phonetic';
+  return 'different';
+}
+
+export function compareFamily(a: string, b: string): FamilyLevel | 'missing' {
+  if (a === '' || b === '') return 'missing';
+  if (a === b) return 'exact';
+  const ra = a.replaceAll(' ', '');
+  const rb = b.replaceAll(' ', '');
+  if (ra === rb) return 'exact';
+  if (sharesToken(a, b)) return 'compound';
+  if (isTypo(ra, rb)) return 'typo';
+  if (phonetic(ra) === phonetic(rb) || jaroWinkler(ra, rb) >= PHONETIC_JW) return 'phonetic';
+  return 'different';
+}
+
+export function compareBirthDate(a: string, b: string): DobLevel | 'missing' {
+  if (a === '' || b === '') return 'missing';
+  if (a === b) return 'exact';
+  // YYYY-MM-DD: a partner that confused the two orders gives the same year with month and day crossed.
+  if (a.slice(0, 4) === b.slice(0, 4) && a.slice(5, 7) === b.slice(8, 10) && a.slice(8, 10) === b.slice(5, 7)) {
+    return 'day_month_swap';
+  }
+  if (editDistance(a.replaceAll('-', ''), b.replaceAll('-', '')) === 1) return 'typo';
+  return 'different';
+}
+
+function isTypo(a: string, b: string): boolean {
+  if (Math.min(a.length, b.length) >= 4 && editDistance(a, b) === 1) return true;
+  return jaroWinkler(a, b) >= TYPO_JW;
+}
+
+function sharesToken(a: string, b: string): boolean {
+  const ta = a.split(' ').filter((t) => t.length > 2);
+  if (ta.length === 0) return false;
+  const tb = new Set(b.split(' ').filter((t) => t.length > 2));
+  return ta.some((t) => tb.has(t)) && (ta.length > 1 || tb.size > 1);
+}
+
+function firstToken(s: string): string {
+  const i = s.indexOf(' ');
+  return i < 0 ? s : s.slice(0, i);
+}
+
+/** Compares a row with a candidate: every field's level and weight, and the facts the guards use. */
+export function comparePair(row: PersonFields, rowIdentifier: Identifier | undefined, cand: IndexPatient, ctx: ScoringContext): PairComparison {
+  const c = cand.person;
+  const comparisons: FieldComparison[] = [];
+  const add = (field: string, level: string, w: number) => comparisons.push({ field, level, weight: round2(w) });
+
+  // Names, in both orientations: the better one stands, so a first/last swap costs only a little.
+  const straight = nameWeights(row.given, row.family, c, ctx);
+  const crossed = nameWeights(row.family, row.given, c, ctx);
+  const swapped = crossed.total - SWAP_PENALTY > straight.total && crossed.given !== 'different' && crossed.family !== 'different';
+  const names = swapped ? crossed : straight;
+  add('given', swapped ? `swapped:${names.given}` : names.given, names.givenWeight - (swapped ? SWAP_PENALTY / 2 : 0));
+  add('family', swapped ? `swapped:${names.family}` : names.family, names.familyWeight - (swapped ? SWAP_PENALTY / 2 : 0));
+
+  const dob = compareBirthDate(row.birthDate, c.birthDate);
+  add('birthDate', dob, dob === 'missing' ? 0 : weight(DEFAULT_LEVELS.birthDate[dob]));
+
+  if (row.middle !== '' && c.middle !== '') {
+    const agree = row.middle[0] === c.middle[0] && (row.middle.length === 1 || c.middle.length === 1 || jaroWinkler(row.middle, c.middle) >= PHONETIC_JW);
+    add('middle', agree ? 'agree' : 'different', weight(DEFAULT_LEVELS.middle[agree ? 'agree' : 'different']));
+  }
+  const suffixConflict = row.suffix !== '' && c.suffix !== '' && row.suffix !== c.suffix;
+  if (suffixConflict) add('suffix', 'conflict', weight(DEFAULT_LEVELS.suffix.conflict));
+
+  if (isKnownSex(row.sex) && isKnownSex(c.sex)) {
+    const level = row.sex === c.sex ? 'agree' : 'different';
+    add('sex', level, weight(DEFAULT_LEVELS.sex[level]));
+  }
+  if (row.zip !== '' && c.zip !== '') {
+    const level = row.zip === c.zip ? 'agree' : 'different';
+    add('zip', level, weight(DEFAULT_LEVELS.zip[level]));
+  }
+  let streetExact = false;
+  if (row.street !== '' && c.street !== '') {
+    streetExact = row.street === c.street;
+    const level = streetExact
+      ? 'exact'
+      : houseNumber(row.street) === houseNumber(c.street) && jaroWinkler(row.street, c.street) >= 0.9
+        ? 'similar'
+        : 'different';
+    add('street', level, weight(DEFAULT_LEVELS.street[level]));
+  }
+  let phoneAgrees = false;
+  if (row.phone !== '' && c.phone !== '') {
+    phoneAgrees = row.phone === c.phone;
+    const level = phoneAgrees ? 'agree' : 'different';
+    add('phone', level, weight(DEFAULT_LEVELS.phone[level]));
+  }
+  let identifier: PairComparison['identifier'] = 'missing';
+  if (rowIdentifier) {
+    const held = cand.identifiers.filter((i) => i.system === rowIdentifier.system);
+    if (held.length > 0) {
+      identifier = held.some((i) => i.value === rowIdentifier.value) ? 'agree' : 'different';
+      add('identifier', identifier, weight(DEFAULT_LEVELS.identifier[identifier]));
+    }
+  }
+
+  const score = round2(comparisons.reduce((s, x) => s + x.weight, 0));
+  return {
+    comparisons,
+    score,
+    given: names.given,
+    family: names.family,
+    birthDate: dob,
+    swapped,
+    suffixConflict,
+    householdAgrees: streetExact || phoneAgrees,
+    identifier,
+  };
+}
+
+/** Swapped names are a known keying error but rarer than straight agreement: cost it two bits. */
+const SWAP_PENALTY = 2;
+
+function nameWeights(given: string, family: string, c: PersonFields, ctx: ScoringContext) {
+  const g = compareGiven(given, c.given, c.middle);
+  const f = compareFamily(family, c.family);
+  const L = DEFAULT_LEVELS;
+  const givenWeight =
+    g === 'missing' ? 0 : g === 'exact' ? weight(tfLevel(L.given.exact, ctx.freq.given.get(given), ctx.freq.total, 0.0005)) : weight(L.given[g]);
+  const familyWeight =
+    f === 'missing' ? 0 : f === 'exact' ? weight(tfLevel(L.family.exact, ctx.freq.family.get(c.family), ctx.freq.total, 0.0002)) : weight(L.family[f]);
+  return { given: g, family: f, givenWeight, familyWeight, total: givenWeight + familyWeight };
+}
+
+function tfLevel(level: Level, count: number | undefined, total: number, floor: number): Level {
+  return { m: level.m, u: termFrequencyU(count, total, floor, level.u) };
+}
+
+function isKnownSex(s: string): boolean {
+  return s === 'male' || s === 'female';
+}
+
+function round2(x: number): number {
+  return Math.round(x * 100) / 100;
+}

@@ -1,0 +1,62 @@
+/**
+ * The matching stage: normalised rows in, one classified result per row out, in input order.
+ * Candidates come from a CandidateSource (the patient index's blocking table), a chunk of rows at
+ * a time, so memory stays bounded by the chunk and not the file.
+ */
+import type { IndexPatient, NameFrequencies, NormalisedRow, RowResult } from '../model/index.ts';
+import { blockingKeys } from './blocking.ts';
+import { classify, guardFailure, type Scored, type Thresholds } from './classify.ts';
+import { comparePair } from './compare.ts';
+
+export { blockingKeys } from './blocking.ts';
+export { classify, guardFailure, type Thresholds } from './classify.ts';
+export { compareBirthDate, compareFamily, compareGiven, comparePair } from './compare.ts';
+
+export interface CandidateSource {
+  /** Every index patient reachable by each key. */
+  byKeys(keys: string[]): Promise<Map<string, IndexPatient[]>>;
+}
+
+export interface MatchOptions {
+  thresholds: Thresholds;
+  freq: NameFrequencies;
+}
+
+/** Matches one chunk of rows. Invalid rows pass through as `invalid` with their problems. */
+export async function matchChunk(rows: readonly NormalisedRow[], source: CandidateSource, opts: MatchOptions): Promise<RowResult[]> {
+  const keysByRow = rows.map((r) => (r.kind === 'valid' ? blockingKeys(r.person, r.identifier ? [r.identifier] : []) : []));
+  const blocks = await source.byKeys([...new Set(keysByRow.flat())]);
+  const prior = opts.freq.total > 0 ? Math.log2(opts.freq.total) : 0;
+  return rows.map((row, i) => {
+    if (row.kind === 'invalid') {
+      return { line: row.line, index: row.index, recordId: row.recordId, outcome: 'invalid', candidates: [], problems: row.problems };
+    }
+    const candidates = new Map<string, IndexPatient>();
+    for (const key of keysByRow[i]!) for (const p of blocks.get(key) ?? []) candidates.set(p.id, p);
+    const scored: Scored[] = [];
+    for (const cand of candidates.values()) {
+      const pair = comparePair(row.person, row.identifier, cand, { freq: opts.freq });
+      scored.push({ patientId: cand.id, score: pair.score, probability: probability(pair.score, prior), comparisons: pair.comparisons, pair });
+    }
+    const c = classify(scored, opts.thresholds);
+    const result: RowResult = {
+      line: row.line,
+      index: row.index,
+      recordId: row.recordId,
+      outcome: c.outcome,
+      candidates: c.candidates.map(({ pair, ...rest }) => {
+        const guard = guardFailure(pair);
+        return guard ? { ...rest, guard } : rest;
+      }),
+    };
+    if (c.patientId !== undefined) result.patientId = c.patientId;
+    if (c.score !== undefined) result.score = c.score;
+    if (row.warnings.length > 0) result.warnings = row.warnings;
+    return result;
+  });
+}
+
+/** Posterior from the weight sum, taking the prior as one true match among the whole index. */
+function probability(score: number, priorBits: number): number {
+  return 1 / (1 + 2 ** (priorBits - score));
+}

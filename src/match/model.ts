@@ -1,0 +1,78 @@
+/**
+ * Fellegi–Sunter parameters: for each field, comparison levels with m (how often the level is
+ * seen when the pair IS the same person) and u (how often when it is NOT). A level's weight is
+ * log2(m/u): positive evidence for, negative against. Defaults are set from experience with
+ * registry data; exact name agreement uses term frequencies from the index instead of a fixed u,
+ * so a shared rare surname counts for more than a shared SMITH.
+ */
+
+export interface Level {
+  m: number;
+  u: number;
+}
+
+export const DEFAULT_LEVELS = {
+  given: {
+    exact: { m: 0.88, u: 0.01 },
+    nickname: { m: 0.04, u: 0.002 },
+    typo: { m: 0.04, u: 0.002 },
+    token: { m: 0.01, u: 0.002 },
+    middle_as_given: { m: 0.005, u: 0.001 },
+    phonetic: { m: 0.01, u: 0.01 },
+    initial: { m: 0.003, u: 0.03 },
+    different: { m: 0.012, u: 0.955 },
+  },
+  family: {
+    exact: { m: 0.86, u: 0.005 },
+    compound: { m: 0.04, u: 0.0005 },
+    typo: { m: 0.04, u: 0.001 },
+    phonetic: { m: 0.01, u: 0.005 },
+    different: { m: 0.05, u: 0.9885 },
+  },
+  birthDate: {
+    exact: { m: 0.93, u: 0.0002 },
+    day_month_swap: { m: 0.01, u: 0.0001 },
+    typo: { m: 0.04, u: 0.004 },
+    different: { m: 0.02, u: 0.9957 },
+  },
+  middle: {
+    agree: { m: 0.75, u: 0.08 },
+    different: { m: 0.25, u: 0.92 },
+  },
+  suffix: {
+    conflict: { m: 0.005, u: 0.2 },
+  },
+  sex: {
+    agree: { m: 0.96, u: 0.5 },
+    different: { m: 0.04, u: 0.5 },
+  },
+  zip: {
+    agree: { m: 0.75, u: 0.02 },
+    different: { m: 0.25, u: 0.98 },
+  },
+  street: {
+    exact: { m: 0.55, u: 0.001 },
+    similar: { m: 0.1, u: 0.002 },
+    different: { m: 0.35, u: 0.997 },
+  },
+  phone: {
+    agree: { m: 0.5, u: 0.0005 },
+    different: { m: 0.5, u: 0.9995 },
+  },
+  identifier: {
+    agree: { m: 0.95, u: 0.000001 },
+    different: { m: 0.05, u: 0.999999 },
+  },
+} as const satisfies Record<string, Record<string, Level>>;
+
+export type FieldName = keyof typeof DEFAULT_LEVELS;
+
+export function weight(level: Level): number {
+  return Math.log2(level.m / level.u);
+}
+
+/** Exact-agreement u from the index's own name frequencies, floored so one-off names stay sane. */
+export function termFrequencyU(count: number | undefined, total: number, floor: number, fallback: number): number {
+  if (!count || total === 0) return fallback;
+  return Math.max(count / total, floor);
+}

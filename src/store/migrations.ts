@@ -1,0 +1,122 @@
+/**
+ * Schema migrations, applied in order and recorded in schema_migration. Append only: a released
+ * migration is never edited, because databases in the field have already run it.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `
+  -- The IIS patient index. Normalised demographics are stored beside the FHIR resource so that
+  -- matching never re-normalises the index, and content_hash makes a reload of the same data a no-op.
+  CREATE TABLE patient (
+    id text PRIMARY KEY,
+    given text NOT NULL,
+    middle text NOT NULL,
+    family text NOT NULL,
+    suffix text NOT NULL,
+    birth_date text NOT NULL,
+    sex text NOT NULL,
+    street text NOT NULL,
+    city text NOT NULL,
+    state text NOT NULL,
+    zip text NOT NULL,
+    phone text NOT NULL,
+    identifiers jsonb NOT NULL,
+    replaced_by text,
+    resource jsonb NOT NULL,
+    content_hash text NOT NULL,
+    last_updated timestamptz NOT NULL
+  );
+  -- Blocking keys: every key a patient can be found by. Matching looks rows up here.
+  CREATE TABLE patient_block (
+    key text NOT NULL,
+    patient_id text NOT NULL REFERENCES patient(id) ON DELETE CASCADE,
+    PRIMARY KEY (key, patient_id)
+  );
+  CREATE INDEX patient_block_patient ON patient_block (patient_id);
+
+  CREATE TABLE immunization (
+    id text PRIMARY KEY,
+    patient_id text NOT NULL,
+    resource jsonb NOT NULL,
+    content_hash text NOT NULL,
+    last_updated timestamptz NOT NULL
+  );
+  CREATE INDEX immunization_patient ON immunization (patient_id);
+
+  -- One persistent Group per pipeline target. version counts membership changes.
+  CREATE TABLE partner_group (
+    id text PRIMARY KEY,
+    partner text NOT NULL,
+    name text NOT NULL,
+    mode text NOT NULL,
+    version integer NOT NULL DEFAULT 0,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+  );
+  CREATE TABLE group_member (
+    group_id text NOT NULL REFERENCES partner_group(id),
+    patient_id text NOT NULL,
+    added_at timestamptz NOT NULL,
+    added_by_run text,
+    PRIMARY KEY (group_id, patient_id)
+  );
+  -- Membership history: who joined or left, when, and by which run or decision.
+  CREATE TABLE group_event (
+    id bigserial PRIMARY KEY,
+    group_id text NOT NULL REFERENCES partner_group(id),
+    patient_id text NOT NULL,
+    action text NOT NULL CHECK (action IN ('added', 'removed')),
+    at timestamptz NOT NULL,
+    run_id text,
+    actor text NOT NULL
+  );
+  CREATE INDEX group_event_group ON group_event (group_id, at);
+
+  -- A run is one dropped file. The same bytes from the same partner are one run.
+  CREATE TABLE run (
+    id text PRIMARY KEY,
+    partner text NOT NULL,
+    file_name text NOT NULL,
+    file_sha256 text NOT NULL,
+    state text NOT NULL,
+    received_at timestamptz NOT NULL,
+    finished_at timestamptz,
+    group_id text,
+    counts jsonb,
+    summary jsonb,
+    result_path text,
+    error jsonb
+  );
+  CREATE INDEX run_partner_file ON run (partner, file_sha256);
+
+  -- Every row's outcome, with its full explanation. possible/ambiguous rows wait for review here.
+  CREATE TABLE run_row (
+    run_id text NOT NULL REFERENCES run(id),
+    row_index integer NOT NULL,
+    line integer NOT NULL,
+    record_id text NOT NULL,
+    outcome text NOT NULL,
+    patient_id text,
+    score double precision,
+    detail jsonb NOT NULL,
+    PRIMARY KEY (run_id, row_index)
+  );
+  CREATE INDEX run_row_outcome ON run_row (run_id, outcome);
+
+  CREATE TABLE export (
+    id text PRIMARY KEY,
+    group_id text NOT NULL,
+    transaction_time timestamptz NOT NULL,
+    dir text NOT NULL,
+    manifest jsonb NOT NULL
+  );
+
+  CREATE TABLE audit_event (
+    id bigserial PRIMARY KEY,
+    at timestamptz NOT NULL DEFAULT now(),
+    actor text NOT NULL,
+    action text NOT NULL,
+    entity text NOT NULL,
+    detail jsonb
+  );
+  `,
+];

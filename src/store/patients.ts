@@ -1,0 +1,233 @@
+/** The patient index: upserts by id, candidate look-up by blocking key, name frequencies. */
+import type { IndexPatient, NameFrequencies, PersonFields, Sex } from '../model/index.ts';
+import type { Queryable } from './db.ts';
+
+export interface PatientWrite {
+  patient: IndexPatient;
+  resource: unknown;
+  contentHash: string;
+  lastUpdated: string;
+  blockKeys: string[];
+}
+
+export interface UpsertCounts {
+  inserted: number;
+  updated: number;
+  unchanged: number;
+}
+
+/**
+ * Inserts new patients, rewrites changed ones (by content hash) and leaves identical ones alone,
+ * so loading the same extract twice changes nothing — not even last_updated.
+ */
+export async function upsertPatients(tx: Queryable, batch: PatientWrite[]): Promise<UpsertCounts> {
+  const counts: UpsertCounts = { inserted: 0, updated: 0, unchanged: 0 };
+  if (batch.length === 0) return counts;
+  // A later line for the same id wins, as it would if the lines were loaded one by one.
+  const byId = new Map(batch.map((w) => [w.patient.id, w]));
+  const ids = [...byId.keys()];
+  const { rows } = await tx.query<{ id: string; content_hash: string }>(
+    'SELECT id, content_hash FROM patient WHERE id = ANY($1::text[])',
+    [ids],
+  );
+  const existing = new Map(rows.map((r) => [r.id, r.content_hash]));
+  const changed: PatientWrite[] = [];
+  for (const w of byId.values()) {
+    const hash = existing.get(w.patient.id);
+    if (hash === undefined) counts.inserted++;
+    else if (hash === w.contentHash) {
+      counts.unchanged++;
+      continue;
+    } else counts.updated++;
+    changed.push(w);
+  }
+  if (changed.length === 0) return counts;
+
+  const col = <T>(f: (w: PatientWrite) => T) => changed.map(f);
+  const p = (f: (x: PersonFields) => string) => col((w) => f(w.patient.person));
+  await tx.query(
+    `INSERT INTO patient (id, given, middle, family, suffix, birth_date, sex, street, city, state, zip, phone,
+                          identifiers, replaced_by, resource, content_hash, last_updated)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                          $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::jsonb[], $14::text[],
+                          $15::jsonb[], $16::text[], $17::timestamptz[])
+     ON CONFLICT (id) DO UPDATE SET
+       given = excluded.given, middle = excluded.middle, family = excluded.family, suffix = excluded.suffix,
+       birth_date = excluded.birth_date, sex = excluded.sex, street = excluded.street, city = excluded.city,
+       state = excluded.state, zip = excluded.zip, phone = excluded.phone, identifiers = excluded.identifiers,
+       replaced_by = excluded.replaced_by, resource = excluded.resource, content_hash = excluded.content_hash,
+       last_updated = excluded.last_updated`,
+    [
+      col((w) => w.patient.id),
+      p((x) => x.given),
+      p((x) => x.middle),
+      p((x) => x.family),
+      p((x) => x.suffix),
+      p((x) => x.birthDate),
+      p((x) => x.sex),
+      p((x) => x.street),
+      p((x) => x.city),
+      p((x) => x.state),
+      p((x) => x.zip),
+      p((x) => x.phone),
+      col((w) => JSON.stringify(w.patient.identifiers)),
+      col((w) => w.patient.replacedBy ?? null),
+      col((w) => JSON.stringify(w.resource)),
+      col((w) => w.contentHash),
+      col((w) => w.lastUpdated),
+    ],
+  );
+  const changedIds = col((w) => w.patient.id);
+  await tx.query('DELETE FROM patient_block WHERE patient_id = ANY($1::text[])', [changedIds]);
+  const keys: string[] = [];
+  const owners: string[] = [];
+  for (const w of changed) {
+    // A merged-away patient is kept for export history but can no longer be matched.
+    if (w.patient.replacedBy) continue;
+    for (const k of new Set(w.blockKeys)) {
+      keys.push(k);
+      owners.push(w.patient.id);
+    }
+  }
+  if (keys.length > 0) {
+    await tx.query('INSERT INTO patient_block (key, patient_id) SELECT * FROM unnest($1::text[], $2::text[])', [keys, owners]);
+  }
+  return counts;
+}
+
+export interface ImmunizationWrite {
+  id: string;
+  patientId: string;
+  resource: unknown;
+  contentHash: string;
+  lastUpdated: string;
+}
+
+/** Same contract as upsertPatients. Returns also the ids whose patient is not in the index. */
+export async function upsertImmunizations(
+  tx: Queryable,
+  batch: ImmunizationWrite[],
+): Promise<UpsertCounts & { orphans: Set<string> }> {
+  const counts = { inserted: 0, updated: 0, unchanged: 0, orphans: new Set<string>() };
+  if (batch.length === 0) return counts;
+  const byId = new Map(batch.map((w) => [w.id, w]));
+  const patientIds = [...new Set(batch.map((w) => w.patientId))];
+  const known = new Set(
+    (await tx.query<{ id: string }>('SELECT id FROM patient WHERE id = ANY($1::text[])', [patientIds])).rows.map((r) => r.id),
+  );
+  const existing = new Map(
+    (
+      await tx.query<{ id: string; content_hash: string }>('SELECT id, content_hash FROM immunization WHERE id = ANY($1::text[])', [
+        [...byId.keys()],
+      ])
+    ).rows.map((r) => [r.id, r.content_hash]),
+  );
+  const changed: ImmunizationWrite[] = [];
+  for (const w of byId.values()) {
+    if (!known.has(w.patientId)) {
+      counts.orphans.add(w.id);
+      continue;
+    }
+    const hash = existing.get(w.id);
+    if (hash === undefined) counts.inserted++;
+    else if (hash === w.contentHash) {
+      counts.unchanged++;
+      continue;
+    } else counts.updated++;
+    changed.push(w);
+  }
+  if (changed.length > 0) {
+    await tx.query(
+      `INSERT INTO immunization (id, patient_id, resource, content_hash, last_updated)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::timestamptz[])
+       ON CONFLICT (id) DO UPDATE SET patient_id = excluded.patient_id, resource = excluded.resource,
+         content_hash = excluded.content_hash, last_updated = excluded.last_updated`,
+      [
+        changed.map((w) => w.id),
+        changed.map((w) => w.patientId),
+        changed.map((w) => JSON.stringify(w.resource)),
+        changed.map((w) => w.contentHash),
+        changed.map((w) => w.lastUpdated),
+      ],
+    );
+  }
+  return counts;
+}
+
+interface PatientRow {
+  id: string;
+  given: string;
+  middle: string;
+  family: string;
+  suffix: string;
+  birth_date: string;
+  sex: string;
+  street: string;
+  city: string;
+  state: string;
+  zip: string;
+  phone: string;
+  identifiers: IndexPatient['identifiers'];
+}
+
+function toIndexPatient(r: PatientRow): IndexPatient {
+  return {
+    id: r.id,
+    identifiers: r.identifiers,
+    person: {
+      given: r.given,
+      middle: r.middle,
+      family: r.family,
+      suffix: r.suffix,
+      birthDate: r.birth_date,
+      sex: r.sex as Sex,
+      street: r.street,
+      city: r.city,
+      state: r.state,
+      zip: r.zip,
+      phone: r.phone,
+    },
+  };
+}
+
+/** Every patient reachable by any of `keys`, with the keys that reached it. */
+export async function patientsByBlockKeys(db: Queryable, keys: string[]): Promise<Map<string, IndexPatient[]>> {
+  const out = new Map<string, IndexPatient[]>();
+  if (keys.length === 0) return out;
+  const { rows } = await db.query<PatientRow & { key: string }>(
+    `SELECT b.key, p.id, p.given, p.middle, p.family, p.suffix, p.birth_date, p.sex, p.street, p.city, p.state,
+            p.zip, p.phone, p.identifiers
+       FROM patient_block b JOIN patient p ON p.id = b.patient_id
+      WHERE b.key = ANY($1::text[])`,
+    [keys],
+  );
+  const seen = new Map<string, IndexPatient>();
+  for (const r of rows) {
+    let patient = seen.get(r.id);
+    if (!patient) seen.set(r.id, (patient = toIndexPatient(r)));
+    let list = out.get(r.key);
+    if (!list) out.set(r.key, (list = []));
+    list.push(patient);
+  }
+  return out;
+}
+
+export async function nameFrequencies(db: Queryable): Promise<NameFrequencies> {
+  const total = Number((await db.query<{ n: string | number }>('SELECT count(*) AS n FROM patient WHERE replaced_by IS NULL')).rows[0]?.n ?? 0);
+  const freq = async (col: 'given' | 'family') =>
+    new Map(
+      (
+        await db.query<{ v: string; n: string | number }>(
+          `SELECT ${col} AS v, count(*) AS n FROM patient WHERE replaced_by IS NULL AND ${col} <> '' GROUP BY ${col}`,
+        )
+      ).rows.map((r) => [r.v, Number(r.n)]),
+    );
+  return { total, given: await freq('given'), family: await freq('family') };
+}
+
+export async function countIndex(db: Queryable): Promise<{ patients: number; immunizations: number }> {
+  const { rows } = await db.query<{ p: string | number; i: string | number }>(
+    'SELECT (SELECT count(*) FROM patient) AS p, (SELECT count(*) FROM immunization) AS i',
+  );
+  return { patients: Number(rows[0]?.p ?? 0), immunizations: Number(rows[0]?.i ?? 0) };
+}
