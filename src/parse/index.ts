@@ -1,0 +1,82 @@
+/**
+ * Parse + normalise: a partner file in, its rows normalised in file order out. File-level faults
+ * (wrong encoding, broken quoting, a missing required column, a ragged row) reject the whole file
+ * with the file, line and field; row-level faults make that row `invalid` and nothing else.
+ */
+import { parse } from 'csv-parse';
+import type { LogicalField, NormalisedRow, RawRow } from '../model/index.ts';
+import type { Pipeline } from '../pipeline/index.ts';
+import { isRostermatchError, RostermatchError } from '../errors/index.ts';
+import { openText } from '../intake/index.ts';
+import { mapHeader, type ColumnMap } from './header.ts';
+import { normaliseRow } from './row.ts';
+
+export { headerKey, mapHeader } from './header.ts';
+export { normaliseRow } from './row.ts';
+
+export interface ParsedFile {
+  header: string[];
+  rows: NormalisedRow[];
+}
+
+interface CsvRecord {
+  record: string[];
+  info: { lines: number };
+}
+
+export async function readRoster(file: string, pipeline: Pipeline, today: string): Promise<ParsedFile> {
+  const parser = openText(file, pipeline.file.encoding).pipe(
+    parse({ delimiter: pipeline.file.delimiter, info: true, skip_empty_lines: true, bom: true, relax_quotes: false }),
+  );
+  let header: string[] | undefined;
+  let columns: ColumnMap = {};
+  const rows: NormalisedRow[] = [];
+  const seenIds = new Map<string, number>();
+  try {
+    for await (const { record, info } of parser as AsyncIterable<CsvRecord>) {
+      // A quoted cell may span lines: report the line the row starts on.
+      const line = info.lines - record.reduce((n, c) => n + countNewlines(c), 0);
+      if (!header) {
+        header = record;
+        columns = mapHeader(header, pipeline, file);
+        continue;
+      }
+      if (record.every((c) => c.trim() === '')) continue;
+      const raw: RawRow = { line, index: rows.length, recordId: '', fields: {} };
+      for (const [field, col] of Object.entries(columns) as [LogicalField, number][]) raw.fields[field] = record[col] ?? '';
+      raw.recordId = (raw.fields.recordId ?? '').trim();
+      let row = normaliseRow(raw, pipeline, today);
+      const firstLine = raw.recordId === '' ? undefined : seenIds.get(raw.recordId);
+      if (firstLine !== undefined) {
+        const dup = { field: 'recordId' as const, code: 'duplicate', message: `record id already used on line ${firstLine}` };
+        row = { kind: 'invalid', line, index: raw.index, recordId: raw.recordId, problems: row.kind === 'invalid' ? [...row.problems, dup] : [dup] };
+      } else if (raw.recordId !== '') seenIds.set(raw.recordId, line);
+      rows.push(row);
+    }
+  } catch (e) {
+    throw asFileError(e, file);
+  }
+  if (!header) throw new RostermatchError('FILE_EMPTY', 'the file is empty', { file });
+  if (rows.length === 0) throw new RostermatchError('FILE_NO_ROWS', 'only a header, no rows', { file, line: 2 });
+  return { header, rows };
+}
+
+function countNewlines(s: string): number {
+  let n = 0;
+  for (let i = s.indexOf('\n'); i >= 0; i = s.indexOf('\n', i + 1)) n++;
+  return n;
+}
+
+function asFileError(e: unknown, file: string): Error {
+  if (isRostermatchError(e)) return e;
+  const err = e as { code?: string; lines?: number; message?: string };
+  if (typeof err.code === 'string' && err.code.startsWith('CSV_')) {
+    // Some csv-parse messages end by quoting the offending cell: a name, perhaps. Cut that off.
+    const detail =
+      err.code === 'CSV_RECORD_INCONSISTENT_FIELDS_LENGTH'
+        ? 'a row has a different number of cells from the header'
+        : (err.message ?? err.code).replace(/,?\s*value is[\s\S]*$/, '');
+    return new RostermatchError('FILE_MALFORMED_CSV', detail, { file, ...(err.lines ? { line: err.lines } : {}) }, { cause: e });
+  }
+  return new RostermatchError('FILE_UNREADABLE', 'cannot read the file', { file }, { cause: e });
+}

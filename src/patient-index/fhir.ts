@@ -1,0 +1,80 @@
+/** FHIR R4 Patient → the matcher's view of a patient. Pure. */
+import type { Identifier, IndexPatient } from '../model/index.ts';
+import {
+  normaliseIdentifier,
+  normaliseName,
+  normalisePhone,
+  normaliseSex,
+  normaliseState,
+  normaliseStreet,
+  normaliseZip,
+  splitSuffix,
+} from '../normalise/index.ts';
+
+export const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
+const FHIR_DATE = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/;
+
+interface HumanName {
+  use?: string;
+  family?: string;
+  given?: string[];
+  suffix?: string[];
+  period?: { end?: string };
+}
+interface Address {
+  use?: string;
+  line?: string[];
+  city?: string;
+  state?: string;
+  postalCode?: string;
+}
+export interface FhirPatient {
+  resourceType: 'Patient';
+  id: string;
+  identifier?: { system?: string; value?: string }[];
+  name?: HumanName[];
+  gender?: string;
+  birthDate?: string;
+  address?: Address[];
+  telecom?: { system?: string; value?: string; use?: string }[];
+  link?: { type?: string; other?: { reference?: string } }[];
+}
+
+/** Throws a plain Error with a reason (no values) when the resource cannot be used. */
+export function patientFromFhir(r: FhirPatient): IndexPatient {
+  if (typeof r.id !== 'string' || !FHIR_ID.test(r.id)) throw new Error('Patient.id is missing or not a valid FHIR id');
+  const name = pick(r.name, (n) => n.use === 'official') ?? pick(r.name, (n) => n.use !== 'old' && n.use !== 'maiden');
+  const givens = (name?.given ?? []).map(normaliseName).filter(Boolean);
+  const fam = splitSuffix(normaliseName(name?.family ?? ''));
+  const sfx = name?.suffix?.map((s) => splitSuffix(`X ${normaliseName(s)}`).suffix).find((s) => s !== '') ?? '';
+  const address = pick(r.address, (a) => a.use === 'home') ?? pick(r.address, () => true);
+  const phoneCell = pick(r.telecom, (t) => t.system === 'phone' && t.use === 'home') ?? pick(r.telecom, (t) => t.system === 'phone');
+  const birthDate = r.birthDate && FHIR_DATE.test(r.birthDate) ? r.birthDate : '';
+  const identifiers: Identifier[] = (r.identifier ?? [])
+    .filter((i) => i.system && i.value)
+    .map((i) => ({ system: i.system!, value: normaliseIdentifier(i.value!) }));
+  const replacedBy = r.link?.find((l) => l.type === 'replaced-by')?.other?.reference?.replace(/^Patient\//, '');
+  const patient: IndexPatient = {
+    id: r.id,
+    identifiers,
+    person: {
+      given: givens[0] ?? '',
+      middle: givens.slice(1).join(' '),
+      family: fam.name,
+      suffix: sfx || fam.suffix,
+      birthDate,
+      sex: normaliseSex(r.gender ?? '') ?? '',
+      street: normaliseStreet((address?.line ?? []).join(' ')),
+      city: normaliseName(address?.city ?? ''),
+      state: normaliseState(address?.state ?? '') ?? '',
+      zip: normaliseZip(address?.postalCode ?? '') ?? '',
+      phone: normalisePhone(phoneCell?.value ?? '') ?? '',
+    },
+  };
+  if (replacedBy) patient.replacedBy = replacedBy;
+  return patient;
+}
+
+function pick<T>(list: T[] | undefined, pred: (x: T) => boolean): T | undefined {
+  return Array.isArray(list) ? list.find(pred) : undefined;
+}

@@ -1,0 +1,166 @@
+/**
+ * Loading the patient index from an IIS extract: FHIR Patient/Immunization NDJSON (the form a
+ * bulk extract has) or the documented CSV form. Streams line by line and writes in batches, so a
+ * million-patient file never sits in memory; upserts by id, so a second load of the same data
+ * changes nothing. A bad line is reported with its file, line and reason, and the rest loads.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import readline from 'node:readline';
+import { parse } from 'csv-parse';
+import { blockingKeys } from '../match/index.ts';
+import type { Db, ImmunizationWrite, PatientWrite, UpsertCounts } from '../store/index.ts';
+import { upsertImmunizations, upsertPatients } from '../store/index.ts';
+import { RostermatchError } from '../errors/index.ts';
+import { csvKind, csvToResource } from './csv-form.ts';
+import { FHIR_ID, patientFromFhir, type FhirPatient } from './fhir.ts';
+
+export { patientFromFhir } from './fhir.ts';
+export { PATIENT_CSV_COLUMNS, IMMUNIZATION_CSV_COLUMNS } from './csv-form.ts';
+
+export interface RejectedLine {
+  file: string;
+  line: number;
+  reason: string;
+}
+
+export interface LoadReport {
+  file: string;
+  lines: number;
+  patients: UpsertCounts;
+  immunizations: UpsertCounts;
+  rejected: number;
+  /** The first rejections, in file order (all of them are counted in `rejected`). */
+  rejections: RejectedLine[];
+}
+
+/** How many rows are written per transaction: large enough to amortise, small enough to stream. */
+const BATCH = 1000;
+const MAX_LISTED_REJECTIONS = 1000;
+
+interface Record_ {
+  line: number;
+  resource: unknown;
+}
+
+export async function loadIndexFile(db: Db, file: string, opts: { now?: () => Date } = {}): Promise<LoadReport> {
+  const now = opts.now ?? (() => new Date());
+  const report: LoadReport = {
+    file,
+    lines: 0,
+    patients: { inserted: 0, updated: 0, unchanged: 0 },
+    immunizations: { inserted: 0, updated: 0, unchanged: 0 },
+    rejected: 0,
+    rejections: [],
+  };
+  const reject = (line: number, reason: string) => {
+    report.rejected++;
+    if (report.rejections.length < MAX_LISTED_REJECTIONS) report.rejections.push({ file, line, reason });
+  };
+  let patients: PatientWrite[] = [];
+  let immunizations: (ImmunizationWrite & { line: number })[] = [];
+  const add = (counts: UpsertCounts, c: UpsertCounts) => {
+    counts.inserted += c.inserted;
+    counts.updated += c.updated;
+    counts.unchanged += c.unchanged;
+  };
+  const flush = async () => {
+    if (patients.length > 0) {
+      const batch = patients;
+      patients = [];
+      add(report.patients, await db.transaction((tx) => upsertPatients(tx, batch)));
+    }
+    if (immunizations.length > 0) {
+      const batch = immunizations;
+      immunizations = [];
+      const c = await db.transaction((tx) => upsertImmunizations(tx, batch));
+      add(report.immunizations, c);
+      for (const w of batch) if (c.orphans.has(w.id)) reject(w.line, `Immunization.patient references a Patient not in the index`);
+    }
+  };
+
+  const source = /\.csv$/i.test(file) ? csvRecords(file) : ndjsonRecords(file, reject);
+  try {
+    for await (const { line, resource } of source) {
+      report.lines = line;
+      try {
+        const stamped = new Date(Math.floor(now().getTime() / 1000) * 1000).toISOString();
+        const prepared = prepare(resource, stamped);
+        if (prepared.kind === 'Patient') patients.push(prepared.write);
+        else immunizations.push({ ...prepared.write, line });
+      } catch (e) {
+        reject(line, (e as Error).message);
+        continue;
+      }
+      // Patients first, so an Immunization in the same batch finds its patient.
+      if (patients.length >= BATCH || immunizations.length >= BATCH) await flush();
+    }
+    await flush();
+  } catch (e) {
+    if (e instanceof RostermatchError) throw e;
+    throw new RostermatchError('FILE_UNREADABLE', 'cannot read the index file', { file }, { cause: e });
+  }
+  return report;
+}
+
+type Prepared = { kind: 'Patient'; write: PatientWrite } | { kind: 'Immunization'; write: ImmunizationWrite };
+
+/**
+ * The stored resource carries our own meta.lastUpdated (when this index last changed it), as a
+ * FHIR server's would, so Bulk `_since` means "changed here since"; the content hash ignores meta
+ * so a reload of unchanged data is recognised as unchanged.
+ */
+function prepare(resource: unknown, now: string): Prepared {
+  if (typeof resource !== 'object' || resource === null || Array.isArray(resource)) throw new Error('not a JSON object');
+  const r = resource as Record<string, unknown>;
+  const { meta: _meta, ...content } = r;
+  const contentHash = createHash('sha256').update(JSON.stringify(content)).digest('hex');
+  const stored = { ...r, meta: { ...(typeof _meta === 'object' ? _meta : {}), lastUpdated: now } };
+  if (r.resourceType === 'Patient') {
+    const patient = patientFromFhir(r as unknown as FhirPatient);
+    const keys = patient.replacedBy ? [] : blockingKeys(patient.person, patient.identifiers);
+    return { kind: 'Patient', write: { patient, resource: stored, contentHash, lastUpdated: now, blockKeys: keys } };
+  }
+  if (r.resourceType === 'Immunization') {
+    if (typeof r.id !== 'string' || !FHIR_ID.test(r.id)) throw new Error('Immunization.id is missing or not a valid FHIR id');
+    const ref = (r.patient as { reference?: unknown } | undefined)?.reference;
+    const m = typeof ref === 'string' ? /^Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(ref) : null;
+    if (!m) throw new Error('Immunization.patient.reference is missing or not "Patient/<id>"');
+    return { kind: 'Immunization', write: { id: r.id, patientId: m[1]!, resource: stored, contentHash, lastUpdated: now } };
+  }
+  throw new Error(`resourceType must be Patient or Immunization`);
+}
+
+async function* ndjsonRecords(file: string, reject: (line: number, reason: string) => void): AsyncGenerator<Record_> {
+  const lines = readline.createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
+  let line = 0;
+  for await (const text of lines) {
+    line++;
+    const t = line === 1 ? text.replace(/^\uFEFF/, '') : text;
+    if (t.trim() === '') continue;
+    let resource: unknown;
+    try {
+      resource = JSON.parse(t);
+    } catch {
+      reject(line, 'not valid JSON');
+      continue;
+    }
+    yield { line, resource };
+  }
+}
+
+async function* csvRecords(file: string): AsyncGenerator<Record_> {
+  const parser = createReadStream(file).pipe(parse({ bom: true, info: true, skip_empty_lines: true, trim: true }));
+  let header: string[] | undefined;
+  let kind: ReturnType<typeof csvKind>;
+  for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
+    if (!header) {
+      header = record.map((h) => h.toLowerCase());
+      kind = csvKind(header);
+      if (!kind) throw new RostermatchError('INDEX_LINE_INVALID', 'header matches neither the Patient nor the Immunization CSV form', { file, line: 1 });
+      continue;
+    }
+    const row = Object.fromEntries(header.map((h, i) => [h, record[i] ?? '']));
+    yield { line: info.lines, resource: csvToResource(kind!, row) };
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * The partner-facing outputs of a run: `<name>.results.csv` (one row per input row, input order)
+ * and `<name>.summary.json`. Both are written under a temporary name and renamed, so a partner
+ * never picks up half a file.
+ */
+import { createWriteStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { finished } from 'node:stream/promises';
+import { format } from 'fast-csv';
+import type { RowResult, ScoredCandidate } from '../model/index.ts';
+
+export const RESULT_HEADERS = ['line', 'record_id', 'outcome', 'patient_id', 'score', 'reasons', 'candidates'] as const;
+
+export function outputNames(inputFile: string): { base: string; results: string; summary: string } {
+  const base = path.basename(inputFile).replace(/\.[^.]*$/, '') || path.basename(inputFile);
+  return { base, results: `${base}.results.csv`, summary: `${base}.summary.json` };
+}
+
+/**
+ * Spreadsheets run a cell that starts with = + - @ (or a tab/CR before one) as a formula; a
+ * partner opening the result file must never execute one that arrived inside their own data.
+ */
+export function neutraliseCell(value: string): string {
+  return /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
+}
+
+export function explain(c: ScoredCandidate): string {
+  return c.comparisons.map((x) => `${x.field}:${x.level}${x.weight >= 0 ? '+' : ''}${x.weight}`).join(' ');
+}
+
+export function resultCells(r: RowResult): string[] {
+  const best = r.candidates[0];
+  let reasons = '';
+  if (r.outcome === 'invalid') reasons = (r.problems ?? []).map((p) => `${p.field}: ${p.message}`).join('; ');
+  else if (best) reasons = explain(best) + (best.guard ? ` guard:${best.guard}` : '');
+  else if (r.outcome === 'no_match') reasons = r.score === undefined ? 'no candidate shares a blocking key' : 'no candidate reached the possible threshold';
+  const candidates =
+    r.outcome === 'possible' || r.outcome === 'ambiguous' ? r.candidates.map((c) => `${c.patientId} (${c.score})`).join('; ') : '';
+  return [
+    String(r.line),
+    neutraliseCell(r.recordId),
+    r.outcome,
+    r.patientId ?? '',
+    r.score === undefined ? '' : String(r.score),
+    neutraliseCell(reasons),
+    neutraliseCell(candidates),
+  ];
+}
+
+/** Writes the result rows in input order. Returns the final path. */
+export async function writeResultFile(dir: string, name: string, results: Iterable<RowResult>): Promise<string> {
+  await fs.mkdir(dir, { recursive: true });
+  const final = path.join(dir, name);
+  const tmp = `${final}.tmp-${process.pid}`;
+  const out = createWriteStream(tmp);
+  const csv = format<string[], string[]>({ headers: [...RESULT_HEADERS], writeHeaders: true, rowDelimiter: '\r\n', quoteColumns: false });
+  csv.pipe(out);
+  for (const r of results) {
+    if (!csv.write(resultCells(r))) await new Promise((res) => csv.once('drain', res));
+  }
+  csv.end();
+  await finished(out);
+  await fs.rename(tmp, final);
+  return final;
+}
+
+export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}`;
+  await fs.writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`);
+  await fs.rename(tmp, file);
+}
