@@ -117,3 +117,24 @@ export async function recordAudit(db: Queryable, e: { actor: string; action: str
     e.detail === undefined ? null : JSON.stringify(e.detail),
   ]);
 }
+
+/** A run's row results, in input order, as they were recorded. */
+export async function readRunResults(db: Queryable, runId: string): Promise<RowResult[]> {
+  const { rows } = await db.query<{
+    row_index: number;
+    line: number;
+    record_id: string;
+    outcome: Outcome;
+    patient_id: string | null;
+    score: number | null;
+    detail: Pick<RowResult, 'candidates' | 'problems' | 'warnings'>;
+  }>('SELECT row_index, line, record_id, outcome, patient_id, score, detail FROM run_row WHERE run_id = $1 ORDER BY row_index', [runId]);
+  return rows.map((r) => {
+    const out: RowResult = { index: r.row_index, line: r.line, recordId: r.record_id, outcome: r.outcome, candidates: r.detail.candidates ?? [] };
+    if (r.patient_id !== null) out.patientId = r.patient_id;
+    if (r.score !== null) out.score = r.score;
+    if (r.detail.problems) out.problems = r.detail.problems;
+    if (r.detail.warnings) out.warnings = r.detail.warnings;
+    return out;
+  });
+}

@@ -1,0 +1,153 @@
+#!/usr/bin/env node
+/**
+ * The rostermatch command line. Each command is a thin edge over the stage functions: parse the
+ * arguments, open the store, call, print. Errors print one line naming the cause and exit non-zero.
+ */
+import path from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { isRostermatchError } from '../errors/index.ts';
+import { exportGroup, parseExportParams } from '../export/index.ts';
+import { loadIndexFile } from '../patient-index/index.ts';
+import { loadPartnerPipeline, loadPipelineFile } from '../pipeline/index.ts';
+import { runFile } from '../run/index.ts';
+import { generateSamples } from '../samples/index.ts';
+import { getGroup, groupHistory, groupMembers, listGroups, toFhirGroup } from '../store/index.ts';
+import { RostermatchError } from '../errors/index.ts';
+import { withContext, type GlobalOptions } from './context.ts';
+import { runDemo } from './demo.ts';
+import { printLoad, printRun } from './print.ts';
+
+const program = new Command()
+  .name('rostermatch')
+  .description('Match partners\' flat-file rosters to IIS patients, keep their FHIR Groups, export Bulk FHIR NDJSON.')
+  .addOption(new Option('--data-dir <dir>', 'embedded database and outputs').env('ROSTERMATCH_DATA').default('.rostermatch'))
+  .option('--pipelines <dir>', 'folder of partner pipeline files', 'pipelines')
+  .showHelpAfterError('(run with --help for usage)');
+
+const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+
+const positiveInt = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive whole number');
+  return n;
+};
+
+const index = program.command('index').description('the IIS patient index');
+index
+  .command('load')
+  .description('load FHIR Patient/Immunization NDJSON or the CSV form; upserts by id, reports bad lines')
+  .argument('<files...>', 'NDJSON (.ndjson) or CSV (.csv) files, patients before their immunizations')
+  .option('--json', 'print the load reports as JSON')
+  .action(async (files: string[], o: { json?: boolean }) => {
+    await withContext(globals(), async ({ db }) => {
+      const reports = [];
+      for (const f of files) {
+        const r = await loadIndexFile(db, f);
+        reports.push(r);
+        if (!o.json) console.log(printLoad(r));
+      }
+      if (o.json) console.log(JSON.stringify(reports, null, 2));
+    });
+  });
+
+program
+  .command('match')
+  .description('match one partner file: result file, Group change and export')
+  .argument('<file>', 'the partner\'s roster, member list or panel')
+  .requiredOption('--partner <id>', 'partner id (its pipeline is <pipelines>/<id>.yaml)')
+  .option('--pipeline <file>', 'a pipeline file outside the pipelines folder')
+  .option('--out <dir>', 'where the result files go (default: the partner\'s outbound folder)')
+  .option('--force', 'process again even if these exact bytes were processed before')
+  .option('--json', 'print the run summary as JSON')
+  .action(async (file: string, o: { partner: string; pipeline?: string; out?: string; force?: boolean; json?: boolean }) => {
+    const g = globals();
+    const pipeline = o.pipeline ? await loadPipelineFile(o.pipeline) : await loadPartnerPipeline(g.pipelines, o.partner);
+    if (pipeline.partner !== o.partner) {
+      throw new RostermatchError('PIPELINE_INVALID', `the pipeline is for partner "${pipeline.partner}", not "${o.partner}"`, { file: o.pipeline ?? '', field: 'partner' });
+    }
+    await withContext(g, async ({ db, log, paths }) => {
+      const out = await runFile(db, log, {
+        file,
+        pipeline,
+        outDir: o.out ?? path.join(paths.dropRoot, pipeline.partner, 'outbound'),
+        exportsDir: paths.exportsDir,
+        force: !!o.force,
+      });
+      console.log(o.json ? JSON.stringify(out.kind === 'completed' ? out.summary : { duplicateOf: out.run.id, run: out.run }, null, 2) : printRun(out));
+    });
+  });
+
+const group = program.command('group').description('partner Groups');
+group
+  .command('show')
+  .description('a Group as a FHIR resource, or its membership history')
+  .argument('<group-id>')
+  .option('--history', 'print the membership history instead (newest first)')
+  .action(async (id: string, o: { history?: boolean }) => {
+    await withContext(globals(), async ({ db }) => {
+      const g = await getGroup(db, id);
+      if (!g) throw new RostermatchError('GROUP_NOT_FOUND', `no Group with id "${id}"`);
+      const out = o.history ? await groupHistory(db, id) : toFhirGroup(g, await groupMembers(db, id));
+      console.log(JSON.stringify(out, null, 2));
+    });
+  });
+group
+  .command('list')
+  .description('every Group with its size')
+  .action(async () => {
+    await withContext(globals(), async ({ db }) => {
+      for (const g of await listGroups(db)) console.log(`${g.id}\t${g.partner}\t${g.mode}\t${g.size} members\tv${g.version}\t${g.updatedAt}`);
+    });
+  });
+
+program
+  .command('export')
+  .description('Bulk Data export of a Group: Patient.ndjson, Immunization.ndjson, manifest.json')
+  .argument('<group-id>')
+  .option('--out <dir>', 'export root (default: <data-dir>/exports)')
+  .option('--since <instant>', 'only resources changed after this FHIR instant (Bulk _since)')
+  .option('--type <types>', 'comma-separated resource types (Bulk _type): Patient,Immunization')
+  .action(async (id: string, o: { out?: string; since?: string; type?: string }) => {
+    const params = parseExportParams(o);
+    await withContext(globals(), async ({ db, paths }) => {
+      const r = await exportGroup(db, { groupId: id, outRoot: o.out ?? paths.exportsDir, types: params.types, ...(params.since ? { since: params.since } : {}) });
+      console.log(`exported ${id} to ${r.dir}`);
+      for (const x of r.manifest.output) console.log(`  ${x.type}: ${x.count}`);
+    });
+  });
+
+program
+  .command('samples')
+  .description('synthetic test data')
+  .command('generate')
+  .description('a deterministic IIS population, three partner files and their ground truth')
+  .requiredOption('--patients <n>', 'IIS population size', positiveInt)
+  .option('--seed <n>', 'random seed; same seed, same bytes', positiveInt, 20261101)
+  .option('--roster <n>', 'rows in each partner file (default: scaled to the population)', positiveInt)
+  .requiredOption('--out <dir>', 'output folder')
+  .action(async (o: { patients: number; seed: number; roster?: number; out: string }) => {
+    const rosterRows = o.roster ? { school: o.roster, payer: o.roster, clinic: o.roster } : undefined;
+    const r = await generateSamples({ patients: o.patients, seed: o.seed, outDir: o.out, ...(rosterRows ? { rosterRows } : {}) });
+    console.log(`${r.patients} patients, ${r.immunizations} immunizations in ${o.out}/iis`);
+    for (const x of r.rosters) console.log(`  ${x.partner}: ${x.file} ${x.rows} rows (${x.inIndex} in the index)`);
+  });
+
+program
+  .command('demo')
+  .description('load the sample IIS index, match the three sample partner files, print where everything went')
+  .option('--samples <dir>', 'the sample set', 'samples')
+  .action(async (o: { samples: string }) => {
+    await withContext(globals(), (ctx) => runDemo(ctx, o.samples));
+  });
+
+try {
+  await program.parseAsync();
+} catch (e) {
+  if (isRostermatchError(e)) {
+    console.error(`rostermatch: ${e.message}`);
+    process.exitCode = 1;
+  } else {
+    console.error(`rostermatch: internal error: ${(e as Error)?.stack ?? String(e)}`);
+    process.exitCode = 70;
+  }
+}
