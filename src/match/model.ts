@@ -71,8 +71,11 @@ export function weight(level: Level): number {
   return Math.log2(level.m / level.u);
 }
 
+/** Below this many patients, name frequencies say more about the sample than the population. */
+export const MIN_TF_POPULATION = 1000;
+
 /** Exact-agreement u from the index's own name frequencies, floored so one-off names stay sane. */
 export function termFrequencyU(count: number | undefined, total: number, floor: number, fallback: number): number {
-  if (!count || total === 0) return fallback;
+  if (!count || total < MIN_TF_POPULATION) return fallback;
   return Math.max(count / total, floor);
 }
