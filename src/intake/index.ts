@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
-import { Transform, type Readable } from 'node:stream';
+import { compose, Transform, type Readable } from 'node:stream';
 import { pipeline as pump } from 'node:stream/promises';
 import iconv from 'iconv-lite';
 import { RostermatchError } from '../errors/index.ts';
@@ -26,9 +26,9 @@ export async function sha256File(file: string): Promise<string> {
 
 /** A stream of the file's text, BOM removed. Errors are RostermatchErrors naming file and line. */
 export function openText(file: string, encoding: Encoding): Readable {
-  const bytes = createReadStream(file);
-  if (encoding === 'windows-1252') return bytes.pipe(iconv.decodeStream('win1252')) as unknown as Readable;
-  return bytes.pipe(strictUtf8(file));
+  // compose, not pipe: a read or decode error must reach whoever consumes the text.
+  const decoder = encoding === 'windows-1252' ? (iconv.decodeStream('win1252') as unknown as Transform) : strictUtf8(file);
+  return compose(createReadStream(file), decoder);
 }
 
 function strictUtf8(file: string): Transform {

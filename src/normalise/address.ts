@@ -197,6 +197,13 @@ const UNIT_DESIGNATORS: ReadonlyMap<string, string> = new Map([
   ['HANGAR', 'HNGR'], ['HNGR', 'HNGR'],
 ]);
 
+/** Designator words that are also ordinary words ("OAK TRAILER PARK"): a unit only before a number. */
+const NEEDS_NUMBER: ReadonlySet<string> = new Set(['TRAILER', 'LOT']);
+
+function startsWithDigitOrHash(token: string | undefined): boolean {
+  return token !== undefined && (token === '#' || isDigitCode(token.charCodeAt(0)));
+}
+
 /** "APT NO 4", "UNIT NUMBER 4": the word adds nothing after a designator. */
 const NUMBER_WORDS: ReadonlySet<string> = new Set(['NO', 'NUM', 'NUMBER', 'NBR']);
 
@@ -245,6 +252,11 @@ export function normaliseStreet(raw: string): string {
   const folded = fold(raw, MODE_STREET);
   if (folded === '') return '';
   const t = folded.split(' ');
+  // A "#" that introduces nothing (leading, trailing or doubled) carries no unit number.
+  for (let i = t.length - 1; i >= 0; i--) {
+    if (t[i] === '#' && (i === 0 || i === t.length - 1 || t[i + 1] === '#')) t.splice(i, 1);
+  }
+  if (t.length === 0) return '';
   if (boxPrefix(t) >= 0) return t.join(' ');
 
   // Units: everything from the first designator on is the unit part, left as written. A
@@ -253,13 +265,18 @@ export function normaliseStreet(raw: string): string {
   for (let i = 1; i < t.length; i++) {
     const token = t[i]!;
     if (token === '#') {
+      if (UNIT_DESIGNATORS.has(t[i - 1]!)) {
+        t.splice(i, 1); // "UNIT #4": the designator already says what "#" would
+        i--;
+        continue;
+      }
       t[i] = 'APT';
       if (unitStart < 0) unitStart = i;
       continue;
     }
     if (i < 2) continue;
     const designator = UNIT_DESIGNATORS.get(token);
-    if (designator !== undefined) {
+    if (designator !== undefined && (!NEEDS_NUMBER.has(token) || startsWithDigitOrHash(t[i + 1]))) {
       t[i] = designator;
       if (unitStart < 0) unitStart = i;
       const next = t[i + 1];

@@ -134,9 +134,13 @@ function splitLastFirst(raw: string, comma: number): FullNameParts {
   const family = splitSuffix(raw.slice(0, comma));
   let suffix = family.suffix;
   let givenText = '';
-  for (const part of raw.slice(comma + 1).split(',')) {
-    const alone = SUFFIXES.get(fold(part, MODE_ALNUM));
-    if (alone !== undefined) suffix = alone;
+  const parts = raw.slice(comma + 1).split(',');
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!;
+    const folded = fold(part, MODE_ALNUM);
+    const alone = SUFFIXES.get(folded);
+    // "SMITH, JUNIOR" names a person called Junior; "SMITH, JOHN, JUNIOR" has a suffix.
+    if (alone !== undefined && (i > 0 || !SUFFIX_WORDS_THAT_ARE_NAMES.has(folded))) suffix = alone;
     else givenText += givenText === '' ? part : ' ' + part;
   }
   const rest = nameTokens(givenText);

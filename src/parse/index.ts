@@ -3,6 +3,7 @@
  * (wrong encoding, broken quoting, a missing required column, a ragged row) reject the whole file
  * with the file, line and field; row-level faults make that row `invalid` and nothing else.
  */
+import { compose } from 'node:stream';
 import { parse } from 'csv-parse';
 import type { LogicalField, NormalisedRow, RawRow } from '../model/index.ts';
 import type { Pipeline } from '../pipeline/index.ts';
@@ -25,7 +26,8 @@ interface CsvRecord {
 }
 
 export async function readRoster(file: string, pipeline: Pipeline, today: string): Promise<ParsedFile> {
-  const parser = openText(file, pipeline.file.encoding).pipe(
+  const parser = compose(
+    openText(file, pipeline.file.encoding),
     parse({ delimiter: pipeline.file.delimiter, info: true, skip_empty_lines: true, bom: true, relax_quotes: false }),
   );
   let header: string[] | undefined;

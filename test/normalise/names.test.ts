@@ -186,6 +186,9 @@ describe('splitFullName', () => {
 
   it('treats JUNIOR opening the cell as a given name', () => {
     expect(splitFullName('Junior Smith')).toEqual({ given: 'JUNIOR', middle: '', family: 'SMITH', suffix: '' });
+    expect(splitFullName('Smith, Junior')).toEqual({ given: 'JUNIOR', middle: '', family: 'SMITH', suffix: '' });
+    expect(splitFullName('Smith, John, Junior')).toEqual({ given: 'JOHN', middle: '', family: 'SMITH', suffix: 'JR' });
+    expect(splitFullName('Smith, Jr')).toEqual({ given: '', middle: '', family: 'SMITH', suffix: 'JR' });
   });
 
   it("folds curly apostrophes and accents in each part", () => {
@@ -206,5 +209,31 @@ describe('splitFullName', () => {
 
   it('splits on tabs and NBSP as well as spaces', () => {
     expect(splitFullName('John\u00a0A\tSmith')).toEqual({ given: 'JOHN', middle: 'A', family: 'SMITH', suffix: '' });
+  });
+});
+
+describe('normaliseName against a reference implementation', () => {
+  // The production loop avoids building strings for input that is already normal; a plain
+  // map-join-collapse version must agree with it on arbitrary mixes of the tricky characters.
+  const REPLACEMENT: Record<string, string> = {
+    a: 'A', B: 'B', z: 'Z', Y: 'Y', ' ': ' ', '\t': ' ', '\u00a0': ' ', '-': ' ', ',': ' ', '/': ' ',
+    "'": '', '.': '', '\u2019': '', '7': '', 'é': 'E', 'ß': 'SS', 'Ø': 'O', '#': ' ',
+  };
+  const ALPHABET = Object.keys(REPLACEMENT);
+  const reference = (raw: string): string =>
+    [...raw].map((ch) => REPLACEMENT[ch]).join('').replace(/ +/g, ' ').trim();
+
+  it('agrees on 5,000 random strings', () => {
+    let seed = 12345;
+    const next = (): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed / 2147483648;
+    };
+    for (let n = 0; n < 5000; n++) {
+      const length = Math.floor(next() * 12);
+      let raw = '';
+      for (let i = 0; i < length; i++) raw += ALPHABET[Math.floor(next() * ALPHABET.length)];
+      expect(normaliseName(raw), JSON.stringify(raw)).toBe(reference(raw));
+    }
   });
 });
