@@ -100,6 +100,8 @@ export async function loadIndexFile(db: Db, file: string, opts: { now?: () => Da
     if (e instanceof RostermatchError) throw e;
     throw new RostermatchError('FILE_UNREADABLE', 'cannot read the index file', { file }, { cause: e });
   }
+  // Orphaned immunizations are found a batch later than the lines around them.
+  report.rejections.sort((a, b) => a.line - b.line);
   return report;
 }
 

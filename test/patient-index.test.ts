@@ -1,0 +1,99 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadIndexFile } from '../src/patient-index/index.ts';
+import { countIndex } from '../src/store/index.ts';
+import { fhirImmunization, fhirPatient, tempDb, writeNdjson, writeText } from './helpers.ts';
+
+const PATIENTS = [
+  fhirPatient({ id: 'a', given: 'Ava', family: 'Martinez', birthDate: '2015-03-14' }),
+  fhirPatient({ id: 'b', given: 'Liam', family: 'Wilson', birthDate: '2016-07-02' }),
+];
+
+describe('loading the patient index', () => {
+  it('upserts by id: a second load of the same file changes nothing', async () => {
+    const { db, dir } = await tempDb();
+    const file = await writeNdjson(path.join(dir, 'Patient.ndjson'), PATIENTS);
+    const first = await loadIndexFile(db, file, { now: () => new Date('2026-01-01T00:00:00Z') });
+    expect(first.patients).toEqual({ inserted: 2, updated: 0, unchanged: 0 });
+    const second = await loadIndexFile(db, file, { now: () => new Date('2026-02-01T00:00:00Z') });
+    expect(second.patients).toEqual({ inserted: 0, updated: 0, unchanged: 2 });
+    const { rows } = await db.query<{ last_updated: Date }>('SELECT last_updated FROM patient ORDER BY id');
+    expect(rows.map((r) => r.last_updated.toISOString())).toEqual(['2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z']);
+
+    const changed = [PATIENTS[0], { ...PATIENTS[1], birthDate: '2016-07-03' }];
+    const third = await loadIndexFile(db, await writeNdjson(path.join(dir, 'P2.ndjson'), changed));
+    expect(third.patients).toEqual({ inserted: 0, updated: 1, unchanged: 1 });
+    const { rows: keys } = await db.query<{ key: string }>(`SELECT key FROM patient_block WHERE patient_id = 'b' AND key LIKE 'df:%'`);
+    expect(keys.map((k) => k.key)).toEqual(['df:2016-07-03|ALSN']);
+  });
+
+  it('rejects bad lines with their line number and reason, and loads the rest', async () => {
+    const { db, dir } = await tempDb();
+    const file = await writeText(
+      path.join(dir, 'mixed.ndjson'),
+      [
+        JSON.stringify(PATIENTS[0]),
+        '{"resourceType":"Patient", "id": ',
+        JSON.stringify({ resourceType: 'Observation', id: 'o1' }),
+        '',
+        JSON.stringify({ ...PATIENTS[1], id: 'bad id!' }),
+        JSON.stringify(PATIENTS[1]),
+        JSON.stringify(fhirImmunization('i1', 'a')),
+        JSON.stringify(fhirImmunization('i2', 'nobody')),
+        JSON.stringify({ resourceType: 'Immunization', id: 'i3', patient: { reference: 'Group/x' } }),
+      ].join('\n'),
+    );
+    const r = await loadIndexFile(db, file);
+    expect(r.patients.inserted).toBe(2);
+    expect(r.immunizations.inserted).toBe(1);
+    expect(r.rejected).toBe(5);
+    expect(r.rejections.map((x) => [x.line, x.reason])).toEqual([
+      [2, 'not valid JSON'],
+      [3, 'resourceType must be Patient or Immunization'],
+      [5, 'Patient.id is missing or not a valid FHIR id'],
+      [8, 'Immunization.patient references a Patient not in the index'],
+      [9, 'Immunization.patient.reference is missing or not "Patient/<id>"'],
+    ]);
+    expect(r.rejections.every((x) => x.file === file)).toBe(true);
+    expect(await countIndex(db)).toEqual({ patients: 2, immunizations: 1 });
+  });
+
+  it('loads the documented CSV form of patients and immunizations', async () => {
+    const { db, dir } = await tempDb();
+    const patients = await writeText(
+      path.join(dir, 'patients.csv'),
+      'id,family,given,middle,suffix,birth_date,sex,street,city,state,zip,phone,identifier_system,identifier_value\n' +
+        'c1,Núñez,José,Luis,Jr,2013-02-03,male,12 Oak Street,Springfield,IL,62701,217-555-0134,urn:mrn,M-001\n',
+    );
+    const imms = await writeText(path.join(dir, 'imms.csv'), 'id,patient_id,cvx,occurrence_date\nci1,c1,08,2013-02-04\n');
+    expect((await loadIndexFile(db, patients)).patients.inserted).toBe(1);
+    expect((await loadIndexFile(db, imms)).immunizations.inserted).toBe(1);
+    const { rows } = await db.query<Record<string, unknown>>('SELECT given, middle, family, suffix, birth_date, sex, street, zip, phone, identifiers FROM patient');
+    expect(rows[0]).toEqual({
+      given: 'JOSE',
+      middle: 'LUIS',
+      family: 'NUNEZ',
+      suffix: 'JR',
+      birth_date: '2013-02-03',
+      sex: 'male',
+      street: '12 OAK ST',
+      zip: '62701',
+      phone: '2175550134',
+      identifiers: [{ system: 'urn:mrn', value: 'M001' }],
+    });
+  });
+
+  it('refuses a CSV whose header is neither form', async () => {
+    const { db, dir } = await tempDb();
+    const f = await writeText(path.join(dir, 'x.csv'), 'name,dob\nx,y\n');
+    await expect(loadIndexFile(db, f)).rejects.toThrow(/INDEX_LINE_INVALID: header matches neither.*x\.csv, line 1/);
+  });
+
+  it('stops matching a patient merged away by a replaced-by link', async () => {
+    const { db, dir } = await tempDb();
+    const merged = { ...PATIENTS[0], link: [{ type: 'replaced-by', other: { reference: 'Patient/b' } }] };
+    await loadIndexFile(db, await writeNdjson(path.join(dir, 'P.ndjson'), [merged, PATIENTS[1]]));
+    const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM patient_block WHERE patient_id = 'a'`);
+    expect(rows[0]!.n).toBe(0);
+  });
+});
