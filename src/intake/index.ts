@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
-import { compose, Transform, type Readable } from 'node:stream';
+import { pipeline, Transform, type Readable } from 'node:stream';
 import { pipeline as pump } from 'node:stream/promises';
 import iconv from 'iconv-lite';
 import { RostermatchError } from '../errors/index.ts';
@@ -26,9 +26,8 @@ export async function sha256File(file: string): Promise<string> {
 
 /** A stream of the file's text, BOM removed. Errors are RostermatchErrors naming file and line. */
 export function openText(file: string, encoding: Encoding): Readable {
-  // compose, not pipe: a read or decode error must reach whoever consumes the text.
   const decoder = encoding === 'windows-1252' ? (iconv.decodeStream('win1252') as unknown as Transform) : strictUtf8(file);
-  return compose(createReadStream(file), decoder);
+  return chain(createReadStream(file), decoder);
 }
 
 function strictUtf8(file: string): Transform {
@@ -84,4 +83,15 @@ export async function firstInvalidUtf8Line(file: string): Promise<number | undef
     i += len;
   }
   return undefined;
+}
+
+/**
+ * `a` piped into `b`, returning `b`. Unlike `pipe`, an error in either stream destroys both and
+ * surfaces on `b`, so whoever consumes `b` sees a read or decode failure instead of hanging.
+ */
+export function chain<T extends NodeJS.ReadWriteStream>(a: NodeJS.ReadableStream, b: T): T {
+  pipeline(a, b, () => {
+    // Errors are delivered to b's consumer; nothing more to do here.
+  });
+  return b;
 }

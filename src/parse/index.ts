@@ -3,12 +3,11 @@
  * (wrong encoding, broken quoting, a missing required column, a ragged row) reject the whole file
  * with the file, line and field; row-level faults make that row `invalid` and nothing else.
  */
-import { compose } from 'node:stream';
 import { parse } from 'csv-parse';
 import type { LogicalField, NormalisedRow, RawRow } from '../model/index.ts';
 import type { Pipeline } from '../pipeline/index.ts';
 import { isRostermatchError, RostermatchError } from '../errors/index.ts';
-import { openText } from '../intake/index.ts';
+import { chain, openText } from '../intake/index.ts';
 import { mapHeader, type ColumnMap } from './header.ts';
 import { normaliseRow } from './row.ts';
 
@@ -26,7 +25,7 @@ interface CsvRecord {
 }
 
 export async function readRoster(file: string, pipeline: Pipeline, today: string): Promise<ParsedFile> {
-  const parser = compose(
+  const parser = chain(
     openText(file, pipeline.file.encoding),
     parse({ delimiter: pipeline.file.delimiter, info: true, skip_empty_lines: true, bom: true, relax_quotes: false }),
   );

@@ -330,9 +330,6 @@ function impossibleDate(rng: Rng, y: number): Ymd {
 
 function addSpaces(rng: Rng, text: string): string {
   if (!text) return text;
-  const r = rng.int(3);
-  if (r === 0) return ` ${text}`;
-  if (r === 1) return `${text}  `;
-  const i = 1 + rng.int(Math.max(1, text.length - 1));
-  return `${text.slice(0, i)} ${text.slice(i)}`;
+  if (text.includes(' ') && rng.chance(0.5)) return text.replace(' ', '  ');
+  return rng.chance(0.4) ? ` ${text}` : `${text}${rng.chance(0.5) ? ' ' : '   '}`;
 }

@@ -22,6 +22,7 @@ export const CVX: Readonly<Record<string, string>> = {
   '49': 'Hib (PRP-OMP)',
   '62': 'HPV, quadrivalent',
   '83': 'Hep A, ped/adol, 2 dose',
+  '94': 'MMRV',
   '100': 'pneumococcal conjugate PCV 7',
   '110': 'DTaP-Hep B-IPV',
   '113': 'Td (adult) preservative free',
@@ -30,6 +31,7 @@ export const CVX: Readonly<Record<string, string>> = {
   '116': 'rotavirus, pentavalent',
   '119': 'rotavirus, monovalent',
   '120': 'DTaP-Hib-IPV',
+  '130': 'DTaP-IPV',
   '133': 'Pneumococcal conjugate PCV 13',
   '136': 'Meningococcal MCV4O',
   '141': 'Influenza, seasonal, injectable',
@@ -50,6 +52,9 @@ export interface Dose {
 
 /** At most this many doses per patient (keeps Immunization.ndjson near 3 kB per patient). */
 export const MAX_DOSES = 20;
+
+/** Share of patients whose history starts when they moved into the registry's area. */
+const MOVED_IN = 0.2;
 
 const d = daysFromCivil;
 const IIS_START = d(1996, 1, 1);
@@ -73,8 +78,10 @@ const TRIVALENT_AGAIN = d(2024, 8, 1);
 /** The immunization history of one patient, in date order, at most MAX_DOSES long. */
 export function immunizationHistory(rng: Rng, birth: number, today: number): Dose[] {
   const doses: Dose[] = [];
+  // Some patients moved into the registry's area later: doses given before are not on record.
+  const since = Math.max(IIS_START, birth, rng.chance(MOVED_IN) ? birth + rng.int(Math.max(1, today - birth)) : birth);
   const add = (cvx: string | null, day: number): void => {
-    if (cvx !== null && day >= birth && day <= today && day >= IIS_START) doses.push({ cvx, day });
+    if (cvx !== null && day >= since && day <= today) doses.push({ cvx, day });
   };
   // How closely this family follows the schedule; a few decline most vaccines.
   const compliance = rng.chance(0.04) ? 0.1 : 0.6 + 0.4 * rng.next();
@@ -89,18 +96,24 @@ export function immunizationHistory(rng: Rng, birth: number, today: number): Dos
   const M = 30.44;
   const Y = DAYS_PER_YEAR;
 
-  // Infancy and early childhood.
-  const combo = rng.chance(0.25); // DTaP-Hib-IPV (Pentacel) for the primary series
-  add(rng.chance(0.9) ? '08' : null, at(0, 2));
-  series(() => '08', [[Math.round(M), Math.round(2 * M)], [Math.round(6 * M), Math.round(18 * M)]]);
-  const rv1 = rng.chance(0.3);
-  series((day) => (day >= RV_LICENSED ? (rv1 ? '119' : '116') : null), rv1 ? [[60, 75], [120, 135]] : [[60, 75], [120, 135], [180, 195]]);
+  // Infancy and early childhood. Many practices use combination vaccines, which is also why the
+  // doses recorded for a fully vaccinated child stay near twenty.
+  const combo = rng.next();
+  const pentacel = combo < 0.35; // DTaP-Hib-IPV for the primary series and the fourth dose
+  const pediarix = !pentacel && combo < 0.6; // DTaP-HepB-IPV for the primary series
   const primary: readonly (readonly [number, number])[] = [[60, 75], [120, 135], [180, 200]];
-  if (combo) {
-    series(() => '120', [...primary, [Math.round(15 * M), Math.round(18 * M)]]);
+  const toddler: readonly [number, number] = [Math.round(15 * M), Math.round(18 * M)];
+  const kinder: readonly [number, number] = [Math.round(4 * Y), Math.round(6 * Y)];
+  add(rng.chance(0.9) ? '08' : null, at(0, 2));
+  if (!pediarix) series(() => '08', [[Math.round(M), Math.round(2 * M)], [Math.round(6 * M), Math.round(18 * M)]]);
+  const rv1 = rng.chance(0.3);
+  series((day) => (day >= RV_LICENSED ? (rv1 ? '119' : '116') : null), rv1 ? [[60, 75], [120, 135]] : primary);
+  if (pentacel) {
+    series(() => '120', [...primary, toddler]);
   } else {
-    series(() => '20', [...primary, [Math.round(15 * M), Math.round(18 * M)]]);
-    series(() => '10', [[60, 75], [120, 135], [Math.round(6 * M), Math.round(18 * M)]]);
+    series(() => (pediarix ? '110' : '20'), primary);
+    series(() => '20', [toddler]);
+    if (!pediarix) series(() => '10', [[60, 75], [120, 135], [Math.round(6 * M), Math.round(18 * M)]]);
     const hib = rng.chance(0.5) ? '49' : '48';
     series(() => hib, hib === '48' ? [...primary, [365, 450]] : [[60, 75], [120, 135], [365, 450]]);
   }
@@ -109,11 +122,17 @@ export function immunizationHistory(rng: Rng, birth: number, today: number): Dos
   series(() => '21', [[365, 450]]);
   series((day) => (day >= HEPA_ROUTINE ? '83' : null), [[365, 700]]);
   if (doses.some((x) => x.cvx === '83')) series(() => '83', [[Math.round(19 * M), Math.round(30 * M)]]);
-  // Kindergarten boosters.
-  series(() => (combo ? '120' : '20'), [[Math.round(4 * Y), Math.round(6 * Y)]]);
-  if (!combo) series(() => '10', [[Math.round(4 * Y), Math.round(6 * Y)]]);
-  series(() => '03', [[Math.round(4 * Y), Math.round(6 * Y)]]);
-  series(() => '21', [[Math.round(4 * Y), Math.round(6 * Y)]]);
+  // Kindergarten boosters: DTaP-IPV and MMRV combinations or the single vaccines.
+  if (rng.chance(0.5)) series(() => '130', [kinder]);
+  else {
+    series(() => '20', [kinder]);
+    series(() => '10', [kinder]);
+  }
+  if (rng.chance(0.4)) series(() => '94', [kinder]);
+  else {
+    series(() => '03', [kinder]);
+    series(() => '21', [kinder]);
+  }
   // Adolescence.
   series((day) => (day >= TDAP_LICENSED ? '115' : null), [[Math.round(11 * Y), Math.round(12.9 * Y)]]);
   const mcv = rng.chance(0.6) ? '114' : '136';
@@ -154,7 +173,7 @@ export function immunizationHistory(rng: Rng, birth: number, today: number): Dos
     const day = d(season, 9, 10) + rng.between(0, 100);
     const age = (day - birth) / Y;
     if (age < 0.5) continue;
-    const p = age < 9 ? 0.45 : age < 19 ? 0.28 : age < 50 ? 0.2 : age < 65 ? 0.32 : 0.5;
+    const p = age < 9 ? 0.4 : age < 19 ? 0.25 : age < 50 ? 0.18 : age < 65 ? 0.28 : 0.42;
     if (rng.next() < p * (0.4 + 1.2 * fluBase) * compliance) {
       add(day >= TRIVALENT_AGAIN ? '141' : day >= QUADRIVALENT_FLU ? '150' : '141', day);
     }

@@ -102,7 +102,7 @@ const COMPOUND_HEADS: readonly string[] = [
 ];
 const COMPOUND_TAILS: readonly string[] = [
   'ford', 'ley', 'ton', 'wood', 'field', 'well', 'by', 'more', 'worth', 'man', 'dale', 'mont',
-  'ing', 'combe', 'land', 'stead', 'bury', 'ham', 'ridge', 'wick',
+  'combe', 'land', 'stead', 'bury', 'ham', 'ridge', 'wick',
 ];
 
 export interface Surname {
@@ -125,8 +125,8 @@ function buildSurnames(): WeightedTable<Surname> {
   for (const head of COMPOUND_HEADS) for (const end of COMPOUND_TAILS) tail.push(head + end);
   const seen = new Set(entries.map(([s]) => s.name));
   const uniqueTail = tail.filter((name) => !seen.has(name) && (seen.add(name), true));
-  // The tail holds about a quarter of all people.
-  const tailWeight = headTotal / 3 / uniqueTail.length;
+  // The tail holds about a fifth of all people.
+  const tailWeight = headTotal / 4 / uniqueTail.length;
   for (const name of uniqueTail) entries.push([{ name, hispanic: HISPANIC_TAIL.has(name) }, tailWeight]);
   return new WeightedTable(entries);
 }

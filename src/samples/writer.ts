@@ -5,7 +5,6 @@
  */
 import { createWriteStream } from 'node:fs';
 import type { WriteStream } from 'node:fs';
-import { once } from 'node:events';
 import iconv from 'iconv-lite';
 
 export type TextEncoding = 'utf-8' | 'windows-1252';
@@ -56,9 +55,20 @@ export class LineWriter {
     return this.#drain();
   }
 
-  async #drain(): Promise<void> {
-    await Promise.race([once(this.#stream, 'drain'), once(this.#stream, 'error')]);
-    if (this.#error) throw this.#error;
+  #drain(): Promise<void> {
+    const stream = this.#stream;
+    return new Promise<void>((resolve, reject) => {
+      const done = (err?: Error): void => {
+        stream.off('drain', onDrain);
+        stream.off('error', onError);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onDrain = (): void => done();
+      const onError = (err: Error): void => done(err);
+      stream.on('drain', onDrain);
+      stream.on('error', onError);
+    });
   }
 
   /** Writes what is left and closes the file. */

@@ -1,0 +1,24 @@
+# rostermatch as a container: Node 24 runs the TypeScript sources directly (type stripping), so
+# there is no build step; the embedded database and every output live on the /data volume.
+FROM node:24-slim
+
+ENV NODE_ENV=production \
+    ROSTERMATCH_DATA=/data \
+    NPM_CONFIG_UPDATE_NOTIFIER=false
+
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: the `node` devDependency is omitted anyway; nothing at runtime needs a script.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+
+COPY src ./src
+COPY pipelines ./pipelines
+COPY samples ./samples
+
+RUN groupadd --system rostermatch && useradd --system --gid rostermatch --home-dir /app --no-create-home rostermatch \
+ && mkdir -p /data && chown rostermatch:rostermatch /data
+USER rostermatch
+VOLUME ["/data"]
+
+ENTRYPOINT ["node", "/app/src/cli/main.ts"]
+CMD ["--help"]

@@ -1,0 +1,65 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { fhirImmunization, fhirPatient, tempDir, writeNdjson, writeText } from './helpers.ts';
+
+const exec = promisify(execFile);
+const MAIN = path.resolve('src/cli/main.ts');
+
+async function cli(args: string[], env: Record<string, string> = {}) {
+  try {
+    const r = await exec(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env }, cwd: path.resolve('.') });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+describe('the command line', () => {
+  it('has --help on every command', async () => {
+    for (const cmd of [[], ['index', 'load'], ['match'], ['group', 'show'], ['group', 'list'], ['export'], ['samples', 'generate'], ['demo']]) {
+      const r = await cli([...cmd, '--help']);
+      expect(r.code, cmd.join(' ')).toBe(0);
+      expect(r.stdout).toMatch(/^Usage: rostermatch/);
+    }
+  });
+
+  it('exits non-zero with a one-line reason on error', async () => {
+    const dir = await tempDir();
+    const r = await cli(['match', 'nothing.csv', '--partner', 'no-such-partner', '--data-dir', dir]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^rostermatch: PIPELINE_NOT_FOUND: cannot read the pipeline file \(pipelines\/no-such-partner\.yaml\)/);
+    const usage = await cli(['match', 'x.csv']);
+    expect(usage.code).not.toBe(0);
+    expect(usage.stderr).toMatch(/required option '--partner <id>' not specified/);
+  });
+
+  it('loads an index, matches a file, shows the Group and exports it', async () => {
+    const dir = await tempDir();
+    const env = { ROSTERMATCH_DATA: path.join(dir, 'data') };
+    const p = await writeNdjson(path.join(dir, 'Patient.ndjson'), [fhirPatient({ id: 'p1', given: 'Ava', family: 'Martinez', birthDate: '2015-03-14', mrn: 'MRN-7' })]);
+    const i = await writeNdjson(path.join(dir, 'Immunization.ndjson'), [fhirImmunization('i1', 'p1')]);
+    const load = await cli(['index', 'load', p, i], env);
+    expect(load.code).toBe(0);
+    expect(load.stdout).toMatch(/patients 1 new/);
+    const roster = await writeText(path.join(dir, 'panel.csv'), 'mrn,first_name,last_name,dob\nMRN-7,Ava,Martinez,2015-03-14\n');
+    const match = await cli(['match', roster, '--partner', 'riverside-clinic', '--out', path.join(dir, 'out')], env);
+    expect(match.code, match.stderr).toBe(0);
+    expect(match.stdout).toMatch(/outcomes: matched 1, ambiguous 0, possible 0, no_match 0, invalid 0/);
+    expect(match.stdout).toMatch(/group riverside-clinic-panel \(replace\): 0 → 1 members/);
+    expect(await fs.readFile(path.join(dir, 'out', 'panel.results.csv'), 'utf8')).toMatch(/^line,record_id,outcome,patient_id,score,reasons,candidates\r\n2,MRN-7,matched,p1,/);
+    const again = await cli(['match', roster, '--partner', 'riverside-clinic', '--out', path.join(dir, 'out')], env);
+    expect(again.stdout).toMatch(/^duplicate of run /);
+    const group = JSON.parse((await cli(['group', 'show', 'riverside-clinic-panel'], env)).stdout);
+    expect(group).toMatchObject({ resourceType: 'Group', type: 'person', actual: true, quantity: 1, member: [{ entity: { reference: 'Patient/p1' } }] });
+    const exp = await cli(['export', 'riverside-clinic-panel', '--out', path.join(dir, 'ex'), '--type', 'Immunization'], env);
+    expect(exp.stdout).toMatch(/Immunization: 1/);
+    const bad = await cli(['export', 'riverside-clinic-panel', '--since', 'yesterday'], env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/EXPORT_INVALID_REQUEST: _since must be a FHIR instant/);
+  });
+});
