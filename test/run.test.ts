@@ -146,6 +146,19 @@ describe('one file, end to end on the embedded store', () => {
     expect(await groupHistory(db, 'test-school-students')).toHaveLength(6);
   });
 
+  it('rewrites a recorded run\'s result files when the same bytes arrive again and they are gone', async () => {
+    const { db, dir } = await tempDb();
+    await loadIndex(db, dir);
+    const first = await run(db, dir, 'fall.csv', ROSTER);
+    if (first.kind !== 'completed') throw new Error('expected a completed run');
+    const original = await fs.readFile(first.resultPath);
+    await fs.rm(first.resultPath);
+    await fs.rm(first.summaryPath);
+    expect((await run(db, dir, 'fall.csv', ROSTER)).kind).toBe('duplicate');
+    expect(await fs.readFile(first.resultPath)).toEqual(original);
+    expect(JSON.parse(await fs.readFile(first.summaryPath, 'utf8')).runId).toBe(first.run.id);
+  });
+
   it('rejects a malformed file whole, naming file and line, and leaves the Group untouched', async () => {
     const { db, dir } = await tempDb();
     await loadIndex(db, dir);

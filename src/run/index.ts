@@ -5,6 +5,7 @@
  * against the Group, so a malformed file changes nothing.
  */
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../config/index.ts';
 import { RostermatchError, isRostermatchError } from '../errors/index.ts';
@@ -23,10 +24,12 @@ import {
   failRun,
   findCompletedRun,
   insertRunRows,
+  readRunResults,
+  type MembershipChange,
+  saveRunSummary,
   nameFrequencies,
   patientsByBlockKeys,
   type Db,
-  type MembershipChange,
   type RunRecord,
 } from '../store/index.ts';
 
@@ -78,6 +81,7 @@ export async function runFile(db: Db, log: Logger, input: RunInput): Promise<Run
     const previous = await findCompletedRun(db, pipeline.partner, sha256);
     if (previous) {
       log.info({ runId: previous.id, partner: pipeline.partner, sha256 }, 'duplicate file; already processed');
+      await restoreOutputs(db, previous);
       return { kind: 'duplicate', run: previous };
     }
   }
@@ -85,6 +89,9 @@ export async function runFile(db: Db, log: Logger, input: RunInput): Promise<Run
   const receivedAt = now().toISOString();
   await createRun(db, { id: runId, partner: pipeline.partner, fileName: path.basename(file), fileSha256: sha256, receivedAt });
   log.info({ runId, partner: pipeline.partner, sha256 }, 'run started');
+  // Once the transaction commits the run is done whatever happens to its files: a failure to
+  // write them must not mark it failed (the Group did change); a re-drop restores them.
+  let change: MembershipChange | undefined;
   try {
     const today = receivedAt.slice(0, 10);
     const parsed = await readRoster(file, pipeline, today);
@@ -104,8 +111,21 @@ export async function runFile(db: Db, log: Logger, input: RunInput): Promise<Run
     const resultPath = path.join(input.outDir, names.results);
     const summaryPath = path.join(input.outDir, names.summary);
     const finishedAt = now().toISOString();
-    let change: MembershipChange | undefined;
-    const draft = (c: MembershipChange, timings: RunSummary['timingsMs'], exp: ExportResult | undefined): RunSummary => ({
+    // Rows, Group change and run state land together or not at all.
+    change = await db.transaction(async (tx) => {
+      await insertRunRows(tx, runId, results);
+      await ensureGroup(tx, { id: pipeline.group.id, partner: pipeline.partner, name: pipeline.group.name, mode: pipeline.group.mode });
+      const c = await applyMembership(tx, pipeline.group.id, matchedIds, pipeline.group.mode, { runId, actor: input.actor ?? 'cli', at: finishedAt });
+      await completeRun(tx, runId, { finishedAt, groupId: pipeline.group.id, counts, resultPath });
+      return c;
+    });
+    const tRecorded = performance.now();
+    await writeResultFile(input.outDir, names.results, results);
+    const tWritten = performance.now();
+    const exported = await exportGroup(db, { groupId: pipeline.group.id, outRoot: input.exportsDir, now: now() });
+    const tExported = performance.now();
+    const ms = (a: number, b: number) => Math.round(b - a);
+    const summary: RunSummary = {
       runId,
       partner: pipeline.partner,
       file: path.basename(file),
@@ -114,47 +134,38 @@ export async function runFile(db: Db, log: Logger, input: RunInput): Promise<Run
       finishedAt,
       rows: results.length,
       counts,
-      group: { id: pipeline.group.id, mode: pipeline.group.mode, sizeBefore: c.before, sizeAfter: c.after, added: c.added, removed: c.removed },
+      group: { id: pipeline.group.id, mode: pipeline.group.mode, sizeBefore: change.before, sizeAfter: change.after, added: change.added, removed: change.removed },
       thresholds: pipeline.thresholds,
-      export: { dir: exp?.dir ?? '', transactionTime: exp?.manifest.transactionTime ?? '' },
-      timingsMs: timings,
-    });
-    await db.transaction(async (tx) => {
-      await insertRunRows(tx, runId, results);
-      await ensureGroup(tx, { id: pipeline.group.id, partner: pipeline.partner, name: pipeline.group.name, mode: pipeline.group.mode });
-      change = await applyMembership(tx, pipeline.group.id, matchedIds, pipeline.group.mode, {
-        runId,
-        actor: input.actor ?? 'cli',
-        at: finishedAt,
-      });
-      await completeRun(tx, runId, {
-        finishedAt,
-        groupId: pipeline.group.id,
-        counts,
-        summary: draft(change, zeroTimings(), undefined) as unknown as Record<string, unknown>,
-        resultPath,
-      });
-    });
-    const tRecorded = performance.now();
-    await writeResultFile(input.outDir, names.results, results);
-    const tWritten = performance.now();
-    const exported = await exportGroup(db, { groupId: pipeline.group.id, outRoot: input.exportsDir, now: now() });
-    const tExported = performance.now();
-    const ms = (a: number, b: number) => Math.round(b - a);
-    const summary = draft(change!, {
-      parse: ms(t0, tParsed),
-      match: ms(tParsed, tMatched),
-      record: ms(tMatched, tRecorded),
-      write: ms(tRecorded, tWritten),
-      export: ms(tWritten, tExported),
-      total: ms(t0, tExported),
-    }, exported);
+      export: { dir: exported.dir, transactionTime: exported.manifest.transactionTime },
+      timingsMs: {
+        parse: ms(t0, tParsed),
+        match: ms(tParsed, tMatched),
+        record: ms(tMatched, tRecorded),
+        write: ms(tRecorded, tWritten),
+        export: ms(tWritten, tExported),
+        total: ms(t0, tExported),
+      },
+    };
     await writeJsonAtomic(summaryPath, summary);
-    await db.query('UPDATE run SET summary = $2 WHERE id = $1', [runId, JSON.stringify(summary)]);
+    await saveRunSummary(db, runId, summary);
     log.info({ runId, counts, groupId: pipeline.group.id, ms: summary.timingsMs.total }, 'run completed');
-    const run = { id: runId, partner: pipeline.partner, fileName: summary.file, fileSha256: sha256, state: 'completed', receivedAt, finishedAt, groupId: pipeline.group.id, counts, summary: summary as unknown as Record<string, unknown>, resultPath, error: null } satisfies RunRecord;
+    const run: RunRecord = {
+      id: runId,
+      partner: pipeline.partner,
+      fileName: summary.file,
+      fileSha256: sha256,
+      state: 'completed',
+      receivedAt,
+      finishedAt,
+      groupId: pipeline.group.id,
+      counts,
+      summary: { ...summary },
+      resultPath,
+      error: null,
+    };
     return { kind: 'completed', run, summary, resultPath, summaryPath, export: exported };
   } catch (e) {
+    if (change) throw e;
     const error = isRostermatchError(e) ? { code: e.code, message: e.message } : { code: 'INTERNAL', message: 'internal error' };
     await failRun(db, runId, error, now().toISOString());
     log.error({ runId, code: error.code }, 'run failed');
@@ -168,6 +179,21 @@ function countOutcomes(results: readonly RowResult[]): Record<Outcome, number> {
   return counts;
 }
 
-function zeroTimings(): RunSummary['timingsMs'] {
-  return { parse: 0, match: 0, record: 0, write: 0, export: 0, total: 0 };
+/**
+ * A duplicate's outputs are the first run's. If that run was recorded but its files never
+ * reached the outbound folder (the process died in between), write them again from the record.
+ */
+async function restoreOutputs(db: Db, run: RunRecord): Promise<void> {
+  if (!run.resultPath) return;
+  const dir = path.dirname(run.resultPath);
+  if (!(await exists(run.resultPath))) await writeResultFile(dir, path.basename(run.resultPath), await readRunResults(db, run.id));
+  const summaryPath = path.join(dir, outputNames(run.fileName).summary);
+  if (run.summary && !(await exists(summaryPath))) await writeJsonAtomic(summaryPath, run.summary);
+}
+
+async function exists(file: string): Promise<boolean> {
+  return fs.access(file).then(
+    () => true,
+    () => false,
+  );
 }

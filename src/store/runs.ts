@@ -97,12 +97,19 @@ export async function insertRunRows(tx: Queryable, runId: string, results: reado
 export async function completeRun(
   tx: Queryable,
   id: string,
-  done: { finishedAt: string; groupId: string; counts: Record<Outcome, number>; summary: Record<string, unknown>; resultPath: string },
+  done: { finishedAt: string; groupId: string; counts: Record<Outcome, number>; resultPath: string },
 ): Promise<void> {
-  await tx.query(
-    `UPDATE run SET state = 'completed', finished_at = $2, group_id = $3, counts = $4, summary = $5, result_path = $6 WHERE id = $1`,
-    [id, done.finishedAt, done.groupId, JSON.stringify(done.counts), JSON.stringify(done.summary), done.resultPath],
-  );
+  await tx.query(`UPDATE run SET state = 'completed', finished_at = $2, group_id = $3, counts = $4, result_path = $5 WHERE id = $1`, [
+    id,
+    done.finishedAt,
+    done.groupId,
+    JSON.stringify(done.counts),
+    done.resultPath,
+  ]);
+}
+
+export async function saveRunSummary(db: Queryable, id: string, summary: object): Promise<void> {
+  await db.query('UPDATE run SET summary = $2 WHERE id = $1', [id, JSON.stringify(summary)]);
 }
 
 export async function failRun(db: Queryable, id: string, error: { code: string; message: string }, at: string): Promise<void> {
