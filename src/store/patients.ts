@@ -23,24 +23,7 @@ export interface UpsertCounts {
 export async function upsertPatients(tx: Queryable, batch: PatientWrite[]): Promise<UpsertCounts> {
   const counts: UpsertCounts = { inserted: 0, updated: 0, unchanged: 0 };
   if (batch.length === 0) return counts;
-  // A later line for the same id wins, as it would if the lines were loaded one by one.
-  const byId = new Map(batch.map((w) => [w.patient.id, w]));
-  const ids = [...byId.keys()];
-  const { rows } = await tx.query<{ id: string; content_hash: string }>(
-    'SELECT id, content_hash FROM patient WHERE id = ANY($1::text[])',
-    [ids],
-  );
-  const existing = new Map(rows.map((r) => [r.id, r.content_hash]));
-  const changed: PatientWrite[] = [];
-  for (const w of byId.values()) {
-    const hash = existing.get(w.patient.id);
-    if (hash === undefined) counts.inserted++;
-    else if (hash === w.contentHash) {
-      counts.unchanged++;
-      continue;
-    } else counts.updated++;
-    changed.push(w);
-  }
+  const changed = await changedByHash(tx, 'patient', batch, (w) => w.patient.id, counts);
   if (changed.length === 0) return counts;
 
   const col = <T>(f: (w: PatientWrite) => T) => changed.map(f);
@@ -95,6 +78,36 @@ export async function upsertPatients(tx: Queryable, batch: PatientWrite[]): Prom
   return counts;
 }
 
+/**
+ * The writes in `batch` whose content differs from what is stored, counting each as inserted,
+ * updated or unchanged. A later line for the same id wins, as if the lines were loaded one by one.
+ */
+async function changedByHash<W extends { contentHash: string }>(
+  tx: Queryable,
+  table: 'patient' | 'immunization',
+  batch: readonly W[],
+  idOf: (w: W) => string,
+  counts: UpsertCounts,
+): Promise<W[]> {
+  const byId = new Map(batch.map((w) => [idOf(w), w]));
+  const { rows } = await tx.query<{ id: string; content_hash: string }>(`SELECT id, content_hash FROM ${table} WHERE id = ANY($1::text[])`, [
+    [...byId.keys()],
+  ]);
+  const stored = new Map(rows.map((r) => [r.id, r.content_hash]));
+  const changed: W[] = [];
+  for (const [id, w] of byId) {
+    const hash = stored.get(id);
+    if (hash === w.contentHash) {
+      counts.unchanged++;
+      continue;
+    }
+    if (hash === undefined) counts.inserted++;
+    else counts.updated++;
+    changed.push(w);
+  }
+  return changed;
+}
+
 export interface ImmunizationWrite {
   id: string;
   patientId: string;
@@ -110,32 +123,13 @@ export async function upsertImmunizations(
 ): Promise<UpsertCounts & { orphans: Set<string> }> {
   const counts = { inserted: 0, updated: 0, unchanged: 0, orphans: new Set<string>() };
   if (batch.length === 0) return counts;
-  const byId = new Map(batch.map((w) => [w.id, w]));
-  const patientIds = [...new Set(batch.map((w) => w.patientId))];
   const known = new Set(
-    (await tx.query<{ id: string }>('SELECT id FROM patient WHERE id = ANY($1::text[])', [patientIds])).rows.map((r) => r.id),
+    (await tx.query<{ id: string }>('SELECT id FROM patient WHERE id = ANY($1::text[])', [[...new Set(batch.map((w) => w.patientId))]])).rows.map(
+      (r) => r.id,
+    ),
   );
-  const existing = new Map(
-    (
-      await tx.query<{ id: string; content_hash: string }>('SELECT id, content_hash FROM immunization WHERE id = ANY($1::text[])', [
-        [...byId.keys()],
-      ])
-    ).rows.map((r) => [r.id, r.content_hash]),
-  );
-  const changed: ImmunizationWrite[] = [];
-  for (const w of byId.values()) {
-    if (!known.has(w.patientId)) {
-      counts.orphans.add(w.id);
-      continue;
-    }
-    const hash = existing.get(w.id);
-    if (hash === undefined) counts.inserted++;
-    else if (hash === w.contentHash) {
-      counts.unchanged++;
-      continue;
-    } else counts.updated++;
-    changed.push(w);
-  }
+  for (const w of batch) if (!known.has(w.patientId)) counts.orphans.add(w.id);
+  const changed = await changedByHash(tx, 'immunization', batch.filter((w) => known.has(w.patientId)), (w) => w.id, counts);
   if (changed.length > 0) {
     await tx.query(
       `INSERT INTO immunization (id, patient_id, resource, content_hash, last_updated)
