@@ -4,12 +4,12 @@ import { describe, expect, it } from 'vitest';
 import { exportGroup, parseExportParams } from '../src/export/index.ts';
 import { loadIndexFile } from '../src/patient-index/index.ts';
 import { applyMembership, ensureGroup } from '../src/store/index.ts';
-import { fhirImmunization, fhirPatient, tempDb, writeNdjson } from './helpers.ts';
+import { fhirImmunization, fhirPatient, tempDb, writeNdjson, STORES, type StoreKind } from './helpers.ts';
 
 const at = (iso: string) => () => new Date(iso);
 
-async function setup() {
-  const { db, dir } = await tempDb();
+async function setup(store: StoreKind) {
+  const { db, dir } = await tempDb(store);
   const patients = ['a', 'b', 'c'].map((id, i) => fhirPatient({ id, given: `G${id}`, family: 'Fam', birthDate: `2015-01-0${i + 1}` }));
   await loadIndexFile(db, await writeNdjson(path.join(dir, 'P.ndjson'), patients), { now: at('2026-01-01T00:00:00Z') });
   await loadIndexFile(db, await writeNdjson(path.join(dir, 'I.ndjson'), [fhirImmunization('ia', 'a'), fhirImmunization('ib1', 'b'), fhirImmunization('ib2', 'b'), fhirImmunization('ic', 'c')]), {
@@ -24,9 +24,9 @@ async function setup() {
 
 const lines = async (f: string) => (await fs.readFile(f, 'utf8')).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
 
-describe('Bulk Data export of a Group', () => {
+describe.each(STORES)('Bulk Data export of a Group (%s)', (store) => {
   it('writes members only, with a manifest in the Bulk Data shape', async () => {
-    const { db, dir } = await setup();
+    const { db, dir } = await setup(store);
     const r = await exportGroup(db, { groupId: 'g1', outRoot: path.join(dir, 'exports'), now: new Date('2026-03-01T12:00:00.123Z') });
     expect(r.dir).toBe(path.join(dir, 'exports', 'g1', '20260301T120000Z'));
     expect((await lines(path.join(r.dir, 'Patient.ndjson'))).map((p) => p.id)).toEqual(['a', 'b']);
@@ -46,7 +46,7 @@ describe('Bulk Data export of a Group', () => {
   });
 
   it('filters by _type and by _since, including all data of members who joined after _since', async () => {
-    const { db, dir } = await setup();
+    const { db, dir } = await setup(store);
     // Later: b's immunization ib2 changes, and c joins the Group.
     await loadIndexFile(db, await writeNdjson(path.join(dir, 'I2.ndjson'), [{ ...fhirImmunization('ib2', 'b'), lotNumber: 'L2' }]), { now: at('2026-02-01T00:00:00Z') });
     await db.transaction((tx) => applyMembership(tx, 'g1', ['c'], 'append', { actor: 'test', at: '2026-02-02T00:00:00Z' }));
@@ -58,7 +58,7 @@ describe('Bulk Data export of a Group', () => {
   });
 
   it('stamps resources with when this index last changed them', async () => {
-    const { db, dir } = await setup();
+    const { db, dir } = await setup(store);
     const r = await exportGroup(db, { groupId: 'g1', outRoot: path.join(dir, 'x') });
     const [a] = await lines(path.join(r.dir, 'Patient.ndjson'));
     expect(a.meta.lastUpdated).toBe('2026-01-01T00:00:00.000Z');
@@ -68,7 +68,7 @@ describe('Bulk Data export of a Group', () => {
     expect(() => parseExportParams({ type: 'Patient,Observation' })).toThrow(/EXPORT_INVALID_REQUEST: _type "Observation"/);
     expect(() => parseExportParams({ since: '2026-01-01' })).toThrow(/_since must be a FHIR instant/);
     expect(parseExportParams({ since: '2026-01-01T00:00:00+02:00' })).toEqual({ types: ['Patient', 'Immunization'], since: '2025-12-31T22:00:00.000Z' });
-    const { db, dir } = await tempDb();
+    const { db, dir } = await tempDb(store);
     await expect(exportGroup(db, { groupId: 'nope', outRoot: dir })).rejects.toThrow(/GROUP_NOT_FOUND/);
   });
 });

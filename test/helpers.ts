@@ -5,7 +5,9 @@ import path from 'node:path';
 import { afterEach } from 'vitest';
 import { createLogger } from '../src/config/index.ts';
 import { parsePipeline, type Pipeline } from '../src/pipeline/index.ts';
-import { openEmbedded, type Db } from '../src/store/index.ts';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { openEmbedded, openPostgres, type Db } from '../src/store/index.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -18,9 +20,34 @@ export async function tempDir(prefix = 'rostermatch-'): Promise<string> {
   return dir;
 }
 
-export async function tempDb(): Promise<{ db: Db; dir: string }> {
+/** Storage-touching tests run on both stores, as the product does. */
+export const STORES = ['pglite', 'postgres'] as const;
+export type StoreKind = (typeof STORES)[number];
+
+/** A server where the tests may create and drop databases (CI starts the local one). */
+export const TEST_PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://root@127.0.0.1:5432/postgres';
+
+/** A fresh, empty database on the local PostgreSQL server; dropped after the test. Returns its URL. */
+export async function tempPgDatabase(): Promise<string> {
+  const name = `rm_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: TEST_PG_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  cleanups.push(async () => {
+    const c = new pg.Client({ connectionString: TEST_PG_URL });
+    await c.connect();
+    await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await c.end();
+  });
+  const url = new URL(TEST_PG_URL);
+  url.pathname = `/${name}`;
+  return url.href;
+}
+
+export async function tempDb(kind: StoreKind = 'pglite'): Promise<{ db: Db; dir: string }> {
   const dir = await tempDir();
-  const db = await openEmbedded(path.join(dir, 'db'));
+  const db = kind === 'pglite' ? await openEmbedded(path.join(dir, 'db')) : await openPostgres(await tempPgDatabase());
   cleanups.unshift(() => db.close());
   return { db, dir };
 }

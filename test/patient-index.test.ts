@@ -2,16 +2,16 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadIndexFile } from '../src/patient-index/index.ts';
 import { countIndex } from '../src/store/index.ts';
-import { fhirImmunization, fhirPatient, tempDb, writeNdjson, writeText } from './helpers.ts';
+import { fhirImmunization, fhirPatient, tempDb, writeNdjson, writeText, STORES } from './helpers.ts';
 
 const PATIENTS = [
   fhirPatient({ id: 'a', given: 'Ava', family: 'Martinez', birthDate: '2015-03-14' }),
   fhirPatient({ id: 'b', given: 'Liam', family: 'Wilson', birthDate: '2016-07-02' }),
 ];
 
-describe('loading the patient index', () => {
+describe.each(STORES)('loading the patient index (%s)', (store) => {
   it('upserts by id: a second load of the same file changes nothing', async () => {
-    const { db, dir } = await tempDb();
+    const { db, dir } = await tempDb(store);
     const file = await writeNdjson(path.join(dir, 'Patient.ndjson'), PATIENTS);
     const first = await loadIndexFile(db, file, { now: () => new Date('2026-01-01T00:00:00Z') });
     expect(first.patients).toEqual({ inserted: 2, updated: 0, unchanged: 0 });
@@ -28,7 +28,7 @@ describe('loading the patient index', () => {
   });
 
   it('rejects bad lines with their line number and reason, and loads the rest', async () => {
-    const { db, dir } = await tempDb();
+    const { db, dir } = await tempDb(store);
     const file = await writeText(
       path.join(dir, 'mixed.ndjson'),
       [
@@ -59,7 +59,7 @@ describe('loading the patient index', () => {
   });
 
   it('loads the documented CSV form of patients and immunizations', async () => {
-    const { db, dir } = await tempDb();
+    const { db, dir } = await tempDb(store);
     const patients = await writeText(
       path.join(dir, 'patients.csv'),
       'id,family,given,middle,suffix,birth_date,sex,street,city,state,zip,phone,identifier_system,identifier_value\n' +
@@ -84,13 +84,13 @@ describe('loading the patient index', () => {
   });
 
   it('refuses a CSV whose header is neither form', async () => {
-    const { db, dir } = await tempDb();
+    const { db, dir } = await tempDb(store);
     const f = await writeText(path.join(dir, 'x.csv'), 'name,dob\nx,y\n');
     await expect(loadIndexFile(db, f)).rejects.toThrow(/INDEX_LINE_INVALID: header matches neither.*x\.csv, line 1/);
   });
 
   it('stops matching a patient merged away by a replaced-by link', async () => {
-    const { db, dir } = await tempDb();
+    const { db, dir } = await tempDb(store);
     const merged = { ...PATIENTS[0], link: [{ type: 'replaced-by', other: { reference: 'Patient/b' } }] };
     await loadIndexFile(db, await writeNdjson(path.join(dir, 'P.ndjson'), [merged, PATIENTS[1]]));
     const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM patient_block WHERE patient_id = 'a'`);

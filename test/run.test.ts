@@ -6,7 +6,7 @@ import { runFile } from '../src/run/index.ts';
 import { loadIndexFile } from '../src/patient-index/index.ts';
 import { getGroup, groupHistory, groupMembers } from '../src/store/index.ts';
 import type { Db } from '../src/store/index.ts';
-import { fhirImmunization, fhirPatient, quietLog, tempDb, testPipeline, writeNdjson, writeText } from './helpers.ts';
+import { fhirImmunization, fhirPatient, quietLog, tempDb, testPipeline, writeNdjson, writeText, STORES } from './helpers.ts';
 
 const HOME = { street: '40 Elm Avenue', zip: '62702', phone: '217-555-0100' };
 const INDEX = [
@@ -58,9 +58,9 @@ function readResults(file: string): Promise<Record<string, string>[]> {
   return fs.readFile(file).then((b) => parse(b, { columns: true }) as Record<string, string>[]);
 }
 
-describe('one file, end to end on the embedded store', () => {
+describe.each(STORES)('one file, end to end on the embedded store (%s)', (store) => {
   it('gives every row exactly one outcome, in input order, with the partner record id echoed', async () => {
-    const { db, dir } = await tempDb();
+    const { db, dir } = await tempDb(store);
     await loadIndex(db, dir);
     const out = await run(db, dir, 'fall.csv', ROSTER);
     if (out.kind !== 'completed') throw new Error('expected a completed run');
@@ -87,7 +87,7 @@ describe('one file, end to end on the embedded store', () => {
   });
 
   it('keeps twins and a Jr/Sr pair apart', async () => {
-    const { db, dir } = await tempDb();
+    const { db, dir } = await tempDb(store);
     await loadIndex(db, dir);
     const out = await run(db, dir, 'f.csv', [HEADER, 'a,Noah,Wilson,,2016-07-02,M,40 Elm Ave,62702,2175550100', 'b,James,Carter,,1980-01-20,M,9 Pine Rd,,2175550199', 'c,Liam,Wilson,,2016-07-02,M,,,'].join('\n'));
     if (out.kind !== 'completed') throw new Error('expected a completed run');
@@ -100,7 +100,7 @@ describe('one file, end to end on the embedded store', () => {
   });
 
   it('creates the Group from the matched rows and records who joined by which run', async () => {
-    const { db, dir } = await tempDb();
+    const { db, dir } = await tempDb(store);
     await loadIndex(db, dir);
     const out = await run(db, dir, 'fall.csv', ROSTER);
     if (out.kind !== 'completed') throw new Error('expected a completed run');
@@ -113,7 +113,7 @@ describe('one file, end to end on the embedded store', () => {
   });
 
   it('replace makes the Group exactly the new file; append only adds', async () => {
-    const { db, dir } = await tempDb();
+    const { db, dir } = await tempDb(store);
     await loadIndex(db, dir);
     await run(db, dir, 'fall.csv', ROSTER);
     const spring = [HEADER, 'r1,Ava,Martinez,,2015-03-14,F,,,', 'r2,Liam,Wilson,,2016-07-02,M,,,'].join('\n');
@@ -131,7 +131,7 @@ describe('one file, end to end on the embedded store', () => {
   });
 
   it('treats the same bytes dropped twice as one run, and a forced re-run leaves the Group unchanged', async () => {
-    const { db, dir } = await tempDb();
+    const { db, dir } = await tempDb(store);
     await loadIndex(db, dir);
     const first = await run(db, dir, 'fall.csv', ROSTER);
     if (first.kind !== 'completed') throw new Error('expected a completed run');
@@ -147,7 +147,7 @@ describe('one file, end to end on the embedded store', () => {
   });
 
   it('rewrites a recorded run\'s result files when the same bytes arrive again and they are gone', async () => {
-    const { db, dir } = await tempDb();
+    const { db, dir } = await tempDb(store);
     await loadIndex(db, dir);
     const first = await run(db, dir, 'fall.csv', ROSTER);
     if (first.kind !== 'completed') throw new Error('expected a completed run');
@@ -160,7 +160,7 @@ describe('one file, end to end on the embedded store', () => {
   });
 
   it('rejects a malformed file whole, naming file and line, and leaves the Group untouched', async () => {
-    const { db, dir } = await tempDb();
+    const { db, dir } = await tempDb(store);
     await loadIndex(db, dir);
     await run(db, dir, 'fall.csv', ROSTER);
     const broken = [HEADER, 'r1,Ava,Martinez,,2015-03-14,F,,,', 'r2,"Liam,Wilson,,2016-07-02,M,,,', 'r3,Mia,OBrien,,2014-11-30,F,,,'].join('\n');
@@ -179,7 +179,7 @@ describe('one file, end to end on the embedded store', () => {
   });
 
   it('writes a summary beside the results and an export of the members', async () => {
-    const { db, dir } = await tempDb();
+    const { db, dir } = await tempDb(store);
     await loadIndex(db, dir);
     const out = await run(db, dir, 'fall.csv', ROSTER);
     if (out.kind !== 'completed') throw new Error('expected a completed run');
