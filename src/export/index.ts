@@ -28,6 +28,8 @@ export interface ExportRequest {
   types?: readonly ExportType[];
   /** Clock, for tests. @defaultValue now */
   now?: Date;
+  /** The run this export follows, so a repeated finalise knows it was done. */
+  runId?: string;
 }
 
 export interface Manifest {
@@ -94,13 +96,10 @@ export async function exportGroup(db: Queryable, req: ExportRequest): Promise<Ex
     await fs.writeFile(path.join(workDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
     await fs.rm(finalDir, { recursive: true, force: true });
     await fs.rename(workDir, finalDir);
-    await db.query('INSERT INTO export (id, group_id, transaction_time, dir, manifest) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING', [
-      `${req.groupId}/${stamp}`,
-      req.groupId,
-      transactionTime,
-      finalDir,
-      JSON.stringify(manifest),
-    ]);
+    await db.query(
+      'INSERT INTO export (id, group_id, transaction_time, dir, manifest, run_id) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING',
+      [`${req.groupId}/${stamp}`, req.groupId, transactionTime, finalDir, JSON.stringify(manifest), req.runId ?? null],
+    );
     return { dir: finalDir, manifest };
   } catch (e) {
     await fs.rm(workDir, { recursive: true, force: true });

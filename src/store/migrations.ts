@@ -119,4 +119,34 @@ export const MIGRATIONS: readonly string[] = [
     detail jsonb
   );
   `,
+  `
+  -- Queued runs: the pipeline as it was when the file arrived (so every worker applies the same
+  -- spec), where the claimed original lies, and the stages it went through.
+  ALTER TABLE run ADD COLUMN pipeline jsonb;
+  ALTER TABLE run ADD COLUMN source_path text;
+  ALTER TABLE run ADD COLUMN row_count integer;
+  ALTER TABLE run ADD COLUMN chunk_count integer;
+  ALTER TABLE run ADD COLUMN forced boolean NOT NULL DEFAULT false;
+  ALTER TABLE run ADD COLUMN timeline jsonb NOT NULL DEFAULT '[]';
+  -- The record of processed files lives here, not in Redis: the same bytes from the same partner
+  -- are one run unless it failed (a fixed pipeline may retry) or a person forced a re-run.
+  CREATE UNIQUE INDEX run_one_per_file ON run (partner, file_sha256) WHERE state <> 'failed' AND NOT forced;
+
+  -- Normalised rows waiting to be matched, so any worker can take any chunk without the file.
+  CREATE TABLE run_input (
+    run_id text NOT NULL REFERENCES run(id),
+    row_index integer NOT NULL,
+    row jsonb NOT NULL,
+    PRIMARY KEY (run_id, row_index)
+  );
+  -- Which worker matched which chunk, and when.
+  CREATE TABLE run_chunk (
+    run_id text NOT NULL REFERENCES run(id),
+    chunk integer NOT NULL,
+    worker text NOT NULL,
+    finished_at timestamptz NOT NULL,
+    PRIMARY KEY (run_id, chunk)
+  );
+  ALTER TABLE export ADD COLUMN run_id text;
+  `,
 ];

@@ -1,8 +1,10 @@
 /** Runs (one per dropped file) and their rows' outcomes. */
-import type { Outcome, RowResult } from '../model/index.ts';
+import type { NormalisedRow, Outcome, RowResult } from '../model/index.ts';
 import type { Queryable } from './db.ts';
 
-export type RunState = 'running' | 'completed' | 'failed';
+/** received → parsing → matching → completed | failed. Inline runs go straight to running. */
+export type RunState = 'received' | 'running' | 'parsing' | 'matching' | 'completed' | 'failed';
+export const UNFINISHED_STATES: readonly RunState[] = ['received', 'running', 'parsing', 'matching'];
 
 export interface RunRecord {
   id: string;
@@ -17,6 +19,11 @@ export interface RunRecord {
   summary: Record<string, unknown> | null;
   resultPath: string | null;
   error: { code: string; message: string } | null;
+  pipeline: unknown;
+  sourcePath: string | null;
+  rowCount: number | null;
+  chunkCount: number | null;
+  timeline: { state: RunState; at: string }[];
 }
 
 interface RunRow {
@@ -32,6 +39,11 @@ interface RunRow {
   summary: RunRecord['summary'];
   result_path: string | null;
   error: RunRecord['error'];
+  pipeline: unknown;
+  source_path: string | null;
+  row_count: number | null;
+  chunk_count: number | null;
+  timeline: RunRecord['timeline'];
 }
 
 const toRecord = (r: RunRow): RunRecord => ({
@@ -47,25 +59,59 @@ const toRecord = (r: RunRow): RunRecord => ({
   summary: r.summary,
   resultPath: r.result_path,
   error: r.error,
+  pipeline: r.pipeline,
+  sourcePath: r.source_path,
+  rowCount: r.row_count,
+  chunkCount: r.chunk_count,
+  timeline: r.timeline,
 });
 
-export async function createRun(db: Queryable, r: { id: string; partner: string; fileName: string; fileSha256: string; receivedAt: string }): Promise<void> {
-  await db.query(`INSERT INTO run (id, partner, file_name, file_sha256, state, received_at) VALUES ($1, $2, $3, $4, 'running', $5)`, [
-    r.id,
-    r.partner,
-    r.fileName,
-    r.fileSha256,
-    r.receivedAt,
-  ]);
+export interface NewRun {
+  id: string;
+  partner: string;
+  fileName: string;
+  fileSha256: string;
+  receivedAt: string;
+  state: 'received' | 'running';
+  pipeline: unknown;
+  sourcePath?: string;
+  /** A person asked to process these bytes again: not a duplicate. */
+  forced?: boolean;
 }
 
-/** The completed run that already processed these bytes for this partner, if any. */
-export async function findCompletedRun(db: Queryable, partner: string, sha256: string): Promise<RunRecord | undefined> {
-  const { rows } = await db.query<RunRow>(
-    `SELECT * FROM run WHERE partner = $1 AND file_sha256 = $2 AND state = 'completed' ORDER BY received_at LIMIT 1`,
-    [partner, sha256],
+/**
+ * Records a run before any work starts. The same bytes from the same partner are one run: when a
+ * live or completed run already has them, nothing is written and that run is returned instead.
+ */
+export async function createRun(db: Queryable, r: NewRun): Promise<{ created: true } | { created: false; existing: RunRecord }> {
+  const { rows } = await db.query<{ id: string }>(
+    `INSERT INTO run (id, partner, file_name, file_sha256, state, received_at, pipeline, source_path, forced, timeline)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, jsonb_build_array(jsonb_build_object('state', $5::text, 'at', $10::text)))
+     ON CONFLICT (partner, file_sha256) WHERE state <> 'failed' AND NOT forced DO NOTHING
+     RETURNING id`,
+    [r.id, r.partner, r.fileName, r.fileSha256, r.state, r.receivedAt, JSON.stringify(r.pipeline), r.sourcePath ?? null, !!r.forced, r.receivedAt],
   );
-  return rows[0] && toRecord(rows[0]);
+  if (rows.length > 0) return { created: true };
+  const existing = await db.query<RunRow>(
+    `SELECT * FROM run WHERE partner = $1 AND file_sha256 = $2 AND state <> 'failed' AND NOT forced`,
+    [r.partner, r.fileSha256],
+  );
+  return { created: false, existing: toRecord(existing.rows[0]!) };
+}
+
+/** Moves a run to `state`, appending to its timeline. */
+export async function setRunState(db: Queryable, id: string, state: RunState, at: string, extra: { rowCount?: number; chunkCount?: number } = {}): Promise<void> {
+  await db.query(
+    `UPDATE run SET state = $2, timeline = timeline || jsonb_build_array(jsonb_build_object('state', $2::text, 'at', $3::text)),
+            row_count = coalesce($4, row_count), chunk_count = coalesce($5, chunk_count)
+      WHERE id = $1`,
+    [id, state, at, extra.rowCount ?? null, extra.chunkCount ?? null],
+  );
+}
+
+export async function unfinishedRuns(db: Queryable): Promise<RunRecord[]> {
+  const { rows } = await db.query<RunRow>(`SELECT * FROM run WHERE state = ANY($1::text[]) ORDER BY received_at`, [UNFINISHED_STATES]);
+  return rows.map(toRecord);
 }
 
 export async function getRun(db: Queryable, id: string): Promise<RunRecord | undefined> {
@@ -73,13 +119,16 @@ export async function getRun(db: Queryable, id: string): Promise<RunRecord | und
   return rows[0] && toRecord(rows[0]);
 }
 
+/** Writes row results; writing the same rows again (a retried chunk) replaces them. */
 export async function insertRunRows(tx: Queryable, runId: string, results: readonly RowResult[]): Promise<void> {
   const BATCH = 2000;
   for (let i = 0; i < results.length; i += BATCH) {
     const b = results.slice(i, i + BATCH);
     await tx.query(
       `INSERT INTO run_row (run_id, row_index, line, record_id, outcome, patient_id, score, detail)
-       SELECT $1, * FROM unnest($2::int[], $3::int[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::jsonb[])`,
+       SELECT $1, * FROM unnest($2::int[], $3::int[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::jsonb[])
+       ON CONFLICT (run_id, row_index) DO UPDATE SET line = excluded.line, record_id = excluded.record_id,
+         outcome = excluded.outcome, patient_id = excluded.patient_id, score = excluded.score, detail = excluded.detail`,
       [
         runId,
         b.map((r) => r.index),
@@ -94,18 +143,23 @@ export async function insertRunRows(tx: Queryable, runId: string, results: reado
   }
 }
 
+/** Locks the run's row for the rest of the transaction and returns its state. */
+export async function lockRun(tx: Queryable, id: string): Promise<RunState | undefined> {
+  const { rows } = await tx.query<{ state: RunState }>('SELECT state FROM run WHERE id = $1 FOR UPDATE', [id]);
+  return rows[0]?.state;
+}
+
 export async function completeRun(
   tx: Queryable,
   id: string,
   done: { finishedAt: string; groupId: string; counts: Record<Outcome, number>; resultPath: string },
 ): Promise<void> {
-  await tx.query(`UPDATE run SET state = 'completed', finished_at = $2, group_id = $3, counts = $4, result_path = $5 WHERE id = $1`, [
-    id,
-    done.finishedAt,
-    done.groupId,
-    JSON.stringify(done.counts),
-    done.resultPath,
-  ]);
+  await tx.query(
+    `UPDATE run SET state = 'completed', finished_at = $2, group_id = $3, counts = $4, result_path = $5,
+            timeline = timeline || jsonb_build_array(jsonb_build_object('state', 'completed', 'at', $6::text))
+      WHERE id = $1`,
+    [id, done.finishedAt, done.groupId, JSON.stringify(done.counts), done.resultPath, done.finishedAt],
+  );
 }
 
 export async function saveRunSummary(db: Queryable, id: string, summary: object): Promise<void> {
@@ -113,7 +167,12 @@ export async function saveRunSummary(db: Queryable, id: string, summary: object)
 }
 
 export async function failRun(db: Queryable, id: string, error: { code: string; message: string }, at: string): Promise<void> {
-  await db.query(`UPDATE run SET state = 'failed', finished_at = $2, error = $3 WHERE id = $1`, [id, at, JSON.stringify(error)]);
+  await db.query(
+    `UPDATE run SET state = 'failed', finished_at = $2, error = $3,
+            timeline = timeline || jsonb_build_array(jsonb_build_object('state', 'failed', 'at', $4::text))
+      WHERE id = $1`,
+    [id, at, JSON.stringify(error), at],
+  );
 }
 
 export async function recordAudit(db: Queryable, e: { actor: string; action: string; entity: string; detail?: unknown }): Promise<void> {
@@ -144,4 +203,50 @@ export async function readRunResults(db: Queryable, runId: string): Promise<RowR
     if (r.detail.warnings) out.warnings = r.detail.warnings;
     return out;
   });
+}
+
+/** Normalised rows of a queued run, stored so that any worker can match any chunk. */
+export async function storeRunInput(db: Queryable, runId: string, rows: readonly NormalisedRow[]): Promise<void> {
+  await db.query('DELETE FROM run_input WHERE run_id = $1', [runId]);
+  const BATCH = 2000;
+  for (let i = 0; i < rows.length; i += BATCH) {
+    const b = rows.slice(i, i + BATCH);
+    await db.query('INSERT INTO run_input (run_id, row_index, row) SELECT $1, * FROM unnest($2::int[], $3::jsonb[])', [
+      runId,
+      b.map((r) => r.index),
+      b.map((r) => JSON.stringify(r)),
+    ]);
+  }
+}
+
+export async function readRunInput(db: Queryable, runId: string, from: number, to: number): Promise<NormalisedRow[]> {
+  const { rows } = await db.query<{ row: NormalisedRow }>(
+    'SELECT row FROM run_input WHERE run_id = $1 AND row_index >= $2 AND row_index < $3 ORDER BY row_index',
+    [runId, from, to],
+  );
+  return rows.map((r) => r.row);
+}
+
+export async function clearRunInput(db: Queryable, runId: string): Promise<void> {
+  await db.query('DELETE FROM run_input WHERE run_id = $1', [runId]);
+}
+
+export async function recordChunk(db: Queryable, runId: string, chunk: number, worker: string, at: string): Promise<number> {
+  await db.query(
+    `INSERT INTO run_chunk (run_id, chunk, worker, finished_at) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (run_id, chunk) DO UPDATE SET worker = excluded.worker, finished_at = excluded.finished_at`,
+    [runId, chunk, worker, at],
+  );
+  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM run_chunk WHERE run_id = $1', [runId]);
+  return rows[0]!.n;
+}
+
+export async function chunkWorkers(db: Queryable, runId: string): Promise<{ chunk: number; worker: string }[]> {
+  const { rows } = await db.query<{ chunk: number; worker: string }>('SELECT chunk, worker FROM run_chunk WHERE run_id = $1 ORDER BY chunk', [runId]);
+  return rows;
+}
+
+export async function countRunRows(db: Queryable, runId: string): Promise<number> {
+  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM run_row WHERE run_id = $1', [runId]);
+  return rows[0]!.n;
 }

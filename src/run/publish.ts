@@ -1,0 +1,151 @@
+/**
+ * The end of every run, inline or queued: record the outcome (rows, Group change, run state in
+ * one transaction), then publish it (result file, export, summary). Both halves are safe to
+ * repeat: recording a run that is already completed changes nothing, and publishing writes the
+ * same result file from the same rows.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { exportGroup, type ExportResult } from '../export/index.ts';
+import { OUTCOMES, type Outcome, type RowResult } from '../model/index.ts';
+import type { Pipeline } from '../pipeline/index.ts';
+import { outputNames, writeJsonAtomic, writeResultFile } from '../results/index.ts';
+import {
+  applyMembership,
+  completeRun,
+  ensureGroup,
+  insertRunRows,
+  lockRun,
+  readRunResults,
+  saveRunSummary,
+  type Db,
+  type MembershipChange,
+  type RunRecord,
+} from '../store/index.ts';
+
+export interface RunSummary {
+  runId: string;
+  partner: string;
+  file: string;
+  sha256: string;
+  receivedAt: string;
+  finishedAt: string;
+  rows: number;
+  counts: Record<Outcome, number>;
+  group: { id: string; mode: Pipeline['group']['mode']; sizeBefore: number; sizeAfter: number; added: number; removed: number };
+  thresholds: Pipeline['thresholds'];
+  export: { dir: string; transactionTime: string };
+  timingsMs: Record<string, number>;
+}
+
+export function countOutcomes(results: readonly RowResult[]): Record<Outcome, number> {
+  const counts = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number>;
+  for (const r of results) counts[r.outcome]++;
+  return counts;
+}
+
+export interface RecordInput {
+  runId: string;
+  pipeline: Pipeline;
+  results: readonly RowResult[];
+  /** Inline runs hand their rows over here; queued runs stored them chunk by chunk. */
+  insertRows: boolean;
+  resultPath: string;
+  actor: string;
+  at: string;
+}
+
+/** Records the run's outcome once. Returns undefined when the run was already completed. */
+export async function recordRun(db: Db, r: RecordInput): Promise<MembershipChange | undefined> {
+  return db.transaction(async (tx) => {
+    if ((await lockRun(tx, r.runId)) === 'completed') return undefined;
+    if (r.insertRows) await insertRunRows(tx, r.runId, r.results);
+    const g = r.pipeline.group;
+    await ensureGroup(tx, { id: g.id, partner: r.pipeline.partner, name: g.name, mode: g.mode });
+    const matched = r.results.flatMap((x) => (x.outcome === 'matched' && x.patientId ? [x.patientId] : []));
+    const change = await applyMembership(tx, g.id, matched, g.mode, { runId: r.runId, actor: r.actor, at: r.at });
+    await completeRun(tx, r.runId, { finishedAt: r.at, groupId: g.id, counts: countOutcomes(r.results), resultPath: r.resultPath });
+    return change;
+  });
+}
+
+export interface Published {
+  resultPath: string;
+  summaryPath: string;
+  export: ExportResult;
+  summary: RunSummary;
+}
+
+export async function publishRun(
+  db: Db,
+  p: {
+    run: Pick<RunRecord, 'id' | 'fileName' | 'fileSha256' | 'receivedAt'>;
+    pipeline: Pipeline;
+    results: readonly RowResult[];
+    change: MembershipChange;
+    finishedAt: string;
+    outDir: string;
+    exportsDir: string;
+    timingsMs: Record<string, number>;
+    now: Date;
+  },
+): Promise<Published> {
+  const names = outputNames(p.run.fileName);
+  const t0 = performance.now();
+  const resultPath = await writeResultFile(p.outDir, names.results, p.results);
+  const t1 = performance.now();
+  const exported = await exportGroup(db, { groupId: p.pipeline.group.id, outRoot: p.exportsDir, now: p.now, runId: p.run.id });
+  const t2 = performance.now();
+  const summary: RunSummary = {
+    runId: p.run.id,
+    partner: p.pipeline.partner,
+    file: p.run.fileName,
+    sha256: p.run.fileSha256,
+    receivedAt: p.run.receivedAt,
+    finishedAt: p.finishedAt,
+    rows: p.results.length,
+    counts: countOutcomes(p.results),
+    group: {
+      id: p.pipeline.group.id,
+      mode: p.pipeline.group.mode,
+      sizeBefore: p.change.before,
+      sizeAfter: p.change.after,
+      added: p.change.added,
+      removed: p.change.removed,
+    },
+    thresholds: p.pipeline.thresholds,
+    export: { dir: exported.dir, transactionTime: exported.manifest.transactionTime },
+    timingsMs: withTotal({ ...p.timingsMs, write: Math.round(t1 - t0), export: Math.round(t2 - t1) }),
+  };
+  const summaryPath = path.join(p.outDir, names.summary);
+  await writeJsonAtomic(summaryPath, summary);
+  await saveRunSummary(db, p.run.id, summary);
+  return { resultPath, summaryPath, export: exported, summary };
+}
+
+function withTotal(stages: Record<string, number>): Record<string, number> {
+  return { ...stages, total: Object.values(stages).reduce((a, b) => a + b, 0) };
+}
+
+/**
+ * A completed run's outputs, written again from the record where they are missing: the process
+ * died between recording and publishing, or a partner's duplicate drop asks for them.
+ */
+export async function restoreOutputs(db: Db, run: RunRecord, exportsDir: string): Promise<void> {
+  if (!run.resultPath) return;
+  const dir = path.dirname(run.resultPath);
+  if (!(await exists(run.resultPath))) await writeResultFile(dir, path.basename(run.resultPath), await readRunResults(db, run.id));
+  const summaryPath = path.join(dir, outputNames(run.fileName).summary);
+  if (run.summary && !(await exists(summaryPath))) await writeJsonAtomic(summaryPath, run.summary);
+  if (run.groupId) {
+    const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM export WHERE run_id = $1', [run.id]);
+    if (rows[0]!.n === 0) await exportGroup(db, { groupId: run.groupId, outRoot: exportsDir, runId: run.id });
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  return fs.access(file).then(
+    () => true,
+    () => false,
+  );
+}
