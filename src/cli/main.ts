@@ -13,6 +13,9 @@ import { runFile } from '../run/index.ts';
 import { generateSamples } from '../samples/index.ts';
 import { getGroup, groupHistory, groupMembers, listGroups, toFhirGroup } from '../store/index.ts';
 import { RostermatchError } from '../errors/index.ts';
+import { createLogger, resolvePaths } from '../config/index.ts';
+import { redisUrl } from '../queue/index.ts';
+import { startRemoteWorker, startServe, workerId } from '../service/index.ts';
 import { withContext, type GlobalOptions } from './context.ts';
 import { runDemo } from './demo.ts';
 import { printLoad, printRun } from './print.ts';
@@ -130,6 +133,89 @@ program
     const r = await generateSamples({ patients: o.patients, seed: o.seed, outDir: o.out, ...(rosterRows ? { rosterRows } : {}) });
     console.log(`${r.patients} patients, ${r.immunizations} immunizations in ${o.out}/iis`);
     for (const x of r.rosters) console.log(`  ${x.partner}: ${x.file} ${x.rows} rows (${x.inIndex} in the index)`);
+  });
+
+const nonNegativeInt = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number');
+  return n;
+};
+
+/** Runs until SIGTERM or SIGINT, then shuts down within the grace period and exits 0. */
+async function runUntilSignalled(close: () => Promise<string[]>): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      process.stderr.write(`rostermatch: ${signal}: shutting down\n`);
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  const problems = await close();
+  for (const p of problems) process.stderr.write(`rostermatch: shutdown: ${p}\n`);
+}
+
+const testChunkDelay = () => Number(process.env.ROSTERMATCH_TEST_CHUNK_DELAY_MS ?? 0) || undefined;
+
+program
+  .command('serve')
+  .description('watch the drop folders and process every complete file on BullMQ workers (needs Redis)')
+  .requiredOption('--drop-root <dir>', 'the folder holding <partner>/inbound and <partner>/outbound')
+  .addOption(new Option('--port <n>', 'health endpoint port').env('PORT').default(8080).argParser(nonNegativeInt))
+  .option('--host <addr>', 'health endpoint address', '127.0.0.1')
+  .option('--concurrency <n>', 'match jobs at once in this process', positiveInt, 2)
+  .option('--quiet-ms <n>', 'a file written in place is complete after its size and mtime stay still this long', nonNegativeInt, 5000)
+  .option('--scan-ms <n>', 'interval of the drop-folder listing', positiveInt, 2000)
+  .option('--reconcile-ms <n>', 'interval of the check of unfinished runs against the queues', positiveInt, 30000)
+  .option('--lock-ms <n>', 'job lock; a dead worker\'s jobs are taken over after it', positiveInt, 30000)
+  .option('--stalled-ms <n>', 'how often stalled jobs are looked for', positiveInt, 30000)
+  .action(async (o: { dropRoot: string; port: number; host: string; concurrency: number; quietMs: number; scanMs: number; reconcileMs: number; lockMs: number; stalledMs: number }) => {
+    const g = globals();
+    const paths = resolvePaths(g.dataDir);
+    const log = createLogger(process.env.LOG_LEVEL ?? 'info');
+    const delay = testChunkDelay();
+    const service = await startServe({
+      dropRoot: path.resolve(o.dropRoot),
+      dataDir: paths.dataDir,
+      pipelinesDir: path.resolve(g.pipelines),
+      redisUrl: redisUrl(),
+      databaseUrl: process.env.DATABASE_URL,
+      host: o.host,
+      port: o.port,
+      concurrency: o.concurrency,
+      quietMs: o.quietMs,
+      scanIntervalMs: o.scanMs,
+      reconcileIntervalMs: o.reconcileMs,
+      lockDurationMs: o.lockMs,
+      stalledIntervalMs: o.stalledMs,
+      log,
+      ...(delay ? { chunkDelayMs: delay } : {}),
+    });
+    console.log(`serving ${path.resolve(o.dropRoot)}; health at ${service.url}/healthz`);
+    await runUntilSignalled(service.close);
+  });
+
+program
+  .command('worker')
+  .description('more matching workers on this machine, sharing serve\'s Redis and PostgreSQL (needs REDIS_URL and DATABASE_URL)')
+  .option('--concurrency <n>', 'match jobs at once', positiveInt, 2)
+  .option('--lock-ms <n>', 'job lock; a dead worker\'s jobs are taken over after it', positiveInt, 30000)
+  .option('--stalled-ms <n>', 'how often stalled jobs are looked for', positiveInt, 30000)
+  .action(async (o: { concurrency: number; lockMs: number; stalledMs: number }) => {
+    const databaseUrl = process.env.DATABASE_URL;
+    if (!databaseUrl) throw new RostermatchError('USAGE', 'worker needs DATABASE_URL: the embedded store belongs to the serve process alone');
+    const delay = testChunkDelay();
+    const w = await startRemoteWorker({
+      redisUrl: redisUrl(),
+      databaseUrl,
+      concurrency: o.concurrency,
+      lockDurationMs: o.lockMs,
+      stalledIntervalMs: o.stalledMs,
+      log: createLogger(process.env.LOG_LEVEL ?? 'info'),
+      ...(delay ? { chunkDelayMs: delay } : {}),
+    });
+    console.log(`worker ${workerId()} taking match jobs`);
+    await runUntilSignalled(w.close);
   });
 
 program

@@ -25,17 +25,17 @@ export async function sha256File(file: string): Promise<string> {
 }
 
 /** A stream of the file's text, BOM removed. Errors are RostermatchErrors naming file and line. */
-export function openText(file: string, encoding: Encoding): Readable {
-  const decoder = encoding === 'windows-1252' ? (iconv.decodeStream('win1252') as unknown as Transform) : strictUtf8(file);
+export function openText(file: string, encoding: Encoding, label = file): Readable {
+  const decoder = encoding === 'windows-1252' ? (iconv.decodeStream('win1252') as unknown as Transform) : strictUtf8(file, label);
   return chain(createReadStream(file), decoder);
 }
 
-function strictUtf8(file: string): Transform {
+function strictUtf8(file: string, label: string): Transform {
   const decoder = new TextDecoder('utf-8', { fatal: true });
   const fail = (cb: (e: Error) => void) => {
     // Find the line only on this rare path: TextDecoder does not say where it failed.
     void firstInvalidUtf8Line(file).then(
-      (line) => cb(new RostermatchError('FILE_ENCODING', 'bytes that are not UTF-8; was it saved as Windows-1252 or Latin-1?', { file, ...(line ? { line } : {}) })),
+      (line) => cb(new RostermatchError('FILE_ENCODING', 'bytes that are not UTF-8; was it saved as Windows-1252 or Latin-1?', { file: label, ...(line ? { line } : {}) })),
       (e: unknown) => cb(e as Error),
     );
   };

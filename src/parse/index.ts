@@ -24,9 +24,10 @@ interface CsvRecord {
   info: { lines: number };
 }
 
-export async function readRoster(file: string, pipeline: Pipeline, today: string): Promise<ParsedFile> {
+/** `label` names the file in errors (a partner knows its file by its own name, not our spool path). */
+export async function readRoster(file: string, pipeline: Pipeline, today: string, label = file): Promise<ParsedFile> {
   const parser = chain(
-    openText(file, pipeline.file.encoding),
+    openText(file, pipeline.file.encoding, label),
     parse({ delimiter: pipeline.file.delimiter, info: true, skip_empty_lines: true, bom: true, relax_quotes: false }),
   );
   let header: string[] | undefined;
@@ -39,7 +40,7 @@ export async function readRoster(file: string, pipeline: Pipeline, today: string
       const line = info.lines - record.reduce((n, c) => n + countNewlines(c), 0);
       if (!header) {
         header = record;
-        columns = mapHeader(header, pipeline, file);
+        columns = mapHeader(header, pipeline, label);
         continue;
       }
       if (record.every((c) => c.trim() === '')) continue;
@@ -55,10 +56,10 @@ export async function readRoster(file: string, pipeline: Pipeline, today: string
       rows.push(row);
     }
   } catch (e) {
-    throw asFileError(e, file);
+    throw asFileError(e, label);
   }
-  if (!header) throw new RostermatchError('FILE_EMPTY', 'the file is empty', { file });
-  if (rows.length === 0) throw new RostermatchError('FILE_NO_ROWS', 'only a header, no rows', { file, line: 2 });
+  if (!header) throw new RostermatchError('FILE_EMPTY', 'the file is empty', { file: label });
+  if (rows.length === 0) throw new RostermatchError('FILE_NO_ROWS', 'only a header, no rows', { file: label, line: 2 });
   return { header, rows };
 }
 

@@ -1,0 +1,112 @@
+/**
+ * Taking a complete file from a partner's inbound folder: check that it is one this partner may
+ * drop, claim it by an atomic move into the spool, fingerprint it, and record the run before any
+ * work starts. The same bytes from the same partner are one run: a second drop gets a note naming
+ * the first run and is archived.
+ */
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from '../config/index.ts';
+import { isRostermatchError } from '../errors/index.ts';
+import { loadPartnerPipeline, type Pipeline } from '../pipeline/index.ts';
+import { createRun, type Db } from '../store/index.ts';
+import { moveInto, partnerDirs, serviceDirs, writeNote } from './drop.ts';
+import { sha256File } from './index.ts';
+
+export interface IntakeDirs {
+  dropRoot: string;
+  dataDir: string;
+  pipelinesDir: string;
+}
+
+export type ClaimOutcome =
+  | { kind: 'claimed'; runId: string; partner: string; sha256: string }
+  | { kind: 'duplicate'; of: string }
+  | { kind: 'rejected'; reason: string };
+
+/** Why a file in an inbound folder is not for processing, or null when it is. */
+export function rejectionReason(fileName: string, isSymlink: boolean, pipeline: Pipeline | undefined): string | null {
+  if (isSymlink) return 'symbolic links are not processed; upload the file itself';
+  if (fileName.startsWith('.')) return 'hidden files are not processed';
+  if (!pipeline) return 'no pipeline is configured for this partner';
+  if (!path.matchesGlob(fileName, pipeline.file.namePattern)) return `the file name does not match the agreed pattern "${pipeline.file.namePattern}"`;
+  return null;
+}
+
+export async function claimFile(db: Db, log: Logger, dirs: IntakeDirs, partner: string, file: string, isSymlink: boolean): Promise<ClaimOutcome> {
+  const name = path.basename(file);
+  const { outbound } = partnerDirs(dirs.dropRoot, partner);
+  const service = serviceDirs(dirs.dataDir);
+  let pipeline: Pipeline | undefined;
+  let pipelineProblem = '';
+  try {
+    pipeline = await loadPartnerPipeline(dirs.pipelinesDir, partner);
+  } catch (e) {
+    pipelineProblem = isRostermatchError(e) ? e.code : 'PIPELINE_INVALID';
+  }
+  const reason = rejectionReason(name, isSymlink, pipeline);
+  if (reason) {
+    await moveInto(file, path.join(service.quarantine, partner));
+    await writeNote(outbound, name, 'rejected', [`${name}: not processed: ${reason}.`, ...(pipelineProblem ? [`(${pipelineProblem})`] : [])]);
+    log.warn({ partner, reason: pipelineProblem || reason }, 'file rejected');
+    return { kind: 'rejected', reason };
+  }
+  const claimed = await moveInto(file, path.join(service.spool, partner));
+  return recordClaim(db, log, dirs, partner, claimed, name, pipeline!);
+}
+
+/** Records a claimed (spooled) file as a run, or as a duplicate of an earlier one. */
+export async function recordClaim(db: Db, log: Logger, dirs: IntakeDirs, partner: string, spooled: string, name: string, pipeline: Pipeline): Promise<ClaimOutcome> {
+  const sha256 = await sha256File(spooled);
+  const runId = randomUUID();
+  const created = await createRun(db, {
+    id: runId,
+    partner,
+    fileName: name,
+    fileSha256: sha256,
+    receivedAt: new Date().toISOString(),
+    state: 'received',
+    pipeline,
+    sourcePath: spooled,
+  });
+  if (!created.created) {
+    const of = created.existing.id;
+    await moveInto(spooled, path.join(serviceDirs(dirs.dataDir).archive, partner));
+    await writeNote(partnerDirs(dirs.dropRoot, partner).outbound, name, 'duplicate', [
+      `${name}: duplicate of run ${of}: the same file was received at ${created.existing.receivedAt}.`,
+      created.existing.resultPath ? `Its results: ${path.basename(created.existing.resultPath)}` : `That run is ${created.existing.state}.`,
+    ]);
+    log.info({ partner, sha256, runId: of }, 'duplicate file');
+    return { kind: 'duplicate', of };
+  }
+  log.info({ partner, sha256, runId }, 'file claimed');
+  return { kind: 'claimed', runId, partner, sha256 };
+}
+
+/**
+ * Files claimed into the spool whose run was never recorded (the process died between the move
+ * and the insert) are recorded now, so nothing dropped is ever lost.
+ */
+export async function recoverSpool(db: Db, log: Logger, dirs: IntakeDirs): Promise<ClaimOutcome[]> {
+  const spool = serviceDirs(dirs.dataDir).spool;
+  const out: ClaimOutcome[] = [];
+  let partners: string[];
+  try {
+    partners = await fs.readdir(spool);
+  } catch {
+    return out;
+  }
+  const { rows } = await db.query<{ source_path: string }>('SELECT source_path FROM run WHERE source_path IS NOT NULL');
+  const known = new Set(rows.map((r) => r.source_path));
+  for (const partner of partners) {
+    for (const entry of await fs.readdir(path.join(spool, partner))) {
+      const spooled = path.join(spool, partner, entry);
+      if (known.has(spooled)) continue;
+      const name = entry.replace(/^\d{8}T\d{9}Z-[0-9a-f]{8}-/, '');
+      const pipeline = await loadPartnerPipeline(dirs.pipelinesDir, partner);
+      out.push(await recordClaim(db, log, dirs, partner, spooled, name, pipeline));
+    }
+  }
+  return out;
+}

@@ -1,0 +1,200 @@
+/**
+ * The three job processors. Each is a plain function of ids that re-reads the run from the
+ * database and returns quietly when its work is moot, so a retry, a stalled job taken over by
+ * another worker, or a flow re-added after Redis lost it never does harm. They call the same
+ * stage functions as an inline run; only the order and the hand-offs are theirs.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { UnrecoverableError, type FlowProducer, type Queue } from 'bullmq';
+import type { Logger } from '../config/index.ts';
+import { isRostermatchError, RostermatchError } from '../errors/index.ts';
+import { moveInto, partnerDirs, serviceDirs, writeNote } from '../intake/drop.ts';
+import { matchChunk } from '../match/index.ts';
+import type { NameFrequencies } from '../model/index.ts';
+import { readRoster } from '../parse/index.ts';
+import { PipelineSchema, type Pipeline } from '../pipeline/index.ts';
+import { outputNames } from '../results/index.ts';
+import { publishRun, recordRun, restoreOutputs, storeCandidateSource } from '../run/index.ts';
+import {
+  clearRunInput,
+  countRunRows,
+  failRun,
+  getRun,
+  insertRunRows,
+  nameFrequencies,
+  readRunInput,
+  readRunResults,
+  recordChunk,
+  setRunState,
+  storeRunInput,
+  type Db,
+  type RunRecord,
+} from '../store/index.ts';
+import { CHUNK_ROWS, chunkJobId, finaliseJobId, QUEUE, RETRY, type ChunkJob, type FinaliseJob, type IntakeJob } from './names.ts';
+
+export interface JobContext {
+  db: Db;
+  log: Logger;
+  workerId: string;
+  dropRoot: string;
+  dataDir: string;
+  exportsDir: string;
+  flows: FlowProducer;
+  finaliseQueue: Queue;
+  /** Test fixture: a pause before each chunk, to make a run slow enough to interrupt. */
+  chunkDelayMs?: number;
+}
+
+const pipelineOf = (run: RunRecord): Pipeline => PipelineSchema.parse(run.pipeline);
+
+/** Parse and normalise the claimed file, store its rows, and hand the matching to a flow. */
+export async function execIntake(ctx: JobContext, data: IntakeJob): Promise<void> {
+  const run = await getRun(ctx.db, data.runId);
+  if (!run || !(run.state === 'received' || run.state === 'parsing')) return;
+  await setRunState(ctx.db, run.id, 'parsing', new Date().toISOString());
+  const pipeline = pipelineOf(run);
+  let rows;
+  try {
+    rows = (await readRoster(run.sourcePath!, pipeline, run.receivedAt.slice(0, 10), run.fileName)).rows;
+  } catch (e) {
+    if (isRostermatchError(e)) await failRunPermanently(ctx, run, e);
+    throw e;
+  }
+  await storeRunInput(ctx.db, run.id, rows);
+  const chunks = Math.ceil(rows.length / CHUNK_ROWS);
+  await setRunState(ctx.db, run.id, 'matching', new Date().toISOString(), { rowCount: rows.length, chunkCount: chunks });
+  await addMatchFlow(ctx, run.id, rows.length, new Set());
+  ctx.log.info({ runId: run.id, rows: rows.length, chunks }, 'run parsed; chunks queued');
+}
+
+/**
+ * One finalise job waiting on one match job per chunk not yet done. A chunk that fails for good
+ * does not leave the parent waiting forever: ignoreDependencyOnFailure lets finalise run, and
+ * finalise sees the missing rows and fails the run.
+ */
+export async function addMatchFlow(ctx: Pick<JobContext, 'flows' | 'finaliseQueue'>, runId: string, rowCount: number, done: ReadonlySet<number>): Promise<void> {
+  if (await ctx.finaliseQueue.getJob(finaliseJobId(runId))) return;
+  const chunks = Math.ceil(rowCount / CHUNK_ROWS);
+  await ctx.flows.add({
+    name: 'finalise',
+    queueName: QUEUE.finalise,
+    data: { runId } satisfies FinaliseJob,
+    opts: { jobId: finaliseJobId(runId), ...RETRY },
+    children: Array.from({ length: chunks }, (_, chunk) => chunk)
+      .filter((chunk) => !done.has(chunk))
+      .map((chunk) => ({
+        name: 'match',
+        queueName: QUEUE.match,
+        data: { runId, chunk, from: chunk * CHUNK_ROWS, to: Math.min(rowCount, (chunk + 1) * CHUNK_ROWS) } satisfies ChunkJob,
+        opts: { jobId: chunkJobId(runId, chunk), ...RETRY, ignoreDependencyOnFailure: true },
+      })),
+  });
+}
+
+// Name frequencies are a full scan of the index: share them between chunks for a minute.
+let freqCache: { at: number; freq: NameFrequencies } | undefined;
+const FREQ_TTL_MS = 60_000;
+async function frequencies(db: Db): Promise<NameFrequencies> {
+  if (!freqCache || Date.now() - freqCache.at > FREQ_TTL_MS) freqCache = { at: Date.now(), freq: await nameFrequencies(db) };
+  return freqCache.freq;
+}
+
+/** Match one chunk. Its results replace any from an earlier attempt, so a retry counts no row twice. */
+export async function execChunk(ctx: Pick<JobContext, 'db' | 'workerId' | 'chunkDelayMs'>, data: ChunkJob, progress?: (pct: number) => Promise<void>): Promise<void> {
+  const run = await getRun(ctx.db, data.runId);
+  if (!run || run.state !== 'matching') return;
+  if (ctx.chunkDelayMs) await new Promise((r) => setTimeout(r, ctx.chunkDelayMs));
+  const pipeline = pipelineOf(run);
+  const rows = await readRunInput(ctx.db, run.id, data.from, data.to);
+  const results = await matchChunk(rows, storeCandidateSource(ctx.db), { thresholds: pipeline.thresholds, freq: await frequencies(ctx.db) });
+  await ctx.db.transaction(async (tx) => {
+    await insertRunRows(tx, run.id, results);
+    const done = await recordChunk(tx, run.id, data.chunk, ctx.workerId, new Date().toISOString());
+    if (progress && run.chunkCount) await progress(Math.round((done / run.chunkCount) * 100));
+  });
+}
+
+/** Record the outcome, publish the results, archive the original. Repeating it changes nothing. */
+export async function execFinalise(ctx: JobContext, data: FinaliseJob): Promise<void> {
+  const run = await getRun(ctx.db, data.runId);
+  if (!run || run.state === 'failed') return;
+  const pipeline = pipelineOf(run);
+  if (run.state === 'completed') {
+    await restoreOutputs(ctx.db, run, ctx.exportsDir);
+    await archiveSource(ctx, run);
+    return;
+  }
+  if (run.state !== 'matching') return;
+  const matched = await countRunRows(ctx.db, run.id);
+  if (matched < (run.rowCount ?? 0)) {
+    const e = new RostermatchError('MATCH_INCOMPLETE', `${run.rowCount! - matched} of ${run.rowCount} rows could not be matched after retries`, { file: run.fileName });
+    await failRunPermanently(ctx, run, e);
+    throw new UnrecoverableError(e.message);
+  }
+  const results = await readRunResults(ctx.db, run.id);
+  const outDir = partnerDirs(ctx.dropRoot, run.partner).outbound;
+  const finishedAt = new Date().toISOString();
+  const change = await recordRun(ctx.db, {
+    runId: run.id,
+    pipeline,
+    results,
+    insertRows: false,
+    resultPath: path.join(outDir, outputNames(run.fileName).results),
+    actor: 'serve',
+    at: finishedAt,
+  });
+  if (!change) {
+    const again = (await getRun(ctx.db, run.id))!;
+    await restoreOutputs(ctx.db, again, ctx.exportsDir);
+  } else {
+    const received = Date.parse(run.receivedAt);
+    await publishRun(ctx.db, {
+      run,
+      pipeline,
+      results,
+      change,
+      finishedAt,
+      outDir,
+      exportsDir: ctx.exportsDir,
+      timingsMs: { queuedToRecorded: Date.parse(finishedAt) - received },
+      now: new Date(),
+    });
+  }
+  await archiveSource(ctx, run);
+  await clearRunInput(ctx.db, run.id);
+  ctx.log.info({ runId: run.id, groupId: pipeline.group.id }, 'run completed');
+}
+
+async function archiveSource(ctx: JobContext, run: RunRecord): Promise<void> {
+  if (!run.sourcePath) return;
+  try {
+    await fs.access(run.sourcePath);
+  } catch {
+    return; // already archived
+  }
+  const archived = await moveInto(run.sourcePath, path.join(serviceDirs(ctx.dataDir).archive, run.partner));
+  await ctx.db.query('UPDATE run SET source_path = $2 WHERE id = $1', [run.id, archived]);
+}
+
+/**
+ * A permanent failure: the run is marked failed, the original goes to quarantine, and the
+ * partner gets `<name>.error.txt` naming the cause. The Group is not touched.
+ */
+export async function failRunPermanently(ctx: Pick<JobContext, 'db' | 'log' | 'dropRoot' | 'dataDir'>, run: RunRecord, e: RostermatchError): Promise<void> {
+  await failRun(ctx.db, run.id, { code: e.code, message: e.message }, new Date().toISOString());
+  if (run.sourcePath) {
+    try {
+      const q = await moveInto(run.sourcePath, path.join(serviceDirs(ctx.dataDir).quarantine, run.partner));
+      await ctx.db.query('UPDATE run SET source_path = $2 WHERE id = $1', [run.id, q]);
+    } catch {
+      // already moved by an earlier attempt
+    }
+  }
+  await writeNote(partnerDirs(ctx.dropRoot, run.partner).outbound, run.fileName, 'error', [
+    `${run.fileName}: not processed (run ${run.id}).`,
+    e.message,
+    'Nothing from this file was applied to your Group. Correct the file and drop it again.',
+  ]);
+  ctx.log.warn({ runId: run.id, code: e.code }, 'run failed');
+}

@@ -1,0 +1,36 @@
+/**
+ * Queue names, job ids and job data. Job data carries ids only — never roster rows — because
+ * Redis keeps job data in clear text. Deterministic job ids make re-adding a job a no-op while
+ * it is still in Redis; the database is the record of what was processed.
+ */
+export const QUEUE = {
+  /** Parse and normalise a claimed file. Runs where the drop folders are (serve). */
+  intake: 'rostermatch-intake',
+  /** Match one chunk of a run's rows. Any worker on any machine. */
+  match: 'rostermatch-match',
+  /** Record the outcome, write the result file, change the Group, export. Runs in serve. */
+  finalise: 'rostermatch-finalise',
+} as const;
+
+export interface IntakeJob {
+  readonly runId: string;
+}
+export interface ChunkJob {
+  readonly runId: string;
+  readonly chunk: number;
+  readonly from: number;
+  readonly to: number;
+}
+export interface FinaliseJob {
+  readonly runId: string;
+}
+
+export const intakeJobId = (partner: string, sha256: string) => `intake.${partner}.${sha256}`;
+export const chunkJobId = (runId: string, chunk: number) => `chunk.${runId}.${chunk}`;
+export const finaliseJobId = (runId: string) => `finalise.${runId}`;
+
+/** Rows per match job: small enough that two workers share even a modest file. */
+export const CHUNK_ROWS = 1000;
+
+/** Transient failures (a database or Redis blip) retry with exponential backoff. */
+export const RETRY = { attempts: 6, backoff: { type: 'exponential' as const, delay: 1000 } };

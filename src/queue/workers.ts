@@ -1,0 +1,125 @@
+/**
+ * BullMQ workers around the job processors. serve runs all three queues; `rostermatch worker`
+ * runs only matching, on any machine that reaches the same Redis and database.
+ */
+import { Job, Queue, UnrecoverableError, Worker, type Processor } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { isRostermatchError, RostermatchError } from '../errors/index.ts';
+import { getRun } from '../store/index.ts';
+import { connectRedis } from './connection.ts';
+import { execChunk, execFinalise, execIntake, failRunPermanently, type JobContext } from './jobs.ts';
+import { QUEUE, RETRY, type ChunkJob, type FinaliseJob, type IntakeJob } from './names.ts';
+
+export type Role = keyof typeof QUEUE;
+
+export interface WorkerOptions {
+  redisUrl: string;
+  roles: readonly Role[];
+  /** Match jobs processed at once by this process. @defaultValue 1 */
+  concurrency?: number;
+  /** How long a job is locked to its worker; a dead worker's jobs are taken over after it. @defaultValue 30000 */
+  lockDurationMs?: number;
+  /** How often stalled jobs are looked for. @defaultValue 30000 */
+  stalledIntervalMs?: number;
+}
+
+export interface WorkerSet {
+  workers: Worker[];
+  /** Stops taking jobs and lets running ones finish, for at most `deadlineMs`; then hands them back. */
+  close(deadlineMs: number): Promise<string[]>;
+}
+
+type Ctx = JobContext | (Pick<JobContext, 'db' | 'log' | 'workerId' | 'chunkDelayMs'> & Partial<JobContext>);
+
+/** A bad file is not worth retrying: the processor already failed the run and told the partner. */
+function permanent<T>(fn: (job: Job<T>) => Promise<void>): Processor<T> {
+  return async (job) => {
+    try {
+      await fn(job);
+    } catch (e) {
+      if (isRostermatchError(e)) throw new UnrecoverableError(e.message);
+      throw e;
+    }
+  };
+}
+
+export function startWorkers(ctx: Ctx, opts: WorkerOptions): WorkerSet {
+  const connections: Redis[] = [];
+  const conn = () => {
+    const c = connectRedis(opts.redisUrl);
+    connections.push(c);
+    return c;
+  };
+  const common = {
+    lockDuration: opts.lockDurationMs ?? 30_000,
+    stalledInterval: opts.stalledIntervalMs ?? 30_000,
+    maxStalledCount: 3,
+    removeOnComplete: { age: 24 * 3600, count: 10_000 },
+    removeOnFail: { age: 7 * 24 * 3600 },
+  };
+  const workers: Worker[] = [];
+  const queues: Queue[] = [];
+  const full = ctx as JobContext;
+  if (opts.roles.includes('intake')) {
+    workers.push(new Worker<IntakeJob>(QUEUE.intake, permanent((job) => execIntake(full, job.data)), { ...common, connection: conn(), concurrency: 1 }));
+  }
+  if (opts.roles.includes('match')) {
+    const parents = new Queue(QUEUE.finalise, { connection: conn() });
+    queues.push(parents);
+    const progress = (job: Job<ChunkJob>) => async (pct: number) => {
+      await job.updateProgress(100);
+      const parent = job.parent?.id && (await Job.fromId(parents, job.parent.id));
+      if (parent) await parent.updateProgress(pct);
+    };
+    workers.push(
+      new Worker<ChunkJob>(QUEUE.match, permanent((job) => execChunk(ctx, job.data, progress(job))), {
+        ...common,
+        connection: conn(),
+        concurrency: opts.concurrency ?? 1,
+      }),
+    );
+  }
+  if (opts.roles.includes('finalise')) {
+    workers.push(new Worker<FinaliseJob>(QUEUE.finalise, permanent((job) => execFinalise(full, job.data)), { ...common, connection: conn(), concurrency: 1 }));
+  }
+  for (const w of workers) {
+    w.on('error', (e) => ctx.log.warn({ queue: w.name, err: e.message }, 'worker error'));
+    // The last attempt of a parse or finalise failed for a reason that was not the file's fault:
+    // the run must not stay "in progress" for ever.
+    w.on('failed', (job, err) => {
+      if (!job || w.name === QUEUE.match) return;
+      const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? RETRY.attempts);
+      ctx.log.warn({ queue: w.name, jobId: job.id, attempt: job.attemptsMade, final, err: err.message }, 'job failed');
+      if (!final || err instanceof UnrecoverableError) return;
+      void (async () => {
+        const run = await getRun(ctx.db, (job.data as IntakeJob).runId);
+        if (run && run.state !== 'completed' && run.state !== 'failed' && full.dropRoot) {
+          await failRunPermanently(full, run, new RostermatchError('FILE_UNREADABLE', `processing failed after ${job.attemptsMade} attempts`, { file: run.fileName }));
+        }
+      })().catch(() => {});
+    });
+  }
+  return {
+    workers,
+    async close(deadlineMs) {
+      const problems: string[] = [];
+      // worker.close() waits for running jobs, and can hang while Redis is unreachable: give it a
+      // deadline, then close without waiting so the jobs' locks lapse and another worker takes them.
+      await Promise.all(
+        workers.map(async (w) => {
+          let timer: NodeJS.Timeout | undefined;
+          const deadline = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), deadlineMs)));
+          const result = await Promise.race([w.close().then(() => 'closed' as const), deadline]).catch((e: Error) => {
+            problems.push(`${w.name}: ${e.message}`);
+            return 'error' as const;
+          });
+          clearTimeout(timer);
+          if (result !== 'closed') await Promise.race([w.close(true), new Promise((r) => setTimeout(r, 1000))]).catch(() => {});
+        }),
+      );
+      await Promise.all(queues.map((q) => Promise.race([q.close(), new Promise((r) => setTimeout(r, 1000))]).catch(() => {})));
+      for (const c of connections) c.disconnect();
+      return problems;
+    },
+  };
+}

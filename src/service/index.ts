@@ -1,0 +1,213 @@
+/**
+ * `rostermatch serve`: the production daemon. It watches every partner's inbound folder, claims
+ * complete files into runs, runs the queues' workers, re-derives lost queue state from the
+ * database, and answers /healthz. `rostermatch worker` is the matching part alone, for more
+ * machines. Shutdown is idempotent and runs every step even when one fails.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { FlowProducer, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../config/index.ts';
+import { claimFile, recoverSpool, type ClaimOutcome } from '../intake/claim.ts';
+import {
+  addMatchFlow,
+  connectRedis,
+  intakeJobId,
+  QUEUE,
+  RETRY,
+  startWorkers,
+  warnUnlessNoEviction,
+  type JobContext,
+  type WorkerSet,
+} from '../queue/index.ts';
+import { chunkWorkers, openStore, unfinishedRuns, type Db } from '../store/index.ts';
+import { DropWatcher } from '../watch/index.ts';
+import { startHealthServer } from './health.ts';
+
+export interface ServeOptions {
+  dropRoot: string;
+  dataDir: string;
+  pipelinesDir: string;
+  redisUrl: string;
+  /** Unset: the embedded store in <dataDir>/db. */
+  databaseUrl?: string | undefined;
+  /** @defaultValue 127.0.0.1 */
+  host?: string;
+  /** 0 picks a free port. @defaultValue 8080 */
+  port?: number;
+  /** Match jobs at once in this process. @defaultValue 2 */
+  concurrency?: number;
+  quietMs?: number;
+  scanIntervalMs?: number;
+  /** How often unfinished runs are checked against the queues. @defaultValue 30000 */
+  reconcileIntervalMs?: number;
+  lockDurationMs?: number;
+  stalledIntervalMs?: number;
+  /** How long shutdown waits for running jobs. @defaultValue 20000 */
+  shutdownGraceMs?: number;
+  chunkDelayMs?: number;
+  log: Logger;
+}
+
+export interface Service {
+  url: string;
+  db: Db;
+  /** Idempotent; resolves with the problems met on the way down (empty when clean). */
+  close(): Promise<string[]>;
+  /** One reconciliation pass now (tests and start-up). */
+  reconcile(): Promise<void>;
+}
+
+export function workerId(): string {
+  return `${os.hostname()}:${process.pid}`;
+}
+
+export async function startServe(o: ServeOptions): Promise<Service> {
+  const log = o.log;
+  const db = await openStore({ databaseUrl: o.databaseUrl, embeddedDir: path.join(o.dataDir, 'db') });
+  const redis: Redis = connectRedis(o.redisUrl);
+  await warnUnlessNoEviction(redis, log);
+  const intakeQueue = new Queue(QUEUE.intake, { connection: redis });
+  const finaliseQueue = new Queue(QUEUE.finalise, { connection: redis });
+  const flows = new FlowProducer({ connection: redis });
+  const ctx: JobContext = {
+    db,
+    log,
+    workerId: workerId(),
+    dropRoot: o.dropRoot,
+    dataDir: o.dataDir,
+    exportsDir: path.join(o.dataDir, 'exports'),
+    flows,
+    finaliseQueue,
+    ...(o.chunkDelayMs ? { chunkDelayMs: o.chunkDelayMs } : {}),
+  };
+  const dirs = { dropRoot: o.dropRoot, dataDir: o.dataDir, pipelinesDir: o.pipelinesDir };
+
+  const enqueueIntake = async (c: ClaimOutcome) => {
+    if (c.kind !== 'claimed') return;
+    const jobId = intakeJobId(c.partner, c.sha256);
+    // A finished job with this id (an earlier run of these bytes that failed) would swallow the add.
+    const old = await intakeQueue.getJob(jobId);
+    if (old && ((await old.isFailed()) || (await old.isCompleted()))) await old.remove();
+    await intakeQueue.add('intake', { runId: c.runId }, { jobId, ...RETRY });
+  };
+
+  /** Re-derives queue state from the database: Redis may have lost it (a restart without persistence). */
+  const reconcile = async () => {
+    for (const run of await unfinishedRuns(db)) {
+      if (run.state === 'received' || run.state === 'parsing') {
+        if (!(await intakeQueue.getJob(intakeJobId(run.partner, run.fileSha256)))) {
+          log.warn({ runId: run.id }, 'intake job missing from Redis; re-adding');
+          await enqueueIntake({ kind: 'claimed', runId: run.id, partner: run.partner, sha256: run.fileSha256 });
+        }
+      } else if (run.state === 'matching' && run.rowCount !== null) {
+        const done = new Set((await chunkWorkers(db, run.id)).map((c) => c.chunk));
+        if (!(await finaliseQueue.getJob(`finalise.${run.id}`))) log.warn({ runId: run.id, chunksDone: done.size }, 'flow missing from Redis; re-adding');
+        await addMatchFlow(ctx, run.id, run.rowCount, done);
+      }
+    }
+  };
+
+  for (const c of await recoverSpool(db, log, dirs)) await enqueueIntake(c);
+  const workers: WorkerSet = startWorkers(ctx, {
+    redisUrl: o.redisUrl,
+    roles: ['intake', 'match', 'finalise'],
+    concurrency: o.concurrency ?? 2,
+    ...(o.lockDurationMs ? { lockDurationMs: o.lockDurationMs } : {}),
+    ...(o.stalledIntervalMs ? { stalledIntervalMs: o.stalledIntervalMs } : {}),
+  });
+  await reconcile();
+
+  const watcher = new DropWatcher({
+    dropRoot: o.dropRoot,
+    log,
+    ...(o.quietMs !== undefined ? { quietMs: o.quietMs } : {}),
+    ...(o.scanIntervalMs !== undefined ? { scanIntervalMs: o.scanIntervalMs } : {}),
+    onReady: async (f) => enqueueIntake(await claimFile(db, log, dirs, f.partner, f.file, f.isSymlink)),
+  });
+  await watcher.start();
+
+  let reconciling = false;
+  const reconcileTimer = setInterval(() => {
+    if (reconciling) return;
+    reconciling = true;
+    reconcile()
+      .catch((e: unknown) => log.warn({ err: (e as Error).message }, 'reconcile failed; will retry'))
+      .finally(() => (reconciling = false));
+  }, o.reconcileIntervalMs ?? 30_000);
+
+  const scanInterval = o.scanIntervalMs ?? 2000;
+  const health = await startHealthServer({
+    host: o.host ?? '127.0.0.1',
+    port: o.port ?? 8080,
+    checks: {
+      redis: async () => (await redis.ping()) === 'PONG',
+      database: async () => (await db.query('SELECT 1')).rows.length === 1,
+      watcher: async () => Date.now() - watcher.lastScanAt < Math.max(3 * scanInterval, 10_000),
+    },
+  });
+  log.info({ url: health.url, dropRoot: o.dropRoot, store: db.kind }, 'serving');
+
+  let closing: Promise<string[]> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      const problems: string[] = [];
+      const step = async (name: string, fn: () => Promise<unknown>) => {
+        try {
+          await fn();
+        } catch (e) {
+          problems.push(`${name}: ${(e as Error).message}`);
+        }
+      };
+      clearInterval(reconcileTimer);
+      await step('health', () => health.server.close());
+      await step('watcher', () => watcher.close());
+      problems.push(...(await workers.close(o.shutdownGraceMs ?? 20_000)));
+      await step('queues', () => Promise.race([Promise.all([intakeQueue.close(), finaliseQueue.close(), flows.close()]), sleep(2000)]));
+      await step('redis', async () => redis.disconnect());
+      await step('database', () => db.close());
+      return problems;
+    })());
+  return { url: health.url, db, close, reconcile };
+}
+
+export interface RemoteWorkerOptions {
+  redisUrl: string;
+  databaseUrl: string;
+  concurrency: number;
+  lockDurationMs?: number;
+  stalledIntervalMs?: number;
+  shutdownGraceMs?: number;
+  chunkDelayMs?: number;
+  log: Logger;
+}
+
+/** Matching only: serve keeps the drop folders, intake and finalise. */
+export async function startRemoteWorker(o: RemoteWorkerOptions): Promise<{ close(): Promise<string[]> }> {
+  const db = await openStore({ databaseUrl: o.databaseUrl, embeddedDir: '' });
+  const workers = startWorkers(
+    { db, log: o.log, workerId: workerId(), ...(o.chunkDelayMs ? { chunkDelayMs: o.chunkDelayMs } : {}) },
+    {
+      redisUrl: o.redisUrl,
+      roles: ['match'],
+      concurrency: o.concurrency,
+      ...(o.lockDurationMs ? { lockDurationMs: o.lockDurationMs } : {}),
+      ...(o.stalledIntervalMs ? { stalledIntervalMs: o.stalledIntervalMs } : {}),
+    },
+  );
+  o.log.info({ worker: workerId(), concurrency: o.concurrency }, 'worker started');
+  let closing: Promise<string[]> | undefined;
+  return {
+    close: () =>
+      (closing ??= (async () => {
+        const problems = await workers.close(o.shutdownGraceMs ?? 20_000);
+        await db.close().catch((e: Error) => problems.push(`database: ${e.message}`));
+        return problems;
+      })()),
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

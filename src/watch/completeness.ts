@@ -1,0 +1,50 @@
+/**
+ * When is an upload complete? Clients that rename on completion write under a temporary name
+ * (.filepart, .part, .tmp): those wait for the rename. OpenSSH writes in place: such a file is
+ * complete once its size and mtime have stayed the same for a quiet period. Pure: the caller
+ * supplies the observations and the clock.
+ */
+
+const TEMPORARY_SUFFIXES = ['.filepart', '.part', '.partial', '.tmp', '.crdownload', '.upload'];
+
+export function isTemporaryName(name: string): boolean {
+  const lower = name.toLowerCase();
+  return TEMPORARY_SUFFIXES.some((s) => lower.endsWith(s));
+}
+
+interface Observation {
+  size: number;
+  mtimeMs: number;
+  /** When this size and mtime were first seen. */
+  since: number;
+}
+
+export class CompletenessTracker {
+  readonly #quietMs: number;
+  readonly #seen = new Map<string, Observation>();
+
+  /** @param quietMs how long size and mtime must stay still. */
+  constructor(quietMs: number) {
+    this.#quietMs = quietMs;
+  }
+
+  /** Records what a listing saw; true when the file is now complete. */
+  observe(file: string, size: number, mtimeMs: number, now: number): boolean {
+    if (isTemporaryName(file)) return false;
+    const prev = this.#seen.get(file);
+    if (!prev || prev.size !== size || prev.mtimeMs !== mtimeMs) {
+      this.#seen.set(file, { size, mtimeMs, since: now });
+      return false;
+    }
+    return now - prev.since >= this.#quietMs;
+  }
+
+  /** Forgets files that are gone (claimed, renamed or deleted) so memory tracks the folders. */
+  retain(present: ReadonlySet<string>): void {
+    for (const file of this.#seen.keys()) if (!present.has(file)) this.#seen.delete(file);
+  }
+
+  forget(file: string): void {
+    this.#seen.delete(file);
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * Watching `<drop-root>/<partner>/inbound/`. A periodic listing of every partner folder is the
+ * source of truth — it finds files that were waiting at start-up and partner folders created
+ * later, and it is what decides completeness. chokidar only makes the next listing come sooner.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+import type { Logger } from '../config/index.ts';
+import { CompletenessTracker } from './completeness.ts';
+
+export { CompletenessTracker, isTemporaryName } from './completeness.ts';
+
+export interface ReadyFile {
+  partner: string;
+  file: string;
+  isSymlink: boolean;
+}
+
+export interface WatchOptions {
+  dropRoot: string;
+  /** Quiet period for files written in place. @defaultValue 5000 */
+  quietMs?: number;
+  /** Interval of the listing that is the source of truth. @defaultValue 2000 */
+  scanIntervalMs?: number;
+  log: Logger;
+  /** Called once per complete file; the file must be moved out of inbound before it resolves. */
+  onReady: (f: ReadyFile) => Promise<void>;
+}
+
+export class DropWatcher {
+  readonly #opts: Required<Omit<WatchOptions, 'onReady' | 'log'>> & Pick<WatchOptions, 'onReady' | 'log'>;
+  readonly #tracker: CompletenessTracker;
+  #watcher: FSWatcher | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #scanning: Promise<void> | undefined;
+  #again = false;
+  #closed = false;
+  /** When the last listing finished; the health check reads it. */
+  lastScanAt = 0;
+
+  constructor(opts: WatchOptions) {
+    this.#opts = { quietMs: 5000, scanIntervalMs: 2000, ...opts };
+    this.#tracker = new CompletenessTracker(this.#opts.quietMs);
+  }
+
+  async start(): Promise<void> {
+    await fs.mkdir(this.#opts.dropRoot, { recursive: true });
+    this.#watcher = watch(this.#opts.dropRoot, { ignoreInitial: true, depth: 2, followSymlinks: false });
+    this.#watcher.on('all', () => this.poke());
+    this.#watcher.on('error', (e) => this.#opts.log.warn({ err: (e as Error).message }, 'watcher error; periodic listing continues'));
+    await this.scan();
+    this.#timer = setInterval(() => this.poke(), this.#opts.scanIntervalMs);
+  }
+
+  /** Asks for a listing soon; listings never overlap. */
+  poke(): void {
+    if (this.#closed) return;
+    if (this.#scanning) {
+      this.#again = true;
+      return;
+    }
+    this.#scanning = this.scan()
+      .catch((e: unknown) => this.#opts.log.error({ err: (e as Error).message }, 'drop folder listing failed'))
+      .finally(() => {
+        this.#scanning = undefined;
+        if (this.#again) {
+          this.#again = false;
+          this.poke();
+        }
+      });
+  }
+
+  /** One listing of every partner's inbound folder; hands complete files to onReady in turn. */
+  async scan(): Promise<void> {
+    const now = Date.now();
+    const present = new Set<string>();
+    const ready: ReadyFile[] = [];
+    for (const partner of await listDirs(this.#opts.dropRoot)) {
+      const inbound = path.join(this.#opts.dropRoot, partner, 'inbound');
+      let entries;
+      try {
+        entries = await fs.readdir(inbound, { withFileTypes: true });
+      } catch {
+        continue; // a partner folder without inbound yet
+      }
+      for (const e of entries) {
+        const file = path.join(inbound, e.name);
+        if (e.isSymbolicLink()) {
+          ready.push({ partner, file, isSymlink: true });
+          continue;
+        }
+        if (!e.isFile()) continue;
+        present.add(file);
+        let st;
+        try {
+          st = await fs.lstat(file);
+        } catch {
+          continue; // renamed or claimed since the listing
+        }
+        if (this.#tracker.observe(file, st.size, st.mtimeMs, now)) ready.push({ partner, file, isSymlink: false });
+      }
+    }
+    this.#tracker.retain(present);
+    for (const f of ready) {
+      if (this.#closed) return;
+      try {
+        await this.#opts.onReady(f);
+      } catch (e) {
+        this.#opts.log.error({ partner: f.partner, err: (e as Error).message }, 'intake of a dropped file failed; it stays in inbound and is retried');
+      }
+      this.#tracker.forget(f.file);
+    }
+    this.lastScanAt = Date.now();
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#timer) clearInterval(this.#timer);
+    await this.#watcher?.close();
+    await this.#scanning;
+  }
+}
+
+async function listDirs(root: string): Promise<string[]> {
+  try {
+    return (await fs.readdir(root, { withFileTypes: true })).filter((d) => d.isDirectory() && !d.name.startsWith('.')).map((d) => d.name);
+  } catch {
+    return [];
+  }
+}
