@@ -163,13 +163,14 @@ program
   .requiredOption('--drop-root <dir>', 'the folder holding <partner>/inbound and <partner>/outbound')
   .addOption(new Option('--port <n>', 'health endpoint port').env('PORT').default(8080).argParser(nonNegativeInt))
   .option('--host <addr>', 'health endpoint address', '127.0.0.1')
-  .option('--concurrency <n>', 'match jobs at once in this process', positiveInt, 2)
+  .option('--concurrency <n>', 'match jobs at once in this process (0: leave matching to worker processes)', nonNegativeInt, 2)
+  .option('--chunk-rows <n>', 'rows per match job', positiveInt, 1000)
   .option('--quiet-ms <n>', 'a file written in place is complete after its size and mtime stay still this long', nonNegativeInt, 5000)
   .option('--scan-ms <n>', 'interval of the drop-folder listing', positiveInt, 2000)
   .option('--reconcile-ms <n>', 'interval of the check of unfinished runs against the queues', positiveInt, 30000)
   .option('--lock-ms <n>', 'job lock; a dead worker\'s jobs are taken over after it', positiveInt, 30000)
   .option('--stalled-ms <n>', 'how often stalled jobs are looked for', positiveInt, 30000)
-  .action(async (o: { dropRoot: string; port: number; host: string; concurrency: number; quietMs: number; scanMs: number; reconcileMs: number; lockMs: number; stalledMs: number }) => {
+  .action(async (o: { dropRoot: string; port: number; host: string; concurrency: number; chunkRows: number; quietMs: number; scanMs: number; reconcileMs: number; lockMs: number; stalledMs: number }) => {
     const g = globals();
     const paths = resolvePaths(g.dataDir);
     const log = createLogger(process.env.LOG_LEVEL ?? 'info');
@@ -183,6 +184,7 @@ program
       host: o.host,
       port: o.port,
       concurrency: o.concurrency,
+      chunkRows: o.chunkRows,
       quietMs: o.quietMs,
       scanIntervalMs: o.scanMs,
       reconcileIntervalMs: o.reconcileMs,

@@ -11,7 +11,7 @@ import type { Logger } from '../config/index.ts';
 import { isRostermatchError } from '../errors/index.ts';
 import { loadPartnerPipeline, type Pipeline } from '../pipeline/index.ts';
 import { createRun, type Db } from '../store/index.ts';
-import { moveInto, partnerDirs, serviceDirs, writeNote } from './drop.ts';
+import { moveInto, originalName, partnerDirs, serviceDirs, writeNote } from './drop.ts';
 import { sha256File } from './index.ts';
 
 export interface IntakeDirs {
@@ -103,7 +103,7 @@ export async function recoverSpool(db: Db, log: Logger, dirs: IntakeDirs): Promi
     for (const entry of await fs.readdir(path.join(spool, partner))) {
       const spooled = path.join(spool, partner, entry);
       if (known.has(spooled)) continue;
-      const name = entry.replace(/^\d{8}T\d{9}Z-[0-9a-f]{8}-/, '');
+      const name = originalName(entry);
       const pipeline = await loadPartnerPipeline(dirs.pipelinesDir, partner);
       out.push(await recordClaim(db, log, dirs, partner, spooled, name, pipeline));
     }

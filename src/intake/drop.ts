@@ -21,7 +21,7 @@ export function serviceDirs(dataDir: string): { spool: string; archive: string; 
  */
 export async function moveInto(file: string, dir: string): Promise<string> {
   await fs.mkdir(dir, { recursive: true });
-  const dest = path.join(dir, `${new Date().toISOString().replace(/[-:.]/g, '')}-${randomUUID().slice(0, 8)}-${path.basename(file)}`);
+  const dest = path.join(dir, `${new Date().toISOString().replace(/[-:.]/g, '')}-${randomUUID().slice(0, 8)}-${originalName(path.basename(file))}`);
   try {
     await fs.rename(file, dest);
   } catch (e) {
@@ -34,6 +34,13 @@ export async function moveInto(file: string, dir: string): Promise<string> {
     await fs.unlink(file);
   }
   return dest;
+}
+
+const MOVED_PREFIX = /^\d{8}T\d{9}Z-[0-9a-f]{8}-/;
+
+/** The partner's own file name, without the prefix moveInto adds. */
+export function originalName(movedName: string): string {
+  return movedName.replace(MOVED_PREFIX, '');
 }
 
 export type NoteKind = 'rejected' | 'duplicate' | 'error';

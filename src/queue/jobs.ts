@@ -42,6 +42,8 @@ export interface JobContext {
   exportsDir: string;
   flows: FlowProducer;
   finaliseQueue: Queue;
+  /** Rows per match job. @defaultValue CHUNK_ROWS */
+  chunkRows?: number;
   /** Test fixture: a pause before each chunk, to make a run slow enough to interrupt. */
   chunkDelayMs?: number;
 }
@@ -62,9 +64,10 @@ export async function execIntake(ctx: JobContext, data: IntakeJob): Promise<void
     throw e;
   }
   await storeRunInput(ctx.db, run.id, rows);
-  const chunks = Math.ceil(rows.length / CHUNK_ROWS);
+  const size = ctx.chunkRows ?? CHUNK_ROWS;
+  const chunks = Math.ceil(rows.length / size);
   await setRunState(ctx.db, run.id, 'matching', new Date().toISOString(), { rowCount: rows.length, chunkCount: chunks });
-  await addMatchFlow(ctx, run.id, rows.length, new Set());
+  await addMatchFlow(ctx, run.id, rows.length, chunks, new Set());
   ctx.log.info({ runId: run.id, rows: rows.length, chunks }, 'run parsed; chunks queued');
 }
 
@@ -73,9 +76,15 @@ export async function execIntake(ctx: JobContext, data: IntakeJob): Promise<void
  * does not leave the parent waiting forever: ignoreDependencyOnFailure lets finalise run, and
  * finalise sees the missing rows and fails the run.
  */
-export async function addMatchFlow(ctx: Pick<JobContext, 'flows' | 'finaliseQueue'>, runId: string, rowCount: number, done: ReadonlySet<number>): Promise<void> {
+export async function addMatchFlow(
+  ctx: Pick<JobContext, 'flows' | 'finaliseQueue'>,
+  runId: string,
+  rowCount: number,
+  chunks: number,
+  done: ReadonlySet<number>,
+): Promise<void> {
   if (await ctx.finaliseQueue.getJob(finaliseJobId(runId))) return;
-  const chunks = Math.ceil(rowCount / CHUNK_ROWS);
+  const size = Math.ceil(rowCount / chunks);
   await ctx.flows.add({
     name: 'finalise',
     queueName: QUEUE.finalise,
@@ -86,7 +95,7 @@ export async function addMatchFlow(ctx: Pick<JobContext, 'flows' | 'finaliseQueu
       .map((chunk) => ({
         name: 'match',
         queueName: QUEUE.match,
-        data: { runId, chunk, from: chunk * CHUNK_ROWS, to: Math.min(rowCount, (chunk + 1) * CHUNK_ROWS) } satisfies ChunkJob,
+        data: { runId, chunk, from: chunk * size, to: Math.min(rowCount, (chunk + 1) * size) } satisfies ChunkJob,
         opts: { jobId: chunkJobId(runId, chunk), ...RETRY, ignoreDependencyOnFailure: true },
       })),
   });

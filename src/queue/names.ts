@@ -12,6 +12,11 @@ export const QUEUE = {
   finalise: 'rostermatch-finalise',
 } as const;
 
+/** @defaultValue "rostermatch", or $ROSTERMATCH_QUEUE_PREFIX */
+export function queuePrefix(): string {
+  return process.env.ROSTERMATCH_QUEUE_PREFIX ?? 'rostermatch';
+}
+
 export interface IntakeJob {
   readonly runId: string;
 }

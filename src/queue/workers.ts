@@ -14,6 +14,8 @@ export type Role = keyof typeof QUEUE;
 
 export interface WorkerOptions {
   redisUrl: string;
+  /** Namespace of the queues' Redis keys; every process of one deployment uses the same. */
+  prefix: string;
   roles: readonly Role[];
   /** Match jobs processed at once by this process. @defaultValue 1 */
   concurrency?: number;
@@ -51,6 +53,7 @@ export function startWorkers(ctx: Ctx, opts: WorkerOptions): WorkerSet {
     return c;
   };
   const common = {
+    prefix: opts.prefix,
     lockDuration: opts.lockDurationMs ?? 30_000,
     stalledInterval: opts.stalledIntervalMs ?? 30_000,
     maxStalledCount: 3,
@@ -64,7 +67,7 @@ export function startWorkers(ctx: Ctx, opts: WorkerOptions): WorkerSet {
     workers.push(new Worker<IntakeJob>(QUEUE.intake, permanent((job) => execIntake(full, job.data)), { ...common, connection: conn(), concurrency: 1 }));
   }
   if (opts.roles.includes('match')) {
-    const parents = new Queue(QUEUE.finalise, { connection: conn() });
+    const parents = new Queue(QUEUE.finalise, { connection: conn(), prefix: opts.prefix });
     queues.push(parents);
     const progress = (job: Job<ChunkJob>) => async (pct: number) => {
       await job.updateProgress(100);

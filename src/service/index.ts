@@ -13,8 +13,10 @@ import { claimFile, recoverSpool, type ClaimOutcome } from '../intake/claim.ts';
 import {
   addMatchFlow,
   connectRedis,
+  finaliseJobId,
   intakeJobId,
   QUEUE,
+  queuePrefix,
   RETRY,
   startWorkers,
   warnUnlessNoEviction,
@@ -30,14 +32,18 @@ export interface ServeOptions {
   dataDir: string;
   pipelinesDir: string;
   redisUrl: string;
+  /** @defaultValue queuePrefix() */
+  queuePrefix?: string;
   /** Unset: the embedded store in <dataDir>/db. */
   databaseUrl?: string | undefined;
   /** @defaultValue 127.0.0.1 */
   host?: string;
   /** 0 picks a free port. @defaultValue 8080 */
   port?: number;
-  /** Match jobs at once in this process. @defaultValue 2 */
+  /** Match jobs at once in this process; 0 leaves matching to `worker` processes. @defaultValue 2 */
   concurrency?: number;
+  /** Rows per match job. @defaultValue CHUNK_ROWS */
+  chunkRows?: number;
   quietMs?: number;
   scanIntervalMs?: number;
   /** How often unfinished runs are checked against the queues. @defaultValue 30000 */
@@ -68,9 +74,10 @@ export async function startServe(o: ServeOptions): Promise<Service> {
   const db = await openStore({ databaseUrl: o.databaseUrl, embeddedDir: path.join(o.dataDir, 'db') });
   const redis: Redis = connectRedis(o.redisUrl);
   await warnUnlessNoEviction(redis, log);
-  const intakeQueue = new Queue(QUEUE.intake, { connection: redis });
-  const finaliseQueue = new Queue(QUEUE.finalise, { connection: redis });
-  const flows = new FlowProducer({ connection: redis });
+  const prefix = o.queuePrefix ?? queuePrefix();
+  const intakeQueue = new Queue(QUEUE.intake, { connection: redis, prefix });
+  const finaliseQueue = new Queue(QUEUE.finalise, { connection: redis, prefix });
+  const flows = new FlowProducer({ connection: redis, prefix });
   const ctx: JobContext = {
     db,
     log,
@@ -81,6 +88,7 @@ export async function startServe(o: ServeOptions): Promise<Service> {
     flows,
     finaliseQueue,
     ...(o.chunkDelayMs ? { chunkDelayMs: o.chunkDelayMs } : {}),
+    ...(o.chunkRows ? { chunkRows: o.chunkRows } : {}),
   };
   const dirs = { dropRoot: o.dropRoot, dataDir: o.dataDir, pipelinesDir: o.pipelinesDir };
 
@@ -103,8 +111,8 @@ export async function startServe(o: ServeOptions): Promise<Service> {
         }
       } else if (run.state === 'matching' && run.rowCount !== null) {
         const done = new Set((await chunkWorkers(db, run.id)).map((c) => c.chunk));
-        if (!(await finaliseQueue.getJob(`finalise.${run.id}`))) log.warn({ runId: run.id, chunksDone: done.size }, 'flow missing from Redis; re-adding');
-        await addMatchFlow(ctx, run.id, run.rowCount, done);
+        if (!(await finaliseQueue.getJob(finaliseJobId(run.id)))) log.warn({ runId: run.id, chunksDone: done.size }, 'flow missing from Redis; re-adding');
+        await addMatchFlow(ctx, run.id, run.rowCount, run.chunkCount ?? 1, done);
       }
     }
   };
@@ -112,7 +120,8 @@ export async function startServe(o: ServeOptions): Promise<Service> {
   for (const c of await recoverSpool(db, log, dirs)) await enqueueIntake(c);
   const workers: WorkerSet = startWorkers(ctx, {
     redisUrl: o.redisUrl,
-    roles: ['intake', 'match', 'finalise'],
+    prefix,
+    roles: o.concurrency === 0 ? ['intake', 'finalise'] : ['intake', 'match', 'finalise'],
     concurrency: o.concurrency ?? 2,
     ...(o.lockDurationMs ? { lockDurationMs: o.lockDurationMs } : {}),
     ...(o.stalledIntervalMs ? { stalledIntervalMs: o.stalledIntervalMs } : {}),
@@ -174,6 +183,7 @@ export async function startServe(o: ServeOptions): Promise<Service> {
 
 export interface RemoteWorkerOptions {
   redisUrl: string;
+  queuePrefix?: string;
   databaseUrl: string;
   concurrency: number;
   lockDurationMs?: number;
@@ -190,6 +200,7 @@ export async function startRemoteWorker(o: RemoteWorkerOptions): Promise<{ close
     { db, log: o.log, workerId: workerId(), ...(o.chunkDelayMs ? { chunkDelayMs: o.chunkDelayMs } : {}) },
     {
       redisUrl: o.redisUrl,
+      prefix: o.queuePrefix ?? queuePrefix(),
       roles: ['match'],
       concurrency: o.concurrency,
       ...(o.lockDurationMs ? { lockDurationMs: o.lockDurationMs } : {}),
