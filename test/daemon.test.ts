@@ -181,7 +181,7 @@ describe('serve', () => {
         if (type === 'hash') dump += JSON.stringify(await redis.hgetall(k));
         else if (type === 'string') dump += await redis.get(k);
         else if (type === 'list') dump += JSON.stringify(await redis.lrange(k, 0, -1));
-        else if (type === 'zset') dump += JSON.stringify(await redis.zrange(k, 0, -1));
+        else if (type === 'zset') dump += JSON.stringify(await redis.zrange(k, '0', '-1'));
         else if (type === 'set') dump += JSON.stringify(await redis.smembers(k));
         else if (type === 'stream') dump += JSON.stringify(await redis.xrange(k, '-', '+'));
       }
