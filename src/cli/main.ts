@@ -170,7 +170,8 @@ program
   .option('--reconcile-ms <n>', 'interval of the check of unfinished runs against the queues', positiveInt, 30000)
   .option('--lock-ms <n>', 'job lock; a dead worker\'s jobs are taken over after it', positiveInt, 30000)
   .option('--stalled-ms <n>', 'how often stalled jobs are looked for', positiveInt, 30000)
-  .action(async (o: { dropRoot: string; port: number; host: string; concurrency: number; chunkRows: number; quietMs: number; scanMs: number; reconcileMs: number; lockMs: number; stalledMs: number }) => {
+  .option('--grace-ms <n>', 'on SIGTERM, how long running jobs may take to finish before they are handed back', nonNegativeInt, 20000)
+  .action(async (o: { dropRoot: string; port: number; host: string; concurrency: number; chunkRows: number; quietMs: number; scanMs: number; reconcileMs: number; lockMs: number; stalledMs: number; graceMs: number }) => {
     const g = globals();
     const paths = resolvePaths(g.dataDir);
     const log = createLogger(process.env.LOG_LEVEL ?? 'info');
@@ -190,6 +191,7 @@ program
       reconcileIntervalMs: o.reconcileMs,
       lockDurationMs: o.lockMs,
       stalledIntervalMs: o.stalledMs,
+      shutdownGraceMs: o.graceMs,
       log,
       ...(delay ? { chunkDelayMs: delay } : {}),
     });
@@ -203,7 +205,8 @@ program
   .option('--concurrency <n>', 'match jobs at once', positiveInt, 2)
   .option('--lock-ms <n>', 'job lock; a dead worker\'s jobs are taken over after it', positiveInt, 30000)
   .option('--stalled-ms <n>', 'how often stalled jobs are looked for', positiveInt, 30000)
-  .action(async (o: { concurrency: number; lockMs: number; stalledMs: number }) => {
+  .option('--grace-ms <n>', 'on SIGTERM, how long running jobs may take to finish before they are handed back', nonNegativeInt, 20000)
+  .action(async (o: { concurrency: number; lockMs: number; stalledMs: number; graceMs: number }) => {
     const databaseUrl = process.env.DATABASE_URL;
     if (!databaseUrl) throw new RostermatchError('USAGE', 'worker needs DATABASE_URL: the embedded store belongs to the serve process alone');
     const delay = testChunkDelay();
@@ -213,6 +216,7 @@ program
       concurrency: o.concurrency,
       lockDurationMs: o.lockMs,
       stalledIntervalMs: o.stalledMs,
+      shutdownGraceMs: o.graceMs,
       log: createLogger(process.env.LOG_LEVEL ?? 'info'),
       ...(delay ? { chunkDelayMs: delay } : {}),
     });
