@@ -54,7 +54,9 @@ async function serve(opts: { store?: StoreKind; before?: (drop: string) => Promi
 }
 
 const exists = (f: string) => fs.access(f).then(() => true, () => false);
-const completed = (s: Setup, name: string) => waitFor(`${name} to complete`, async () => (await runState(s.service.db, name))?.state === 'completed');
+/** Recorded, and published: the result file follows the commit that completes the run. */
+const completed = (s: Setup, name: string, partner = 'test-school') =>
+  waitFor(`${name} to complete`, async () => (await runState(s.service.db, name))?.state === 'completed' && (await exists(path.join(s.outbound(partner), name.replace(/\.[^.]+$/, '.results.csv')))));
 
 describe.each(STORES)('serve (%s)', (store) => {
   it('takes files that were waiting at start-up, and files in a partner folder created later', async () => {
@@ -72,7 +74,7 @@ describe.each(STORES)('serve (%s)', (store) => {
 
     const later = await s.inbound('riverside-clinic');
     await fs.writeFile(path.join(later, 'panel.csv'), 'mrn,first_name,last_name,dob\nM1,Ava,Martinez,2015-03-14\n');
-    await completed(s, 'panel.csv');
+    await completed(s, 'panel.csv', 'riverside-clinic');
     expect(await fs.readFile(path.join(s.outbound('riverside-clinic'), 'panel.results.csv'), 'utf8')).toMatch(/M1,matched,p-ava,/);
     const archived = await fs.readdir(path.join(s.data, 'archive', 'riverside-clinic'));
     expect(archived).toHaveLength(1);

@@ -84,7 +84,9 @@ async function chunksBy(db: Db): Promise<Map<string, number>> {
 }
 
 async function expectSameAsUninterrupted(d: Deployment): Promise<void> {
-  const results = await fs.readFile(path.join(d.drop, PARTNER, 'outbound', 'district7-fall.results.csv'));
+  const file = path.join(d.drop, PARTNER, 'outbound', 'district7-fall.results.csv');
+  await waitFor('the result file', () => fs.access(file).then(() => true));
+  const results = await fs.readFile(file);
   expect(results.equals(reference.results)).toBe(true);
   const members = (await d.db.query<{ patient_id: string }>('SELECT patient_id FROM group_member WHERE group_id = $1 ORDER BY patient_id', [GROUP])).rows.map((r) => r.patient_id);
   expect(members).toEqual(reference.members);
