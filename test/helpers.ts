@@ -25,7 +25,7 @@ export const STORES = ['pglite', 'postgres'] as const;
 export type StoreKind = (typeof STORES)[number];
 
 /** A server where the tests may create and drop databases (CI starts the local one). */
-export const TEST_PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://root@127.0.0.1:5432/postgres';
+export const TEST_PG_URL = process.env.TEST_DATABASE_URL ?? `postgres://${os.userInfo().username}@127.0.0.1:5432/postgres`;
 
 /** A fresh, empty database on the local PostgreSQL server; dropped after the test. Returns its URL. */
 export async function tempPgDatabase(): Promise<string> {
