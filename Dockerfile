@@ -19,6 +19,10 @@ RUN groupadd --system rostermatch && useradd --system --gid rostermatch --home-d
  && mkdir -p /data && chown rostermatch:rostermatch /data
 USER rostermatch
 VOLUME ["/data"]
+EXPOSE 8080
+# Meaningful for `serve` (the health endpoint); one-shot commands exit before it first runs.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
+  CMD node -e "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
 
 ENTRYPOINT ["node", "/app/src/cli/main.ts"]
 CMD ["--help"]
