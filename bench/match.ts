@@ -36,7 +36,7 @@ const secs = (t: number) => (performance.now() - t) / 1000;
 
 try {
   let t = performance.now();
-  await generateSamples({ patients, seed, outDir: work, rosterRows: { school: roster, payer: 1, clinic: 1 } });
+  await generateSamples({ patients, seed, outDir: work, rosterRows: { school: roster, payer: 1, clinic: 1 }, immunizations: false });
   const generateS = secs(t);
 
   const db = await openEmbedded(path.join(work, 'db'));

@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { loadIndexFile } from '../src/patient-index/index.ts';
 import { startServe, type Service } from '../src/service/index.ts';
-import { groupMembers } from '../src/store/index.ts';
+import { groupMembers, openStore } from '../src/store/index.ts';
 import { HEADER, INDEX, ROSTER } from './fixtures.ts';
 import { quietLog, STORES, tempDir, tempPgDatabase, writeNdjson, type StoreKind } from './helpers.ts';
 import { onCleanup, ownRedis, pipelinesDir, REDIS_URL, runState, testPrefix, waitFor } from './daemon-helpers.ts';
@@ -33,13 +33,18 @@ async function serve(opts: { store?: StoreKind; before?: (drop: string) => Promi
     return d;
   };
   await opts.before?.(drop);
+  // The index is loaded before serve starts, as an operator would: files waiting are taken at once.
+  const databaseUrl = opts.store === 'postgres' ? await tempPgDatabase() : undefined;
+  const db = await openStore({ databaseUrl, embeddedDir: path.join(data, 'db') });
+  await loadIndexFile(db, await writeNdjson(path.join(dir, 'Patient.ndjson'), INDEX));
+  await db.close();
   const service = await startServe({
     dropRoot: drop,
     dataDir: data,
     pipelinesDir: await pipelinesDir(dir),
     redisUrl: opts.redisUrl ?? REDIS_URL,
     queuePrefix: testPrefix(opts.redisUrl),
-    databaseUrl: opts.store === 'postgres' ? await tempPgDatabase() : undefined,
+    databaseUrl,
     port: 0,
     quietMs: opts.quietMs ?? 300,
     scanIntervalMs: 150,
@@ -49,7 +54,6 @@ async function serve(opts: { store?: StoreKind; before?: (drop: string) => Promi
   onCleanup(async () => {
     await service.close();
   });
-  await loadIndexFile(service.db, await writeNdjson(path.join(dir, 'Patient.ndjson'), INDEX));
   return { service, drop, data, inbound, outbound: (partner = 'test-school') => path.join(drop, partner, 'outbound') };
 }
 

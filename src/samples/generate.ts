@@ -29,6 +29,8 @@ export interface GenerateOptions {
   rosterRows?: Partial<Record<RosterKey, number>>;
   /** YYYY-MM-DD reference date. @defaultValue '2026-11-01' (fixed so output is deterministic) */
   today?: string;
+  /** Write Immunization.ndjson; matching benchmarks skip its gigabytes. @defaultValue true */
+  immunizations?: boolean;
 }
 
 export interface GenerateReport {
@@ -68,7 +70,7 @@ export async function generateSamples(opts: GenerateOptions): Promise<GenerateRe
   const mrns = assignMrns(new Rng(seed, 'mrn'), pop, selections.clinic);
 
   await Promise.all(['iis', 'rosters', 'truth'].map((d) => mkdir(join(opts.outDir, d), { recursive: true })));
-  const immunizations = await writeIis(opts.outDir, pop, seed, today);
+  const immunizations = await writeIis(opts.outDir, pop, seed, today, opts.immunizations ?? true);
 
   const report: GenerateReport = { patients: pop.iisCount, immunizations, rosters: [] };
   for (const key of ROSTER_KEYS) {
@@ -98,7 +100,7 @@ function assignMrns(rng: Rng, pop: Population, panel: RosterEntry[]): UniqueIds 
 }
 
 /** Patient.ndjson and Immunization.ndjson, in one pass over the patients. */
-async function writeIis(outDir: string, pop: Population, seed: number, today: number): Promise<number> {
+async function writeIis(outDir: string, pop: Population, seed: number, today: number, withImmunizations: boolean): Promise<number> {
   const patientsOut = new LineWriter(join(outDir, 'iis', 'Patient.ndjson'), { encoding: 'utf-8', eol: '\n' });
   const immsOut = new LineWriter(join(outDir, 'iis', 'Immunization.ndjson'), { encoding: 'utf-8', eol: '\n' });
   try {
@@ -106,6 +108,7 @@ async function writeIis(outDir: string, pop: Population, seed: number, today: nu
       const house = pop.households[p.household]!;
       let wait = patientsOut.line(patientLine(p, house, seed, pop.iisCount, today));
       if (wait) await wait;
+      if (!withImmunizations) continue;
       const rng = new Rng(seed, 'immunizations', p.ordinal);
       const doses = immunizationHistory(rng, p.birth, today);
       for (let n = 0; n < doses.length; n++) {

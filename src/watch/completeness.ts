@@ -28,15 +28,19 @@ export class CompletenessTracker {
     this.#quietMs = quietMs;
   }
 
-  /** Records what a listing saw; true when the file is now complete. */
+  /**
+   * Records what a listing saw; true when the file is now complete. mtime is the last write, so
+   * a file whose mtime is already a quiet period old has been still that long — a finished
+   * upload renamed into place, or one waiting since before start-up — and need not wait again.
+   */
   observe(file: string, size: number, mtimeMs: number, now: number): boolean {
     if (isTemporaryName(file)) return false;
     const prev = this.#seen.get(file);
     if (!prev || prev.size !== size || prev.mtimeMs !== mtimeMs) {
       this.#seen.set(file, { size, mtimeMs, since: now });
-      return false;
+      return now - mtimeMs >= this.#quietMs;
     }
-    return now - prev.since >= this.#quietMs;
+    return now - Math.min(prev.since, mtimeMs) >= this.#quietMs;
   }
 
   /** Forgets files that are gone (claimed, renamed or deleted) so memory tracks the folders. */

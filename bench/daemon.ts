@@ -1,0 +1,146 @@
+/**
+ * Daemon benchmark: drop one roster into a running `serve` backed by PostgreSQL and Redis, with
+ * one and then two `worker` processes doing the matching, and print the time from drop to result
+ * file, rows/s, and the peak RSS of every process. Figures print as a table and are written as
+ * JSON, so runs can be compared.
+ *
+ *   npm run bench:daemon -- --patients 1000000 --roster 100000 --seed 7 [--workers 1,2] [--json out.json]
+ *
+ * Needs Redis (REDIS_URL) and a PostgreSQL server where it may create databases
+ * (BENCH_DATABASE_URL, default postgres://<user>@127.0.0.1:5432/postgres).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { loadIndexFile } from '../src/patient-index/index.ts';
+import { generateSamples } from '../src/samples/index.ts';
+import { openPostgres } from '../src/store/index.ts';
+
+const { values } = parseArgs({
+  options: {
+    patients: { type: 'string', default: '100000' },
+    roster: { type: 'string', default: '10000' },
+    seed: { type: 'string', default: '7' },
+    workers: { type: 'string', default: '1,2' },
+    'chunk-rows': { type: 'string', default: '1000' },
+    json: { type: 'string' },
+  },
+});
+const patients = Number(values.patients);
+const roster = Number(values.roster);
+const workerCounts = values.workers.split(',').map(Number);
+const adminUrl = process.env.BENCH_DATABASE_URL ?? `postgres://${os.userInfo().username}@127.0.0.1:5432/postgres`;
+const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const PARTNER = 'school-district-7';
+
+const work = await fs.mkdtemp(path.join(os.tmpdir(), 'rostermatch-bench-daemon-'));
+const admin = new pg.Client({ connectionString: adminUrl });
+await admin.connect();
+const databases: string[] = [];
+const dbUrl = (name: string) => Object.assign(new URL(adminUrl), { pathname: `/${name}` }).href;
+const secs = (t: number) => +((performance.now() - t) / 1000).toFixed(1);
+
+try {
+  let t = performance.now();
+  await generateSamples({ patients, seed: Number(values.seed), outDir: work, rosterRows: { school: roster, payer: 1, clinic: 1 }, immunizations: false });
+  const generateSeconds = secs(t);
+
+  // Load the index once; each configuration gets a copy made by CREATE DATABASE … TEMPLATE.
+  const template = `rm_bench_${randomBytes(4).toString('hex')}`;
+  await admin.query(`CREATE DATABASE ${template}`);
+  databases.push(template);
+  const db = await openPostgres(dbUrl(template));
+  t = performance.now();
+  const load = await loadIndexFile(db, path.join(work, 'iis', 'Patient.ndjson'));
+  const indexLoadSeconds = secs(t);
+  await db.close();
+
+  const runs = [];
+  for (const workers of workerCounts) {
+    const name = `${template}_w${workers}`;
+    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${template}`);
+    databases.push(name);
+    runs.push(await runConfiguration(workers, dbUrl(name)));
+  }
+  const figures = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpus: os.cpus().length,
+    store: 'postgresql',
+    patients: load.patients.inserted,
+    rosterRows: roster,
+    chunkRows: Number(values['chunk-rows']),
+    generateSeconds,
+    indexLoadSeconds,
+    indexLoadPatientsPerSecond: Math.round(load.patients.inserted / indexLoadSeconds),
+    runs,
+  };
+  console.log(`index: ${figures.patients} patients loaded in ${indexLoadSeconds} s (${figures.indexLoadPatientsPerSecond}/s); roster: ${roster} rows`);
+  console.log(['workers', 'drop→result (s)', 'rows/s', 'run stages (s from claim)', 'peak RSS MB: serve', 'workers'].join('\t'));
+  for (const r of runs) {
+    const stages = Object.entries(r.stagesSeconds).map(([k, v]) => `${k} ${v}`).join(', ');
+    console.log([r.workers, r.dropToResultSeconds, r.rowsPerSecond, stages, r.peakRssMb.serve, r.peakRssMb.workers.join(', ')].join('\t'));
+  }
+  if (values.json) await fs.writeFile(values.json, `${JSON.stringify(figures, null, 2)}\n`);
+} finally {
+  for (const name of databases.reverse()) await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
+  await admin.end();
+  await fs.rm(work, { recursive: true, force: true });
+}
+
+async function runConfiguration(workers: number, databaseUrl: string) {
+  const dir = path.join(work, `w${workers}`);
+  const drop = path.join(dir, 'drop');
+  const inbound = path.join(drop, PARTNER, 'inbound');
+  await fs.mkdir(inbound, { recursive: true });
+  const env = {
+    ...process.env,
+    REDIS_URL: redisUrl,
+    DATABASE_URL: databaseUrl,
+    ROSTERMATCH_DATA: path.join(dir, 'data'),
+    ROSTERMATCH_QUEUE_PREFIX: `rmbench-${randomBytes(4).toString('hex')}`,
+    LOG_LEVEL: 'warn',
+  };
+  const cli = (args: string[]) => {
+    const child = spawn(process.execPath, [path.resolve('src/cli/main.ts'), ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    return { child, ready: () => waitUntil(() => /health at|taking match jobs/.test(out), 60_000) };
+  };
+  const serve = cli(['serve', '--drop-root', drop, '--port', '0', '--concurrency', '0', '--chunk-rows', values['chunk-rows'], '--scan-ms', '200']);
+  const ws = Array.from({ length: workers }, () => cli(['worker', '--concurrency', '1']));
+  await Promise.all([serve.ready(), ...ws.map((w) => w.ready())]);
+
+  const source = path.join(work, 'rosters', 'district7-fall.csv');
+  const results = path.join(drop, PARTNER, 'outbound', 'district7-fall.results.csv');
+  await fs.copyFile(source, path.join(inbound, 'district7-fall.csv.part'));
+  const t0 = performance.now();
+  await fs.rename(path.join(inbound, 'district7-fall.csv.part'), path.join(inbound, 'district7-fall.csv'));
+  await waitUntil(() => fs.access(results).then(() => true, () => false), 3_600_000);
+  const seconds = (performance.now() - t0) / 1000;
+  const peak = async (c: ChildProcess) => {
+    const status = await fs.readFile(`/proc/${c.pid}/status`, 'utf8');
+    return Math.round(Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024);
+  };
+  const peakRssMb = { serve: await peak(serve.child), workers: await Promise.all(ws.map((w) => peak(w.child))) };
+  await Promise.all([serve, ...ws].map(({ child }) => new Promise((r) => (child.once('exit', r), child.kill('SIGTERM')))));
+  const c = new pg.Client({ connectionString: databaseUrl });
+  await c.connect();
+  const { rows } = await c.query<{ timeline: { state: string; at: string }[] }>('SELECT timeline FROM run');
+  await c.end();
+  const start = Date.parse(rows[0]!.timeline[0]!.at);
+  const stagesSeconds = Object.fromEntries(rows[0]!.timeline.map((e) => [e.state, +((Date.parse(e.at) - start) / 1000).toFixed(1)]));
+  return { workers, dropToResultSeconds: +seconds.toFixed(1), rowsPerSecond: Math.round(roster / seconds), stagesSeconds, peakRssMb };
+}
+
+async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error('benchmark timed out');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
