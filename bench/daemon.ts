@@ -117,7 +117,9 @@ async function runConfiguration(workers: number, databaseUrl: string) {
 
   const source = path.join(work, 'rosters', 'district7-fall.csv');
   const results = path.join(drop, PARTNER, 'outbound', 'district7-fall.results.csv');
+  // The upload arrives under a temporary name and is renamed when complete (WinSCP, FileZilla).
   await fs.copyFile(source, path.join(inbound, 'district7-fall.csv.part'));
+  await new Promise((r) => setTimeout(r, 500));
   const t0 = performance.now();
   await fs.rename(path.join(inbound, 'district7-fall.csv.part'), path.join(inbound, 'district7-fall.csv'));
   await waitUntil(() => fs.access(results).then(() => true, () => false), 3_600_000);

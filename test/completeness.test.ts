@@ -29,4 +29,12 @@ describe('when an upload is complete', () => {
     const t = new CompletenessTracker(1000);
     expect(t.observe('/in/b.csv', 10, 5_000, 9_000)).toBe(true);
   });
+
+  it('takes at once an upload renamed from its temporary name, without a quiet period', () => {
+    const t = new CompletenessTracker(5000);
+    expect(t.observe('/in/c.csv.filepart', 10, 1_000, 1_000)).toBe(false);
+    t.retain(new Set(['/in/c.csv.filepart']));
+    expect(t.observe('/in/c.csv', 20, 1_200, 1_300)).toBe(true);
+    expect(t.observe('/in/d.csv', 20, 1_200, 1_300)).toBe(false); // no upload of that name was seen
+  });
 });
