@@ -184,23 +184,27 @@ function toIndexPatient(r: PatientRow): IndexPatient {
   };
 }
 
-/** Every patient reachable by any of `keys`, with the keys that reached it. */
+/**
+ * Every patient reachable by any of `keys`, by key. Two index look-ups rather than one join: a
+ * join of a few thousand keys tempts the planner into hashing the whole patient table, which
+ * grows with the index, while these stay proportional to the candidates.
+ */
 export async function patientsByBlockKeys(db: Queryable, keys: string[]): Promise<Map<string, IndexPatient[]>> {
   const out = new Map<string, IndexPatient[]>();
   if (keys.length === 0) return out;
-  const { rows } = await db.query<PatientRow & { key: string }>(
-    `SELECT b.key, p.id, p.given, p.middle, p.family, p.suffix, p.birth_date, p.sex, p.street, p.city, p.state,
-            p.zip, p.phone, p.identifiers
-       FROM patient_block b JOIN patient p ON p.id = b.patient_id
-      WHERE b.key = ANY($1::text[])`,
-    [keys],
+  const { rows: hits } = await db.query<{ key: string; patient_id: string }>('SELECT key, patient_id FROM patient_block WHERE key = ANY($1::text[])', [keys]);
+  if (hits.length === 0) return out;
+  const { rows } = await db.query<PatientRow>(
+    `SELECT id, given, middle, family, suffix, birth_date, sex, street, city, state, zip, phone, identifiers
+       FROM patient WHERE id = ANY($1::text[])`,
+    [[...new Set(hits.map((h) => h.patient_id))]],
   );
-  const seen = new Map<string, IndexPatient>();
-  for (const r of rows) {
-    let patient = seen.get(r.id);
-    if (!patient) seen.set(r.id, (patient = toIndexPatient(r)));
-    let list = out.get(r.key);
-    if (!list) out.set(r.key, (list = []));
+  const byId = new Map(rows.map((r) => [r.id, toIndexPatient(r)]));
+  for (const h of hits) {
+    const patient = byId.get(h.patient_id);
+    if (!patient) continue;
+    let list = out.get(h.key);
+    if (!list) out.set(h.key, (list = []));
     list.push(patient);
   }
   return out;
