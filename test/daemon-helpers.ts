@@ -24,16 +24,22 @@ export function onCleanup(fn: () => Promise<void>): void {
 export function testPrefix(redisUrl = REDIS_URL): string {
   const prefix = `rmtest-${randomBytes(4).toString('hex')}`;
   onCleanup(async () => {
-    const r = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    // The test may have stopped this Redis: fail fast instead of queueing commands for ever.
+    const r = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
     r.on('error', () => {});
-    await r.connect().catch(() => {});
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      if (keys.length > 0) await r.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-    r.disconnect();
+    try {
+      await r.connect();
+      let cursor = '0';
+      do {
+        const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+        if (keys.length > 0) await r.del(...keys);
+        cursor = next;
+      } while (cursor !== '0');
+    } catch {
+      // nothing to clean where Redis is gone
+    } finally {
+      r.disconnect();
+    }
   });
   return prefix;
 }
@@ -121,7 +127,7 @@ export async function ownRedis(extraArgs: string[] = []): Promise<{ url: string;
     });
   };
   const stop = async () => {
-    if (!child || child.exitCode !== null) return;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const c = child;
     const gone = new Promise((r) => c.once('exit', r));
     c.kill('SIGKILL');

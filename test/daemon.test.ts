@@ -114,7 +114,7 @@ describe('serve', () => {
     await completed(s, 'a.csv');
 
     // OpenSSH style: the final name from the first byte, the rest arriving in pieces.
-    const lines = [HEADER, ...Array.from({ length: 400 }, (_, i) => `s${i},Ava,Martinez,,2015-03-14,F,,,`)];
+    const lines = [HEADER, ...Array.from({ length: 5000 }, (_, i) => `s${i},Ava,Martinez,,2015-03-14,F,,,`)];
     const text = `${lines.join('\n')}\n`;
     const h = await fs.open(path.join(inbound, 'slow.csv'), 'w');
     const pieces = 8;
@@ -126,9 +126,9 @@ describe('serve', () => {
     await h.close();
     await completed(s, 'slow.csv');
     const { rows } = await s.service.db.query<{ n: number; row_count: number }>(`SELECT count(*)::int AS n, max(row_count) AS row_count FROM run WHERE file_name = 'slow.csv'`);
-    expect(rows[0]).toEqual({ n: 1, row_count: 400 });
+    expect(rows[0]).toEqual({ n: 1, row_count: 5000 });
     const results = (await fs.readFile(path.join(s.outbound(), 'slow.results.csv'), 'utf8')).trim().split('\r\n');
-    expect(results).toHaveLength(401);
+    expect(results).toHaveLength(5001);
   });
 
   it('treats the same bytes dropped twice as one run and tells the partner so', async () => {

@@ -7,7 +7,9 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { Queue } from 'bullmq';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { connectRedis, finaliseJobId, QUEUE } from '../src/queue/index.ts';
 import { loadIndexFile } from '../src/patient-index/index.ts';
 import { loadPartnerPipeline } from '../src/pipeline/index.ts';
 import { runFile } from '../src/run/index.ts';
@@ -151,6 +153,27 @@ describe('the daemon across processes', () => {
     expect(n2).toBeGreaterThan(0);
     expect(n1 + n2).toBe(24);
     await expectSameAsUninterrupted(d);
+    // Progress is reported on the run's finalise job as chunks finish.
+    const connection = connectRedis(REDIS_URL);
+    const finalise = new Queue(QUEUE.finalise, { connection, prefix: d.env.ROSTERMATCH_QUEUE_PREFIX });
+    onCleanup(async () => {
+      await finalise.close();
+      connection.disconnect();
+    });
+    const run = (await runState(d.db, 'district7-fall.csv'))!;
+    expect((await finalise.getJob(finaliseJobId(run.id)))?.progress).toBe(100);
+  });
+
+  it('shuts down within a bounded time even while Redis is unreachable', async () => {
+    const redis = await ownRedis();
+    const d = await deployment(redis.url);
+    const serve = d.serve(['--concurrency', '2', '--grace-ms', '2000']);
+    await serve.waitForOutput(/health at/);
+    await redis.stop();
+    const t0 = Date.now();
+    serve.child.kill('SIGTERM');
+    expect(await serve.exited).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(15_000);
   });
 
   it('shuts down on SIGTERM within a bounded time, exit 0, and a restarted serve finishes the run', async () => {

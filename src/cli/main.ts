@@ -141,8 +141,12 @@ const nonNegativeInt = (v: string) => {
   return n;
 };
 
-/** Runs until SIGTERM or SIGINT, then shuts down within the grace period and exits 0. */
-async function runUntilSignalled(close: () => Promise<string[]>): Promise<void> {
+/**
+ * Runs until SIGTERM or SIGINT, then shuts down and exits 0. Each close step has its own deadline;
+ * the exit is explicit because a Redis client that is still reconnecting (Redis unreachable)
+ * would otherwise keep the process alive for ever, and a hard deadline backs that up.
+ */
+async function runUntilSignalled(close: () => Promise<string[]>, graceMs: number): Promise<never> {
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       process.stderr.write(`rostermatch: ${signal}: shutting down\n`);
@@ -151,8 +155,13 @@ async function runUntilSignalled(close: () => Promise<string[]>): Promise<void> 
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  setTimeout(() => {
+    process.stderr.write('rostermatch: shutdown overran its deadline; exiting\n');
+    process.exit(1);
+  }, graceMs + 15_000).unref();
   const problems = await close();
   for (const p of problems) process.stderr.write(`rostermatch: shutdown: ${p}\n`);
+  process.exit(0);
 }
 
 const testChunkDelay = () => Number(process.env.ROSTERMATCH_TEST_CHUNK_DELAY_MS ?? 0) || undefined;
@@ -196,7 +205,7 @@ program
       ...(delay ? { chunkDelayMs: delay } : {}),
     });
     console.log(`serving ${path.resolve(o.dropRoot)}; health at ${service.url}/healthz`);
-    await runUntilSignalled(service.close);
+    await runUntilSignalled(service.close, o.graceMs);
   });
 
 program
@@ -221,7 +230,7 @@ program
       ...(delay ? { chunkDelayMs: delay } : {}),
     });
     console.log(`worker ${workerId()} taking match jobs`);
-    await runUntilSignalled(w.close);
+    await runUntilSignalled(w.close, o.graceMs);
   });
 
 program

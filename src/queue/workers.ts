@@ -31,7 +31,8 @@ export interface WorkerSet {
   close(deadlineMs: number): Promise<string[]>;
 }
 
-type Ctx = JobContext | (Pick<JobContext, 'db' | 'log' | 'workerId' | 'chunkDelayMs'> & Partial<JobContext>);
+/** What a matching-only process has: no drop folders, no flows to add. */
+export type MatchContext = Pick<JobContext, 'db' | 'log' | 'workerId' | 'chunkDelayMs'>;
 
 /** A bad file is not worth retrying: the processor already failed the run and told the partner. */
 function permanent<T>(fn: (job: Job<T>) => Promise<void>): Processor<T> {
@@ -45,7 +46,11 @@ function permanent<T>(fn: (job: Job<T>) => Promise<void>): Processor<T> {
   };
 }
 
-export function startWorkers(ctx: Ctx, opts: WorkerOptions): WorkerSet {
+export function startWorkers(ctx: JobContext | MatchContext, opts: WorkerOptions): WorkerSet {
+  const full = 'flows' in ctx ? ctx : undefined;
+  if (!full && (opts.roles.includes('intake') || opts.roles.includes('finalise'))) {
+    throw new Error('intake and finalise workers need the drop folders and flows of serve');
+  }
   const connections: Redis[] = [];
   const conn = () => {
     const c = connectRedis(opts.redisUrl);
@@ -62,12 +67,12 @@ export function startWorkers(ctx: Ctx, opts: WorkerOptions): WorkerSet {
   };
   const workers: Worker[] = [];
   const queues: Queue[] = [];
-  const full = ctx as JobContext;
   if (opts.roles.includes('intake')) {
-    workers.push(new Worker<IntakeJob>(QUEUE.intake, permanent((job) => execIntake(full, job.data)), { ...common, connection: conn(), concurrency: 1 }));
+    workers.push(new Worker<IntakeJob>(QUEUE.intake, permanent((job) => execIntake(full!, job.data)), { ...common, connection: conn(), concurrency: 1 }));
   }
   if (opts.roles.includes('match')) {
     const parents = new Queue(QUEUE.finalise, { connection: conn(), prefix: opts.prefix });
+    parents.on('error', () => {});
     queues.push(parents);
     const progress = (job: Job<ChunkJob>) => async (pct: number) => {
       await job.updateProgress(100);
@@ -83,7 +88,7 @@ export function startWorkers(ctx: Ctx, opts: WorkerOptions): WorkerSet {
     );
   }
   if (opts.roles.includes('finalise')) {
-    workers.push(new Worker<FinaliseJob>(QUEUE.finalise, permanent((job) => execFinalise(full, job.data)), { ...common, connection: conn(), concurrency: 1 }));
+    workers.push(new Worker<FinaliseJob>(QUEUE.finalise, permanent((job) => execFinalise(full!, job.data)), { ...common, connection: conn(), concurrency: 1 }));
   }
   for (const w of workers) {
     w.on('error', (e) => ctx.log.warn({ queue: w.name, err: e.message }, 'worker error'));
@@ -96,7 +101,7 @@ export function startWorkers(ctx: Ctx, opts: WorkerOptions): WorkerSet {
       if (!final || err instanceof UnrecoverableError) return;
       void (async () => {
         const run = await getRun(ctx.db, (job.data as IntakeJob).runId);
-        if (run && run.state !== 'completed' && run.state !== 'failed' && full.dropRoot) {
+        if (run && full && run.state !== 'completed' && run.state !== 'failed') {
           await failRunPermanently(full, run, new RostermatchError('FILE_UNREADABLE', `processing failed after ${job.attemptsMade} attempts`, { file: run.fileName }));
         }
       })().catch(() => {});

@@ -78,6 +78,10 @@ export async function startServe(o: ServeOptions): Promise<Service> {
   const intakeQueue = new Queue(QUEUE.intake, { connection: redis, prefix });
   const finaliseQueue = new Queue(QUEUE.finalise, { connection: redis, prefix });
   const flows = new FlowProducer({ connection: redis, prefix });
+  // Without listeners BullMQ prints every reconnection failure; ioredis retries by itself.
+  intakeQueue.on('error', () => {});
+  finaliseQueue.on('error', () => {});
+  flows.on('error', () => {});
   const ctx: JobContext = {
     db,
     log,
