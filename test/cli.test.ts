@@ -20,7 +20,7 @@ async function cli(args: string[], env: Record<string, string> = {}) {
 
 describe('the command line', () => {
   it('has --help on every command', async () => {
-    for (const cmd of [[], ['index', 'load'], ['match'], ['group', 'show'], ['group', 'list'], ['export'], ['samples', 'generate'], ['demo']]) {
+    for (const cmd of [[], ['index', 'load'], ['match'], ['group', 'show'], ['group', 'list'], ['export'], ['samples', 'generate'], ['demo'], ['serve'], ['worker'], ['review', 'list'], ['review', 'accept'], ['review', 'reject']]) {
       const r = await cli([...cmd, '--help']);
       expect(r.code, cmd.join(' ')).toBe(0);
       expect(r.stdout).toMatch(/^Usage: rostermatch/);
@@ -58,6 +58,10 @@ describe('the command line', () => {
     expect(group).toMatchObject({ resourceType: 'Group', type: 'person', actual: true, quantity: 1, member: [{ entity: { reference: 'Patient/p1' } }] });
     const exp = await cli(['export', 'riverside-clinic-panel', '--out', path.join(dir, 'ex'), '--type', 'Immunization'], env);
     expect(exp.stdout).toMatch(/Immunization: 1/);
+    expect((await cli(['review', 'list'], env)).stdout).toMatch(/^no review items/);
+    const noItem = await cli(['review', 'accept', '999', 'p1', '--by', 'alice'], env);
+    expect(noItem.code).toBe(1);
+    expect(noItem.stderr).toMatch(/^rostermatch: REVIEW_INVALID: no review item 999/);
     const bad = await cli(['export', 'riverside-clinic-panel', '--since', 'yesterday'], env);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/EXPORT_INVALID_REQUEST: _since must be a FHIR instant/);

@@ -3,6 +3,7 @@
  * The rostermatch command line. Each command is a thin edge over the stage functions: parse the
  * arguments, open the store, call, print. Errors print one line naming the cause and exit non-zero.
  */
+import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { isRostermatchError } from '../errors/index.ts';
@@ -11,7 +12,7 @@ import { loadIndexFile } from '../patient-index/index.ts';
 import { loadPartnerPipeline, loadPipelineFile } from '../pipeline/index.ts';
 import { runFile } from '../run/index.ts';
 import { generateSamples } from '../samples/index.ts';
-import { getGroup, groupHistory, groupMembers, listGroups, toFhirGroup } from '../store/index.ts';
+import { acceptReviewItem, getGroup, groupHistory, groupMembers, listGroups, listReviewItems, rejectReviewItem, toFhirGroup, type ReviewState } from '../store/index.ts';
 import { RostermatchError } from '../errors/index.ts';
 import { createLogger, resolvePaths } from '../config/index.ts';
 import { redisUrl } from '../queue/index.ts';
@@ -133,6 +134,52 @@ program
     const r = await generateSamples({ patients: o.patients, seed: o.seed, outDir: o.out, ...(rosterRows ? { rosterRows } : {}) });
     console.log(`${r.patients} patients, ${r.immunizations} immunizations in ${o.out}/iis`);
     for (const x of r.rosters) console.log(`  ${x.partner}: ${x.file} ${x.rows} rows (${x.inIndex} in the index)`);
+  });
+
+const review = program.command('review').description('possible and ambiguous rows waiting for a person');
+const operator = () => process.env.ROSTERMATCH_OPERATOR ?? os.userInfo().username;
+review
+  .command('list')
+  .description('review items, oldest first')
+  .option('--partner <id>', 'only this partner')
+  .addOption(new Option('--state <state>', 'which items').choices(['open', 'accepted', 'rejected', 'superseded', 'all']).default('open'))
+  .option('--json', 'print as JSON')
+  .action(async (o: { partner?: string; state: string; json?: boolean }) => {
+    await withContext(globals(), async ({ db }) => {
+      const items = await listReviewItems(db, { ...(o.partner ? { partner: o.partner } : {}), ...(o.state === 'all' ? {} : { state: o.state as ReviewState }) });
+      if (o.json) return console.log(JSON.stringify(items, null, 2));
+      for (const i of items) {
+        const cands = i.scores.map((c) => `${c.patientId} (${c.score})`).join(', ');
+        const decided = i.state === 'open' ? '' : ` — ${i.state}${i.patientId ? ` ${i.patientId}` : ''} by ${i.decidedBy} at ${i.decidedAt}`;
+        console.log(`#${i.id}\t${i.partner}\trecord ${i.recordId} (line ${i.line} of run ${i.runId})\t${i.outcome}: ${cands}${decided}`);
+      }
+      if (items.length === 0) console.log('no review items');
+    });
+  });
+review
+  .command('accept')
+  .description('this candidate is the person: they join the run\'s Group, and later files match the record to them')
+  .argument('<item>', 'review item number', positiveInt)
+  .argument('<patient-id>', 'one of the item\'s candidates')
+  .option('--by <name>', 'who decides (default: $ROSTERMATCH_OPERATOR or the login name)')
+  .action(async (item: number, patientId: string, o: { by?: string }) => {
+    await withContext(globals(), async ({ db }) => {
+      const r = await db.transaction((tx) => acceptReviewItem(tx, item, patientId, o.by ?? operator(), new Date().toISOString()));
+      if (!r.ok) throw new RostermatchError('REVIEW_INVALID', r.reason);
+      console.log(`#${item}: accepted ${patientId}; ${r.item.groupId ? `added to Group ${r.item.groupId}` : 'no Group'}`);
+    });
+  });
+review
+  .command('reject')
+  .description('none of the candidates is the person; they are not offered for this record again')
+  .argument('<item>', 'review item number', positiveInt)
+  .option('--by <name>', 'who decides (default: $ROSTERMATCH_OPERATOR or the login name)')
+  .action(async (item: number, o: { by?: string }) => {
+    await withContext(globals(), async ({ db }) => {
+      const r = await db.transaction((tx) => rejectReviewItem(tx, item, o.by ?? operator(), new Date().toISOString()));
+      if (!r.ok) throw new RostermatchError('REVIEW_INVALID', r.reason);
+      console.log(`#${item}: rejected`);
+    });
   });
 
 const nonNegativeInt = (v: string) => {

@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   PIPELINE_INVALID: 'the pipeline file is not valid',
   INDEX_LINE_INVALID: 'a line of the patient index file is not a valid resource',
   GROUP_NOT_FOUND: 'no such Group',
+  REVIEW_INVALID: 'the review decision cannot be applied',
   MATCH_INCOMPLETE: 'some rows could not be matched after retries',
   EXPORT_INVALID_REQUEST: 'the export request is not valid',
   USAGE: 'the command was called wrongly',

@@ -46,6 +46,8 @@ export interface Classification {
   patientId?: string;
   score?: number;
   candidates: Scored[];
+  /** The outcome follows a person's earlier decision on this record. */
+  reviewed?: { by: string; at: string };
 }
 
 export function classify(scored: Scored[], t: Thresholds): Classification {

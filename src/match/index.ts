@@ -3,9 +3,9 @@
  * Candidates come from a CandidateSource (the patient index's blocking table), a chunk of rows at
  * a time, so memory stays bounded by the chunk and not the file.
  */
-import type { IndexPatient, NameFrequencies, NormalisedRow, RowResult } from '../model/index.ts';
+import type { IndexPatient, NameFrequencies, NormalisedRow, RowResult, StandingDecision } from '../model/index.ts';
 import { blockingKeys } from './blocking.ts';
-import { classify, guardFailure, type Scored, type Thresholds } from './classify.ts';
+import { classify, guardFailure, type Classification, type Scored, type Thresholds } from './classify.ts';
 import { comparePair } from './compare.ts';
 
 export { blockingKeys } from './blocking.ts';
@@ -20,6 +20,8 @@ export interface CandidateSource {
 export interface MatchOptions {
   thresholds: Thresholds;
   freq: NameFrequencies;
+  /** People's standing decisions on this partner's records, by record id. */
+  decisions?: ReadonlyMap<string, StandingDecision>;
 }
 
 /** Matches one chunk of rows. Invalid rows pass through as `invalid` with their problems. */
@@ -31,14 +33,16 @@ export async function matchChunk(rows: readonly NormalisedRow[], source: Candida
     if (row.kind === 'invalid') {
       return { line: row.line, index: row.index, recordId: row.recordId, outcome: 'invalid', candidates: [], problems: row.problems };
     }
+    const decision = opts.decisions?.get(row.recordId);
     const candidates = new Map<string, IndexPatient>();
     for (const key of keysByRow[i]!) for (const p of blocks.get(key) ?? []) candidates.set(p.id, p);
+    for (const id of decision?.rejectedIds ?? []) candidates.delete(id);
     const scored: Scored[] = [];
     for (const cand of candidates.values()) {
       const pair = comparePair(row.person, row.identifier, cand, { freq: opts.freq });
       scored.push({ patientId: cand.id, score: pair.score, probability: probability(pair.score, prior), comparisons: pair.comparisons, pair });
     }
-    const c = classify(scored, opts.thresholds);
+    const c = honour(decision, scored, opts.thresholds) ?? classify(scored, opts.thresholds);
     const result: RowResult = {
       line: row.line,
       index: row.index,
@@ -52,8 +56,21 @@ export async function matchChunk(rows: readonly NormalisedRow[], source: Candida
     if (c.patientId !== undefined) result.patientId = c.patientId;
     if (c.score !== undefined) result.score = c.score;
     if (row.warnings.length > 0) result.warnings = row.warnings;
+    if (c.reviewed) result.reviewed = c.reviewed;
     return result;
   });
+}
+
+/**
+ * A person accepted a patient for this record before: it is matched again — provided that
+ * patient is still among the candidates and still scores as a possible match, so a record id
+ * reused for someone else, or demographics changed past recognition, go back to a person.
+ */
+function honour(decision: StandingDecision | undefined, scored: Scored[], t: Thresholds): Classification | undefined {
+  if (decision?.decision !== 'accepted') return undefined;
+  const chosen = scored.find((s) => s.patientId === decision.patientId);
+  if (!chosen || chosen.score < t.possible) return undefined;
+  return { outcome: 'matched', patientId: chosen.patientId, score: chosen.score, candidates: [chosen], reviewed: { by: decision.decidedBy, at: decision.decidedAt } };
 }
 
 /** Posterior from the weight sum, taking the prior as one true match among the whole index. */

@@ -132,6 +132,8 @@ export interface RowResult {
   problems?: RowProblem[];
   /** Fields that were present but unusable and so were left out of matching (e.g. a 7-digit phone). */
   warnings?: RowProblem[];
+  /** Set when the outcome follows a person's earlier review decision on this record. */
+  reviewed?: { by: string; at: string };
 }
 
 /** How often each given and family name occurs in the index, for term-frequency-adjusted weights. */
@@ -139,4 +141,15 @@ export interface NameFrequencies {
   total: number;
   given: Map<string, number>;
   family: Map<string, number>;
+}
+
+/** What a person decided about one partner record, honoured when the record comes again. */
+export interface StandingDecision {
+  decision: 'accepted' | 'rejected';
+  /** The accepted patient. */
+  patientId: string | null;
+  /** Candidates a person said are not this record's person. */
+  rejectedIds: string[];
+  decidedBy: string;
+  decidedAt: string;
 }

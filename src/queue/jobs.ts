@@ -23,6 +23,7 @@ import {
   getRun,
   insertRunRows,
   nameFrequencies,
+  partnerDecisions,
   readRunInput,
   readRunResults,
   recordChunk,
@@ -116,7 +117,8 @@ export async function execChunk(ctx: Pick<JobContext, 'db' | 'workerId' | 'chunk
   if (ctx.chunkDelayMs) await new Promise((r) => setTimeout(r, ctx.chunkDelayMs));
   const pipeline = pipelineOf(run);
   const rows = await readRunInput(ctx.db, run.id, data.from, data.to);
-  const results = await matchChunk(rows, storeCandidateSource(ctx.db), { thresholds: pipeline.thresholds, freq: await frequencies(ctx.db) });
+  const decisions = await partnerDecisions(ctx.db, run.partner, rows.map((r) => r.recordId));
+  const results = await matchChunk(rows, storeCandidateSource(ctx.db), { thresholds: pipeline.thresholds, freq: await frequencies(ctx.db), decisions });
   await ctx.db.transaction(async (tx) => {
     await insertRunRows(tx, run.id, results);
     const done = await recordChunk(tx, run.id, data.chunk, ctx.workerId, new Date().toISOString());

@@ -33,7 +33,7 @@ export function resultCells(r: RowResult): string[] {
   const best = r.candidates[0];
   let reasons = '';
   if (r.outcome === 'invalid') reasons = (r.problems ?? []).map((p) => `${p.field}: ${p.message}`).join('; ');
-  else if (best) reasons = explain(best) + (best.guard ? ` guard:${best.guard}` : '');
+  else if (best) reasons = (r.reviewed ? `reviewed: accepted by ${r.reviewed.by} on ${r.reviewed.at.slice(0, 10)}; ` : '') + explain(best) + (best.guard ? ` guard:${best.guard}` : '');
   else if (r.outcome === 'no_match') reasons = r.score === undefined ? 'no candidate shares a blocking key' : 'no candidate reached the possible threshold';
   const candidates =
     r.outcome === 'possible' || r.outcome === 'ambiguous' ? r.candidates.map((c) => `${c.patientId} (${c.score})`).join('; ') : '';

@@ -13,7 +13,7 @@ import type { NormalisedRow, RowResult } from '../model/index.ts';
 import { readRoster } from '../parse/index.ts';
 import type { Pipeline } from '../pipeline/index.ts';
 import { outputNames } from '../results/index.ts';
-import { createRun, failRun, nameFrequencies, patientsByBlockKeys, type Db, type Queryable, type RunRecord } from '../store/index.ts';
+import { createRun, failRun, nameFrequencies, partnerDecisions, patientsByBlockKeys, type Db, type Queryable, type RunRecord } from '../store/index.ts';
 import { publishRun, recordRun, restoreOutputs, type Published } from './publish.ts';
 
 export { countOutcomes, publishRun, recordRun, restoreOutputs, type RunSummary } from './publish.ts';
@@ -46,7 +46,9 @@ export async function matchAll(db: Queryable, rows: readonly NormalisedRow[], pi
   const source = storeCandidateSource(db);
   const results: RowResult[] = [];
   for (let i = 0; i < rows.length; i += MATCH_CHUNK_ROWS) {
-    results.push(...(await matchChunk(rows.slice(i, i + MATCH_CHUNK_ROWS), source, { thresholds: pipeline.thresholds, freq })));
+    const chunk = rows.slice(i, i + MATCH_CHUNK_ROWS);
+    const decisions = await partnerDecisions(db, pipeline.partner, chunk.map((r) => r.recordId));
+    results.push(...(await matchChunk(chunk, source, { thresholds: pipeline.thresholds, freq, decisions })));
   }
   return results;
 }

@@ -16,6 +16,7 @@ import {
   ensureGroup,
   insertRunRows,
   lockRun,
+  queueForReview,
   readRunResults,
   saveRunSummary,
   type Db,
@@ -64,6 +65,7 @@ export async function recordRun(db: Db, r: RecordInput): Promise<MembershipChang
     await ensureGroup(tx, { id: g.id, partner: r.pipeline.partner, name: g.name, mode: g.mode });
     const matched = r.results.flatMap((x) => (x.outcome === 'matched' && x.patientId ? [x.patientId] : []));
     const change = await applyMembership(tx, g.id, matched, g.mode, { runId: r.runId, actor: r.actor, at: r.at });
+    await queueForReview(tx, r.runId, r.pipeline.partner, r.results);
     await completeRun(tx, r.runId, { finishedAt: r.at, groupId: g.id, counts: countOutcomes(r.results), resultPath: r.resultPath });
     return change;
   });

@@ -3,3 +3,4 @@ export { openEmbedded, openPostgres, openStore, type Db, type Queryable } from '
 export * from './patients.ts';
 export * from './groups.ts';
 export * from './runs.ts';
+export * from './review.ts';

@@ -149,4 +149,35 @@ export const MIGRATIONS: readonly string[] = [
   );
   ALTER TABLE export ADD COLUMN run_id text;
   `,
+  `
+  -- possible and ambiguous rows wait here for a person. An item is open until accepted (with the
+  -- patient chosen), rejected (none of the candidates), or superseded by a newer file's row.
+  CREATE TABLE review_item (
+    id bigserial PRIMARY KEY,
+    run_id text NOT NULL REFERENCES run(id),
+    row_index integer NOT NULL,
+    partner text NOT NULL,
+    record_id text NOT NULL,
+    outcome text NOT NULL,
+    candidates text[] NOT NULL,
+    state text NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'accepted', 'rejected', 'superseded')),
+    patient_id text,
+    decided_by text,
+    decided_at timestamptz,
+    UNIQUE (run_id, row_index)
+  );
+  CREATE INDEX review_item_partner_state ON review_item (partner, state);
+  -- What a person decided about a partner's record, applied to that record in later files.
+  CREATE TABLE match_decision (
+    partner text NOT NULL,
+    record_id text NOT NULL,
+    decision text NOT NULL CHECK (decision IN ('accepted', 'rejected')),
+    patient_id text,
+    rejected_ids text[] NOT NULL DEFAULT '{}',
+    decided_by text NOT NULL,
+    decided_at timestamptz NOT NULL,
+    review_item bigint REFERENCES review_item(id),
+    PRIMARY KEY (partner, record_id)
+  );
+  `,
 ];

@@ -1,0 +1,163 @@
+/** The review queue: possible and ambiguous rows, and the decisions people make about them. */
+import type { RowResult, StandingDecision } from '../model/index.ts';
+import type { Queryable } from './db.ts';
+import { applyMembership } from './groups.ts';
+
+export type ReviewState = 'open' | 'accepted' | 'rejected' | 'superseded';
+
+export interface ReviewItem {
+  id: number;
+  runId: string;
+  rowIndex: number;
+  partner: string;
+  recordId: string;
+  outcome: 'possible' | 'ambiguous';
+  candidates: string[];
+  state: ReviewState;
+  patientId: string | null;
+  decidedBy: string | null;
+  decidedAt: string | null;
+  groupId: string | null;
+  /** The row's line in the partner's file. */
+  line: number;
+  /** Each candidate's score, best first. */
+  scores: { patientId: string; score: number }[];
+}
+
+interface ItemRow {
+  id: string;
+  run_id: string;
+  row_index: number;
+  partner: string;
+  record_id: string;
+  outcome: 'possible' | 'ambiguous';
+  candidates: string[];
+  state: ReviewState;
+  patient_id: string | null;
+  decided_by: string | null;
+  decided_at: Date | null;
+  group_id: string | null;
+  line: number;
+  scores: { patientId: string; score: number }[] | null;
+}
+
+const toItem = (r: ItemRow): ReviewItem => ({
+  id: Number(r.id),
+  runId: r.run_id,
+  rowIndex: r.row_index,
+  partner: r.partner,
+  recordId: r.record_id,
+  outcome: r.outcome,
+  candidates: r.candidates,
+  state: r.state,
+  patientId: r.patient_id,
+  decidedBy: r.decided_by,
+  decidedAt: r.decided_at?.toISOString() ?? null,
+  groupId: r.group_id,
+  line: r.line,
+  scores: r.scores ?? [],
+});
+
+const SELECT_ITEM = `SELECT i.*, r.group_id, rr.line,
+    (SELECT jsonb_agg(jsonb_build_object('patientId', c->>'patientId', 'score', (c->>'score')::float8)) FROM jsonb_array_elements(rr.detail->'candidates') c) AS scores
+  FROM review_item i JOIN run r ON r.id = i.run_id JOIN run_row rr ON rr.run_id = i.run_id AND rr.row_index = i.row_index`;
+
+/**
+ * Queues a run's possible and ambiguous rows, inside the run's recording transaction. An open item
+ * for the same partner record from an earlier file is superseded: the newer row is the one to decide.
+ */
+export async function queueForReview(tx: Queryable, runId: string, partner: string, results: readonly RowResult[]): Promise<number> {
+  const items = results.filter((r) => r.outcome === 'possible' || r.outcome === 'ambiguous');
+  if (items.length === 0) return 0;
+  await tx.query(`UPDATE review_item SET state = 'superseded' WHERE partner = $1 AND state = 'open' AND record_id = ANY($2::text[])`, [
+    partner,
+    items.map((r) => r.recordId),
+  ]);
+  await tx.query(
+    `INSERT INTO review_item (run_id, row_index, partner, record_id, outcome, candidates)
+     SELECT $1, i, $2, rec, o, string_to_array(c, ' ') FROM unnest($3::int[], $4::text[], $5::text[], $6::text[]) AS x(i, rec, o, c)
+     ON CONFLICT (run_id, row_index) DO NOTHING`,
+    [runId, partner, items.map((r) => r.index), items.map((r) => r.recordId), items.map((r) => r.outcome), items.map((r) => r.candidates.map((c) => c.patientId).join(' '))],
+  );
+  return items.length;
+}
+
+export async function listReviewItems(db: Queryable, f: { partner?: string; state?: ReviewState; limit?: number }): Promise<ReviewItem[]> {
+  const { rows } = await db.query<ItemRow>(
+    `${SELECT_ITEM} WHERE ($1::text IS NULL OR i.partner = $1) AND ($2::text IS NULL OR i.state = $2) ORDER BY i.id LIMIT $3`,
+    [f.partner ?? null, f.state ?? null, f.limit ?? 1000],
+  );
+  return rows.map(toItem);
+}
+
+export async function getReviewItem(db: Queryable, id: number): Promise<ReviewItem | undefined> {
+  const { rows } = await db.query<ItemRow>(`${SELECT_ITEM} WHERE i.id = $1`, [id]);
+  return rows[0] && toItem(rows[0]);
+}
+
+export type DecisionResult = { ok: true; item: ReviewItem } | { ok: false; reason: string };
+
+/**
+ * Accepts `patientId` for an open item: the item is closed, the patient joins the run's Group,
+ * and the decision is kept for the partner's record — all in one transaction, with who and when.
+ */
+export async function acceptReviewItem(tx: Queryable, id: number, patientId: string, by: string, at: string): Promise<DecisionResult> {
+  const { rows } = await tx.query<ItemRow>(`${SELECT_ITEM} WHERE i.id = $1 FOR UPDATE OF i`, [id]);
+  const item = rows[0] && toItem(rows[0]);
+  if (!item) return { ok: false, reason: `no review item ${id}` };
+  if (item.state !== 'open') return { ok: false, reason: `review item ${id} is already ${item.state}` };
+  if (!item.candidates.includes(patientId)) return { ok: false, reason: `patient ${patientId} is not a candidate of review item ${id} (candidates: ${item.candidates.join(', ')})` };
+  await tx.query(`UPDATE review_item SET state = 'accepted', patient_id = $2, decided_by = $3, decided_at = $4 WHERE id = $1`, [id, patientId, by, at]);
+  await saveDecision(tx, item, 'accepted', patientId, [], by, at);
+  if (item.groupId) await applyMembership(tx, item.groupId, [patientId], 'append', { runId: item.runId, actor: `review:${by}`, at });
+  await tx.query('INSERT INTO audit_event (at, actor, action, entity, detail) VALUES ($1, $2, $3, $4, $5)', [
+    at,
+    by,
+    'review.accept',
+    `review_item/${id}`,
+    JSON.stringify({ patientId, runId: item.runId }),
+  ]);
+  return { ok: true, item: { ...item, state: 'accepted', patientId, decidedBy: by, decidedAt: at } };
+}
+
+/** None of the candidates is this person: they are not offered for this record again. */
+export async function rejectReviewItem(tx: Queryable, id: number, by: string, at: string): Promise<DecisionResult> {
+  const { rows } = await tx.query<ItemRow>(`${SELECT_ITEM} WHERE i.id = $1 FOR UPDATE OF i`, [id]);
+  const item = rows[0] && toItem(rows[0]);
+  if (!item) return { ok: false, reason: `no review item ${id}` };
+  if (item.state !== 'open') return { ok: false, reason: `review item ${id} is already ${item.state}` };
+  await tx.query(`UPDATE review_item SET state = 'rejected', decided_by = $2, decided_at = $3 WHERE id = $1`, [id, by, at]);
+  await saveDecision(tx, item, 'rejected', null, item.candidates, by, at);
+  await tx.query('INSERT INTO audit_event (at, actor, action, entity, detail) VALUES ($1, $2, $3, $4, $5)', [
+    at,
+    by,
+    'review.reject',
+    `review_item/${id}`,
+    JSON.stringify({ runId: item.runId }),
+  ]);
+  return { ok: true, item: { ...item, state: 'rejected', decidedBy: by, decidedAt: at } };
+}
+
+async function saveDecision(tx: Queryable, item: ReviewItem, decision: 'accepted' | 'rejected', patientId: string | null, rejected: string[], by: string, at: string) {
+  await tx.query(
+    `INSERT INTO match_decision (partner, record_id, decision, patient_id, rejected_ids, decided_by, decided_at, review_item)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+     ON CONFLICT (partner, record_id) DO UPDATE SET decision = excluded.decision, patient_id = excluded.patient_id,
+       rejected_ids = CASE WHEN excluded.decision = 'rejected'
+                           THEN (SELECT array_agg(DISTINCT x) FROM unnest(match_decision.rejected_ids || excluded.rejected_ids) AS x)
+                           ELSE excluded.rejected_ids END,
+       decided_by = excluded.decided_by, decided_at = excluded.decided_at, review_item = excluded.review_item`,
+    [item.partner, item.recordId, decision, patientId, rejected, by, at, item.id],
+  );
+}
+
+/** The partner's standing decisions on these records, by record id, for the matcher to honour. */
+export async function partnerDecisions(db: Queryable, partner: string, recordIds: readonly string[]): Promise<Map<string, StandingDecision>> {
+  const { rows } = await db.query<{ record_id: string; decision: 'accepted' | 'rejected'; patient_id: string | null; rejected_ids: string[]; decided_by: string; decided_at: Date }>(
+    'SELECT record_id, decision, patient_id, rejected_ids, decided_by, decided_at FROM match_decision WHERE partner = $1 AND record_id = ANY($2::text[])',
+    [partner, recordIds],
+  );
+  return new Map(
+    rows.map((r) => [r.record_id, { decision: r.decision, patientId: r.patient_id, rejectedIds: r.rejected_ids, decidedBy: r.decided_by, decidedAt: r.decided_at.toISOString() }]),
+  );
+}
