@@ -9,12 +9,13 @@ import { classify, guardFailure, type Classification, type Scored, type Threshol
 import { comparePair } from './compare.ts';
 
 export { blockingKeys } from './blocking.ts';
+export { CandidateIndex } from './candidate-index.ts';
 export { classify, guardFailure, type Thresholds } from './classify.ts';
 export { compareBirthDate, compareFamily, compareGiven, comparePair } from './compare.ts';
 
 export interface CandidateSource {
   /** Every index patient reachable by each key. */
-  byKeys(keys: string[]): Promise<Map<string, IndexPatient[]>>;
+  byKeys(keys: string[]): Promise<Map<string, IndexPatient[]>> | Map<string, IndexPatient[]>;
 }
 
 export interface MatchOptions {

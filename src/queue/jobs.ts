@@ -11,18 +11,16 @@ import type { Logger } from '../config/index.ts';
 import { isRostermatchError, RostermatchError } from '../errors/index.ts';
 import { moveInto, partnerDirs, serviceDirs, writeNote } from '../intake/drop.ts';
 import { matchChunk } from '../match/index.ts';
-import type { NameFrequencies } from '../model/index.ts';
 import { readRoster } from '../parse/index.ts';
 import { PipelineSchema, type Pipeline } from '../pipeline/index.ts';
 import { outputNames } from '../results/index.ts';
-import { publishRun, recordRun, restoreOutputs, storeCandidateSource } from '../run/index.ts';
+import { candidatesFor, publishRun, recordRun, restoreOutputs, type CandidateMode } from '../run/index.ts';
 import {
   clearRunInput,
   countRunRows,
   failRun,
   getRun,
   insertRunRows,
-  nameFrequencies,
   partnerDecisions,
   readRunInput,
   readRunResults,
@@ -45,6 +43,8 @@ export interface JobContext {
   finaliseQueue: Queue;
   /** Rows per match job. @defaultValue CHUNK_ROWS */
   chunkRows?: number;
+  /** Where match jobs find candidates. @defaultValue memory (a long-lived worker amortises the load) */
+  candidates?: CandidateMode;
   /** Test fixture: a pause before each chunk, to make a run slow enough to interrupt. */
   chunkDelayMs?: number;
 }
@@ -102,23 +102,16 @@ export async function addMatchFlow(
   });
 }
 
-// Name frequencies are a full scan of the index: share them between chunks for a minute.
-let freqCache: { at: number; freq: NameFrequencies } | undefined;
-const FREQ_TTL_MS = 60_000;
-async function frequencies(db: Db): Promise<NameFrequencies> {
-  if (!freqCache || Date.now() - freqCache.at > FREQ_TTL_MS) freqCache = { at: Date.now(), freq: await nameFrequencies(db) };
-  return freqCache.freq;
-}
-
 /** Match one chunk. Its results replace any from an earlier attempt, so a retry counts no row twice. */
-export async function execChunk(ctx: Pick<JobContext, 'db' | 'workerId' | 'chunkDelayMs'>, data: ChunkJob, progress?: (pct: number) => Promise<void>): Promise<void> {
+export async function execChunk(ctx: Pick<JobContext, 'db' | 'workerId' | 'chunkDelayMs' | 'candidates'>, data: ChunkJob, progress?: (pct: number) => Promise<void>): Promise<void> {
   const run = await getRun(ctx.db, data.runId);
   if (!run || run.state !== 'matching') return;
   if (ctx.chunkDelayMs) await new Promise((r) => setTimeout(r, ctx.chunkDelayMs));
   const pipeline = pipelineOf(run);
   const rows = await readRunInput(ctx.db, run.id, data.from, data.to);
   const decisions = await partnerDecisions(ctx.db, run.partner, rows.map((r) => r.recordId));
-  const results = await matchChunk(rows, storeCandidateSource(ctx.db), { thresholds: pipeline.thresholds, freq: await frequencies(ctx.db), decisions });
+  const { source, freq } = await candidatesFor(ctx.db, ctx.candidates ?? 'memory');
+  const results = await matchChunk(rows, source, { thresholds: pipeline.thresholds, freq, decisions });
   await ctx.db.transaction(async (tx) => {
     await insertRunRows(tx, run.id, results);
     const done = await recordChunk(tx, run.id, data.chunk, ctx.workerId, new Date().toISOString());

@@ -32,7 +32,7 @@ export interface WorkerSet {
 }
 
 /** What a matching-only process has: no drop folders, no flows to add. */
-export type MatchContext = Pick<JobContext, 'db' | 'log' | 'workerId' | 'chunkDelayMs'>;
+export type MatchContext = Pick<JobContext, 'db' | 'log' | 'workerId' | 'chunkDelayMs' | 'candidates'>;
 
 /** A bad file is not worth retrying: the processor already failed the run and told the partner. */
 function permanent<T>(fn: (job: Job<T>) => Promise<void>): Processor<T> {

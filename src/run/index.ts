@@ -8,15 +8,17 @@ import path from 'node:path';
 import type { Logger } from '../config/index.ts';
 import { isRostermatchError } from '../errors/index.ts';
 import { sha256File } from '../intake/index.ts';
-import { matchChunk, type CandidateSource } from '../match/index.ts';
+import { matchChunk } from '../match/index.ts';
+import { candidatesFor, type CandidateMode } from './candidates.ts';
 import type { NormalisedRow, RowResult } from '../model/index.ts';
 import { readRoster } from '../parse/index.ts';
 import type { Pipeline } from '../pipeline/index.ts';
 import { outputNames } from '../results/index.ts';
-import { createRun, failRun, nameFrequencies, partnerDecisions, patientsByBlockKeys, type Db, type Queryable, type RunRecord } from '../store/index.ts';
+import { createRun, failRun, partnerDecisions, type Db, type Queryable, type RunRecord } from '../store/index.ts';
 import { publishRun, recordRun, restoreOutputs, type Published } from './publish.ts';
 
 export { countOutcomes, publishRun, recordRun, restoreOutputs, type RunSummary } from './publish.ts';
+export { candidatesFor, type CandidateMode } from './candidates.ts';
 
 export interface RunInput {
   file: string;
@@ -36,14 +38,9 @@ export type RunOutput = ({ kind: 'completed'; run: RunRecord } & Published) | { 
 /** Rows matched per candidate look-up: one query per chunk keeps round trips few and memory flat. */
 export const MATCH_CHUNK_ROWS = 500;
 
-export function storeCandidateSource(db: Queryable): CandidateSource {
-  return { byKeys: (keys) => patientsByBlockKeys(db, keys) };
-}
-
 /** Matches rows chunk by chunk against the store's index. */
-export async function matchAll(db: Queryable, rows: readonly NormalisedRow[], pipeline: Pipeline): Promise<RowResult[]> {
-  const freq = await nameFrequencies(db);
-  const source = storeCandidateSource(db);
+export async function matchAll(db: Queryable, rows: readonly NormalisedRow[], pipeline: Pipeline, mode: CandidateMode = 'auto'): Promise<RowResult[]> {
+  const { source, freq } = await candidatesFor(db, mode, rows.length);
   const results: RowResult[] = [];
   for (let i = 0; i < rows.length; i += MATCH_CHUNK_ROWS) {
     const chunk = rows.slice(i, i + MATCH_CHUNK_ROWS);

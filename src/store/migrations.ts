@@ -180,4 +180,9 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (partner, record_id)
   );
   `,
+  `
+  -- A counter bumped by every change to the patient index, so in-memory copies know when to reload.
+  CREATE TABLE index_state (id integer PRIMARY KEY DEFAULT 1 CHECK (id = 1), version bigint NOT NULL);
+  INSERT INTO index_state (id, version) VALUES (1, 0);
+  `,
 ];

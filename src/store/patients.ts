@@ -60,6 +60,7 @@ export async function upsertPatients(tx: Queryable, batch: PatientWrite[]): Prom
       col((w) => w.lastUpdated),
     ],
   );
+  await tx.query('UPDATE index_state SET version = version + 1 WHERE id = 1');
   const changedIds = col((w) => w.patient.id);
   await tx.query('DELETE FROM patient_block WHERE patient_id = ANY($1::text[])', [changedIds]);
   const keys: string[] = [];
@@ -210,6 +211,27 @@ export async function patientsByBlockKeys(db: Queryable, keys: string[]): Promis
   return out;
 }
 
+export async function indexVersion(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ version: string | number }>('SELECT version FROM index_state WHERE id = 1');
+  return Number(rows[0]?.version ?? 0);
+}
+
+/** Every matchable patient, a page at a time (keyset pagination: constant memory, no long cursor). */
+export async function* matchablePatients(db: Queryable, pageSize = 20_000): AsyncGenerator<IndexPatient[]> {
+  let after = '';
+  for (;;) {
+    const { rows } = await db.query<PatientRow>(
+      `SELECT id, given, middle, family, suffix, birth_date, sex, street, city, state, zip, phone, identifiers
+         FROM patient WHERE replaced_by IS NULL AND id > $1 ORDER BY id LIMIT $2`,
+      [after, pageSize],
+    );
+    if (rows.length === 0) return;
+    yield rows.map(toIndexPatient);
+    after = rows[rows.length - 1]!.id;
+  }
+}
+
+/** How often each given and family name occurs, for term-frequency-adjusted weights. */
 export async function nameFrequencies(db: Queryable): Promise<NameFrequencies> {
   const total = Number((await db.query<{ n: string | number }>('SELECT count(*) AS n FROM patient WHERE replaced_by IS NULL')).rows[0]?.n ?? 0);
   const freq = async (col: 'given' | 'family') =>
