@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { blockingKeys, classify, compareBirthDate, compareFamily, compareGiven, comparePair, guardFailure } from '../src/match/index.ts';
+import { oneEditApart } from '../src/match/string-metrics.ts';
 import type { IndexPatient, PersonFields } from '../src/model/index.ts';
 
 const person = (p: Partial<PersonFields>): PersonFields => ({
@@ -137,5 +138,22 @@ describe('blocking', () => {
     expect(shares({ given: 'WILLIAM', family: 'GARCIA', birthDate: '2016-03-14' })).toBe(true);
     expect(shares({ given: 'WILLIAM', family: 'NGUYEN' })).toBe(true);
     expect(shares({ given: 'NOAH', family: 'NGUYEN' })).toBe(false);
+  });
+});
+
+describe('one keying slip', () => {
+  it.each([
+    ['JOHN', 'JHON', true],
+    ['JOHN', 'JON', true],
+    ['JON', 'JOHN', true],
+    ['JOHN', 'JOAN', true],
+    ['JOHN', 'JOHN', false],
+    ['JOHN', 'HJNO', false],
+    ['MARTINEZ', 'MARTIENZ', true],
+    ['20150314', '20150341', true],
+    ['20150314', '20160315', false],
+    ['', 'A', true],
+  ])('%s and %s: %s', (a, b, expected) => {
+    expect(oneEditApart(a, b)).toBe(expected);
   });
 });

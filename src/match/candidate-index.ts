@@ -4,71 +4,97 @@
  * cost hundreds of milliseconds on a million patients (see the bench figures in the README).
  *
  * Compact on purpose, so a million patients fit well inside a worker's memory budget: each
- * patient is one tab-joined string, parsed only when it becomes a candidate, and blocking keys
- * are 30-bit hashes mapping to patient ordinals. A hash collision only adds a candidate that
- * scoring then rejects; it can never hide one.
+ * patient is one tab-joined string, parsed only when it becomes a candidate, and the blocking
+ * keys are one sorted Float64Array of (30-bit key hash, 23-bit ordinal) pairs — 8 bytes a key,
+ * where a Map cost ten times that. A hash collision only adds a candidate that scoring then
+ * rejects; it can never hide one.
  */
 import type { IndexPatient, NameFrequencies, PersonFields, Sex } from '../model/index.ts';
 import { blockingKeys } from './blocking.ts';
 
 const FIELDS = ['given', 'middle', 'family', 'suffix', 'birthDate', 'sex', 'street', 'city', 'state', 'zip', 'phone'] as const;
 
+/** Ordinals take the low 23 bits of a pair: up to 8,388,608 patients. */
+const ORDINAL_SPAN = 2 ** 23;
+
 export class CandidateIndex {
+  /** id, the person's fields, then identifiers, tab-joined. */
   readonly #rows: string[] = [];
-  readonly #ids: string[] = [];
-  /** hash → ordinal, or ordinals when several patients share the key. */
-  readonly #keys = new Map<number, number | number[]>();
+  #pairs = new Float64Array(1 << 16);
+  #pairCount = 0;
+  #sealed = false;
   readonly freq: NameFrequencies = { total: 0, given: new Map(), family: new Map() };
 
   get size(): number {
-    return this.#ids.length;
+    return this.#rows.length;
   }
 
   add(p: IndexPatient): void {
-    const ordinal = this.#ids.length;
-    this.#ids.push(p.id);
+    if (this.#sealed) throw new Error('CandidateIndex is sealed; build a new one');
+    const ordinal = this.#rows.length;
+    if (ordinal >= ORDINAL_SPAN) throw new Error(`the in-memory index holds at most ${ORDINAL_SPAN} patients; use candidates from the database`);
     const f = p.person;
-    this.#rows.push(`${FIELDS.map((k) => f[k]).join('\t')}\t${p.identifiers.map((i) => `${i.system}\u0001${i.value}`).join('\u0002')}`);
+    this.#rows.push(`${p.id}\t${FIELDS.map((k) => f[k]).join('\t')}\t${p.identifiers.map((i) => `${i.system}\u0001${i.value}`).join('\u0002')}`);
     for (const key of blockingKeys(f, p.identifiers)) {
-      const h = hashKey(key);
-      const prev = this.#keys.get(h);
-      if (prev === undefined) this.#keys.set(h, ordinal);
-      else if (typeof prev === 'number') {
-        if (prev !== ordinal) this.#keys.set(h, [prev, ordinal]);
-      } else if (prev[prev.length - 1] !== ordinal) prev.push(ordinal);
+      if (this.#pairCount === this.#pairs.length) {
+        const grown = new Float64Array(this.#pairs.length * 2);
+        grown.set(this.#pairs);
+        this.#pairs = grown;
+      }
+      this.#pairs[this.#pairCount++] = hashKey(key) * ORDINAL_SPAN + ordinal;
     }
     this.freq.total++;
     if (f.given) this.freq.given.set(f.given, (this.freq.given.get(f.given) ?? 0) + 1);
     if (f.family) this.freq.family.set(f.family, (this.freq.family.get(f.family) ?? 0) + 1);
   }
 
+  /** Ends building: sorts the key pairs for binary search and gives back the spare capacity. */
+  seal(): this {
+    if (!this.#sealed) {
+      this.#pairs = this.#pairs.slice(0, this.#pairCount).sort();
+      this.#sealed = true;
+    }
+    return this;
+  }
+
   /** Patients reachable by each key, as the CandidateSource contract asks. */
   byKeys(keys: readonly string[]): Map<string, IndexPatient[]> {
+    this.seal();
     const out = new Map<string, IndexPatient[]>();
     const parsed = new Map<number, IndexPatient>();
     for (const key of keys) {
-      const hit = this.#keys.get(hashKey(key));
-      if (hit === undefined) continue;
-      const ordinals = typeof hit === 'number' ? [hit] : hit;
-      out.set(
-        key,
-        ordinals.map((o) => {
-          let p = parsed.get(o);
-          if (!p) parsed.set(o, (p = this.#patient(o)));
-          return p;
-        }),
-      );
+      const low = hashKey(key) * ORDINAL_SPAN;
+      let i = this.#lowerBound(low);
+      const found: IndexPatient[] = [];
+      for (; i < this.#pairs.length && this.#pairs[i]! < low + ORDINAL_SPAN; i++) {
+        const o = this.#pairs[i]! - low;
+        let p = parsed.get(o);
+        if (!p) parsed.set(o, (p = this.#patient(o)));
+        found.push(p);
+      }
+      if (found.length > 0) out.set(key, found);
     }
     return out;
+  }
+
+  #lowerBound(value: number): number {
+    let lo = 0;
+    let hi = this.#pairs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.#pairs[mid]! < value) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 
   #patient(ordinal: number): IndexPatient {
     const cells = this.#rows[ordinal]!.split('\t');
     const person = {} as Record<(typeof FIELDS)[number], string>;
-    FIELDS.forEach((k, i) => (person[k] = cells[i]!));
-    const ids = cells[FIELDS.length]!;
+    FIELDS.forEach((k, i) => (person[k] = cells[i + 1]!));
+    const ids = cells[FIELDS.length + 1]!;
     return {
-      id: this.#ids[ordinal]!,
+      id: cells[0]!,
       person: { ...(person as unknown as PersonFields), sex: person.sex as Sex },
       identifiers: ids === '' ? [] : ids.split('\u0002').map((x) => {
         const [system, value] = x.split('\u0001') as [string, string];

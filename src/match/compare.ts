@@ -5,7 +5,7 @@
 import type { FieldComparison, Identifier, IndexPatient, NameFrequencies, PersonFields } from '../model/index.ts';
 import { areNicknames, houseNumber } from '../normalise/index.ts';
 import { DEFAULT_LEVELS, termFrequencyU, weight, type Level } from './model.ts';
-import { editDistance, jaroWinkler, phonetic } from './string-metrics.ts';
+import { jaroWinkler, oneEditApart, phonetic } from './string-metrics.ts';
 
 export interface ScoringContext {
   freq: NameFrequencies;
@@ -63,12 +63,12 @@ export function compareBirthDate(a: string, b: string): DobLevel | 'missing' {
   if (a.slice(0, 4) === b.slice(0, 4) && a.slice(5, 7) === b.slice(8, 10) && a.slice(8, 10) === b.slice(5, 7)) {
     return 'day_month_swap';
   }
-  if (editDistance(a.replaceAll('-', ''), b.replaceAll('-', '')) === 1) return 'typo';
+  if (oneEditApart(a.replaceAll('-', ''), b.replaceAll('-', ''))) return 'typo';
   return 'different';
 }
 
 function isTypo(a: string, b: string): boolean {
-  if (Math.min(a.length, b.length) >= 4 && editDistance(a, b) === 1) return true;
+  if (Math.min(a.length, b.length) >= 4 && oneEditApart(a, b)) return true;
   return jaroWinkler(a, b) >= TYPO_JW;
 }
 

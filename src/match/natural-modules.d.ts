@@ -3,9 +3,6 @@
 declare module 'natural/lib/natural/distance/jaro-winkler_distance.js' {
   export default function JaroWinklerDistance(a: string, b: string, options?: { ignoreCase?: boolean }): number;
 }
-declare module 'natural/lib/natural/distance/levenshtein_distance.js' {
-  export function DamerauLevenshteinDistance(a: string, b: string, options?: { restricted?: boolean }): number;
-}
 declare module 'natural/lib/natural/phonetics/double_metaphone.js' {
   export default class DoubleMetaphone {
     process(token: string, maxLength?: number): [string, string];

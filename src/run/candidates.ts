@@ -27,7 +27,7 @@ async function memoryIndex(db: Queryable): Promise<CandidateIndex> {
   const index = (async () => {
     const idx = new CandidateIndex();
     for await (const page of matchablePatients(db)) for (const p of page) idx.add(p);
-    return idx;
+    return idx.seal();
   })();
   cache.set(db, { version, index });
   index.catch(() => cache.delete(db));

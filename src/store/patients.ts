@@ -216,18 +216,23 @@ export async function indexVersion(db: Queryable): Promise<number> {
   return Number(rows[0]?.version ?? 0);
 }
 
-/** Every matchable patient, a page at a time (keyset pagination: constant memory, no long cursor). */
-export async function* matchablePatients(db: Queryable, pageSize = 20_000): AsyncGenerator<IndexPatient[]> {
-  let after = '';
-  for (;;) {
+/**
+ * Every matchable patient, a slice of the table at a time in physical order (TID ranges): a
+ * sequential read, where paging by id would jump around the heap. Rows that move during the scan
+ * (updated meanwhile) may be seen twice or missed; callers that cache compare index versions.
+ */
+export async function* matchablePatients(db: Queryable, blocksPerSlice = 4096): AsyncGenerator<IndexPatient[]> {
+  const { rows: size } = await db.query<{ blocks: string | number }>(
+    `SELECT (pg_relation_size('patient') / current_setting('block_size')::int) AS blocks`,
+  );
+  const blocks = Number(size[0]?.blocks ?? 0);
+  for (let from = 0; from <= blocks; from += blocksPerSlice) {
     const { rows } = await db.query<PatientRow>(
       `SELECT id, given, middle, family, suffix, birth_date, sex, street, city, state, zip, phone, identifiers
-         FROM patient WHERE replaced_by IS NULL AND id > $1 ORDER BY id LIMIT $2`,
-      [after, pageSize],
+         FROM patient WHERE ctid >= $1::tid AND ctid < $2::tid AND replaced_by IS NULL`,
+      [`(${from},0)`, `(${from + blocksPerSlice},0)`],
     );
-    if (rows.length === 0) return;
-    yield rows.map(toIndexPatient);
-    after = rows[rows.length - 1]!.id;
+    if (rows.length > 0) yield rows.map(toIndexPatient);
   }
 }
 
