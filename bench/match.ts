@@ -3,7 +3,8 @@
  * embedded store, match the roster, and print quality and speed. Figures are printed as a table
  * and written as JSON so runs can be compared.
  *
- *   npm run bench -- --patients 100000 --roster 10000 --seed 7 [--json out.json] [--keep DIR]
+ *   npm run bench:match -- --patients 1000000 --roster 100000 --seed 7 [--store pglite|postgres]
+ *        [--candidates auto|memory|database] [--json out.json] [--keep DIR]
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -15,7 +16,11 @@ import { loadIndexFile } from '../src/patient-index/index.ts';
 import { loadPartnerPipeline } from '../src/pipeline/index.ts';
 import { runFile } from '../src/run/index.ts';
 import { generateSamples } from '../src/samples/index.ts';
-import { openEmbedded, readRunResults } from '../src/store/index.ts';
+import { openEmbedded, openPostgres, readRunResults } from '../src/store/index.ts';
+import type { CandidateMode } from '../src/run/index.ts';
+import pg from 'pg';
+
+const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? `postgres://${os.userInfo().username}@127.0.0.1:5432/postgres`;
 
 const { values } = parseArgs({
   options: {
@@ -24,8 +29,12 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '7' },
     json: { type: 'string' },
     keep: { type: 'string' },
+    store: { type: 'string', default: 'pglite' },
+    candidates: { type: 'string', default: 'auto' },
   },
 });
+if (!['pglite', 'postgres'].includes(values.store)) throw new Error('--store is pglite or postgres');
+if (!['auto', 'memory', 'database'].includes(values.candidates)) throw new Error('--candidates is auto, memory or database');
 const patients = Number(values.patients);
 const roster = Number(values.roster);
 const seed = Number(values.seed);
@@ -39,7 +48,16 @@ try {
   await generateSamples({ patients, seed, outDir: work, rosterRows: { school: roster, payer: 1, clinic: 1 }, immunizations: false });
   const generateS = secs(t);
 
-  const db = await openEmbedded(path.join(work, 'db'));
+  let pgName: string | undefined;
+  let db;
+  if (values.store === 'postgres') {
+    pgName = `rm_bench_${process.pid}`;
+    const admin = new pg.Client({ connectionString: ADMIN_URL });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${pgName}`);
+    await admin.end();
+    db = await openPostgres(Object.assign(new URL(ADMIN_URL), { pathname: `/${pgName}` }).href);
+  } else db = await openEmbedded(path.join(work, 'db'));
   t = performance.now();
   const load = await loadIndexFile(db, path.join(work, 'iis', 'Patient.ndjson'));
   const loadS = secs(t);
@@ -49,10 +67,17 @@ try {
     pipeline: await loadPartnerPipeline('pipelines', 'school-district-7'),
     outDir: path.join(work, 'out'),
     exportsDir: path.join(work, 'exports'),
+    candidates: values.candidates as CandidateMode,
   });
   if (out.kind !== 'completed') throw new Error('unexpected duplicate run');
   const rows = await readRunResults(db, out.run.id);
   await db.close();
+  if (pgName) {
+    const admin = new pg.Client({ connectionString: ADMIN_URL });
+    await admin.connect();
+    await admin.query(`DROP DATABASE IF EXISTS ${pgName} WITH (FORCE)`);
+    await admin.end();
+  }
   const a = accuracy(
     rows.map((r) => ({ recordId: r.recordId, outcome: r.outcome, patientId: r.patientId, candidateIds: r.candidates.map((c) => c.patientId) })),
     await readTruth(path.join(work, 'truth', 'district7-fall.truth.csv')),
@@ -62,7 +87,8 @@ try {
     date: new Date().toISOString(),
     node: process.version,
     cpus: os.cpus().length,
-    store: 'pglite',
+    store: values.store,
+    candidates: values.candidates,
     patients,
     rosterRows: s.rows,
     seed,
@@ -75,7 +101,9 @@ try {
     falseMatchesPer10k: +a.falseMatchesPer10k.toFixed(2),
     reviewShare: +((s.counts.possible + s.counts.ambiguous) / s.rows).toFixed(4),
     counts: s.counts,
-    matchStageRowsPerSecond: Math.round(s.rows / (s.timingsMs.match / 1000)),
+    candidateLoadSeconds: +((s.timingsMs.candidates ?? 0) / 1000).toFixed(1),
+    matchStageRowsPerSecond: Math.round(s.rows / (s.timingsMs.match! / 1000)),
+    matchStageWithLoadRowsPerSecond: Math.round(s.rows / ((s.timingsMs.match! + (s.timingsMs.candidates ?? 0)) / 1000)),
     runSeconds: +(s.timingsMs.total / 1000).toFixed(2),
     runTimingsMs: s.timingsMs,
     peakRssMb: peakRssMb(),
@@ -90,7 +118,10 @@ try {
     ['F1', figures.f1],
     ['false matches / 10,000 rows', figures.falseMatchesPer10k],
     ['share sent to review', figures.reviewShare],
+    ['store / candidates', `${figures.store} / ${figures.candidates}`],
+    ['candidate index load (s)', figures.candidateLoadSeconds],
     ['match stage (rows/s)', figures.matchStageRowsPerSecond],
+    ['match stage incl. load (rows/s)', figures.matchStageWithLoadRowsPerSecond],
     ['whole run (s)', figures.runSeconds],
     ['peak RSS (MB)', figures.peakRssMb],
   ];

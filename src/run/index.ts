@@ -9,7 +9,7 @@ import type { Logger } from '../config/index.ts';
 import { isRostermatchError } from '../errors/index.ts';
 import { sha256File } from '../intake/index.ts';
 import { matchChunk } from '../match/index.ts';
-import { candidatesFor, type CandidateMode } from './candidates.ts';
+import { candidatesFor, type CandidateMode, type Candidates } from './candidates.ts';
 import type { NormalisedRow, RowResult } from '../model/index.ts';
 import { readRoster } from '../parse/index.ts';
 import type { Pipeline } from '../pipeline/index.ts';
@@ -28,6 +28,8 @@ export interface RunInput {
   exportsDir: string;
   /** Process again even when these bytes were already processed for this partner. */
   force?: boolean;
+  /** Where candidates come from. @defaultValue auto */
+  candidates?: CandidateMode;
   /** Who or what started the run, for the Group's history. @defaultValue "cli" */
   actor?: string;
   now?: () => Date;
@@ -39,8 +41,8 @@ export type RunOutput = ({ kind: 'completed'; run: RunRecord } & Published) | { 
 export const MATCH_CHUNK_ROWS = 500;
 
 /** Matches rows chunk by chunk against the store's index. */
-export async function matchAll(db: Queryable, rows: readonly NormalisedRow[], pipeline: Pipeline, mode: CandidateMode = 'auto'): Promise<RowResult[]> {
-  const { source, freq } = await candidatesFor(db, mode, rows.length);
+export async function matchAll(db: Queryable, rows: readonly NormalisedRow[], pipeline: Pipeline, candidates: Candidates | CandidateMode = 'auto'): Promise<RowResult[]> {
+  const { source, freq } = typeof candidates === 'string' ? await candidatesFor(db, candidates, rows.length) : candidates;
   const results: RowResult[] = [];
   for (let i = 0; i < rows.length; i += MATCH_CHUNK_ROWS) {
     const chunk = rows.slice(i, i + MATCH_CHUNK_ROWS);
@@ -82,12 +84,14 @@ export async function runFile(db: Db, log: Logger, input: RunInput): Promise<Run
   try {
     const parsed = await readRoster(file, pipeline, receivedAt.slice(0, 10));
     const t1 = performance.now();
-    results = await matchAll(db, parsed.rows, pipeline);
+    const candidates = await candidatesFor(db, input.candidates ?? 'auto', parsed.rows.length);
+    const tc = performance.now();
+    results = await matchAll(db, parsed.rows, pipeline, candidates);
     const t2 = performance.now();
     finishedAt = now().toISOString();
     const resultPath = path.join(input.outDir, outputNames(fileName).results);
     change = await recordRun(db, { runId, pipeline, results, insertRows: true, resultPath, actor: input.actor ?? 'cli', at: finishedAt });
-    Object.assign(timingsMs, { parse: Math.round(t1 - t0), match: Math.round(t2 - t1), record: Math.round(performance.now() - t2) });
+    Object.assign(timingsMs, { parse: Math.round(t1 - t0), candidates: Math.round(tc - t1), match: Math.round(t2 - tc), record: Math.round(performance.now() - t2) });
   } catch (e) {
     const error = isRostermatchError(e) ? { code: e.code, message: e.message } : { code: 'INTERNAL', message: 'internal error' };
     await failRun(db, runId, error, now().toISOString());
