@@ -20,7 +20,7 @@ async function cli(args: string[], env: Record<string, string> = {}) {
 
 describe('the command line', () => {
   it('has --help on every command', async () => {
-    for (const cmd of [[], ['index', 'load'], ['match'], ['group', 'show'], ['group', 'list'], ['export'], ['samples', 'generate'], ['demo'], ['serve'], ['worker'], ['review', 'list'], ['review', 'accept'], ['review', 'reject']]) {
+    for (const cmd of [[], ['index', 'load'], ['match'], ['group', 'show'], ['group', 'list'], ['export'], ['samples', 'generate'], ['demo'], ['serve'], ['worker'], ['review', 'list'], ['review', 'accept'], ['review', 'reject'], ['model', 'train'], ['model', 'show']]) {
       const r = await cli([...cmd, '--help']);
       expect(r.code, cmd.join(' ')).toBe(0);
       expect(r.stdout).toMatch(/^Usage: rostermatch/);

@@ -10,7 +10,8 @@ import { isRostermatchError } from '../errors/index.ts';
 import { exportGroup, parseExportParams } from '../export/index.ts';
 import { loadIndexFile } from '../patient-index/index.ts';
 import { loadPartnerPipeline, loadPipelineFile } from '../pipeline/index.ts';
-import { runFile } from '../run/index.ts';
+import { levelsFor, runFile, trainModel } from '../run/index.ts';
+import { weight, type Levels } from '../match/index.ts';
 import { generateSamples } from '../samples/index.ts';
 import { acceptReviewItem, getGroup, groupHistory, groupMembers, listGroups, listReviewItems, rejectReviewItem, toFhirGroup, type ReviewState } from '../store/index.ts';
 import { RostermatchError } from '../errors/index.ts';
@@ -134,6 +135,39 @@ program
     const r = await generateSamples({ patients: o.patients, seed: o.seed, outDir: o.out, ...(rosterRows ? { rosterRows } : {}) });
     console.log(`${r.patients} patients, ${r.immunizations} immunizations in ${o.out}/iis`);
     for (const x of r.rosters) console.log(`  ${x.partner}: ${x.file} ${x.rows} rows (${x.inIndex} in the index)`);
+  });
+
+const model = program.command('model').description('the Fellegi–Sunter model of a partner\'s pipeline');
+const printLevels = (levels: Levels) => {
+  for (const [field, ls] of Object.entries(levels)) {
+    for (const [level, x] of Object.entries(ls as Record<string, { m: number; u: number }>)) {
+      console.log(`${field.padEnd(11)} ${level.padEnd(16)} m ${x.m.toPrecision(3).padStart(9)}  u ${x.u.toPrecision(3).padStart(9)}  weight ${weight(x).toFixed(2).padStart(7)}`);
+    }
+  }
+};
+model
+  .command('train')
+  .description('estimate m (EM over the file\'s blocked pairs) and u (random index pairs) and store them for the partner')
+  .argument('<file>', 'a file from this partner')
+  .requiredOption('--partner <id>', 'partner id')
+  .option('--pipeline <file>', 'a pipeline file outside the pipelines folder')
+  .action(async (file: string, o: { partner: string; pipeline?: string }) => {
+    const g = globals();
+    const pipeline = o.pipeline ? await loadPipelineFile(o.pipeline) : await loadPartnerPipeline(g.pipelines, o.partner);
+    await withContext(g, async ({ db }) => {
+      const m = await trainModel(db, pipeline, file);
+      console.log(`trained ${pipeline.partner}: ${m.blockedPairs} blocked pairs, ${m.randomPairs} random pairs, λ ${m.lambda.toFixed(4)}`);
+      printLevels(await levelsFor(db, pipeline));
+    });
+  });
+model
+  .command('show')
+  .description('the levels a partner\'s runs use: defaults, its trained model, its pipeline\'s overrides')
+  .requiredOption('--partner <id>', 'partner id')
+  .action(async (o: { partner: string }) => {
+    const g = globals();
+    const pipeline = await loadPartnerPipeline(g.pipelines, o.partner);
+    await withContext(g, async ({ db }) => printLevels(await levelsFor(db, pipeline)));
   });
 
 const review = program.command('review').description('possible and ambiguous rows waiting for a person');

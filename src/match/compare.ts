@@ -4,11 +4,13 @@
  */
 import type { FieldComparison, Identifier, IndexPatient, NameFrequencies, PersonFields } from '../model/index.ts';
 import { areNicknames, houseNumber } from '../normalise/index.ts';
-import { DEFAULT_LEVELS, termFrequencyU, weight, type Level } from './model.ts';
+import { DEFAULT_LEVELS, termFrequencyU, weight, type Level, type Levels } from './model.ts';
 import { jaroWinkler, oneEditApart, phonetic } from './string-metrics.ts';
 
 export interface ScoringContext {
   freq: NameFrequencies;
+  /** The model's m and u per comparison level. @defaultValue DEFAULT_LEVELS */
+  levels?: Levels;
 }
 
 type GivenLevel = keyof typeof DEFAULT_LEVELS.given;
@@ -87,6 +89,7 @@ function firstToken(s: string): string {
 /** Compares a row with a candidate: every field's level and weight, and the facts the guards use. */
 export function comparePair(row: PersonFields, rowIdentifier: Identifier | undefined, cand: IndexPatient, ctx: ScoringContext): PairComparison {
   const c = cand.person;
+  const L = ctx.levels ?? DEFAULT_LEVELS;
   const comparisons: FieldComparison[] = [];
   const add = (field: string, level: string, w: number) => comparisons.push({ field, level, weight: round2(w) });
 
@@ -99,22 +102,22 @@ export function comparePair(row: PersonFields, rowIdentifier: Identifier | undef
   add('family', swapped ? `swapped:${names.family}` : names.family, names.familyWeight - (swapped ? SWAP_PENALTY / 2 : 0));
 
   const dob = compareBirthDate(row.birthDate, c.birthDate);
-  add('birthDate', dob, dob === 'missing' ? 0 : weight(DEFAULT_LEVELS.birthDate[dob]));
+  add('birthDate', dob, dob === 'missing' ? 0 : weight(L.birthDate[dob]));
 
   if (row.middle !== '' && c.middle !== '') {
     const agree = row.middle[0] === c.middle[0] && (row.middle.length === 1 || c.middle.length === 1 || jaroWinkler(row.middle, c.middle) >= PHONETIC_JW);
-    add('middle', agree ? 'agree' : 'different', weight(DEFAULT_LEVELS.middle[agree ? 'agree' : 'different']));
+    add('middle', agree ? 'agree' : 'different', weight(L.middle[agree ? 'agree' : 'different']));
   }
   const suffixConflict = row.suffix !== '' && c.suffix !== '' && row.suffix !== c.suffix;
-  if (suffixConflict) add('suffix', 'conflict', weight(DEFAULT_LEVELS.suffix.conflict));
+  if (suffixConflict) add('suffix', 'conflict', weight(L.suffix.conflict));
 
   if (isKnownSex(row.sex) && isKnownSex(c.sex)) {
     const level = row.sex === c.sex ? 'agree' : 'different';
-    add('sex', level, weight(DEFAULT_LEVELS.sex[level]));
+    add('sex', level, weight(L.sex[level]));
   }
   if (row.zip !== '' && c.zip !== '') {
     const level = row.zip === c.zip ? 'agree' : 'different';
-    add('zip', level, weight(DEFAULT_LEVELS.zip[level]));
+    add('zip', level, weight(L.zip[level]));
   }
   let streetExact = false;
   if (row.street !== '' && c.street !== '') {
@@ -124,20 +127,20 @@ export function comparePair(row: PersonFields, rowIdentifier: Identifier | undef
       : houseNumber(row.street) === houseNumber(c.street) && jaroWinkler(row.street, c.street) >= 0.9
         ? 'similar'
         : 'different';
-    add('street', level, weight(DEFAULT_LEVELS.street[level]));
+    add('street', level, weight(L.street[level]));
   }
   let phoneAgrees = false;
   if (row.phone !== '' && c.phone !== '') {
     phoneAgrees = row.phone === c.phone;
     const level = phoneAgrees ? 'agree' : 'different';
-    add('phone', level, weight(DEFAULT_LEVELS.phone[level]));
+    add('phone', level, weight(L.phone[level]));
   }
   let identifier: PairComparison['identifier'] = 'missing';
   if (rowIdentifier) {
     const held = cand.identifiers.filter((i) => i.system === rowIdentifier.system);
     if (held.length > 0) {
       identifier = held.some((i) => i.value === rowIdentifier.value) ? 'agree' : 'different';
-      add('identifier', identifier, weight(DEFAULT_LEVELS.identifier[identifier]));
+      add('identifier', identifier, weight(L.identifier[identifier]));
     }
   }
 
@@ -161,7 +164,7 @@ const SWAP_PENALTY = 2;
 function nameWeights(given: string, family: string, c: PersonFields, ctx: ScoringContext) {
   const g = compareGiven(given, c.given, c.middle);
   const f = compareFamily(family, c.family);
-  const L = DEFAULT_LEVELS;
+  const L = ctx.levels ?? DEFAULT_LEVELS;
   const givenWeight =
     g === 'missing' ? 0 : g === 'exact' ? weight(tfLevel(L.given.exact, ctx.freq.given.get(given), ctx.freq.total, 0.0005)) : weight(L.given[g]);
   const familyWeight =

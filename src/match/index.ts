@@ -7,9 +7,11 @@ import type { IndexPatient, NameFrequencies, NormalisedRow, RowResult, StandingD
 import { blockingKeys } from './blocking.ts';
 import { classify, guardFailure, type Classification, type Scored, type Thresholds } from './classify.ts';
 import { comparePair } from './compare.ts';
+import type { Levels } from './model.ts';
 
 export { blockingKeys } from './blocking.ts';
 export { CandidateIndex } from './candidate-index.ts';
+export { DEFAULT_LEVELS, mergeLevels, weight, type LevelOverrides, type Levels } from './model.ts';
 export { classify, guardFailure, type Thresholds } from './classify.ts';
 export { compareBirthDate, compareFamily, compareGiven, comparePair } from './compare.ts';
 
@@ -23,6 +25,8 @@ export interface MatchOptions {
   freq: NameFrequencies;
   /** People's standing decisions on this partner's records, by record id. */
   decisions?: ReadonlyMap<string, StandingDecision>;
+  /** m and u per level. @defaultValue DEFAULT_LEVELS */
+  levels?: Levels;
 }
 
 /** Matches one chunk of rows. Invalid rows pass through as `invalid` with their problems. */
@@ -40,7 +44,7 @@ export async function matchChunk(rows: readonly NormalisedRow[], source: Candida
     for (const id of decision?.rejectedIds ?? []) candidates.delete(id);
     const scored: Scored[] = [];
     for (const cand of candidates.values()) {
-      const pair = comparePair(row.person, row.identifier, cand, { freq: opts.freq });
+      const pair = comparePair(row.person, row.identifier, cand, opts.levels ? { freq: opts.freq, levels: opts.levels } : { freq: opts.freq });
       scored.push({ patientId: cand.id, score: pair.score, probability: probability(pair.score, prior), comparisons: pair.comparisons, pair });
     }
     const c = honour(decision, scored, opts.thresholds) ?? classify(scored, opts.thresholds);

@@ -67,6 +67,26 @@ export const DEFAULT_LEVELS = {
 
 export type FieldName = keyof typeof DEFAULT_LEVELS;
 
+/** A complete model: m and u for every level of every field. */
+export type Levels = { [F in FieldName]: { [L in keyof (typeof DEFAULT_LEVELS)[F]]: Level } };
+
+/** Partial m/u overrides, as a pipeline file or a trained model gives them. */
+export type LevelOverrides = { [F in FieldName]?: { [L in keyof (typeof DEFAULT_LEVELS)[F]]?: Partial<Level> } };
+
+/** Defaults, then each set of overrides in turn (later wins), level by level. */
+export function mergeLevels(...overrides: (LevelOverrides | undefined)[]): Levels {
+  const out = structuredClone(DEFAULT_LEVELS) as unknown as Record<string, Record<string, Level>>;
+  for (const o of overrides) {
+    for (const [field, levels] of Object.entries(o ?? {})) {
+      for (const [level, mu] of Object.entries(levels ?? {})) {
+        const target = out[field]?.[level];
+        if (target) Object.assign(target, mu);
+      }
+    }
+  }
+  return out as unknown as Levels;
+}
+
 export function weight(level: Level): number {
   return Math.log2(level.m / level.u);
 }

@@ -8,6 +8,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { LOGICAL_FIELDS, type LogicalField } from '../model/index.ts';
 import { RostermatchError } from '../errors/index.ts';
+import { DEFAULT_LEVELS } from '../match/model.ts';
 
 const logicalField = z.enum(LOGICAL_FIELDS);
 const headerList = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).transform((v) => (Array.isArray(v) ? v : [v]));
@@ -44,6 +45,10 @@ export const PipelineSchema = z
         mode: z.enum(['replace', 'append']),
       })
       .strict(),
+    /** m/u overrides per field and comparison level, over the trained model and the defaults. */
+    model: z
+      .record(z.string(), z.record(z.string(), z.object({ m: z.number().gt(0).lte(1).optional(), u: z.number().gt(0).lte(1).optional() }).strict()))
+      .optional(),
     thresholds: z
       .object({ match: z.number(), possible: z.number() })
       .strict()
@@ -58,6 +63,16 @@ export const PipelineSchema = z
     }
     if (!has('fullName') && !(has('given') && has('family'))) {
       ctx.addIssue({ code: 'custom', path: ['columns'], message: 'columns needs given and family, or fullName' });
+    }
+    for (const [field, levels] of Object.entries(p.model ?? {})) {
+      const known = (DEFAULT_LEVELS as Record<string, Record<string, unknown>>)[field];
+      if (!known) {
+        ctx.addIssue({ code: 'custom', path: ['model', field], message: `no field "${field}" (fields: ${Object.keys(DEFAULT_LEVELS).join(', ')})` });
+        continue;
+      }
+      for (const level of Object.keys(levels)) {
+        if (!(level in known)) ctx.addIssue({ code: 'custom', path: ['model', field, level], message: `no level "${level}" (levels: ${Object.keys(known).join(', ')})` });
+      }
     }
   });
 

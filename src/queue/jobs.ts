@@ -14,7 +14,7 @@ import { matchChunk } from '../match/index.ts';
 import { readRoster } from '../parse/index.ts';
 import { PipelineSchema, type Pipeline } from '../pipeline/index.ts';
 import { outputNames } from '../results/index.ts';
-import { candidatesFor, publishRun, recordRun, restoreOutputs, type CandidateMode } from '../run/index.ts';
+import { candidatesFor, levelsFor, publishRun, recordRun, restoreOutputs, type CandidateMode } from '../run/index.ts';
 import {
   clearRunInput,
   countRunRows,
@@ -111,7 +111,7 @@ export async function execChunk(ctx: Pick<JobContext, 'db' | 'workerId' | 'chunk
   const rows = await readRunInput(ctx.db, run.id, data.from, data.to);
   const decisions = await partnerDecisions(ctx.db, run.partner, rows.map((r) => r.recordId));
   const { source, freq } = await candidatesFor(ctx.db, ctx.candidates ?? 'memory');
-  const results = await matchChunk(rows, source, { thresholds: pipeline.thresholds, freq, decisions });
+  const results = await matchChunk(rows, source, { thresholds: pipeline.thresholds, freq, decisions, levels: await levelsFor(ctx.db, pipeline) });
   await ctx.db.transaction(async (tx) => {
     await insertRunRows(tx, run.id, results);
     const done = await recordChunk(tx, run.id, data.chunk, ctx.workerId, new Date().toISOString());

@@ -10,6 +10,7 @@ import { isRostermatchError } from '../errors/index.ts';
 import { sha256File } from '../intake/index.ts';
 import { matchChunk } from '../match/index.ts';
 import { candidatesFor, type CandidateMode, type Candidates } from './candidates.ts';
+import { levelsFor } from './train.ts';
 import type { NormalisedRow, RowResult } from '../model/index.ts';
 import { readRoster } from '../parse/index.ts';
 import type { Pipeline } from '../pipeline/index.ts';
@@ -19,6 +20,7 @@ import { publishRun, recordRun, restoreOutputs, type Published } from './publish
 
 export { countOutcomes, publishRun, recordRun, restoreOutputs, type RunSummary } from './publish.ts';
 export { candidatesFor, type CandidateMode } from './candidates.ts';
+export { levelsFor, trainModel } from './train.ts';
 
 export interface RunInput {
   file: string;
@@ -43,11 +45,12 @@ export const MATCH_CHUNK_ROWS = 500;
 /** Matches rows chunk by chunk against the store's index. */
 export async function matchAll(db: Queryable, rows: readonly NormalisedRow[], pipeline: Pipeline, candidates: Candidates | CandidateMode = 'auto'): Promise<RowResult[]> {
   const { source, freq } = typeof candidates === 'string' ? await candidatesFor(db, candidates, rows.length) : candidates;
+  const levels = await levelsFor(db, pipeline);
   const results: RowResult[] = [];
   for (let i = 0; i < rows.length; i += MATCH_CHUNK_ROWS) {
     const chunk = rows.slice(i, i + MATCH_CHUNK_ROWS);
     const decisions = await partnerDecisions(db, pipeline.partner, chunk.map((r) => r.recordId));
-    results.push(...(await matchChunk(chunk, source, { thresholds: pipeline.thresholds, freq, decisions })));
+    results.push(...(await matchChunk(chunk, source, { thresholds: pipeline.thresholds, freq, decisions, levels })));
   }
   return results;
 }

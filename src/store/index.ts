@@ -4,3 +4,4 @@ export * from './patients.ts';
 export * from './groups.ts';
 export * from './runs.ts';
 export * from './review.ts';
+export * from './models.ts';

@@ -185,4 +185,15 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TABLE index_state (id integer PRIMARY KEY DEFAULT 1 CHECK (id = 1), version bigint NOT NULL);
   INSERT INTO index_state (id, version) VALUES (1, 0);
   `,
+  `
+  -- m and u estimated from the data for a partner's pipeline (rostermatch model train).
+  CREATE TABLE match_model (
+    partner text PRIMARY KEY,
+    levels jsonb NOT NULL,
+    lambda double precision NOT NULL,
+    blocked_pairs integer NOT NULL,
+    random_pairs integer NOT NULL,
+    trained_at timestamptz NOT NULL
+  );
+  `,
 ];
