@@ -80,7 +80,11 @@ describe.each(STORES)('serve (%s)', (store) => {
     await fs.writeFile(path.join(later, 'panel.csv'), 'mrn,first_name,last_name,dob\nM1,Ava,Martinez,2015-03-14\n');
     await completed(s, 'panel.csv', 'riverside-clinic');
     expect(await fs.readFile(path.join(s.outbound('riverside-clinic'), 'panel.results.csv'), 'utf8')).toMatch(/M1,matched,p-ava,/);
-    const archived = await fs.readdir(path.join(s.data, 'archive', 'riverside-clinic'));
+    // The original is archived just after the result file is published.
+    const archived = await waitFor('the archived original', async () => {
+      const files = await fs.readdir(path.join(s.data, 'archive', 'riverside-clinic')).catch(() => []);
+      return files.length > 0 && files;
+    });
     expect(archived).toHaveLength(1);
     expect(archived[0]).toMatch(/^\d{8}T\d{9}Z-[0-9a-f]{8}-panel\.csv$/);
   });

@@ -24,15 +24,36 @@ interface CsvRecord {
   info: { lines: number };
 }
 
-/** `label` names the file in errors (a partner knows its file by its own name, not our spool path). */
+/** The whole file's rows at once: for small files and tests; large files go through rosterChunks. */
 export async function readRoster(file: string, pipeline: Pipeline, today: string, label = file): Promise<ParsedFile> {
+  const rows: NormalisedRow[] = [];
+  const header: string[] = [];
+  for await (const chunk of rosterChunks(file, pipeline, today, { label, onHeader: (h) => header.push(...h) })) rows.push(...chunk);
+  return { header, rows };
+}
+
+/**
+ * The file's rows, normalised, `size` at a time, so a million-row file is matched in constant
+ * memory. A file-level fault throws when it is reached — callers record nothing against the
+ * Group until the last chunk is through. `label` names the file in errors (a partner knows its
+ * file by its own name, not our spool path).
+ */
+export async function* rosterChunks(
+  file: string,
+  pipeline: Pipeline,
+  today: string,
+  o: { label?: string; size?: number; onHeader?: (header: string[]) => void } = {},
+): AsyncGenerator<NormalisedRow[]> {
+  const label = o.label ?? file;
+  const size = o.size ?? 1000;
   const parser = chain(
     openText(file, pipeline.file.encoding, label),
     parse({ delimiter: pipeline.file.delimiter, info: true, skip_empty_lines: true, bom: true, relax_quotes: false }),
   );
   let header: string[] | undefined;
   let columns: ColumnMap = {};
-  const rows: NormalisedRow[] = [];
+  let rows: NormalisedRow[] = [];
+  let count = 0;
   const seenIds = new Map<string, number>();
   try {
     for await (const { record, info } of parser as AsyncIterable<CsvRecord>) {
@@ -41,10 +62,11 @@ export async function readRoster(file: string, pipeline: Pipeline, today: string
       if (!header) {
         header = record;
         columns = mapHeader(header, pipeline, label);
+        o.onHeader?.(header);
         continue;
       }
       if (record.every((c) => c.trim() === '')) continue;
-      const raw: RawRow = { line, index: rows.length, recordId: '', fields: {} };
+      const raw: RawRow = { line, index: count++, recordId: '', fields: {} };
       for (const [field, col] of Object.entries(columns) as [LogicalField, number][]) raw.fields[field] = record[col] ?? '';
       raw.recordId = (raw.fields.recordId ?? '').trim();
       let row = normaliseRow(raw, pipeline, today);
@@ -54,13 +76,17 @@ export async function readRoster(file: string, pipeline: Pipeline, today: string
         row = { kind: 'invalid', line, index: raw.index, recordId: raw.recordId, problems: row.kind === 'invalid' ? [...row.problems, dup] : [dup] };
       } else if (raw.recordId !== '') seenIds.set(raw.recordId, line);
       rows.push(row);
+      if (rows.length === size) {
+        yield rows;
+        rows = [];
+      }
     }
   } catch (e) {
     throw asFileError(e, label);
   }
   if (!header) throw new RostermatchError('FILE_EMPTY', 'the file is empty', { file: label });
-  if (rows.length === 0) throw new RostermatchError('FILE_NO_ROWS', 'only a header, no rows', { file: label, line: 2 });
-  return { header, rows };
+  if (count === 0) throw new RostermatchError('FILE_NO_ROWS', 'only a header, no rows', { file: label, line: 2 });
+  if (rows.length > 0) yield rows;
 }
 
 function countNewlines(s: string): number {

@@ -11,7 +11,7 @@ import type { Logger } from '../config/index.ts';
 import { isRostermatchError, RostermatchError } from '../errors/index.ts';
 import { moveInto, partnerDirs, serviceDirs, writeNote } from '../intake/drop.ts';
 import { matchChunk } from '../match/index.ts';
-import { readRoster } from '../parse/index.ts';
+import { rosterChunks } from '../parse/index.ts';
 import { PipelineSchema, type Pipeline } from '../pipeline/index.ts';
 import { outputNames } from '../results/index.ts';
 import { candidatesFor, levelsFor, publishRun, recordRun, restoreOutputs, type CandidateMode } from '../run/index.ts';
@@ -23,10 +23,9 @@ import {
   insertRunRows,
   partnerDecisions,
   readRunInput,
-  readRunResults,
   recordChunk,
   setRunState,
-  storeRunInput,
+  appendRunInput,
   type Db,
   type RunRecord,
 } from '../store/index.ts';
@@ -57,19 +56,23 @@ export async function execIntake(ctx: JobContext, data: IntakeJob): Promise<void
   if (!run || !(run.state === 'received' || run.state === 'parsing')) return;
   await setRunState(ctx.db, run.id, 'parsing', new Date().toISOString());
   const pipeline = pipelineOf(run);
-  let rows;
+  // Streamed into run_input a chunk at a time: a retried intake starts again from a clean slate.
+  await clearRunInput(ctx.db, run.id);
+  let rowCount = 0;
   try {
-    rows = (await readRoster(run.sourcePath!, pipeline, run.receivedAt.slice(0, 10), run.fileName)).rows;
+    for await (const chunk of rosterChunks(run.sourcePath!, pipeline, run.receivedAt.slice(0, 10), { label: run.fileName, size: 2000 })) {
+      await appendRunInput(ctx.db, run.id, chunk);
+      rowCount += chunk.length;
+    }
   } catch (e) {
     if (isRostermatchError(e)) await failRunPermanently(ctx, run, e);
     throw e;
   }
-  await storeRunInput(ctx.db, run.id, rows);
   const size = ctx.chunkRows ?? CHUNK_ROWS;
-  const chunks = Math.ceil(rows.length / size);
-  await setRunState(ctx.db, run.id, 'matching', new Date().toISOString(), { rowCount: rows.length, chunkCount: chunks });
-  await addMatchFlow(ctx, run.id, rows.length, chunks, new Set());
-  ctx.log.info({ runId: run.id, rows: rows.length, chunks }, 'run parsed; chunks queued');
+  const chunks = Math.ceil(rowCount / size);
+  await setRunState(ctx.db, run.id, 'matching', new Date().toISOString(), { rowCount, chunkCount: chunks });
+  await addMatchFlow(ctx, run.id, rowCount, chunks, new Set());
+  ctx.log.info({ runId: run.id, rows: rowCount, chunks }, 'run parsed; chunks queued');
 }
 
 /**
@@ -120,7 +123,7 @@ export async function execChunk(ctx: Pick<JobContext, 'db' | 'workerId' | 'chunk
 }
 
 /** Record the outcome, publish the results, archive the original. Repeating it changes nothing. */
-export async function execFinalise(ctx: JobContext, data: FinaliseJob): Promise<void> {
+export async function execFinalise(ctx: JobContext, data: FinaliseJob, progress?: (pct: number) => Promise<void>): Promise<void> {
   const run = await getRun(ctx.db, data.runId);
   if (!run || run.state === 'failed') return;
   const pipeline = pipelineOf(run);
@@ -136,19 +139,16 @@ export async function execFinalise(ctx: JobContext, data: FinaliseJob): Promise<
     await failRunPermanently(ctx, run, e);
     throw new UnrecoverableError(e.message);
   }
-  const results = await readRunResults(ctx.db, run.id);
   const outDir = partnerDirs(ctx.dropRoot, run.partner).outbound;
   const finishedAt = new Date().toISOString();
-  const change = await recordRun(ctx.db, {
+  const recorded = await recordRun(ctx.db, {
     runId: run.id,
     pipeline,
-    results,
-    insertRows: false,
     resultPath: path.join(outDir, outputNames(run.fileName).results),
     actor: 'serve',
     at: finishedAt,
   });
-  if (!change) {
+  if (!recorded) {
     const again = (await getRun(ctx.db, run.id))!;
     await restoreOutputs(ctx.db, again, ctx.exportsDir);
   } else {
@@ -156,8 +156,7 @@ export async function execFinalise(ctx: JobContext, data: FinaliseJob): Promise<
     await publishRun(ctx.db, {
       run,
       pipeline,
-      results,
-      change,
+      recorded,
       finishedAt,
       outDir,
       exportsDir: ctx.exportsDir,
@@ -167,6 +166,8 @@ export async function execFinalise(ctx: JobContext, data: FinaliseJob): Promise<
   }
   await archiveSource(ctx, run);
   await clearRunInput(ctx.db, run.id);
+  // Chunks report progress as they finish, racing each other; the end is certain only here.
+  await progress?.(100);
   ctx.log.info({ runId: run.id, groupId: pipeline.group.id }, 'run completed');
 }
 

@@ -88,7 +88,7 @@ export function startWorkers(ctx: JobContext | MatchContext, opts: WorkerOptions
     );
   }
   if (opts.roles.includes('finalise')) {
-    workers.push(new Worker<FinaliseJob>(QUEUE.finalise, permanent((job) => execFinalise(full!, job.data)), { ...common, connection: conn(), concurrency: 1 }));
+    workers.push(new Worker<FinaliseJob>(QUEUE.finalise, permanent((job) => execFinalise(full!, job.data, (pct) => job.updateProgress(pct))), { ...common, connection: conn(), concurrency: 1 }));
   }
   for (const w of workers) {
     w.on('error', (e) => ctx.log.warn({ queue: w.name, err: e.message }, 'worker error'));

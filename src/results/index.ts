@@ -48,16 +48,19 @@ export function resultCells(r: RowResult): string[] {
   ];
 }
 
-/** Writes the result rows in input order. Returns the final path. */
-export async function writeResultFile(dir: string, name: string, results: Iterable<RowResult>): Promise<string> {
+/** Writes the result rows in input order, from rows or pages of rows. Returns the final path. */
+export async function writeResultFile(dir: string, name: string, results: Iterable<RowResult> | AsyncIterable<RowResult[]>): Promise<string> {
   await fs.mkdir(dir, { recursive: true });
   const final = path.join(dir, name);
   const tmp = `${final}.tmp-${process.pid}`;
   const out = createWriteStream(tmp);
   const csv = format<string[], string[]>({ headers: [...RESULT_HEADERS], writeHeaders: true, rowDelimiter: '\r\n', quoteColumns: false });
   csv.pipe(out);
-  for (const r of results) {
-    if (!csv.write(resultCells(r))) await new Promise((res) => csv.once('drain', res));
+  const pages: AsyncIterable<readonly RowResult[]> | Iterable<readonly RowResult[]> = Symbol.asyncIterator in results ? results : [[...results]];
+  for await (const page of pages) {
+    for (const r of page) {
+      if (!csv.write(resultCells(r))) await new Promise((res) => csv.once('drain', res));
+    }
   }
   csv.end();
   await finished(out);

@@ -4,19 +4,20 @@
  * run before anything is recorded against the Group, so a malformed file changes nothing.
  */
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../config/index.ts';
 import { isRostermatchError } from '../errors/index.ts';
 import { sha256File } from '../intake/index.ts';
-import { matchChunk } from '../match/index.ts';
+import { matchChunk, type Levels } from '../match/index.ts';
 import { candidatesFor, type CandidateMode, type Candidates } from './candidates.ts';
 import { levelsFor } from './train.ts';
 import type { NormalisedRow, RowResult } from '../model/index.ts';
-import { readRoster } from '../parse/index.ts';
+import { rosterChunks } from '../parse/index.ts';
 import type { Pipeline } from '../pipeline/index.ts';
 import { outputNames } from '../results/index.ts';
-import { createRun, failRun, partnerDecisions, type Db, type Queryable, type RunRecord } from '../store/index.ts';
-import { publishRun, recordRun, restoreOutputs, type Published } from './publish.ts';
+import { createRun, failRun, insertRunRows, partnerDecisions, type Db, type Queryable, type RunRecord } from '../store/index.ts';
+import { publishRun, recordRun, restoreOutputs, type Published, type Recorded } from './publish.ts';
 
 export { countOutcomes, publishRun, recordRun, restoreOutputs, type RunSummary } from './publish.ts';
 export { candidatesFor, type CandidateMode } from './candidates.ts';
@@ -42,18 +43,23 @@ export type RunOutput = ({ kind: 'completed'; run: RunRecord } & Published) | { 
 /** Rows matched per candidate look-up: one query per chunk keeps round trips few and memory flat. */
 export const MATCH_CHUNK_ROWS = 500;
 
-/** Matches rows chunk by chunk against the store's index. */
+/** Matches rows chunk by chunk against the store's index (for callers that hold the rows). */
 export async function matchAll(db: Queryable, rows: readonly NormalisedRow[], pipeline: Pipeline, candidates: Candidates | CandidateMode = 'auto'): Promise<RowResult[]> {
-  const { source, freq } = typeof candidates === 'string' ? await candidatesFor(db, candidates, rows.length) : candidates;
+  const c = typeof candidates === 'string' ? await candidatesFor(db, candidates, rows.length) : candidates;
   const levels = await levelsFor(db, pipeline);
   const results: RowResult[] = [];
-  for (let i = 0; i < rows.length; i += MATCH_CHUNK_ROWS) {
-    const chunk = rows.slice(i, i + MATCH_CHUNK_ROWS);
-    const decisions = await partnerDecisions(db, pipeline.partner, chunk.map((r) => r.recordId));
-    results.push(...(await matchChunk(chunk, source, { thresholds: pipeline.thresholds, freq, decisions, levels })));
-  }
+  for (let i = 0; i < rows.length; i += MATCH_CHUNK_ROWS) results.push(...(await matchRows(db, rows.slice(i, i + MATCH_CHUNK_ROWS), pipeline, c, levels)));
   return results;
 }
+
+/** One chunk, with the partner's standing review decisions on its records. */
+async function matchRows(db: Queryable, rows: readonly NormalisedRow[], pipeline: Pipeline, c: Candidates, levels: Levels): Promise<RowResult[]> {
+  const decisions = await partnerDecisions(db, pipeline.partner, rows.map((r) => r.recordId));
+  return matchChunk(rows, c.source, { thresholds: pipeline.thresholds, freq: c.freq, decisions, levels });
+}
+
+/** A file's bytes per row, roughly, to size a file before reading it (for the `auto` source). */
+const BYTES_PER_ROW = 100;
 
 export async function runFile(db: Db, log: Logger, input: RunInput): Promise<RunOutput> {
   const now = input.now ?? (() => new Date());
@@ -80,21 +86,36 @@ export async function runFile(db: Db, log: Logger, input: RunInput): Promise<Run
     return { kind: 'duplicate', run: created.existing };
   }
   log.info({ runId, partner: pipeline.partner, sha256 }, 'run started');
-  let results: RowResult[];
   let finishedAt: string;
-  let change;
+  let recorded: Recorded | undefined;
+  let rowCount = 0;
   const timingsMs: Record<string, number> = {};
   try {
-    const parsed = await readRoster(file, pipeline, receivedAt.slice(0, 10));
+    // Rows stream through in chunks, each matched and stored before the next is read, so memory
+    // stays flat for any file size; the Group changes only once every row is through.
     const t1 = performance.now();
-    const candidates = await candidatesFor(db, input.candidates ?? 'auto', parsed.rows.length);
+    const estimatedRows = (await fs.stat(file)).size / BYTES_PER_ROW;
+    const candidates = await candidatesFor(db, input.candidates ?? 'auto', estimatedRows);
+    const levels = await levelsFor(db, pipeline);
     const tc = performance.now();
-    results = await matchAll(db, parsed.rows, pipeline, candidates);
+    let matchMs = 0;
+    for await (const chunk of rosterChunks(file, pipeline, receivedAt.slice(0, 10), { size: MATCH_CHUNK_ROWS })) {
+      const tm = performance.now();
+      const results = await matchRows(db, chunk, pipeline, candidates, levels);
+      matchMs += performance.now() - tm;
+      await insertRunRows(db, runId, results);
+      rowCount += results.length;
+    }
     const t2 = performance.now();
     finishedAt = now().toISOString();
     const resultPath = path.join(input.outDir, outputNames(fileName).results);
-    change = await recordRun(db, { runId, pipeline, results, insertRows: true, resultPath, actor: input.actor ?? 'cli', at: finishedAt });
-    Object.assign(timingsMs, { parse: Math.round(t1 - t0), candidates: Math.round(tc - t1), match: Math.round(t2 - tc), record: Math.round(performance.now() - t2) });
+    recorded = await recordRun(db, { runId, pipeline, resultPath, actor: input.actor ?? 'cli', at: finishedAt });
+    Object.assign(timingsMs, {
+      candidates: Math.round(tc - t1),
+      match: Math.round(matchMs),
+      parseAndStore: Math.round(t2 - tc - matchMs),
+      record: Math.round(performance.now() - t2),
+    });
   } catch (e) {
     const error = isRostermatchError(e) ? { code: e.code, message: e.message } : { code: 'INTERNAL', message: 'internal error' };
     await failRun(db, runId, error, now().toISOString());
@@ -105,8 +126,7 @@ export async function runFile(db: Db, log: Logger, input: RunInput): Promise<Run
   const published = await publishRun(db, {
     run: { id: runId, fileName, fileSha256: sha256, receivedAt },
     pipeline,
-    results,
-    change: change!,
+    recorded: recorded!,
     finishedAt,
     outDir: input.outDir,
     exportsDir: input.exportsDir,
@@ -129,7 +149,7 @@ export async function runFile(db: Db, log: Logger, input: RunInput): Promise<Run
     error: null,
     pipeline,
     sourcePath: path.resolve(file),
-    rowCount: results.length,
+    rowCount,
     chunkCount: null,
     timeline: [],
   };

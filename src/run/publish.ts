@@ -14,11 +14,12 @@ import {
   applyMembership,
   completeRun,
   ensureGroup,
-  insertRunRows,
   lockRun,
+  matchedPatientIds,
   queueForReview,
-  readRunResults,
+  runOutcomeCounts,
   saveRunSummary,
+  streamRunResults,
   type Db,
   type MembershipChange,
   type RunRecord,
@@ -48,26 +49,31 @@ export function countOutcomes(results: readonly RowResult[]): Record<Outcome, nu
 export interface RecordInput {
   runId: string;
   pipeline: Pipeline;
-  results: readonly RowResult[];
-  /** Inline runs hand their rows over here; queued runs stored them chunk by chunk. */
-  insertRows: boolean;
   resultPath: string;
   actor: string;
   at: string;
 }
 
-/** Records the run's outcome once. Returns undefined when the run was already completed. */
-export async function recordRun(db: Db, r: RecordInput): Promise<MembershipChange | undefined> {
+export interface Recorded {
+  change: MembershipChange;
+  counts: Record<Outcome, number>;
+}
+
+/**
+ * Records the outcome of a run whose rows are all in run_row: the Group change, the review
+ * queue and the run's completion, in one transaction. Returns undefined when the run was already
+ * completed (a repeated finalise), so nothing happens twice.
+ */
+export async function recordRun(db: Db, r: RecordInput): Promise<Recorded | undefined> {
   return db.transaction(async (tx) => {
     if ((await lockRun(tx, r.runId)) === 'completed') return undefined;
-    if (r.insertRows) await insertRunRows(tx, r.runId, r.results);
     const g = r.pipeline.group;
     await ensureGroup(tx, { id: g.id, partner: r.pipeline.partner, name: g.name, mode: g.mode });
-    const matched = r.results.flatMap((x) => (x.outcome === 'matched' && x.patientId ? [x.patientId] : []));
-    const change = await applyMembership(tx, g.id, matched, g.mode, { runId: r.runId, actor: r.actor, at: r.at });
-    await queueForReview(tx, r.runId, r.pipeline.partner, r.results);
-    await completeRun(tx, r.runId, { finishedAt: r.at, groupId: g.id, counts: countOutcomes(r.results), resultPath: r.resultPath });
-    return change;
+    const change = await applyMembership(tx, g.id, await matchedPatientIds(tx, r.runId), g.mode, { runId: r.runId, actor: r.actor, at: r.at });
+    await queueForReview(tx, r.runId, r.pipeline.partner);
+    const counts = await runOutcomeCounts(tx, r.runId);
+    await completeRun(tx, r.runId, { finishedAt: r.at, groupId: g.id, counts, resultPath: r.resultPath });
+    return { change, counts };
   });
 }
 
@@ -78,13 +84,13 @@ export interface Published {
   summary: RunSummary;
 }
 
+/** Writes the result file from the recorded rows, exports the Group, writes the summary. */
 export async function publishRun(
   db: Db,
   p: {
     run: Pick<RunRecord, 'id' | 'fileName' | 'fileSha256' | 'receivedAt'>;
     pipeline: Pipeline;
-    results: readonly RowResult[];
-    change: MembershipChange;
+    recorded: Recorded;
     finishedAt: string;
     outDir: string;
     exportsDir: string;
@@ -94,10 +100,11 @@ export async function publishRun(
 ): Promise<Published> {
   const names = outputNames(p.run.fileName);
   const t0 = performance.now();
-  const resultPath = await writeResultFile(p.outDir, names.results, p.results);
+  const resultPath = await writeResultFile(p.outDir, names.results, streamRunResults(db, p.run.id));
   const t1 = performance.now();
   const exported = await exportGroup(db, { groupId: p.pipeline.group.id, outRoot: p.exportsDir, now: p.now, runId: p.run.id });
   const t2 = performance.now();
+  const { change, counts } = p.recorded;
   const summary: RunSummary = {
     runId: p.run.id,
     partner: p.pipeline.partner,
@@ -105,16 +112,9 @@ export async function publishRun(
     sha256: p.run.fileSha256,
     receivedAt: p.run.receivedAt,
     finishedAt: p.finishedAt,
-    rows: p.results.length,
-    counts: countOutcomes(p.results),
-    group: {
-      id: p.pipeline.group.id,
-      mode: p.pipeline.group.mode,
-      sizeBefore: p.change.before,
-      sizeAfter: p.change.after,
-      added: p.change.added,
-      removed: p.change.removed,
-    },
+    rows: Object.values(counts).reduce((a, b) => a + b, 0),
+    counts,
+    group: { id: p.pipeline.group.id, mode: p.pipeline.group.mode, sizeBefore: change.before, sizeAfter: change.after, added: change.added, removed: change.removed },
     thresholds: p.pipeline.thresholds,
     export: { dir: exported.dir, transactionTime: exported.manifest.transactionTime },
     timingsMs: withTotal({ ...p.timingsMs, write: Math.round(t1 - t0), export: Math.round(t2 - t1) }),
@@ -136,7 +136,7 @@ function withTotal(stages: Record<string, number>): Record<string, number> {
 export async function restoreOutputs(db: Db, run: RunRecord, exportsDir: string): Promise<void> {
   if (!run.resultPath) return;
   const dir = path.dirname(run.resultPath);
-  if (!(await exists(run.resultPath))) await writeResultFile(dir, path.basename(run.resultPath), await readRunResults(db, run.id));
+  if (!(await exists(run.resultPath))) await writeResultFile(dir, path.basename(run.resultPath), streamRunResults(db, run.id));
   const summaryPath = path.join(dir, outputNames(run.fileName).summary);
   if (run.summary && !(await exists(summaryPath))) await writeJsonAtomic(summaryPath, run.summary);
   if (run.groupId) {

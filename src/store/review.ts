@@ -1,5 +1,5 @@
 /** The review queue: possible and ambiguous rows, and the decisions people make about them. */
-import type { RowResult, StandingDecision } from '../model/index.ts';
+import type { StandingDecision } from '../model/index.ts';
 import type { Queryable } from './db.ts';
 import { applyMembership } from './groups.ts';
 
@@ -66,20 +66,20 @@ const SELECT_ITEM = `SELECT i.*, r.group_id, rr.line,
  * Queues a run's possible and ambiguous rows, inside the run's recording transaction. An open item
  * for the same partner record from an earlier file is superseded: the newer row is the one to decide.
  */
-export async function queueForReview(tx: Queryable, runId: string, partner: string, results: readonly RowResult[]): Promise<number> {
-  const items = results.filter((r) => r.outcome === 'possible' || r.outcome === 'ambiguous');
-  if (items.length === 0) return 0;
-  await tx.query(`UPDATE review_item SET state = 'superseded' WHERE partner = $1 AND state = 'open' AND record_id = ANY($2::text[])`, [
+export async function queueForReview(tx: Queryable, runId: string, partner: string): Promise<void> {
+  const waiting = `SELECT record_id FROM run_row WHERE run_id = $1 AND outcome IN ('possible', 'ambiguous')`;
+  await tx.query(`UPDATE review_item SET state = 'superseded' WHERE partner = $2 AND state = 'open' AND run_id <> $1 AND record_id IN (${waiting})`, [
+    runId,
     partner,
-    items.map((r) => r.recordId),
   ]);
   await tx.query(
     `INSERT INTO review_item (run_id, row_index, partner, record_id, outcome, candidates)
-     SELECT $1, i, $2, rec, o, string_to_array(c, ' ') FROM unnest($3::int[], $4::text[], $5::text[], $6::text[]) AS x(i, rec, o, c)
+     SELECT run_id, row_index, $2, record_id, outcome,
+            ARRAY(SELECT c->>'patientId' FROM jsonb_array_elements(detail->'candidates') AS c)
+       FROM run_row WHERE run_id = $1 AND outcome IN ('possible', 'ambiguous')
      ON CONFLICT (run_id, row_index) DO NOTHING`,
-    [runId, partner, items.map((r) => r.index), items.map((r) => r.recordId), items.map((r) => r.outcome), items.map((r) => r.candidates.map((c) => c.patientId).join(' '))],
+    [runId, partner],
   );
-  return items.length;
 }
 
 export async function listReviewItems(db: Queryable, f: { partner?: string; state?: ReviewState; limit?: number }): Promise<ReviewItem[]> {

@@ -137,7 +137,7 @@ export async function insertRunRows(tx: Queryable, runId: string, results: reado
         b.map((r) => r.outcome),
         b.map((r) => r.patientId ?? null),
         b.map((r) => r.score ?? null),
-        b.map((r) => JSON.stringify({ candidates: r.candidates, problems: r.problems, warnings: r.warnings })),
+        b.map((r) => JSON.stringify({ candidates: r.candidates, problems: r.problems, warnings: r.warnings, reviewed: r.reviewed })),
       ],
     );
   }
@@ -184,8 +184,24 @@ export async function recordAudit(db: Queryable, e: { actor: string; action: str
   ]);
 }
 
-/** A run's row results, in input order, as they were recorded. */
+/** A run's row results, in input order, as they were recorded. For large runs, streamRunResults. */
 export async function readRunResults(db: Queryable, runId: string): Promise<RowResult[]> {
+  const out: RowResult[] = [];
+  for await (const page of streamRunResults(db, runId)) out.push(...page);
+  return out;
+}
+
+/** A run's row results in input order, a page at a time: constant memory for any file size. */
+export async function* streamRunResults(db: Queryable, runId: string, pageSize = 5000): AsyncGenerator<RowResult[]> {
+  for (let after = -1; ; ) {
+    const page = await readRunResultPage(db, runId, after, pageSize);
+    if (page.length === 0) return;
+    yield page;
+    after = page[page.length - 1]!.index;
+  }
+}
+
+async function readRunResultPage(db: Queryable, runId: string, after: number, limit: number): Promise<RowResult[]> {
   const { rows } = await db.query<{
     row_index: number;
     line: number;
@@ -193,21 +209,25 @@ export async function readRunResults(db: Queryable, runId: string): Promise<RowR
     outcome: Outcome;
     patient_id: string | null;
     score: number | null;
-    detail: Pick<RowResult, 'candidates' | 'problems' | 'warnings'>;
-  }>('SELECT row_index, line, record_id, outcome, patient_id, score, detail FROM run_row WHERE run_id = $1 ORDER BY row_index', [runId]);
+    detail: Pick<RowResult, 'candidates' | 'problems' | 'warnings' | 'reviewed'>;
+  }>('SELECT row_index, line, record_id, outcome, patient_id, score, detail FROM run_row WHERE run_id = $1 AND row_index > $2 ORDER BY row_index LIMIT $3', [
+    runId,
+    after,
+    limit,
+  ]);
   return rows.map((r) => {
     const out: RowResult = { index: r.row_index, line: r.line, recordId: r.record_id, outcome: r.outcome, candidates: r.detail.candidates ?? [] };
     if (r.patient_id !== null) out.patientId = r.patient_id;
     if (r.score !== null) out.score = r.score;
     if (r.detail.problems) out.problems = r.detail.problems;
     if (r.detail.warnings) out.warnings = r.detail.warnings;
+    if (r.detail.reviewed) out.reviewed = r.detail.reviewed;
     return out;
   });
 }
 
 /** Normalised rows of a queued run, stored so that any worker can match any chunk. */
-export async function storeRunInput(db: Queryable, runId: string, rows: readonly NormalisedRow[]): Promise<void> {
-  await db.query('DELETE FROM run_input WHERE run_id = $1', [runId]);
+export async function appendRunInput(db: Queryable, runId: string, rows: readonly NormalisedRow[]): Promise<void> {
   const BATCH = 2000;
   for (let i = 0; i < rows.length; i += BATCH) {
     const b = rows.slice(i, i + BATCH);
@@ -244,6 +264,18 @@ export async function recordChunk(db: Queryable, runId: string, chunk: number, w
 export async function chunkWorkers(db: Queryable, runId: string): Promise<{ chunk: number; worker: string }[]> {
   const { rows } = await db.query<{ chunk: number; worker: string }>('SELECT chunk, worker FROM run_chunk WHERE run_id = $1 ORDER BY chunk', [runId]);
   return rows;
+}
+
+export async function runOutcomeCounts(db: Queryable, runId: string): Promise<Record<Outcome, number>> {
+  const { rows } = await db.query<{ outcome: Outcome; n: number }>('SELECT outcome, count(*)::int AS n FROM run_row WHERE run_id = $1 GROUP BY outcome', [runId]);
+  const counts: Record<Outcome, number> = { matched: 0, ambiguous: 0, possible: 0, no_match: 0, invalid: 0 };
+  for (const r of rows) counts[r.outcome] = r.n;
+  return counts;
+}
+
+export async function matchedPatientIds(db: Queryable, runId: string): Promise<string[]> {
+  const { rows } = await db.query<{ patient_id: string }>(`SELECT patient_id FROM run_row WHERE run_id = $1 AND outcome = 'matched'`, [runId]);
+  return rows.map((r) => r.patient_id);
 }
 
 export async function countRunRows(db: Queryable, runId: string): Promise<number> {
