@@ -157,3 +157,45 @@ describe('one keying slip', () => {
     expect(oneEditApart(a, b)).toBe(expected);
   });
 });
+
+describe('telling apart several qualifying candidates', () => {
+  const row = person({ street: '40 ELM AVE', zip: '62702', phone: '2175550100' });
+  const scoredAs = (id: string, fields: Partial<PersonFields>) => {
+    const p = patient(id, fields);
+    const pair = comparePair(row, undefined, p, ctx);
+    const x = p.person;
+    return { patientId: id, score: pair.score, probability: 1, comparisons: pair.comparisons, pair, household: { street: x.street, phone: x.phone, given: x.given, family: x.family, birthDate: x.birthDate } };
+  };
+
+  it('matches the person at the row\'s address over a namesake born the same day elsewhere', () => {
+    const home = scoredAs('home', { street: '40 ELM AVE', zip: '62702', phone: '2175550100' });
+    const namesake = scoredAs('elsewhere', { street: '9 OAK ST', zip: '62999', phone: '2175559999' });
+    expect(classify([namesake, home], T)).toMatchObject({ outcome: 'matched', patientId: 'home' });
+  });
+
+  it('leaves two records of one person (an IIS duplicate) ambiguous', () => {
+    const a = scoredAs('a', { street: '40 ELM AVE', zip: '62702', phone: '2175550100' });
+    const b = scoredAs('b', { street: '40 ELM AVE', zip: '62702', phone: '2175550100' });
+    expect(classify([a, b], T).outcome).toBe('ambiguous');
+  });
+
+  it('between twins, ignores the address one of them lacks in the IIS, and lets an exact given name decide', () => {
+    const twinWithAddress = scoredAs('isabel', { given: 'ISABEL', street: '40 ELM AVE', zip: '62702', phone: '2175550100' });
+    const rowAsIsabella = person({ given: 'ISABELLA', street: '40 ELM AVE', zip: '62702', phone: '2175550100' });
+    const p1 = comparePair(rowAsIsabella, undefined, patient('isabel', { given: 'ISABEL', street: '40 ELM AVE', zip: '62702', phone: '2175550100' }), ctx);
+    const p2 = comparePair(rowAsIsabella, undefined, patient('isabella', { given: 'ISABELLA' }), ctx);
+    const household = (x: Partial<PersonFields>) => ({ street: x.street ?? '', phone: x.phone ?? '', given: x.given ?? '', family: 'MARTINEZ', birthDate: '2015-03-14' });
+    const withAddress = { patientId: 'isabel', score: p1.score, probability: 1, comparisons: p1.comparisons, pair: p1, household: household({ given: 'ISABEL', street: '40 ELM AVE', phone: '2175550100' }) };
+    const bare = { patientId: 'isabella', score: p2.score, probability: 1, comparisons: p2.comparisons, pair: p2, household: household({ given: 'ISABELLA' }) };
+    expect(withAddress.score - bare.score).toBeGreaterThan(10); // the address alone would pick the wrong twin
+    expect(classify([withAddress, bare], T)).toMatchObject({ outcome: 'matched', patientId: 'isabella' });
+    expect(twinWithAddress.pair.given).toBe('different'); // AVA vs ISABEL: guard keeps it out entirely
+  });
+
+  it('needs the household or an identifier beside the names to accept a birth date one digit off', () => {
+    const off = comparePair(person({ birthDate: '2015-03-15' }), undefined, patient('a', {}), ctx);
+    expect(guardFailure(off)).toBe('birth_date');
+    const offAtHome = comparePair(person({ birthDate: '2015-03-15', phone: '2175550100' }), undefined, patient('a', { phone: '2175550100' }), ctx);
+    expect(guardFailure(offAtHome)).toBeNull();
+  });
+});

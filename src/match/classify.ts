@@ -12,11 +12,58 @@ export interface Thresholds {
   match: number;
   /** Minimum score to be offered for review. */
   possible: number;
+  /**
+   * How far (log2 odds) the best candidate must lead the next one that also qualifies for it to
+   * be matched rather than ambiguous: 10 bits is a thousand to one. Two records of one person
+   * (an IIS duplicate) score alike and stay ambiguous. @defaultValue 10
+   */
+  margin?: number;
 }
 
 export interface Scored extends ScoredCandidate {
   pair: PairComparison;
+  /** The candidate's household, to tell a namesake elsewhere from a sibling at home. */
+  household?: { street: string; phone: string; given: string; family: string; birthDate: string };
 }
+
+const HOUSEHOLD_FIELDS = new Set(['zip', 'street', 'phone']);
+
+/** The score without household fields: what sets apart two people who live together. */
+function identityScore(c: Scored): number {
+  return c.comparisons.reduce((s, x) => (HOUSEHOLD_FIELDS.has(x.field) ? s : s + x.weight), 0);
+}
+
+/** Living together, or twins (one surname and birth date, two given names) whose address the IIS may lack for one. */
+function sameHousehold(a: Scored, b: Scored): boolean {
+  const x = a.household;
+  const y = b.household;
+  if (!x || !y) return false;
+  if ((x.street !== '' && x.street === y.street) || (x.phone !== '' && x.phone === y.phone)) return true;
+  return x.family !== '' && x.family === y.family && x.birthDate !== '' && x.birthDate === y.birthDate && x.given !== y.given;
+}
+
+/**
+ * Whether the best candidate leads the next qualifying one by the margin. Between members of one
+ * household (twins, siblings) the address and phone say nothing about which one a row is — one
+ * may simply lack an address in the IIS — so there only identity fields count.
+ */
+function leads(top: Scored, next: Scored, margin: number): boolean {
+  if (!sameHousehold(top, next)) return top.score - next.score >= margin;
+  // Twins called ISABELLA and ISABEL: the one whose name the row spells exactly is the one.
+  if (spelledExactly(top) && !spelledExactly(next)) return true;
+  return identityScore(top) - identityScore(next) >= margin;
+}
+
+function spelledExactly(c: Scored): boolean {
+  return c.pair.given === 'exact' && !c.pair.swapped;
+}
+
+/** The qualifying candidate that leads every other by the margin, if one does. */
+function leader(high: readonly Scored[], margin: number): Scored | undefined {
+  return high.find((c) => high.every((o) => o === c || leads(c, o, margin)));
+}
+
+export const DEFAULT_MARGIN = 10;
 
 /** How many candidates a possible/ambiguous row lists for the reviewer. */
 export const MAX_LISTED_CANDIDATES = 5;
@@ -25,9 +72,12 @@ export const MAX_LISTED_CANDIDATES = 5;
 export function guardFailure(p: PairComparison): string | null {
   if (p.suffixConflict) return 'suffix_conflict';
   const strongNames = (p.given === 'exact' || p.given === 'nickname') && (p.family === 'exact' || p.family === 'compound');
-  // A Jr/Sr pair differs only in birth date; so may a sibling born in another year.
-  if (p.birthDate !== 'exact' && !(strongNames && (p.birthDate === 'day_month_swap' || p.birthDate === 'typo'))) {
-    return 'birth_date';
+  // A Jr/Sr pair differs only in birth date; so may a sibling born in another year. And among a
+  // million patients a namesake born a digit away is common: a near-miss birth date needs the
+  // names and something independent of them — the household or an identifier.
+  if (p.birthDate !== 'exact') {
+    const nearMiss = p.birthDate === 'day_month_swap' || p.birthDate === 'typo';
+    if (!(nearMiss && strongNames && (p.householdAgrees || p.identifier === 'agree'))) return 'birth_date';
   }
   // Twins share everything but the given name, so the given name must really agree.
   if (!(p.given === 'exact' || p.given === 'nickname' || p.given === 'typo' || p.given === 'token' || p.given === 'middle_as_given')) {
@@ -55,7 +105,8 @@ export function classify(scored: Scored[], t: Thresholds): Classification {
   const ranked = [...scored].sort((a, b) => b.score - a.score || a.patientId.localeCompare(b.patientId));
   const best = ranked[0]!;
   const high = ranked.filter((c) => c.score >= t.match && guardFailure(c.pair) === null);
-  if (high.length === 1) return { outcome: 'matched', patientId: high[0]!.patientId, score: high[0]!.score, candidates: high };
+  const lead = leader(high, t.margin ?? DEFAULT_MARGIN);
+  if (lead) return { outcome: 'matched', patientId: lead.patientId, score: lead.score, candidates: [lead] };
   if (high.length > 1) return { outcome: 'ambiguous', score: best.score, candidates: high.slice(0, MAX_LISTED_CANDIDATES) };
   const possible = ranked.filter((c) => c.score >= t.possible);
   if (possible.length > 0) return { outcome: 'possible', score: best.score, candidates: possible.slice(0, MAX_LISTED_CANDIDATES) };

@@ -45,7 +45,14 @@ export async function matchChunk(rows: readonly NormalisedRow[], source: Candida
     const scored: Scored[] = [];
     for (const cand of candidates.values()) {
       const pair = comparePair(row.person, row.identifier, cand, opts.levels ? { freq: opts.freq, levels: opts.levels } : { freq: opts.freq });
-      scored.push({ patientId: cand.id, score: pair.score, probability: probability(pair.score, prior), comparisons: pair.comparisons, pair });
+      scored.push({
+        patientId: cand.id,
+        score: pair.score,
+        probability: probability(pair.score, prior),
+        comparisons: pair.comparisons,
+        pair,
+        household: { street: cand.person.street, phone: cand.person.phone, given: cand.person.given, family: cand.person.family, birthDate: cand.person.birthDate },
+      });
     }
     const c = honour(decision, scored, opts.thresholds) ?? classify(scored, opts.thresholds);
     const result: RowResult = {
@@ -53,7 +60,7 @@ export async function matchChunk(rows: readonly NormalisedRow[], source: Candida
       index: row.index,
       recordId: row.recordId,
       outcome: c.outcome,
-      candidates: c.candidates.map(({ pair, ...rest }) => {
+      candidates: c.candidates.map(({ pair, household: _household, ...rest }) => {
         const guard = guardFailure(pair);
         return guard ? { ...rest, guard } : rest;
       }),

@@ -50,7 +50,7 @@ export const PipelineSchema = z
       .record(z.string(), z.record(z.string(), z.object({ m: z.number().gt(0).lte(1).optional(), u: z.number().gt(0).lte(1).optional() }).strict()))
       .optional(),
     thresholds: z
-      .object({ match: z.number(), possible: z.number() })
+      .object({ match: z.number(), possible: z.number(), margin: z.number().positive().optional() })
       .strict()
       .refine((t) => t.possible <= t.match, { message: 'possible must not be above match' })
       .default({ match: 18, possible: 6 }),
