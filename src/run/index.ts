@@ -19,7 +19,7 @@ import { outputNames } from '../results/index.ts';
 import { createRun, failRun, insertRunRows, partnerDecisions, type Db, type Queryable, type RunRecord } from '../store/index.ts';
 import { publishRun, recordRun, restoreOutputs, type Published, type Recorded } from './publish.ts';
 
-export { countOutcomes, publishRun, recordRun, restoreOutputs, type RunSummary } from './publish.ts';
+export { publishRun, recordRun, restoreOutputs, type RunSummary } from './publish.ts';
 export { candidatesFor, type CandidateMode } from './candidates.ts';
 export { levelsFor, trainModel } from './train.ts';
 

@@ -7,7 +7,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { exportGroup, type ExportResult } from '../export/index.ts';
-import { OUTCOMES, type Outcome, type RowResult } from '../model/index.ts';
+import type { Outcome } from '../model/index.ts';
 import type { Pipeline } from '../pipeline/index.ts';
 import { outputNames, writeJsonAtomic, writeResultFile } from '../results/index.ts';
 import {
@@ -38,12 +38,6 @@ export interface RunSummary {
   thresholds: Pipeline['thresholds'];
   export: { dir: string; transactionTime: string };
   timingsMs: Record<string, number>;
-}
-
-export function countOutcomes(results: readonly RowResult[]): Record<Outcome, number> {
-  const counts = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number>;
-  for (const r of results) counts[r.outcome]++;
-  return counts;
 }
 
 export interface RecordInput {

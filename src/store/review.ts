@@ -90,11 +90,6 @@ export async function listReviewItems(db: Queryable, f: { partner?: string; stat
   return rows.map(toItem);
 }
 
-export async function getReviewItem(db: Queryable, id: number): Promise<ReviewItem | undefined> {
-  const { rows } = await db.query<ItemRow>(`${SELECT_ITEM} WHERE i.id = $1`, [id]);
-  return rows[0] && toItem(rows[0]);
-}
-
 export type DecisionResult = { ok: true; item: ReviewItem } | { ok: false; reason: string };
 
 /**

@@ -175,14 +175,6 @@ export async function failRun(db: Queryable, id: string, error: { code: string; 
   );
 }
 
-export async function recordAudit(db: Queryable, e: { actor: string; action: string; entity: string; detail?: unknown }): Promise<void> {
-  await db.query('INSERT INTO audit_event (actor, action, entity, detail) VALUES ($1, $2, $3, $4)', [
-    e.actor,
-    e.action,
-    e.entity,
-    e.detail === undefined ? null : JSON.stringify(e.detail),
-  ]);
-}
 
 /** A run's row results, in input order, as they were recorded. For large runs, streamRunResults. */
 export async function readRunResults(db: Queryable, runId: string): Promise<RowResult[]> {
