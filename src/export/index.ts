@@ -107,24 +107,36 @@ export async function exportGroup(db: Queryable, req: ExportRequest): Promise<Ex
   }
 }
 
+/**
+ * Members a page at a time along the membership's primary key, then their resources by index:
+ * both look-ups stay proportional to the page, where one join ordered by resource id made the
+ * planner sort the whole Group for every page.
+ */
 async function writeType(db: Queryable, type: ExportType, groupId: string, since: string | undefined, until: string, file: string): Promise<number> {
+  const owner = type === 'Patient' ? 'id' : 'patient_id';
   const table = type === 'Patient' ? 'patient' : 'immunization';
-  const memberJoin = type === 'Patient' ? 'm.patient_id = r.id' : 'm.patient_id = r.patient_id';
   // Resources changed after the request started belong to the next export, not this one.
-  const sinceClause = since ? 'AND (r.last_updated > $4::timestamptz OR m.added_at > $4::timestamptz)' : '';
-  const sql = `SELECT r.id, r.resource::text AS json FROM ${table} r JOIN group_member m ON ${memberJoin}
-                WHERE m.group_id = $1 AND r.id > $2 AND r.last_updated <= $3::timestamptz ${sinceClause}
-                ORDER BY r.id LIMIT ${PAGE}`;
+  const sql = `SELECT resource::text AS json FROM ${table}
+                WHERE (${owner} = ANY($1::text[]) OR (${owner} = ANY($2::text[]) AND last_updated > $4::timestamptz))
+                  AND last_updated <= $3::timestamptz
+                ORDER BY ${owner}, id`;
   const out = createWriteStream(file);
   let count = 0;
   let after = '';
   try {
     for (;;) {
-      const { rows } = await db.query<{ id: string; json: string }>(sql, since ? [groupId, after, until, since] : [groupId, after, until]);
+      const { rows: members } = await db.query<{ patient_id: string; added_at: Date }>(
+        'SELECT patient_id, added_at FROM group_member WHERE group_id = $1 AND patient_id > $2 ORDER BY patient_id LIMIT $3',
+        [groupId, after, PAGE],
+      );
+      if (members.length === 0) break;
+      // Without _since every member is wanted whole; with it, members who joined after it too.
+      const whole = members.filter((m) => !since || m.added_at.toISOString() > since).map((m) => m.patient_id);
+      const changedOnly = since ? members.filter((m) => m.added_at.toISOString() <= since).map((m) => m.patient_id) : [];
+      const { rows } = await db.query<{ json: string }>(sql, [whole, changedOnly, until, since ?? until]);
       for (const r of rows) if (!out.write(`${r.json}\n`)) await drain(out);
       count += rows.length;
-      if (rows.length < PAGE) break;
-      after = rows[rows.length - 1]!.id;
+      after = members[members.length - 1]!.patient_id;
     }
   } finally {
     out.end();
