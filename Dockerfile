@@ -2,7 +2,10 @@
 # there is no build step; the embedded database and every output live on the /data volume.
 FROM node:24-slim
 
+# A heap limit makes V8 collect before RSS outgrows the live set (a million-patient index with a
+# million-row file stays near 1 GB); raise it for indexes of several million patients.
 ENV NODE_ENV=production \
+    NODE_OPTIONS=--max-old-space-size=1536 \
     ROSTERMATCH_DATA=/data \
     NPM_CONFIG_UPDATE_NOTIFIER=false
 
