@@ -111,6 +111,7 @@ export async function runFile(db: Db, log: Logger, input: RunInput): Promise<Run
     const resultPath = path.join(input.outDir, outputNames(fileName).results);
     recorded = await recordRun(db, { runId, pipeline, resultPath, actor: input.actor ?? 'cli', at: finishedAt });
     Object.assign(timingsMs, {
+      intake: Math.round(t1 - t0),
       candidates: Math.round(tc - t1),
       match: Math.round(matchMs),
       parseAndStore: Math.round(t2 - tc - matchMs),
