@@ -115,11 +115,12 @@ export async function execChunk(ctx: Pick<JobContext, 'db' | 'workerId' | 'chunk
   const decisions = await partnerDecisions(ctx.db, run.partner, rows.map((r) => r.recordId));
   const { source, freq } = await candidatesFor(ctx.db, ctx.candidates ?? 'memory');
   const results = await matchChunk(rows, source, { thresholds: pipeline.thresholds, freq, decisions, levels: await levelsFor(ctx.db, pipeline) });
-  await ctx.db.transaction(async (tx) => {
+  const done = await ctx.db.transaction(async (tx) => {
     await insertRunRows(tx, run.id, results);
-    const done = await recordChunk(tx, run.id, data.chunk, ctx.workerId, new Date().toISOString());
-    if (progress && run.chunkCount) await progress(Math.round((done / run.chunkCount) * 100));
+    return recordChunk(tx, run.id, data.chunk, ctx.workerId, new Date().toISOString());
   });
+  // After the commit: a Redis hiccup here must not hold, or undo, the chunk's rows.
+  if (progress && run.chunkCount) await progress(Math.round((done / run.chunkCount) * 100));
 }
 
 /** Record the outcome, publish the results, archive the original. Repeating it changes nothing. */
