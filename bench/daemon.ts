@@ -15,6 +15,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { loadIndexFile } from '../src/patient-index/index.ts';
 import { generateSamples } from '../src/samples/index.ts';
@@ -134,9 +135,22 @@ async function runConfiguration(workers: number, databaseUrl: string) {
   await c.connect();
   const { rows } = await c.query<{ timeline: { state: string; at: string }[] }>('SELECT timeline FROM run');
   await c.end();
+  await dropQueueKeys(env.ROSTERMATCH_QUEUE_PREFIX);
   const start = Date.parse(rows[0]!.timeline[0]!.at);
   const stagesSeconds = Object.fromEntries(rows[0]!.timeline.map((e) => [e.state, +((Date.parse(e.at) - start) / 1000).toFixed(1)]));
   return { workers, dropToResultSeconds: +seconds.toFixed(1), rowsPerSecond: Math.round(roster / seconds), stagesSeconds, peakRssMb };
+}
+
+/** The benchmark's queues are its own: leave Redis as it was found. */
+async function dropQueueKeys(prefix: string): Promise<void> {
+  const redis = new Redis(redisUrl);
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    if (keys.length > 0) await redis.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+  redis.disconnect();
 }
 
 async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
