@@ -3,8 +3,8 @@
  * embedded store. Re-running it on the same data folder shows idempotency: the index reloads as
  * unchanged and each file is recognised as already processed.
  */
-import fs from 'node:fs/promises';
 import path from 'node:path';
+import { fileExists } from '../intake/drop.ts';
 import { accuracy, readTruth } from '../evaluate/index.ts';
 import { loadIndexFile } from '../patient-index/index.ts';
 import { loadPartnerPipeline } from '../pipeline/index.ts';
@@ -35,7 +35,7 @@ export async function runDemo(ctx: Context, samplesDir: string): Promise<void> {
     });
     console.log(printRun(out));
     const truthFile = path.join(samplesDir, 'truth', file.replace(/\.[^.]+$/, '.truth.csv'));
-    if (await exists(truthFile)) {
+    if (await fileExists(truthFile)) {
       const rows = await readRunResults(ctx.db, out.run.id);
       const a = accuracy(
         rows.map((r) => ({ recordId: r.recordId, outcome: r.outcome, patientId: r.patientId, candidateIds: r.candidates.map((c) => c.patientId) })),
@@ -48,11 +48,4 @@ export async function runDemo(ctx: Context, samplesDir: string): Promise<void> {
     }
   }
   console.log(`\ndone in ${((performance.now() - t0) / 1000).toFixed(1)} s — try: npx rostermatch group show school-district-7-students --data-dir ${ctx.paths.dataDir}`);
-}
-
-async function exists(f: string): Promise<boolean> {
-  return fs.access(f).then(
-    () => true,
-    () => false,
-  );
 }

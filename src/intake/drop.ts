@@ -53,3 +53,10 @@ export async function writeNote(outbound: string, fileName: string, kind: NoteKi
   await fs.rename(`${note}.tmp`, note);
   return note;
 }
+
+export async function fileExists(file: string): Promise<boolean> {
+  return fs.access(file).then(
+    () => true,
+    () => false,
+  );
+}

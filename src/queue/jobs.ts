@@ -4,12 +4,11 @@
  * another worker, or a flow re-added after Redis lost it never does harm. They call the same
  * stage functions as an inline run; only the order and the hand-offs are theirs.
  */
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import { UnrecoverableError, type FlowProducer, type Queue } from 'bullmq';
 import type { Logger } from '../config/index.ts';
 import { isRostermatchError, RostermatchError } from '../errors/index.ts';
-import { moveInto, partnerDirs, serviceDirs, writeNote } from '../intake/drop.ts';
+import { fileExists, moveInto, partnerDirs, serviceDirs, writeNote } from '../intake/drop.ts';
 import { matchChunk } from '../match/index.ts';
 import { rosterChunks } from '../parse/index.ts';
 import { PipelineSchema, type Pipeline } from '../pipeline/index.ts';
@@ -173,12 +172,7 @@ export async function execFinalise(ctx: JobContext, data: FinaliseJob, progress?
 }
 
 async function archiveSource(ctx: JobContext, run: RunRecord): Promise<void> {
-  if (!run.sourcePath) return;
-  try {
-    await fs.access(run.sourcePath);
-  } catch {
-    return; // already archived
-  }
+  if (!run.sourcePath || !(await fileExists(run.sourcePath))) return; // already archived
   const archived = await moveInto(run.sourcePath, path.join(serviceDirs(ctx.dataDir).archive, run.partner));
   await ctx.db.query('UPDATE run SET source_path = $2 WHERE id = $1', [run.id, archived]);
 }

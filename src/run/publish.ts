@@ -4,8 +4,8 @@
  * repeat: recording a run that is already completed changes nothing, and publishing writes the
  * same result file from the same rows.
  */
-import fs from 'node:fs/promises';
 import path from 'node:path';
+import { fileExists } from '../intake/drop.ts';
 import { exportGroup, type ExportResult } from '../export/index.ts';
 import type { Outcome } from '../model/index.ts';
 import type { Pipeline } from '../pipeline/index.ts';
@@ -130,18 +130,11 @@ function withTotal(stages: Record<string, number>): Record<string, number> {
 export async function restoreOutputs(db: Db, run: RunRecord, exportsDir: string): Promise<void> {
   if (!run.resultPath) return;
   const dir = path.dirname(run.resultPath);
-  if (!(await exists(run.resultPath))) await writeResultFile(dir, path.basename(run.resultPath), streamRunResults(db, run.id));
+  if (!(await fileExists(run.resultPath))) await writeResultFile(dir, path.basename(run.resultPath), streamRunResults(db, run.id));
   const summaryPath = path.join(dir, outputNames(run.fileName).summary);
-  if (run.summary && !(await exists(summaryPath))) await writeJsonAtomic(summaryPath, run.summary);
+  if (run.summary && !(await fileExists(summaryPath))) await writeJsonAtomic(summaryPath, run.summary);
   if (run.groupId) {
     const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM export WHERE run_id = $1', [run.id]);
     if (rows[0]!.n === 0) await exportGroup(db, { groupId: run.groupId, outRoot: exportsDir, runId: run.id });
   }
-}
-
-async function exists(file: string): Promise<boolean> {
-  return fs.access(file).then(
-    () => true,
-    () => false,
-  );
 }

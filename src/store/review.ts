@@ -97,40 +97,41 @@ export type DecisionResult = { ok: true; item: ReviewItem } | { ok: false; reaso
  * and the decision is kept for the partner's record — all in one transaction, with who and when.
  */
 export async function acceptReviewItem(tx: Queryable, id: number, patientId: string, by: string, at: string): Promise<DecisionResult> {
-  const { rows } = await tx.query<ItemRow>(`${SELECT_ITEM} WHERE i.id = $1 FOR UPDATE OF i`, [id]);
-  const item = rows[0] && toItem(rows[0]);
-  if (!item) return { ok: false, reason: `no review item ${id}` };
-  if (item.state !== 'open') return { ok: false, reason: `review item ${id} is already ${item.state}` };
+  const item = await lockOpenItem(tx, id);
+  if (typeof item === 'string') return { ok: false, reason: item };
   if (!item.candidates.includes(patientId)) return { ok: false, reason: `patient ${patientId} is not a candidate of review item ${id} (candidates: ${item.candidates.join(', ')})` };
-  await tx.query(`UPDATE review_item SET state = 'accepted', patient_id = $2, decided_by = $3, decided_at = $4 WHERE id = $1`, [id, patientId, by, at]);
-  await saveDecision(tx, item, 'accepted', patientId, [], by, at);
   if (item.groupId) await applyMembership(tx, item.groupId, [patientId], 'append', { runId: item.runId, actor: `review:${by}`, at });
-  await tx.query('INSERT INTO audit_event (at, actor, action, entity, detail) VALUES ($1, $2, $3, $4, $5)', [
-    at,
-    by,
-    'review.accept',
-    `review_item/${id}`,
-    JSON.stringify({ patientId, runId: item.runId }),
-  ]);
-  return { ok: true, item: { ...item, state: 'accepted', patientId, decidedBy: by, decidedAt: at } };
+  return { ok: true, item: await decide(tx, item, 'accepted', patientId, by, at) };
 }
 
 /** None of the candidates is this person: they are not offered for this record again. */
 export async function rejectReviewItem(tx: Queryable, id: number, by: string, at: string): Promise<DecisionResult> {
+  const item = await lockOpenItem(tx, id);
+  if (typeof item === 'string') return { ok: false, reason: item };
+  return { ok: true, item: await decide(tx, item, 'rejected', null, by, at) };
+}
+
+/** The item, locked for the transaction, or why it cannot be decided. */
+async function lockOpenItem(tx: Queryable, id: number): Promise<ReviewItem | string> {
   const { rows } = await tx.query<ItemRow>(`${SELECT_ITEM} WHERE i.id = $1 FOR UPDATE OF i`, [id]);
   const item = rows[0] && toItem(rows[0]);
-  if (!item) return { ok: false, reason: `no review item ${id}` };
-  if (item.state !== 'open') return { ok: false, reason: `review item ${id} is already ${item.state}` };
-  await tx.query(`UPDATE review_item SET state = 'rejected', decided_by = $2, decided_at = $3 WHERE id = $1`, [id, by, at]);
-  await saveDecision(tx, item, 'rejected', null, item.candidates, by, at);
+  if (!item) return `no review item ${id}`;
+  if (item.state !== 'open') return `review item ${id} is already ${item.state}`;
+  return item;
+}
+
+/** Closes the item, keeps the decision for the partner's record, and audits who made it. */
+async function decide(tx: Queryable, item: ReviewItem, decision: 'accepted' | 'rejected', patientId: string | null, by: string, at: string): Promise<ReviewItem> {
+  await tx.query('UPDATE review_item SET state = $2, patient_id = $3, decided_by = $4, decided_at = $5 WHERE id = $1', [item.id, decision, patientId, by, at]);
+  await saveDecision(tx, item, decision, patientId, decision === 'rejected' ? item.candidates : [], by, at);
   await tx.query('INSERT INTO audit_event (at, actor, action, entity, detail) VALUES ($1, $2, $3, $4, $5)', [
     at,
     by,
-    'review.reject',
-    `review_item/${id}`,
-    JSON.stringify({ runId: item.runId }),
+    decision === 'accepted' ? 'review.accept' : 'review.reject',
+    `review_item/${item.id}`,
+    JSON.stringify(patientId ? { patientId, runId: item.runId } : { runId: item.runId }),
   ]);
-  return { ok: true, item: { ...item, state: 'rejected', decidedBy: by, decidedAt: at } };
+  return { ...item, state: decision, patientId, decidedBy: by, decidedAt: at };
 }
 
 async function saveDecision(tx: Queryable, item: ReviewItem, decision: 'accepted' | 'rejected', patientId: string | null, rejected: string[], by: string, at: string) {
