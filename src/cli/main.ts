@@ -16,11 +16,14 @@ import { generateSamples } from '../samples/index.ts';
 import { acceptReviewItem, getGroup, groupHistory, groupMembers, listGroups, listReviewItems, rejectReviewItem, toFhirGroup, type ReviewState } from '../store/index.ts';
 import { RostermatchError } from '../errors/index.ts';
 import { createLogger, resolvePaths } from '../config/index.ts';
-import { redisUrl } from '../queue/index.ts';
+import { queuePrefix, redisUrl } from '../queue/index.ts';
 import { startRemoteWorker, startServe, workerId } from '../service/index.ts';
 import { withContext, type GlobalOptions } from './context.ts';
 import { runDemo } from './demo.ts';
+import { registerOperatorCommands } from './operator.ts';
 import { printLoad, printRun } from './print.ts';
+import { progressReporter } from './progress.ts';
+import { gatherStatus, printStatus, statusFailed } from './status.ts';
 
 const program = new Command()
   .name('rostermatch')
@@ -64,22 +67,52 @@ program
   .option('--out <dir>', 'where the result files go (default: the partner\'s outbound folder)')
   .option('--force', 'process again even if these exact bytes were processed before')
   .option('--json', 'print the run summary as JSON')
-  .action(async (file: string, o: { partner: string; pipeline?: string; out?: string; force?: boolean; json?: boolean }) => {
+  .option('--no-progress', 'no progress on stderr (a bar on a terminal, plain lines otherwise)')
+  .action(async (file: string, o: { partner: string; pipeline?: string; out?: string; force?: boolean; json?: boolean; progress: boolean }) => {
     const g = globals();
     const pipeline = o.pipeline ? await loadPipelineFile(o.pipeline) : await loadPartnerPipeline(g.pipelines, o.partner);
     if (pipeline.partner !== o.partner) {
       throw new RostermatchError('PIPELINE_INVALID', `the pipeline is for partner "${pipeline.partner}", not "${o.partner}"`, { file: o.pipeline ?? '', field: 'partner' });
     }
     await withContext(g, async ({ db, log, paths }) => {
+      // On stderr, so stdout stays the summary; stopped (without a final line) if the run fails.
+      const progress = o.progress ? progressReporter() : undefined;
       const out = await runFile(db, log, {
         file,
         pipeline,
         outDir: o.out ?? path.join(paths.dropRoot, pipeline.partner, 'outbound'),
         exportsDir: paths.exportsDir,
         force: !!o.force,
-      });
+        ...(progress ? { onProgress: (p) => progress.update(p) } : {}),
+      }).then(
+        (r) => (progress?.done(), r),
+        (e: unknown) => {
+          progress?.stop();
+          throw e;
+        },
+      );
       console.log(o.json ? JSON.stringify(out.kind === 'completed' ? out.summary : { duplicateOf: out.run.id, run: out.run }, null, 2) : printRun(out));
     });
+  });
+
+program
+  .command('status')
+  .description('queue depths and workers (Redis), and the last runs (the database)')
+  .option('--limit <n>', 'how many runs', positiveInt, 10)
+  .option('--partner <id>', 'only this partner\'s runs')
+  .option('--json', 'print the report as JSON')
+  .action(async (o: { limit: number; partner?: string; json?: boolean }) => {
+    const report = await gatherStatus({
+      redisUrl: redisUrl(),
+      prefix: queuePrefix(),
+      databaseUrl: process.env.DATABASE_URL,
+      embeddedDir: resolvePaths(globals().dataDir).dbDir,
+      limit: o.limit,
+      partner: o.partner,
+    });
+    console.log(o.json ? JSON.stringify(report, null, 2) : printStatus(report));
+    // A store held by serve is the normal case beside it; Redis or a database that cannot be read is not.
+    if (statusFailed(report)) process.exitCode = 1;
   });
 
 const group = program.command('group').description('partner Groups');
@@ -251,8 +284,10 @@ program
   .command('serve')
   .description('watch the drop folders and process every complete file on BullMQ workers (needs Redis)')
   .requiredOption('--drop-root <dir>', 'the folder holding <partner>/inbound and <partner>/outbound')
-  .addOption(new Option('--port <n>', 'health endpoint port').env('PORT').default(8080).argParser(nonNegativeInt))
-  .option('--host <addr>', 'health endpoint address', '127.0.0.1')
+  .addOption(new Option('--port <n>', 'port of the console, its API, /metrics and /healthz').env('PORT').default(8080).argParser(nonNegativeInt))
+  .option('--host <addr>', 'address to listen on (127.0.0.1: this machine only; 0.0.0.0: every interface)', '127.0.0.1')
+  .addOption(new Option('--operators <file>', 'who may sign in to the console (default: <data-dir>/operators.yaml)').env('ROSTERMATCH_OPERATORS'))
+  .option('--secure-cookies', 'mark the session cookie Secure (when the console is reached over HTTPS)')
   .option('--concurrency <n>', 'match jobs at once in this process (0: leave matching to worker processes)', nonNegativeInt, 2)
   .option('--chunk-rows <n>', 'rows per match job', positiveInt, 1000)
   .option('--quiet-ms <n>', 'a file written in place is complete after its size and mtime stay still this long', nonNegativeInt, 5000)
@@ -261,7 +296,7 @@ program
   .option('--lock-ms <n>', 'job lock; a dead worker\'s jobs are taken over after it', positiveInt, 30000)
   .option('--stalled-ms <n>', 'how often stalled jobs are looked for', positiveInt, 30000)
   .option('--grace-ms <n>', 'on SIGTERM, how long running jobs may take to finish before they are handed back', nonNegativeInt, 20000)
-  .action(async (o: { dropRoot: string; port: number; host: string; concurrency: number; chunkRows: number; quietMs: number; scanMs: number; reconcileMs: number; lockMs: number; stalledMs: number; graceMs: number }) => {
+  .action(async (o: { dropRoot: string; port: number; host: string; operators?: string; secureCookies?: boolean; concurrency: number; chunkRows: number; quietMs: number; scanMs: number; reconcileMs: number; lockMs: number; stalledMs: number; graceMs: number }) => {
     const g = globals();
     const paths = resolvePaths(g.dataDir);
     const log = createLogger(process.env.LOG_LEVEL ?? 'info');
@@ -274,6 +309,8 @@ program
       databaseUrl: process.env.DATABASE_URL,
       host: o.host,
       port: o.port,
+      ...(o.operators ? { operatorsFile: path.resolve(o.operators) } : {}),
+      ...(o.secureCookies ? { secureCookies: true } : {}),
       concurrency: o.concurrency,
       chunkRows: o.chunkRows,
       quietMs: o.quietMs,
@@ -285,7 +322,7 @@ program
       log,
       ...(delay ? { chunkDelayMs: delay } : {}),
     });
-    console.log(`serving ${path.resolve(o.dropRoot)}; health at ${service.url}/healthz`);
+    console.log(`serving ${path.resolve(o.dropRoot)}; console at ${service.url}/ (health at ${service.url}/healthz)`);
     await runUntilSignalled(service.close, o.graceMs);
   });
 
@@ -314,6 +351,8 @@ program
     await runUntilSignalled(w.close, o.graceMs);
   });
 
+registerOperatorCommands(program, globals);
+
 program
   .command('demo')
   .description('load the sample IIS index, match the three sample partner files, print where everything went')
@@ -332,4 +371,7 @@ try {
     console.error(`rostermatch: internal error: ${(e as Error)?.stack ?? String(e)}`);
     process.exitCode = 70;
   }
+  // A command that failed half-way (serve, say, after its workers started) may still hold
+  // connections and timers; the command is over, so the process must not linger.
+  process.exit();
 }

@@ -20,7 +20,9 @@ export const ERROR_CODES = {
   REVIEW_INVALID: 'the review decision cannot be applied',
   MATCH_INCOMPLETE: 'some rows could not be matched after retries',
   EXPORT_INVALID_REQUEST: 'the export request is not valid',
+  OPERATORS_INVALID: 'the operators file is not valid',
   USAGE: 'the command was called wrongly',
+  STORE_BUSY: 'the embedded store is open in another process',
 } as const;
 export type ErrorCode = keyof typeof ERROR_CODES;
 

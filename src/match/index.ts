@@ -69,6 +69,7 @@ export async function matchChunk(rows: readonly NormalisedRow[], source: Candida
     if (c.score !== undefined) result.score = c.score;
     if (row.warnings.length > 0) result.warnings = row.warnings;
     if (c.reviewed) result.reviewed = c.reviewed;
+    if (c.outcome === 'possible' || c.outcome === 'ambiguous') result.submitted = row.identifier ? { person: row.person, identifier: row.identifier } : { person: row.person };
     return result;
   });
 }

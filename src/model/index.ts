@@ -134,6 +134,8 @@ export interface RowResult {
   warnings?: RowProblem[];
   /** Set when the outcome follows a person's earlier review decision on this record. */
   reviewed?: { by: string; at: string };
+  /** The row as normalised, kept only for rows a person must review (possible, ambiguous), to show beside the candidates. */
+  submitted?: { person: PersonFields; identifier?: Identifier };
 }
 
 /** How often each given and family name occurs in the index, for term-frequency-adjusted weights. */

@@ -25,7 +25,8 @@ import {
 } from '../queue/index.ts';
 import { chunkWorkers, openStore, unfinishedRuns, type Db } from '../store/index.ts';
 import { DropWatcher } from '../watch/index.ts';
-import { startHealthServer } from './health.ts';
+import { OperatorDirectory, operatorsFile, startConsole } from '../console/index.ts';
+import { createMetrics } from './metrics.ts';
 
 export interface ServeOptions {
   dropRoot: string;
@@ -36,8 +37,12 @@ export interface ServeOptions {
   queuePrefix?: string;
   /** Unset: the embedded store in <dataDir>/db. */
   databaseUrl?: string | undefined;
-  /** @defaultValue 127.0.0.1 */
+  /** @defaultValue 127.0.0.1: the console shows patient data, so it is not on the network unless asked. */
   host?: string;
+  /** Who may sign in to the console. @defaultValue operatorsFile(dataDir) */
+  operatorsFile?: string;
+  /** Mark the console's session cookie Secure (behind an HTTPS proxy). @defaultValue false */
+  secureCookies?: boolean;
   /** 0 picks a free port. @defaultValue 8080 */
   port?: number;
   /** Match jobs at once in this process; 0 leaves matching to `worker` processes. @defaultValue 2 */
@@ -77,10 +82,12 @@ export async function startServe(o: ServeOptions): Promise<Service> {
   const prefix = o.queuePrefix ?? queuePrefix();
   const intakeQueue = new Queue(QUEUE.intake, { connection: redis, prefix });
   const finaliseQueue = new Queue(QUEUE.finalise, { connection: redis, prefix });
+  const matchQueue = new Queue(QUEUE.match, { connection: redis, prefix });
   const flows = new FlowProducer({ connection: redis, prefix });
   // Without listeners BullMQ prints every reconnection failure; ioredis retries by itself.
   intakeQueue.on('error', () => {});
   finaliseQueue.on('error', () => {});
+  matchQueue.on('error', () => {});
   flows.on('error', () => {});
   const ctx: JobContext = {
     db,
@@ -151,9 +158,18 @@ export async function startServe(o: ServeOptions): Promise<Service> {
   }, o.reconcileIntervalMs ?? 30_000);
 
   const scanInterval = o.scanIntervalMs ?? 2000;
-  const health = await startHealthServer({
+  const metrics = await createMetrics({ db, connection: redis, prefix });
+  const operators = new OperatorDirectory(o.operatorsFile ?? operatorsFile(o.dataDir));
+  if (!(await operators.configured())) log.warn({ file: operators.file }, 'no console operators configured; add one with `rostermatch operator add NAME`');
+  const health = await startConsole({
     host: o.host ?? '127.0.0.1',
     port: o.port ?? 8080,
+    db,
+    log,
+    operators,
+    queues: [intakeQueue, matchQueue, finaliseQueue],
+    metrics,
+    ...(o.secureCookies ? { secureCookies: true } : {}),
     checks: {
       redis: async () => (await redis.ping()) === 'PONG',
       database: async () => (await db.query('SELECT 1')).rows.length === 1,
@@ -174,10 +190,11 @@ export async function startServe(o: ServeOptions): Promise<Service> {
         }
       };
       clearInterval(reconcileTimer);
-      await step('health', () => health.server.close());
+      await step('console', () => health.server.close());
+      await step('metrics', () => metrics.close());
       await step('watcher', () => watcher.close());
       problems.push(...(await workers.close(o.shutdownGraceMs ?? 20_000)));
-      await step('queues', () => Promise.race([Promise.all([intakeQueue.close(), finaliseQueue.close(), flows.close()]), sleep(2000)]));
+      await step('queues', () => Promise.race([Promise.all([intakeQueue.close(), matchQueue.close(), finaliseQueue.close(), flows.close()]), sleep(2000)]));
       await step('redis', async () => redis.disconnect());
       await step('database', () => db.close());
       return problems;

@@ -2,9 +2,12 @@
  * One SQL dialect over two engines: PGlite (embedded, a data folder) and a PostgreSQL server.
  * Stages and repositories see only `Queryable`, so the same code runs on both.
  */
+import { unlinkSync } from 'node:fs';
 import fs from 'node:fs/promises';
+import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
+import { RostermatchError } from '../errors/index.ts';
 import { MIGRATIONS } from './migrations.ts';
 
 export interface Queryable {
@@ -19,19 +22,115 @@ export interface Db extends Queryable {
   close(): Promise<void>;
 }
 
-/** Opens the embedded store in `dir` (created if absent) and brings its schema up to date. */
+/**
+ * Opens the embedded store in `dir` (created if absent) and brings its schema up to date. One
+ * process at a time: two PGlite instances on one folder corrupt it, so the folder is locked
+ * (`rostermatch.pid`) until `close`; opening a folder another live process holds throws STORE_BUSY.
+ */
 export async function openEmbedded(dir: string): Promise<Db> {
   await fs.mkdir(dir, { recursive: true });
-  const pg = await PGlite.create(dir);
+  const release = await lockEmbedded(dir);
+  let pg: PGlite;
+  try {
+    pg = await PGlite.create(dir);
+  } catch (e) {
+    await release();
+    throw e;
+  }
+  let closing: Promise<void> | undefined;
   const db: Db = {
     kind: 'pglite',
     query: (sql, params) => pg.query(sql, params as unknown[]),
     exec: (sql) => pg.exec(sql),
     transaction: (fn) => pg.transaction((tx) => fn({ query: (s, p) => tx.query(s, p as unknown[]), exec: (s) => tx.exec(s) })),
-    close: () => pg.close(),
+    close: () => (closing ??= pg.close().finally(release)),
   };
-  await migrate(db);
+  try {
+    await migrate(db);
+  } catch (e) {
+    await db.close().catch(() => {});
+    throw e;
+  }
   return db;
+}
+
+/** The embedded store's lock file: the holder's pid, created exclusively. */
+export const EMBEDDED_LOCK_FILE = 'rostermatch.pid';
+
+/** Folders this process holds, so a crash-free exit without close() still leaves no lock behind. */
+const heldLocks = new Set<string>();
+let exitHook = false;
+
+/**
+ * Takes `<dir>/rostermatch.pid` with an exclusive create. A lock whose process is gone (killed,
+ * crashed) is stale and taken over; so is one naming this process's pid that this process does
+ * not hold (a container restarted with the same pid). Resolves with the release function.
+ */
+async function lockEmbedded(dir: string): Promise<() => Promise<void>> {
+  const file = path.join(path.resolve(dir), EMBEDDED_LOCK_FILE);
+  if (heldLocks.has(file)) throw storeBusy(dir, process.pid, ' (this process: close it first)');
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await fs.writeFile(file, `${process.pid}\n`, { flag: 'wx' });
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      if (attempt >= 3) throw storeBusy(dir, undefined, '');
+    }
+    const holder = await readLockHolder(file);
+    if (holder === 'gone') continue;
+    if (holder !== 'unknown' && holder !== process.pid && isAlive(holder)) throw storeBusy(dir, holder, '');
+    if (holder === 'unknown' && Date.now() - (await fs.stat(file).then((s) => s.mtimeMs, () => 0)) < 5000) {
+      // Just created by another process that has not written its pid yet.
+      throw storeBusy(dir, undefined, '');
+    }
+    await fs.rm(file, { force: true });
+  }
+  heldLocks.add(file);
+  if (!exitHook) {
+    exitHook = true;
+    process.once('exit', () => {
+      for (const f of heldLocks) {
+        try {
+          unlinkSync(f);
+        } catch {
+          // already gone
+        }
+      }
+    });
+  }
+  return async () => {
+    if (!heldLocks.delete(file)) return;
+    if ((await readLockHolder(file)) === process.pid) await fs.rm(file, { force: true });
+  };
+}
+
+async function readLockHolder(file: string): Promise<number | 'unknown' | 'gone'> {
+  try {
+    const pid = Number((await fs.readFile(file, 'utf8')).trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : 'unknown';
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'gone';
+    throw e;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: alive, but another user's process.
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function storeBusy(dir: string, pid: number | undefined, note: string): RostermatchError {
+  const who = pid === undefined ? 'another process' : `process ${pid}${note}`;
+  return new RostermatchError(
+    'STORE_BUSY',
+    `the embedded store in ${path.resolve(dir)} is held by ${who} (\`rostermatch serve\` holds it while it runs); set DATABASE_URL to a PostgreSQL server to run CLI commands beside serve`,
+  );
 }
 
 /**

@@ -5,3 +5,6 @@ export * from './groups.ts';
 export * from './runs.ts';
 export * from './review.ts';
 export * from './models.ts';
+export * from './audit.ts';
+export * from './sessions.ts';
+export * from './views.ts';

@@ -196,4 +196,16 @@ export const MIGRATIONS: readonly string[] = [
     trained_at timestamptz NOT NULL
   );
   `,
+  `
+  -- Operators' console sessions. Only a hash of the session id is stored, so a copy of this table
+  -- cannot be replayed as a login. A session ends at expires_at, or after an idle period.
+  CREATE TABLE operator_session (
+    id_hash text PRIMARY KEY,
+    operator text NOT NULL,
+    created_at timestamptz NOT NULL,
+    last_seen_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL
+  );
+  CREATE INDEX audit_event_at ON audit_event (at);
+  `,
 ];

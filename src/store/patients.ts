@@ -195,12 +195,7 @@ export async function patientsByBlockKeys(db: Queryable, keys: string[]): Promis
   if (keys.length === 0) return out;
   const { rows: hits } = await db.query<{ key: string; patient_id: string }>('SELECT key, patient_id FROM patient_block WHERE key = ANY($1::text[])', [keys]);
   if (hits.length === 0) return out;
-  const { rows } = await db.query<PatientRow>(
-    `SELECT id, given, middle, family, suffix, birth_date, sex, street, city, state, zip, phone, identifiers
-       FROM patient WHERE id = ANY($1::text[])`,
-    [[...new Set(hits.map((h) => h.patient_id))]],
-  );
-  const byId = new Map(rows.map((r) => [r.id, toIndexPatient(r)]));
+  const byId = await patientsByIds(db, hits.map((h) => h.patient_id));
   for (const h of hits) {
     const patient = byId.get(h.patient_id);
     if (!patient) continue;
@@ -209,6 +204,17 @@ export async function patientsByBlockKeys(db: Queryable, keys: string[]): Promis
     list.push(patient);
   }
   return out;
+}
+
+/** The patients with these ids (for showing candidates to a person), by id. */
+export async function patientsByIds(db: Queryable, ids: readonly string[]): Promise<Map<string, IndexPatient>> {
+  if (ids.length === 0) return new Map();
+  const { rows } = await db.query<PatientRow>(
+    `SELECT id, given, middle, family, suffix, birth_date, sex, street, city, state, zip, phone, identifiers
+       FROM patient WHERE id = ANY($1::text[])`,
+    [[...new Set(ids)]],
+  );
+  return new Map(rows.map((r) => [r.id, toIndexPatient(r)]));
 }
 
 export async function indexVersion(db: Queryable): Promise<number> {

@@ -1,6 +1,7 @@
 /** The review queue: possible and ambiguous rows, and the decisions people make about them. */
 import type { StandingDecision } from '../model/index.ts';
 import type { Queryable } from './db.ts';
+import { audit } from './audit.ts';
 import { applyMembership } from './groups.ts';
 
 export type ReviewState = 'open' | 'accepted' | 'rejected' | 'superseded';
@@ -82,12 +83,25 @@ export async function queueForReview(tx: Queryable, runId: string, partner: stri
   );
 }
 
-export async function listReviewItems(db: Queryable, f: { partner?: string; state?: ReviewState; limit?: number }): Promise<ReviewItem[]> {
-  const { rows } = await db.query<ItemRow>(
-    `${SELECT_ITEM} WHERE ($1::text IS NULL OR i.partner = $1) AND ($2::text IS NULL OR i.state = $2) ORDER BY i.id LIMIT $3`,
-    [f.partner ?? null, f.state ?? null, f.limit ?? 1000],
-  );
+export interface ReviewFilter {
+  partner?: string;
+  state?: ReviewState;
+  outcome?: 'possible' | 'ambiguous';
+}
+
+const FILTER = `($1::text IS NULL OR i.partner = $1) AND ($2::text IS NULL OR i.state = $2) AND ($3::text IS NULL OR i.outcome = $3)`;
+const filterParams = (f: ReviewFilter) => [f.partner ?? null, f.state ?? null, f.outcome ?? null];
+
+/** Review items, oldest first (the order a queue is worked in). */
+export async function listReviewItems(db: Queryable, f: ReviewFilter & { limit?: number; offset?: number }): Promise<ReviewItem[]> {
+  const { rows } = await db.query<ItemRow>(`${SELECT_ITEM} WHERE ${FILTER} ORDER BY i.id OFFSET $4 LIMIT $5`, [...filterParams(f), f.offset ?? 0, f.limit ?? 1000]);
   return rows.map(toItem);
+}
+
+/** Review items by partner and outcome, for the backlog. */
+export async function countReviewItems(db: Queryable, f: ReviewFilter): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM review_item i WHERE ${FILTER}`, filterParams(f));
+  return rows[0]!.n;
 }
 
 export type DecisionResult = { ok: true; item: ReviewItem } | { ok: false; reason: string };
@@ -124,13 +138,13 @@ async function lockOpenItem(tx: Queryable, id: number): Promise<ReviewItem | str
 async function decide(tx: Queryable, item: ReviewItem, decision: 'accepted' | 'rejected', patientId: string | null, by: string, at: string): Promise<ReviewItem> {
   await tx.query('UPDATE review_item SET state = $2, patient_id = $3, decided_by = $4, decided_at = $5 WHERE id = $1', [item.id, decision, patientId, by, at]);
   await saveDecision(tx, item, decision, patientId, decision === 'rejected' ? item.candidates : [], by, at);
-  await tx.query('INSERT INTO audit_event (at, actor, action, entity, detail) VALUES ($1, $2, $3, $4, $5)', [
+  await audit(tx, {
     at,
-    by,
-    decision === 'accepted' ? 'review.accept' : 'review.reject',
-    `review_item/${item.id}`,
-    JSON.stringify(patientId ? { patientId, runId: item.runId } : { runId: item.runId }),
-  ]);
+    actor: by,
+    action: decision === 'accepted' ? 'review.accept' : 'review.reject',
+    entity: `review_item/${item.id}`,
+    detail: patientId ? { patientId, runId: item.runId } : { runId: item.runId },
+  });
   return { ...item, state: decision, patientId, decidedBy: by, decidedAt: at };
 }
 

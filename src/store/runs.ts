@@ -114,6 +114,36 @@ export async function unfinishedRuns(db: Queryable): Promise<RunRecord[]> {
   return rows.map(toRecord);
 }
 
+export interface ListRunsOptions {
+  partner?: string;
+  /** One state or any of several. */
+  state?: RunState | readonly RunState[];
+  /** @defaultValue 50 */
+  limit?: number;
+  /**
+   * Only runs received before this: an instant (ISO 8601), or the last run of the previous page
+   * (`{ receivedAt, id }`, a keyset cursor that also splits runs received at the same instant).
+   */
+  before?: string | Pick<RunRecord, 'receivedAt' | 'id'>;
+}
+
+/** Runs, newest first (received_at, then id, descending), filtered by partner and state. */
+export async function listRuns(db: Queryable, o: ListRunsOptions = {}): Promise<RunRecord[]> {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const param = (v: unknown) => `$${params.push(v)}`;
+  if (o.partner !== undefined) where.push(`partner = ${param(o.partner)}`);
+  if (o.state !== undefined) where.push(`state = ANY(${param(typeof o.state === 'string' ? [o.state] : [...o.state])}::text[])`);
+  if (typeof o.before === 'string') where.push(`received_at < ${param(o.before)}::timestamptz`);
+  else if (o.before) where.push(`(received_at, id) < (${param(o.before.receivedAt)}::timestamptz, ${param(o.before.id)}::text)`);
+  const limit = param(Math.max(0, Math.floor(o.limit ?? 50)));
+  const { rows } = await db.query<RunRow>(
+    `SELECT * FROM run${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY received_at DESC, id DESC LIMIT ${limit}`,
+    params,
+  );
+  return rows.map(toRecord);
+}
+
 export async function getRun(db: Queryable, id: string): Promise<RunRecord | undefined> {
   const { rows } = await db.query<RunRow>('SELECT * FROM run WHERE id = $1', [id]);
   return rows[0] && toRecord(rows[0]);
@@ -137,7 +167,7 @@ export async function insertRunRows(tx: Queryable, runId: string, results: reado
         b.map((r) => r.outcome),
         b.map((r) => r.patientId ?? null),
         b.map((r) => r.score ?? null),
-        b.map((r) => JSON.stringify({ candidates: r.candidates, problems: r.problems, warnings: r.warnings, reviewed: r.reviewed })),
+        b.map((r) => JSON.stringify({ candidates: r.candidates, problems: r.problems, warnings: r.warnings, reviewed: r.reviewed, submitted: r.submitted })),
       ],
     );
   }
@@ -193,29 +223,34 @@ export async function* streamRunResults(db: Queryable, runId: string, pageSize =
   }
 }
 
+/** A run_row as stored, with its explanation in detail. */
+export interface RunRowRecord {
+  row_index: number;
+  line: number;
+  record_id: string;
+  outcome: Outcome;
+  patient_id: string | null;
+  score: number | null;
+  detail: Pick<RowResult, 'candidates' | 'problems' | 'warnings' | 'reviewed' | 'submitted'>;
+}
+
+export function toRowResult(r: RunRowRecord): RowResult {
+  const out: RowResult = { index: r.row_index, line: r.line, recordId: r.record_id, outcome: r.outcome, candidates: r.detail.candidates ?? [] };
+  if (r.patient_id !== null) out.patientId = r.patient_id;
+  if (r.score !== null) out.score = r.score;
+  if (r.detail.problems) out.problems = r.detail.problems;
+  if (r.detail.warnings) out.warnings = r.detail.warnings;
+  if (r.detail.reviewed) out.reviewed = r.detail.reviewed;
+  if (r.detail.submitted) out.submitted = r.detail.submitted;
+  return out;
+}
+
 async function readRunResultPage(db: Queryable, runId: string, after: number, limit: number): Promise<RowResult[]> {
-  const { rows } = await db.query<{
-    row_index: number;
-    line: number;
-    record_id: string;
-    outcome: Outcome;
-    patient_id: string | null;
-    score: number | null;
-    detail: Pick<RowResult, 'candidates' | 'problems' | 'warnings' | 'reviewed'>;
-  }>('SELECT row_index, line, record_id, outcome, patient_id, score, detail FROM run_row WHERE run_id = $1 AND row_index > $2 ORDER BY row_index LIMIT $3', [
-    runId,
-    after,
-    limit,
-  ]);
-  return rows.map((r) => {
-    const out: RowResult = { index: r.row_index, line: r.line, recordId: r.record_id, outcome: r.outcome, candidates: r.detail.candidates ?? [] };
-    if (r.patient_id !== null) out.patientId = r.patient_id;
-    if (r.score !== null) out.score = r.score;
-    if (r.detail.problems) out.problems = r.detail.problems;
-    if (r.detail.warnings) out.warnings = r.detail.warnings;
-    if (r.detail.reviewed) out.reviewed = r.detail.reviewed;
-    return out;
-  });
+  const { rows } = await db.query<RunRowRecord>(
+    'SELECT row_index, line, record_id, outcome, patient_id, score, detail FROM run_row WHERE run_id = $1 AND row_index > $2 ORDER BY row_index LIMIT $3',
+    [runId, after, limit],
+  );
+  return rows.map(toRowResult);
 }
 
 /** Normalised rows of a queued run, stored so that any worker can match any chunk. */

@@ -1,0 +1,92 @@
+/**
+ * The review queue: each possible or ambiguous row beside its candidates, field by field, with
+ * the comparison level and weight of every field, and one button per decision.
+ */
+import type { IndexPatient, PersonFields, RowResult, ScoredCandidate } from '../../model/index.ts';
+import type { ReviewItem, ReviewState } from '../../store/index.ts';
+import { html, qs, when, type Html } from '../html.ts';
+
+export interface ReviewView {
+  item: ReviewItem;
+  row: RowResult | undefined;
+  patients: ReadonlyMap<string, IndexPatient>;
+}
+
+const FIELDS: [keyof PersonFields | 'identifier', string][] = [
+  ['given', 'Given name'],
+  ['middle', 'Middle name'],
+  ['family', 'Family name'],
+  ['suffix', 'Suffix'],
+  ['birthDate', 'Birth date'],
+  ['sex', 'Sex'],
+  ['street', 'Street'],
+  ['city', 'City'],
+  ['state', 'State'],
+  ['zip', 'ZIP'],
+  ['phone', 'Phone'],
+  ['identifier', 'Identifier'],
+];
+
+export const ITEMS_PER_PAGE = 20;
+
+function candidateValue(p: IndexPatient | undefined, field: (typeof FIELDS)[number][0], system: string | undefined): string {
+  if (!p) return '';
+  if (field === 'identifier') return p.identifiers.filter((i) => !system || i.system === system).map((i) => i.value).join(', ');
+  return p.person[field];
+}
+
+function levelCell(c: ScoredCandidate, field: string): Html {
+  const cmp = c.comparisons.find((x) => x.field === field);
+  if (!cmp) return html``;
+  const sign = cmp.weight > 0.05 ? 'pos' : cmp.weight < -0.05 ? 'neg' : 'zero';
+  return html`<span class="reason ${sign}">${cmp.level} ${cmp.weight >= 0 ? '+' : ''}${cmp.weight.toFixed(1)}</span>`;
+}
+
+function itemCard(v: ReviewView, returnTo: string): Html {
+  const { item, row } = v;
+  const submitted = row?.submitted;
+  const system = submitted?.identifier?.system;
+  const cands: ScoredCandidate[] = item.candidates.map(
+    (id) => row?.candidates.find((c) => c.patientId === id) ?? { patientId: id, score: item.scores.find((s) => s.patientId === id)?.score ?? 0, probability: 0, comparisons: [] },
+  );
+  const open = item.state === 'open';
+  return html`<section class="review-item" id="item-${item.id}" data-item="${item.id}">
+<header><h2>#${item.id} <span class="count out-${item.outcome}">${item.outcome}</span></h2>
+<p>${item.partner} · record <b>${item.recordId}</b> · line ${item.line} of <a href="/runs/${item.runId}">run ${item.runId.slice(0, 8)}</a>${item.groupId ? html` · Group <a href="/groups/${item.groupId}">${item.groupId}</a>` : ''}</p>
+${open ? '' : html`<p class="decided">${item.state}${item.patientId ? html` Patient/${item.patientId}` : ''} by <b>${item.decidedBy}</b> ${when(item.decidedAt)}</p>`}
+</header>
+<div class="compare-wrap"><table class="compare">
+<thead><tr><th></th><th class="roster">Roster row</th>${cands.map((c) => html`<th>Patient/${c.patientId}</th>`)}</tr></thead>
+<tbody>
+${FIELDS.map(([field, label]) => {
+  const mine = field === 'identifier' ? (submitted?.identifier?.value ?? '') : (submitted?.person[field] ?? '');
+  return html`<tr><th>${label}</th><td class="roster">${mine}</td>${cands.map((c) => {
+    const theirs = candidateValue(v.patients.get(c.patientId), field, system);
+    return html`<td class="${mine && theirs && mine === theirs ? 'same' : ''}">${theirs} ${levelCell(c, field)}</td>`;
+  })}</tr>`;
+})}
+<tr class="score"><th>Score</th><td class="roster"></td>${cands.map((c) => html`<td><b>${c.score.toFixed(1)}</b>${c.probability ? html` <small>(p ${c.probability.toFixed(3)})</small>` : ''}${c.guard ? html` <span class="guard">guard: ${c.guard}</span>` : ''}</td>`)}</tr>
+${open
+  ? html`<tr class="actions"><th></th><td class="roster"><form method="post" action="/review/${item.id}/reject"><input type="hidden" name="returnTo" value="${returnTo}"><button type="submit" class="reject">None of these</button></form></td>${cands.map(
+      (c) => html`<td><form method="post" action="/review/${item.id}/accept"><input type="hidden" name="patientId" value="${c.patientId}"><input type="hidden" name="returnTo" value="${returnTo}"><button type="submit" class="accept">Accept Patient/${c.patientId}</button></form></td>`,
+    )}</tr>`
+  : ''}
+</tbody></table></div>
+${submitted ? '' : html`<p class="muted">This row was recorded before roster values were kept for review; compare with the partner's file, line ${item.line}.</p>`}
+</section>`;
+}
+
+export function reviewPage(views: readonly ReviewView[], f: { partner?: string; outcome?: string; state: ReviewState; page: number }, total: number, partners: readonly string[]): Html {
+  const pages = Math.max(1, Math.ceil(total / ITEMS_PER_PAGE));
+  const returnTo = `/review${qs({ partner: f.partner, outcome: f.outcome, state: f.state === 'open' ? undefined : f.state, page: f.page > 1 ? f.page : undefined })}`;
+  return html`<h1>Review <small class="muted">${total} ${f.state}</small></h1>
+<form class="filters" method="get" action="/review">
+  <label>Partner <select name="partner"><option value="">all</option>${partners.map((p) => html`<option${p === f.partner ? html` selected` : ''}>${p}</option>`)}</select></label>
+  <label>Outcome <select name="outcome"><option value="">both</option>${['possible', 'ambiguous'].map((o) => html`<option${o === f.outcome ? html` selected` : ''}>${o}</option>`)}</select></label>
+  <label>State <select name="state">${(['open', 'accepted', 'rejected', 'superseded'] as const).map((s) => html`<option${s === f.state ? html` selected` : ''}>${s}</option>`)}</select></label>
+  <button type="submit">Filter</button>
+</form>
+<p class="muted">Accept the candidate who is the person on the roster row: they join the run's Group and the partner's later files match the record to them. "None of these" keeps the candidates from being offered for this record again.</p>
+${views.length === 0 ? html`<p class="empty">Nothing to review.</p>` : views.map((v) => itemCard(v, returnTo))}
+${pages > 1 ? html`<nav class="pager">${f.page > 1 ? html`<a href="${qs({ partner: f.partner, outcome: f.outcome, state: f.state, page: f.page - 1 })}">‹ previous</a>` : ''} page ${f.page} of ${pages} ${f.page < pages ? html`<a href="${qs({ partner: f.partner, outcome: f.outcome, state: f.state, page: f.page + 1 })}">next ›</a>` : ''}</nav>` : ''}`;
+}
