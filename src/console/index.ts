@@ -33,6 +33,8 @@ export interface ConsoleOptions {
   db: Db;
   log: Logger;
   operators: OperatorDirectory;
+  /** Where "Export now" writes a Group's export. */
+  exportsDir: string;
   /** Shown in Bull Board. */
   queues: readonly Queue[];
   /** /healthz: each checked for real, 503 when any is down. */
@@ -127,10 +129,10 @@ export async function startConsole(o: ConsoleOptions): Promise<{ server: Fastify
 
   const board = new FastifyAdapter();
   board.setBasePath('/admin/queues');
-  createBullBoard({ queues: o.queues.map((q) => new BullMQAdapter(q)), serverAdapter: board, options: { uiConfig: { boardTitle: 'rostermatch queues' } } });
+  createBullBoard({ queues: o.queues.map((q) => new BullMQAdapter(q)), serverAdapter: board, options: { uiConfig: { boardTitle: 'rostermatch queues', hideDocsLink: true, miscLinks: [{ text: 'Back to the console', url: '/runs' }] } } });
   await app.register(board.registerPlugin(), { prefix: '/admin/queues' });
 
-  await app.register(consoleRoutes, { db: o.db });
+  await app.register(consoleRoutes, { db: o.db, exportsDir: o.exportsDir });
 
   app.setErrorHandler(async (err: Error & { statusCode?: number }, req, reply) => {
     const status = isRostermatchError(err) ? 400 : (err.statusCode ?? 500);

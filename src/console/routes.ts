@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { exportGroup } from '../export/index.ts';
 import { OUTCOMES } from '../model/index.ts';
 import { outputNames } from '../results/index.ts';
 import {
@@ -79,7 +80,7 @@ function outputFiles(r: RunRecord): { results?: string; summary?: string } {
   return { ...(results ? { results } : {}), ...(summary ? { summary } : {}) };
 }
 
-export async function consoleRoutes(app: FastifyInstance, o: { db: Db }): Promise<void> {
+export async function consoleRoutes(app: FastifyInstance, o: { db: Db; exportsDir: string }): Promise<void> {
   const { db } = o;
   const send = (req: FastifyRequest, reply: FastifyReply, meta: Omit<PageMeta, 'operator'>, body: Html) => {
     const flash = req.cookies[FLASH_COOKIE];
@@ -192,6 +193,13 @@ export async function consoleRoutes(app: FastifyInstance, o: { db: Db }): Promis
     const history = await groupHistoryPage(db, g.id, { offset: (q.page - 1) * EVENTS_PER_PAGE, limit: EVENTS_PER_PAGE });
     await seen(req, `group/${g.id}`, { page: q.page, events: history.events.length });
     return send(req, reply, { title: g.name, nav: 'groups' }, groupPage(g, history, q.page, await latestExport(db, g.id)));
+  });
+  app.post<{ Params: { id: string } }>('/groups/:id/export', async (req, reply) => {
+    const g = await loadGroup(req.params.id, reply);
+    if (!g) return;
+    const out = await exportGroup(db, { groupId: g.id, outRoot: o.exportsDir });
+    await audit(db, { actor: req.operator!, action: 'export', entity: `group/${g.id}`, detail: { dir: out.dir, counts: Object.fromEntries(out.manifest.output.map((x) => [x.type, x.count])) } });
+    return redirectWithFlash(reply, `/groups/${g.id}`, `Exported ${out.manifest.output.map((x) => `${x.count} ${x.type}`).join(', ')}`);
   });
   app.get('/api/groups', async () => ({ groups: await listGroups(db) }));
   app.get<{ Params: { id: string } }>('/api/groups/:id', async (req, reply) => {

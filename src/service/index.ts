@@ -167,6 +167,7 @@ export async function startServe(o: ServeOptions): Promise<Service> {
     db,
     log,
     operators,
+    exportsDir: ctx.exportsDir,
     queues: [intakeQueue, matchQueue, finaliseQueue],
     metrics,
     ...(o.secureCookies ? { secureCookies: true } : {}),

@@ -35,6 +35,9 @@ export function groupPage(g: GroupRecord & { size: number }, history: GroupHisto
   <dt>Created</dt><dd>${when(g.createdAt)}</dd>
 </dl>
 <h2>Latest export</h2>
+${!exp || exp.transactionTime < g.updatedAt
+  ? html`<form method="post" action="/groups/${g.id}/export" class="stale"><span>${exp ? 'The Group changed after this export (a review decision, say): the export does not hold the latest members.' : ''}</span> <button type="submit">Export now</button></form>`
+  : ''}
 ${exp
   ? html`<dl class="facts">
   <dt>Transaction time</dt><dd>${when(exp.transactionTime)}</dd>

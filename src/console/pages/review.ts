@@ -65,7 +65,7 @@ ${FIELDS.map(([field, label]) => {
     return html`<td class="${mine && theirs && mine === theirs ? 'same' : ''}">${theirs} ${levelCell(c, field)}</td>`;
   })}</tr>`;
 })}
-<tr class="score"><th>Score</th><td class="roster"></td>${cands.map((c) => html`<td><b>${c.score.toFixed(1)}</b>${c.probability ? html` <small>(p ${c.probability.toFixed(3)})</small>` : ''}${c.guard ? html` <span class="guard">guard: ${c.guard}</span>` : ''}</td>`)}</tr>
+<tr class="score"><th>Score</th><td class="roster"></td>${cands.map((c) => html`<td><b>${c.score.toFixed(1)}</b>${c.probability ? html` <small>(p ${c.probability.toFixed(3)})</small>` : ''}${c.guard ? html` <span class="guard" title="kept from an auto-match by the ${c.guard} guard">guard: ${c.guard}</span>` : ''}</td>`)}</tr>
 ${open
   ? html`<tr class="actions"><th></th><td class="roster"><form method="post" action="/review/${item.id}/reject"><input type="hidden" name="returnTo" value="${returnTo}"><button type="submit" class="reject">None of these</button></form></td>${cands.map(
       (c) => html`<td><form method="post" action="/review/${item.id}/accept"><input type="hidden" name="patientId" value="${c.patientId}"><input type="hidden" name="returnTo" value="${returnTo}"><button type="submit" class="accept">Accept Patient/${c.patientId}</button></form></td>`,

@@ -131,7 +131,7 @@ export function runHead(r: RunView, files: { results: boolean; summary: boolean 
   <dt>Partner</dt><dd>${r.partner}</dd>
   <dt>Received</dt><dd>${when(r.receivedAt)}</dd>
   <dt>Duration</dt><dd>${duration(r.receivedAt, r.finishedAt)}</dd>
-  <dt>Rows</dt><dd>${r.rowCount ?? ''}${r.chunkCount ? html` in ${r.chunkCount} chunks (${r.chunksDone} matched${byWorker.size > 0 ? html` by ${[...byWorker].map(([w, n]) => `${w} ×${n}`).join(', ')}` : ''})` : ''}</dd>
+  <dt>Rows</dt><dd>${r.rowCount ?? ''}${r.chunkCount ? html` in ${r.chunkCount} chunks${byWorker.size > 0 ? html`, matched by ${[...byWorker].map(([w, n]) => `${w} (${n})`).join(', ')}` : ''}` : ''}</dd>
   <dt>Group</dt><dd>${r.groupId ? html`<a href="/groups/${r.groupId}">${r.groupId}</a>` : html`<span class="muted">when recorded</span>`}</dd>
   <dt>File sha256</dt><dd><code>${r.fileSha256}</code></dd>
   <dt>Files</dt><dd>${files.results ? html`<a href="/runs/${r.id}/results.csv">result file</a>` : html`<span class="muted">result file when done</span>`} · ${files.summary ? html`<a href="/runs/${r.id}/summary.json">summary</a>` : html`<span class="muted">summary when done</span>`}</dd>
