@@ -1,0 +1,231 @@
+/**
+ * The console over real HTTP: sign-in, sessions and tokens, what is refused, what is audited,
+ * review decisions through the API, and escaping of partner data. A real server on port 0, a real
+ * store, real Redis queues for Bull Board; the browser walk-through is console.e2e.test.ts.
+ */
+import path from 'node:path';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { hashPassword, newToken, OperatorDirectory, readOperators, sha256Hex, startConsole } from '../src/console/index.ts';
+import { loadIndexFile } from '../src/patient-index/index.ts';
+import { QUEUE } from '../src/queue/index.ts';
+import { runFile } from '../src/run/index.ts';
+import { groupMembers, listAuditEvents, listReviewItems, type Db, type SessionLimits } from '../src/store/index.ts';
+import { onCleanup, REDIS_URL, testPrefix } from './daemon-helpers.ts';
+import { INDEX, ROSTER } from './fixtures.ts';
+import { quietLog, tempDb, testPipeline, writeNdjson, writeText } from './helpers.ts';
+
+const PASSWORD = 'a long enough password';
+let aliceHash: string;
+beforeAll(async () => {
+  aliceHash = await hashPassword(PASSWORD);
+});
+
+interface Setup {
+  url: string;
+  db: Db;
+  dir: string;
+  token: string;
+  runId: string;
+  login(name?: string, password?: string, headers?: Record<string, string>): Promise<Response>;
+  /** Signs in as alice and returns the session cookie. */
+  session(): Promise<string>;
+}
+
+async function setup(o: { limits?: SessionLimits; loginAttemptsPerMinute?: number; rosterName?: string } = {}): Promise<Setup> {
+  const { db, dir } = await tempDb('pglite');
+  await loadIndexFile(db, await writeNdjson(path.join(dir, 'P.ndjson'), INDEX));
+  const out = await runFile(db, quietLog, {
+    file: await writeText(path.join(dir, o.rosterName ?? 'fall.csv'), ROSTER),
+    pipeline: testPipeline(),
+    outDir: path.join(dir, 'out'),
+    exportsDir: path.join(dir, 'ex'),
+  });
+  const token = newToken();
+  const file = path.join(dir, 'operators.yaml');
+  await writeText(file, stringify({ operators: [{ name: 'alice', password: aliceHash }], tokens: [{ name: 'prometheus', sha256: sha256Hex(token) }] }));
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  const queue = new Queue(QUEUE.match, { connection: redis, prefix: testPrefix() });
+  const { server, url } = await startConsole({
+    host: '127.0.0.1',
+    port: 0,
+    db,
+    log: quietLog,
+    operators: new OperatorDirectory(file),
+    exportsDir: path.join(dir, 'ex'),
+    queues: [queue],
+    checks: { database: async () => true },
+    metrics: { contentType: 'text/plain', render: async () => 'rostermatch_up 1\n' },
+    ...(o.limits ? { sessionLimits: o.limits } : {}),
+    ...(o.loginAttemptsPerMinute ? { loginAttemptsPerMinute: o.loginAttemptsPerMinute } : {}),
+  });
+  onCleanup(async () => {
+    await server.close();
+    await queue.close();
+    redis.disconnect();
+  });
+  const login = (name = 'alice', password = PASSWORD, headers: Record<string, string> = {}) =>
+    fetch(`${url}/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams({ name, password, next: '/review' }) });
+  const session = async () => {
+    const res = await login();
+    expect(res.status).toBe(303);
+    const cookie = res.headers.getSetCookie().find((c) => c.startsWith('rm_session='))!;
+    expect(cookie).toMatch(/HttpOnly/i);
+    expect(cookie).toMatch(/SameSite=Strict/i);
+    return cookie.split(';')[0]!;
+  };
+  return { url, db, dir, token, runId: out.kind === 'completed' ? out.run.id : '', login, session };
+}
+
+describe('console sign-in', () => {
+  it('sends pages to sign-in and refuses the API without a session or token; /healthz stays open', async () => {
+    const s = await setup();
+    const page = await fetch(`${s.url}/review`, { redirect: 'manual', headers: { accept: 'text/html' } });
+    expect(page.status).toBe(303);
+    expect(page.headers.get('location')).toBe('/login?next=%2Freview');
+    for (const p of ['/api/runs', '/api/review', '/metrics', '/admin/queues/api/queues', `/runs/${s.runId}/results.csv`]) {
+      expect((await fetch(`${s.url}${p}`)).status, p).toBe(401);
+    }
+    expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
+  });
+
+  it('signs an operator in, returns to the page asked for, and never redirects off the site', async () => {
+    const s = await setup();
+    const res = await s.login();
+    expect(res.headers.get('location')).toBe('/review');
+    const evil = await fetch(`${s.url}/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ name: 'alice', password: PASSWORD, next: '//evil.example/x' }) });
+    expect(evil.headers.get('location')).toBe('/runs');
+    const cookie = await s.session();
+    const api = await fetch(`${s.url}/api/runs`, { headers: { cookie } });
+    expect(api.status).toBe(200);
+    expect(((await api.json()) as { runs: { id: string }[] }).runs.map((r) => r.id)).toEqual([s.runId]);
+  });
+
+  it('refuses a wrong password and an unknown operator alike, and audits both', async () => {
+    const s = await setup();
+    expect((await s.login('alice', 'wrong password here')).status).toBe(401);
+    expect((await s.login('mallory', PASSWORD)).status).toBe(401);
+    const failed = await listAuditEvents(s.db, { action: 'login.failed' });
+    expect(failed.map((e) => e.actor).sort()).toEqual(['alice', 'mallory']);
+  });
+
+  it('limits sign-in attempts per client', async () => {
+    const s = await setup({ loginAttemptsPerMinute: 3 });
+    const codes = [];
+    for (let i = 0; i < 4; i++) codes.push((await s.login('alice', 'wrong password here')).status);
+    expect(codes).toEqual([401, 401, 401, 429]);
+  });
+
+  it('ends a session after its idle time, and at sign-out', async () => {
+    const s = await setup({ limits: { idleMs: 1500, absoluteMs: 3_600_000 } });
+    const cookie = await s.session();
+    expect((await fetch(`${s.url}/api/runs`, { headers: { cookie } })).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 2000));
+    expect((await fetch(`${s.url}/api/runs`, { headers: { cookie } })).status).toBe(401);
+
+    const again = await s.session();
+    const out = await fetch(`${s.url}/logout`, { method: 'POST', redirect: 'manual', headers: { cookie: again } });
+    expect(out.status).toBe(303);
+    expect((await fetch(`${s.url}/api/runs`, { headers: { cookie: again } })).status).toBe(401);
+  });
+
+  it('takes an API token as a bearer credential, and refuses an unknown one', async () => {
+    const s = await setup();
+    const ok = await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${s.token}` } });
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toContain('rostermatch_up 1');
+    expect((await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${newToken()}` } })).status).toBe(401);
+  });
+
+  it('picks up an operator added while it runs', async () => {
+    const s = await setup();
+    expect((await s.login('bob', PASSWORD)).status).toBe(401);
+    const file = path.join(s.dir, 'operators.yaml');
+    const ops = await readOperators(file);
+    ops.operators.push({ name: 'bob', password: aliceHash });
+    await new Promise((r) => setTimeout(r, 20)); // a new mtime
+    await writeText(file, stringify(ops));
+    expect((await s.login('bob', PASSWORD)).status).toBe(303);
+  });
+
+  it('refuses a change posted from another site', async () => {
+    const s = await setup();
+    const cookie = await s.session();
+    const [item] = await listReviewItems(s.db, { state: 'open' });
+    const res = await fetch(`${s.url}/api/review/${item!.id}/reject`, { method: 'POST', headers: { cookie, origin: 'https://evil.example', 'content-type': 'application/json' }, body: '{}' });
+    expect(res.status).toBe(403);
+    expect((await listReviewItems(s.db, { state: 'open' })).map((i) => i.id)).toContain(item!.id);
+  });
+});
+
+describe('console review and audit', () => {
+  it('accepts through the API as the signed-in operator: the Group grows, the decision is audited', async () => {
+    const s = await setup();
+    const cookie = await s.session();
+    const json = { cookie, 'content-type': 'application/json' };
+    const list = (await (await fetch(`${s.url}/api/review`, { headers: { cookie } })).json()) as {
+      items: { id: number; recordId: string; candidates: string[]; row: { submitted?: { person: { given: string } } }; patients: Record<string, { person: { given: string } }> }[];
+    };
+    const emma = list.items.find((i) => i.recordId === 'r6')!;
+    // The roster row and each candidate's demographics, to compare field by field.
+    expect(emma.row.submitted?.person.given).toBe('EMMA');
+    expect(Object.keys(emma.patients).sort()).toEqual(['p-dup1', 'p-dup2']);
+
+    const wrong = await fetch(`${s.url}/api/review/${emma.id}/accept`, { method: 'POST', headers: json, body: JSON.stringify({ patientId: 'p-ava' }) });
+    expect(wrong.status).toBe(409);
+    expect(((await wrong.json()) as { error: string }).error).toMatch(/not a candidate/);
+    const ok = await fetch(`${s.url}/api/review/${emma.id}/accept`, { method: 'POST', headers: json, body: JSON.stringify({ patientId: 'p-dup1' }) });
+    expect(ok.status).toBe(200);
+    expect(((await ok.json()) as { item: { decidedBy: string } }).item.decidedBy).toBe('alice');
+    const twice = await fetch(`${s.url}/api/review/${emma.id}/accept`, { method: 'POST', headers: json, body: JSON.stringify({ patientId: 'p-dup2' }) });
+    expect(twice.status).toBe(409);
+    expect((await groupMembers(s.db, 'test-school-students')).map((m) => m.patientId)).toContain('p-dup1');
+
+    const events = await listAuditEvents(s.db, { actor: 'alice' });
+    expect(events.map((e) => e.action)).toEqual(['review.accept', 'view', 'login']);
+    expect(events[1]).toMatchObject({ entity: 'review', detail: { items: list.items.map((i) => i.id) } });
+  });
+
+  it('audits each page that shows a person\'s data, by ids only', async () => {
+    const s = await setup();
+    const cookie = await s.session();
+    for (const p of [`/runs/${s.runId}`, '/review', '/groups/test-school-students', `/api/runs/${s.runId}/rows`, `/runs/${s.runId}/results.csv`]) {
+      expect((await fetch(`${s.url}${p}`, { headers: { cookie } })).status, p).toBe(200);
+    }
+    // Lists without demographics (runs, Groups) are not audited.
+    expect((await fetch(`${s.url}/runs`, { headers: { cookie } })).status).toBe(200);
+    const events = (await listAuditEvents(s.db, { actor: 'alice' })).filter((e) => e.action !== 'login').reverse();
+    expect(events.map((e) => `${e.action} ${e.entity}`)).toEqual([
+      `view run/${s.runId}`,
+      'view review',
+      'view group/test-school-students',
+      `view run/${s.runId}/rows`,
+      `download run/${s.runId}/results`,
+    ]);
+    const text = JSON.stringify(events);
+    for (const phi of ['EMMA', 'JOHNSON', 'Emma', '2016-01-01']) expect(text).not.toContain(phi);
+  });
+
+  it('shows the review queue with the roster row and one button per candidate, escaping partner data', async () => {
+    const s = await setup({ rosterName: '<img src=x onerror=alert(1)>.csv' });
+    const cookie = await s.session();
+    const review = await (await fetch(`${s.url}/review`, { headers: { cookie } })).text();
+    expect(review).toContain('Accept Patient/p-dup1');
+    expect(review).toContain('Accept Patient/p-dup2');
+    expect(review).toContain('None of these');
+    const runs = await (await fetch(`${s.url}/runs`, { headers: { cookie } })).text();
+    expect(runs).toContain('&lt;img src=x onerror=alert(1)&gt;.csv');
+    expect(runs).not.toContain('<img src=x');
+  });
+
+  it('answers a bad filter with the field at fault', async () => {
+    const s = await setup();
+    const cookie = await s.session();
+    const res = await fetch(`${s.url}/api/runs?state=exploded`, { headers: { cookie } });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toMatch(/^state: /);
+    expect((await fetch(`${s.url}/api/runs/nope`, { headers: { cookie } })).status).toBe(404);
+  });
+});
