@@ -131,6 +131,20 @@ describe('console sign-in', () => {
     expect((await fetch(`${s.url}/api/runs`, { headers: { cookie: again } })).status).toBe(401);
   });
 
+  it('counts what the operator does as activity, and not the pages\' background refresh', async () => {
+    const s = await setup({ limits: { idleMs: 1500, absoluteMs: 3_600_000 } });
+    const get = (cookie: string, poll: boolean) => fetch(`${s.url}/runs/rows`, { headers: { cookie, ...(poll ? { 'x-rostermatch-poll': '1' } : {}) } });
+    const active = await s.session();
+    const polled = await s.session();
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      expect((await get(active, false)).status).toBe(200);
+      if (i < 2) expect((await get(polled, true)).status).toBe(200);
+    }
+    expect((await get(polled, true)).status).toBe(401);
+    expect((await get(active, false)).status).toBe(200);
+  });
+
   it('takes an API token as a bearer credential, and refuses an unknown one', async () => {
     const s = await setup();
     const ok = await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${s.token}` } });

@@ -9,6 +9,8 @@ import { touchSession, type Db, type SessionLimits } from '../store/index.ts';
 import type { OperatorDirectory } from './operators.ts';
 
 export const SESSION_COOKIE = 'rm_session';
+/** Sent by the pages' background refresh (console.js), which must not count as the operator's activity. */
+export const POLL_HEADER = 'x-rostermatch-poll';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -50,7 +52,7 @@ export function requireOperator(app: FastifyInstance, o: { db: Db; operators: Op
       return;
     }
     const sid = req.cookies[SESSION_COOKIE];
-    if (sid) req.operator = await touchSession(o.db, sid, o.limits);
+    if (sid) req.operator = await touchSession(o.db, sid, o.limits, { activity: !req.headers[POLL_HEADER] });
     if (!req.operator) {
       if (wantsHtml(req)) return reply.redirect(`/login?next=${encodeURIComponent(req.url)}`, 303);
       return reply.code(401).send({ error: 'sign in first (or send an API token as Authorization: Bearer …)' });

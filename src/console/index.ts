@@ -127,6 +127,12 @@ export async function startConsole(o: ConsoleOptions): Promise<{ server: Fastify
     app.get('/metrics', async (_req, reply) => reply.type(m.contentType).send(await m.render()));
   }
 
+  // Bull Board's retry, clean, promote and remove change the queues: who did which is kept.
+  app.addHook('onResponse', async (req, reply) => {
+    if (req.method === 'GET' || !req.url.startsWith('/admin/queues/api/') || !req.operator || reply.statusCode >= 400) return;
+    await audit(o.db, { actor: req.operator, action: `queues.${req.method.toLowerCase()}`, entity: req.url.split('?')[0]!.slice('/admin/queues/api/'.length) }).catch(() => {});
+  });
+
   const board = new FastifyAdapter();
   board.setBasePath('/admin/queues');
   createBullBoard({ queues: o.queues.map((q) => new BullMQAdapter(q)), serverAdapter: board, options: { uiConfig: { boardTitle: 'rostermatch queues', hideDocsLink: true, miscLinks: [{ text: 'Back to the console', url: '/runs' }] } } });

@@ -27,17 +27,29 @@ export async function createSession(db: Queryable, operator: string, limits: Ses
   return id;
 }
 
-/** The session's operator if it is live, and marks it seen; an expired session is deleted. */
-export async function touchSession(db: Queryable, id: string, limits: SessionLimits, now = new Date()): Promise<string | undefined> {
-  const { rows } = await db.query<{ operator: string }>(
-    `UPDATE operator_session SET last_seen_at = $2
-      WHERE id_hash = $1 AND expires_at > $2 AND last_seen_at > $2::timestamptz - make_interval(secs => $3)
-      RETURNING operator`,
-    [hash(id), now.toISOString(), limits.idleMs / 1000],
-  );
-  if (rows[0]) return rows[0].operator;
-  await endSession(db, id);
-  return undefined;
+/** last_seen_at is written at most this often: a page open all day should not write on every request. */
+const TOUCH_EVERY_MS = 30_000;
+
+/**
+ * The session's operator if it is live, or undefined (and the session is deleted). `activity`
+ * says whether the request was the operator's doing: a page's own background refresh is not, so it
+ * does not keep an unattended console signed in.
+ */
+export async function touchSession(db: Queryable, id: string, limits: SessionLimits, o: { now?: Date; activity?: boolean } = {}): Promise<string | undefined> {
+  const now = o.now ?? new Date();
+  const { rows } = await db.query<{ operator: string; last_seen_at: Date; expires_at: Date }>('SELECT operator, last_seen_at, expires_at FROM operator_session WHERE id_hash = $1', [
+    hash(id),
+  ]);
+  const s = rows[0];
+  if (!s) return undefined;
+  if (s.expires_at.getTime() <= now.getTime() || s.last_seen_at.getTime() + limits.idleMs <= now.getTime()) {
+    await endSession(db, id);
+    return undefined;
+  }
+  if ((o.activity ?? true) && now.getTime() - s.last_seen_at.getTime() >= Math.min(TOUCH_EVERY_MS, limits.idleMs / 4)) {
+    await db.query('UPDATE operator_session SET last_seen_at = $2 WHERE id_hash = $1', [hash(id), now.toISOString()]);
+  }
+  return s.operator;
 }
 
 export async function endSession(db: Queryable, id: string): Promise<void> {

@@ -4,7 +4,7 @@
 (function () {
   const INTERVAL_MS = 2000;
   async function refresh(el) {
-    const res = await fetch(el.dataset.refresh, { headers: { accept: 'text/html' }, credentials: 'same-origin' });
+    const res = await fetch(el.dataset.refresh, { headers: { accept: 'text/html', 'x-rostermatch-poll': '1' }, credentials: 'same-origin' });
     if (res.redirected || res.status === 401) return location.reload();
     if (!res.ok) return;
     const body = await res.text();
