@@ -21,7 +21,7 @@ export interface ParsedFile {
 
 interface CsvRecord {
   record: string[];
-  info: { lines: number };
+  info: { lines: number; bytes: number };
 }
 
 /** The whole file's rows at once: for small files and tests; large files go through rosterChunks. */
@@ -42,7 +42,13 @@ export async function* rosterChunks(
   file: string,
   pipeline: Pipeline,
   today: string,
-  o: { label?: string; size?: number; onHeader?: (header: string[]) => void } = {},
+  o: {
+    label?: string;
+    size?: number;
+    onHeader?: (header: string[]) => void;
+    /** Before each chunk: how far into the file its last row ends, in bytes of UTF-8 text (for progress). */
+    onBytes?: (bytes: number) => void;
+  } = {},
 ): AsyncGenerator<NormalisedRow[]> {
   const label = o.label ?? file;
   const size = o.size ?? 1000;
@@ -54,11 +60,13 @@ export async function* rosterChunks(
   let columns: ColumnMap = {};
   let rows: NormalisedRow[] = [];
   let count = 0;
+  let bytes = 0;
   const seenIds = new Map<string, number>();
   try {
     for await (const { record, info } of parser as AsyncIterable<CsvRecord>) {
       // A quoted cell may span lines: report the line the row starts on.
       const line = info.lines - record.reduce((n, c) => n + countNewlines(c), 0);
+      bytes = info.bytes;
       if (!header) {
         header = record;
         columns = mapHeader(header, pipeline, label);
@@ -77,6 +85,7 @@ export async function* rosterChunks(
       } else if (raw.recordId !== '') seenIds.set(raw.recordId, line);
       rows.push(row);
       if (rows.length === size) {
+        o.onBytes?.(bytes);
         yield rows;
         rows = [];
       }
@@ -86,7 +95,10 @@ export async function* rosterChunks(
   }
   if (!header) throw new RostermatchError('FILE_EMPTY', 'the file is empty', { file: label });
   if (count === 0) throw new RostermatchError('FILE_NO_ROWS', 'only a header, no rows', { file: label, line: 2 });
-  if (rows.length > 0) yield rows;
+  if (rows.length > 0) {
+    o.onBytes?.(bytes);
+    yield rows;
+  }
 }
 
 function countNewlines(s: string): number {

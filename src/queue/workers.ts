@@ -59,6 +59,8 @@ export function startWorkers(ctx: JobContext | MatchContext, opts: WorkerOptions
   };
   const common = {
     prefix: opts.prefix,
+    // Names the worker's Redis client, so Queue.getWorkers (rostermatch status) says who it is.
+    name: ctx.workerId,
     lockDuration: opts.lockDurationMs ?? 30_000,
     stalledInterval: opts.stalledIntervalMs ?? 30_000,
     maxStalledCount: 3,

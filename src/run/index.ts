@@ -36,6 +36,15 @@ export interface RunInput {
   /** Who or what started the run, for the Group's history. @defaultValue "cli" */
   actor?: string;
   now?: () => Date;
+  /** Called after each chunk of rows is matched and stored. */
+  onProgress?: (p: RunProgress) => void;
+}
+
+/** How far an inline run is: rows through so far, and the file's bytes read for them. */
+export interface RunProgress {
+  rows: number;
+  bytesRead: number;
+  bytesTotal: number;
 }
 
 export type RunOutput = ({ kind: 'completed'; run: RunRecord } & Published) | { kind: 'duplicate'; run: RunRecord };
@@ -94,17 +103,21 @@ export async function runFile(db: Db, log: Logger, input: RunInput): Promise<Run
     // Rows stream through in chunks, each matched and stored before the next is read, so memory
     // stays flat for any file size; the Group changes only once every row is through.
     const t1 = performance.now();
-    const estimatedRows = (await fs.stat(file)).size / BYTES_PER_ROW;
+    const bytesTotal = (await fs.stat(file)).size;
+    const estimatedRows = bytesTotal / BYTES_PER_ROW;
     const candidates = await candidatesFor(db, input.candidates ?? 'auto', estimatedRows);
     const levels = await levelsFor(db, pipeline);
     const tc = performance.now();
     let matchMs = 0;
-    for await (const chunk of rosterChunks(file, pipeline, receivedAt.slice(0, 10), { size: MATCH_CHUNK_ROWS })) {
+    let bytesRead = 0;
+    const onBytes = (b: number) => (bytesRead = Math.min(b, bytesTotal));
+    for await (const chunk of rosterChunks(file, pipeline, receivedAt.slice(0, 10), { size: MATCH_CHUNK_ROWS, onBytes })) {
       const tm = performance.now();
       const results = await matchRows(db, chunk, pipeline, candidates, levels);
       matchMs += performance.now() - tm;
       await insertRunRows(db, runId, results);
       rowCount += results.length;
+      input.onProgress?.({ rows: rowCount, bytesRead, bytesTotal });
     }
     const t2 = performance.now();
     finishedAt = now().toISOString();
