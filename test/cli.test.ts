@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -18,9 +18,22 @@ async function cli(args: string[], env: Record<string, string> = {}) {
   }
 }
 
+/** The CLI with `input` on its stdin (not a terminal), as a script would run it. */
+function cliWithInput(args: string[], input: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
+
 describe('the command line', () => {
   it('has --help on every command', async () => {
-    for (const cmd of [[], ['index', 'load'], ['match'], ['group', 'show'], ['group', 'list'], ['export'], ['samples', 'generate'], ['demo'], ['serve'], ['worker'], ['review', 'list'], ['review', 'accept'], ['review', 'reject'], ['model', 'train'], ['model', 'show']]) {
+    for (const cmd of [[], ['index', 'load'], ['match'], ['group', 'show'], ['group', 'list'], ['export'], ['samples', 'generate'], ['demo'], ['serve'], ['worker'], ['review', 'list'], ['review', 'accept'], ['review', 'reject'], ['model', 'train'], ['model', 'show'], ['status'], ['operator', 'add'], ['operator', 'remove'], ['operator', 'list'], ['operator', 'token']]) {
       const r = await cli([...cmd, '--help']);
       expect(r.code, cmd.join(' ')).toBe(0);
       expect(r.stdout).toMatch(/^Usage: rostermatch/);
@@ -65,5 +78,31 @@ describe('the command line', () => {
     const bad = await cli(['export', 'riverside-clinic-panel', '--since', 'yesterday'], env);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/EXPORT_INVALID_REQUEST: _since must be a FHIR instant/);
+  });
+
+  it('manages console operators and tokens in the operators file, keeping only hashes', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'operators.yaml');
+    const short = await cliWithInput(['operator', 'add', 'alice', '--password-stdin', '--file', file], 'short\n');
+    expect(short.code).toBe(1);
+    expect(short.stderr).toMatch(/at least 12 characters/);
+    expect((await cliWithInput(['operator', 'add', 'alice', '--password-stdin', '--file', file], 'a long enough password\n')).stdout).toMatch(/added operator alice/);
+    const token = await cliWithInput(['operator', 'token', 'prometheus', '--file', file], '');
+    expect(token.stdout.trim()).toMatch(/^rmt_[A-Za-z0-9_-]{32}$/);
+    const text = await fs.readFile(file, 'utf8');
+    expect(text).not.toContain('a long enough password');
+    expect(text).not.toContain(token.stdout.trim());
+    expect(text).toMatch(/password: scrypt\$/);
+    expect(((await fs.stat(file)).mode & 0o777).toString(8)).toBe('600');
+    expect((await cli(['operator', 'list', '--file', file])).stdout).toBe('operator\talice\ntoken\tprometheus\n');
+    expect((await cli(['operator', 'remove', 'prometheus', '--file', file])).code).toBe(0);
+    expect((await cli(['operator', 'list', '--file', file])).stdout).toBe('operator\talice\n');
+    const bad = await cli(['operator', 'add', 'not a name', '--file', file]);
+    expect(bad.stderr).toMatch(/USAGE: operator name: letters, digits/);
+
+    await writeText(file, 'operators:\n  - name: bob\n    password: hunter2\n');
+    const invalid = await cli(['operator', 'list', '--file', file]);
+    expect(invalid.code).toBe(1);
+    expect(invalid.stderr).toBe(`rostermatch: OPERATORS_INVALID: not a password hash written by \`rostermatch operator add\` (${file}, field "operators.0.password")\n`);
   });
 });

@@ -46,7 +46,7 @@ export function newToken(): string {
 const NAME = z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/, 'letters, digits and . _ @ - only, at most 64');
 const OperatorsFile = z
   .object({
-    operators: z.array(z.object({ name: NAME, password: z.string().startsWith('scrypt$') }).strict()).default([]),
+    operators: z.array(z.object({ name: NAME, password: z.string().startsWith('scrypt$', 'not a password hash written by `rostermatch operator add`') }).strict()).default([]),
     tokens: z.array(z.object({ name: NAME, sha256: z.string().regex(/^[0-9a-f]{64}$/) }).strict()).default([]),
   })
   .strict();

@@ -207,5 +207,7 @@ export const MIGRATIONS: readonly string[] = [
     expires_at timestamptz NOT NULL
   );
   CREATE INDEX audit_event_at ON audit_event (at);
+  -- The console and status list runs newest first.
+  CREATE INDEX run_received ON run (received_at DESC, id DESC);
   `,
 ];
