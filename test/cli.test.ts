@@ -1,22 +1,11 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { fhirImmunization, fhirPatient, tempDir, writeNdjson, writeText } from './helpers.ts';
+import { fhirImmunization, fhirPatient, runCli as cli, tempDir, writeNdjson, writeText } from './helpers.ts';
 
-const exec = promisify(execFile);
 const MAIN = path.resolve('src/cli/main.ts');
 
-async function cli(args: string[], env: Record<string, string> = {}) {
-  try {
-    const r = await exec(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env }, cwd: path.resolve('.') });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
 
 /** The CLI with `input` on its stdin (not a terminal), as a script would run it. */
 function cliWithInput(args: string[], input: string): Promise<{ code: number | null; stdout: string; stderr: string }> {

@@ -2,6 +2,8 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterEach } from 'vitest';
 import { createLogger } from '../src/config/index.ts';
 import { parsePipeline, type Pipeline } from '../src/pipeline/index.ts';
@@ -127,4 +129,17 @@ export function testPipeline(overrides: Record<string, unknown> = {}): Pipeline 
 export async function writeText(file: string, text: string | Buffer): Promise<string> {
   await fs.writeFile(file, text);
   return file;
+}
+
+const MAIN = path.resolve('src/cli/main.ts');
+
+/** The real CLI as a user runs it (on the embedded store unless `env` names a server); never throws. */
+export async function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await promisify(execFile)(process.execPath, [MAIN, ...args], { env: { ...process.env, DATABASE_URL: '', LOG_LEVEL: 'warn', ...env } });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
 }

@@ -1,27 +1,14 @@
 /** Progress of `match`: the real CLI off a terminal prints plain lines on stderr; stdout stays the summary. */
-import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { progressReporter } from '../src/cli/progress.ts';
 import { loadPartnerPipeline } from '../src/pipeline/index.ts';
 import { runFile, type RunProgress } from '../src/run/index.ts';
-import { quietLog, tempDb, tempDir } from './helpers.ts';
+import { quietLog, runCli as cli, tempDb, tempDir } from './helpers.ts';
 
-const exec = promisify(execFile);
-const MAIN = path.resolve('src/cli/main.ts');
 const ROSTER = 'samples/rosters/district7-fall.csv'; // 1200 rows, 113453 bytes (a BOM and CRLF lines)
 
-async function cli(args: string[], env: Record<string, string>) {
-  try {
-    const r = await exec(process.execPath, [MAIN, ...args], { env: { ...process.env, DATABASE_URL: '', LOG_LEVEL: 'warn', ...env } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
 
 /** A stream that keeps what is written; `tty` makes it look like a terminal to cli-progress. */
 function sink(tty = false): { stream: Writable & { isTTY?: boolean }; text: () => string } {

@@ -2,11 +2,10 @@
  * `rostermatch status` and what it stands on: queueStatus on real Redis, listRuns on both stores,
  * the real CLI, and the embedded store's one-process lock against a real serve process.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
@@ -14,20 +13,9 @@ import { QUEUE, queueStatus, startWorkers, type QueueStatus } from '../src/queue
 import { createRun, failRun, listRuns, openEmbedded, openPostgres, recordChunk, setRunState, type Db } from '../src/store/index.ts';
 import type { StatusReport } from '../src/cli/status.ts';
 import { freePort, onCleanup, pipelinesDir, REDIS_URL, spawnCli, testPrefix, waitFor } from './daemon-helpers.ts';
-import { quietLog, STORES, tempDb, tempDir, tempPgDatabase } from './helpers.ts';
+import { quietLog, runCli as cli, STORES, tempDb, tempDir, tempPgDatabase } from './helpers.ts';
 
-const exec = promisify(execFile);
-const MAIN = path.resolve('src/cli/main.ts');
 
-async function cli(args: string[], env: Record<string, string> = {}) {
-  try {
-    const r = await exec(process.execPath, [MAIN, ...args], { env: { ...process.env, DATABASE_URL: '', LOG_LEVEL: 'warn', ...env } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
 
 function redis(): Redis {
   const r = new Redis(REDIS_URL, { maxRetriesPerRequest: null });

@@ -186,13 +186,18 @@ export async function consoleRoutes(app: FastifyInstance, o: { db: Db; exportsDi
     const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM group_member WHERE group_id = $1', [id]);
     return { ...g, size: rows[0]!.n };
   };
-  app.get<{ Params: { id: string } }>('/groups/:id', async (req, reply) => {
+  /** A Group with a page of its history; showing it is audited. */
+  const groupView = async (req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => {
     const q = parse(z.object({ page: z.coerce.number().int().min(1).default(1) }), req.query, reply);
     const g = q && (await loadGroup(req.params.id, reply));
-    if (!q || !g) return;
+    if (!q || !g) return undefined;
     const history = await groupHistoryPage(db, g.id, { offset: (q.page - 1) * EVENTS_PER_PAGE, limit: EVENTS_PER_PAGE });
     await seen(req, `group/${g.id}`, { page: q.page, events: history.events.length });
-    return send(req, reply, { title: g.name, nav: 'groups' }, groupPage(g, history, q.page, await latestExport(db, g.id)));
+    return { g, history, page: q.page, latest: await latestExport(db, g.id) };
+  };
+  app.get<{ Params: { id: string } }>('/groups/:id', async (req, reply) => {
+    const v = await groupView(req, reply);
+    if (v) return send(req, reply, { title: v.g.name, nav: 'groups' }, groupPage(v.g, v.history, v.page, v.latest));
   });
   app.post<{ Params: { id: string } }>('/groups/:id/export', async (req, reply) => {
     const g = await loadGroup(req.params.id, reply);
@@ -203,12 +208,8 @@ export async function consoleRoutes(app: FastifyInstance, o: { db: Db; exportsDi
   });
   app.get('/api/groups', async () => ({ groups: await listGroups(db) }));
   app.get<{ Params: { id: string } }>('/api/groups/:id', async (req, reply) => {
-    const q = parse(z.object({ page: z.coerce.number().int().min(1).default(1) }), req.query, reply);
-    const g = q && (await loadGroup(req.params.id, reply));
-    if (!q || !g) return;
-    const history = await groupHistoryPage(db, g.id, { offset: (q.page - 1) * EVENTS_PER_PAGE, limit: EVENTS_PER_PAGE });
-    await seen(req, `group/${g.id}`, { page: q.page, events: history.events.length });
-    return { group: g, history, latestExport: (await latestExport(db, g.id)) ?? null };
+    const v = await groupView(req, reply);
+    if (v) return { group: v.g, history: v.history, latestExport: v.latest ?? null };
   });
 
   // ── Review ──────────────────────────────────────────────────────────────────────────────────
