@@ -4,7 +4,7 @@
  * store, real Redis queues for Bull Board; the browser walk-through is console.e2e.test.ts.
  */
 import path from 'node:path';
-import { Queue } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -28,6 +28,8 @@ interface Setup {
   db: Db;
   dir: string;
   token: string;
+  prefix: string;
+  queue: Queue;
   runId: string;
   login(name?: string, password?: string, headers?: Record<string, string>): Promise<Response>;
   /** Signs in as alice and returns the session cookie. */
@@ -47,7 +49,8 @@ async function setup(o: { limits?: SessionLimits; loginAttemptsPerMinute?: numbe
   const file = path.join(dir, 'operators.yaml');
   await writeText(file, stringify({ operators: [{ name: 'alice', password: aliceHash }], tokens: [{ name: 'prometheus', sha256: sha256Hex(token) }] }));
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-  const queue = new Queue(QUEUE.match, { connection: redis, prefix: testPrefix() });
+  const prefix = testPrefix();
+  const queue = new Queue(QUEUE.match, { connection: redis, prefix });
   const { server, url } = await startConsole({
     host: '127.0.0.1',
     port: 0,
@@ -76,7 +79,7 @@ async function setup(o: { limits?: SessionLimits; loginAttemptsPerMinute?: numbe
     expect(cookie).toMatch(/SameSite=Strict/i);
     return cookie.split(';')[0]!;
   };
-  return { url, db, dir, token, runId: out.kind === 'completed' ? out.run.id : '', login, session };
+  return { url, db, dir, token, prefix, queue, runId: out.kind === 'completed' ? out.run.id : '', login, session };
 }
 
 describe('console sign-in', () => {
@@ -241,5 +244,36 @@ describe('console review and audit', () => {
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: string }).error).toMatch(/^state: /);
     expect((await fetch(`${s.url}/api/runs/nope`, { headers: { cookie } })).status).toBe(404);
+  });
+});
+
+describe('Bull Board in the console', () => {
+  it('shows a failed job with its stack, retries it for a signed-in operator, and audits the retry', async () => {
+    const s = await setup();
+    const cookie = await s.session();
+    const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    const worker = new Worker(QUEUE.match, async () => {
+      throw new Error('the database went away');
+    }, { connection, prefix: s.prefix });
+    onCleanup(async () => {
+      await worker.close();
+      connection.disconnect();
+    });
+    const job = await s.queue.add('chunk', { runId: 'r1', chunk: 0, from: 0, to: 10 });
+    await new Promise<void>((resolve) => worker.on('failed', () => resolve()));
+    await worker.close();
+
+    const res = await fetch(`${s.url}/admin/queues/api/queues?activeQueue=${QUEUE.match}&status=failed&page=1`, { headers: { cookie } });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { queues: { name: string; jobs: { id: string; failedReason: string; stacktrace: string[] }[] }[] };
+    const failed = body.queues.find((q) => q.name === QUEUE.match)!.jobs.find((j) => j.id === job.id)!;
+    expect(failed.failedReason).toBe('the database went away');
+    expect(failed.stacktrace.join('\n')).toMatch(/Error: the database went away\n\s+at /);
+
+    expect((await fetch(`${s.url}/admin/queues/api/queues/${QUEUE.match}/retry/failed`, { method: 'PUT' })).status).toBe(401);
+    const retry = await fetch(`${s.url}/admin/queues/api/queues/${QUEUE.match}/retry/failed`, { method: 'PUT', headers: { cookie } });
+    expect(retry.status).toBe(200);
+    expect(await (await s.queue.getJob(job.id!))!.getState()).toBe('waiting');
+    expect((await listAuditEvents(s.db, { action: 'queues.put' })).map((e) => [e.actor, e.entity])).toEqual([['alice', `queues/${QUEUE.match}/retry/failed`]]);
   });
 });
