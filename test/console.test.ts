@@ -237,6 +237,18 @@ describe('console review and audit', () => {
     expect(runs).not.toContain('<img src=x');
   });
 
+  it('pages to older runs', async () => {
+    const s = await setup();
+    const cookie = await s.session();
+    const first = await (await fetch(`${s.url}/runs?limit=1`, { headers: { cookie } })).text();
+    expect(first).toContain(`/runs/${s.runId}`);
+    const older = /href="(\/runs\?limit=1&amp;before=[^"]+)"/.exec(first)?.[1]?.replaceAll('&amp;', '&');
+    expect(older).toBeDefined();
+    const next = await (await fetch(`${s.url}${older}`, { headers: { cookie } })).text();
+    expect(next).not.toContain(`/runs/${s.runId}`);
+    expect(next).toContain('No runs yet');
+  });
+
   it('answers a bad filter with the field at fault', async () => {
     const s = await setup();
     const cookie = await s.session();

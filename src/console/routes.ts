@@ -45,6 +45,8 @@ const RunsQuery = z.object({
   partner: z.string().max(100).optional().transform((v) => v || undefined),
   state: z.enum(RUN_STATES as [RunState, ...RunState[]]).or(z.literal('')).optional().transform((v) => v || undefined),
   limit: z.coerce.number().int().min(1).max(500).default(50),
+  /** Runs received before this instant: the next page of older runs. */
+  before: z.iso.datetime().optional(),
 });
 const RowsQuery = z.object({
   outcome: z.enum(OUTCOMES as ['matched']).or(z.literal('')).optional().transform((v) => v || undefined),
@@ -99,7 +101,7 @@ export async function consoleRoutes(app: FastifyInstance, o: { db: Db; exportsDi
     const q = parse(RunsQuery, req.query, reply);
     if (!q) return;
     const runs = await withProgress(db, await listRuns(db, q));
-    return send(req, reply, { title: 'Runs', nav: 'runs' }, runsPage(runs, q, await knownPartners(db)));
+    return send(req, reply, { title: 'Runs', nav: 'runs' }, runsPage(runs, q, await knownPartners(db), runs.length === q.limit ? runs[runs.length - 1]!.receivedAt : undefined));
   });
   app.get('/runs/rows', async (req, reply) => {
     const q = parse(RunsQuery, req.query, reply);
@@ -133,7 +135,7 @@ export async function consoleRoutes(app: FastifyInstance, o: { db: Db; exportsDi
     const rows = await runRowsPage(db, run.id, { ...(q.outcome ? { outcome: q.outcome } : {}), offset: (q.page - 1) * ROWS_PER_PAGE, limit: ROWS_PER_PAGE });
     await seen(req, `run/${run.id}`, { outcome: q.outcome ?? 'all', page: q.page, rows: rows.length });
     const files = outputFiles(run);
-    return send(req, reply, { title: run.fileName, nav: 'runs' }, runPage(run, rows, q, { results: !!files.results, summary: !!files.summary }, await chunkWorkers(db, run.id)));
+    return send(req, reply, { title: run.fileName, nav: 'runs' }, runPage(run, rows, q, { results: !!files.results, summary: !!files.summary }, await byWorker(run.id)));
   });
   app.get<{ Params: { id: string } }>('/runs/:id/head', async (req, reply) => {
     const run = await loadRun(req.params.id, reply);

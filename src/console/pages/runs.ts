@@ -47,8 +47,8 @@ export function runRows(runs: readonly RunView[], now = new Date()): Html {
   )}`;
 }
 
-export function runsPage(runs: readonly RunView[], f: { partner?: string; state?: string }, partners: readonly string[]): Html {
-  const refresh = `/runs/rows${qs({ partner: f.partner, state: f.state })}`;
+export function runsPage(runs: readonly RunView[], f: { partner?: string; state?: string; before?: string; limit?: number }, partners: readonly string[], olderThan: string | undefined): Html {
+  const refresh = `/runs/rows${qs({ partner: f.partner, state: f.state, before: f.before })}`;
   return html`<h1>Runs</h1>
 <form class="filters" method="get" action="/runs">
   <label>Partner <select name="partner"><option value="">all</option>${partners.map((p) => html`<option${p === f.partner ? html` selected` : ''}>${p}</option>`)}</select></label>
@@ -58,7 +58,8 @@ export function runsPage(runs: readonly RunView[], f: { partner?: string; state?
 <table class="runs">
 <thead><tr><th>File</th><th>Partner</th><th>Received (UTC)</th><th>State</th><th>Progress</th><th>Rows by outcome</th><th>Duration</th><th>Error</th></tr></thead>
 <tbody id="runs-body" data-refresh="${refresh}">${runRows(runs)}</tbody>
-</table>`;
+</table>
+<nav class="pager">${f.before ? html`<a href="/runs${qs({ partner: f.partner, state: f.state })}">‹ newest</a>` : ''} ${olderThan ? html`<a href="/runs${qs({ partner: f.partner, state: f.state, limit: f.limit === 50 ? undefined : f.limit, before: olderThan })}">older ›</a>` : ''}</nav>`;
 }
 
 function timeline(r: RunRecord): Html {
@@ -97,11 +98,9 @@ function rowReasons(r: RowResult): Html {
 
 export const ROWS_PER_PAGE = 50;
 
-export function runPage(r: RunView, rows: readonly RowResult[], f: { outcome?: Outcome; page: number }, files: { results: boolean; summary: boolean }, workers: readonly { chunk: number; worker: string }[]): Html {
+export function runPage(r: RunView, rows: readonly RowResult[], f: { outcome?: Outcome; page: number }, files: { results: boolean; summary: boolean }, byWorker: ReadonlyMap<string, number>): Html {
   const shownTotal = f.outcome ? (r.counts?.[f.outcome] ?? 0) : OUTCOMES.reduce((n, o) => n + (r.counts?.[o] ?? 0), 0);
   const pages = Math.max(1, Math.ceil(shownTotal / ROWS_PER_PAGE));
-  const byWorker = new Map<string, number>();
-  for (const w of workers) byWorker.set(w.worker, (byWorker.get(w.worker) ?? 0) + 1);
   return html`<p class="crumbs"><a href="/runs">Runs</a> › ${r.partner}</p>
 <h1>${r.fileName}</h1>
 <section class="run-head" id="run-head" data-run="${r.id}" data-state="${r.state}"${isFinished(r.state) ? '' : html` data-refresh="/runs/${r.id}/head"`}>${runHead(r, files, byWorker)}</section>
