@@ -12,7 +12,7 @@ import { hashPassword, newToken, OperatorDirectory, readOperators, sha256Hex, st
 import { loadIndexFile } from '../src/patient-index/index.ts';
 import { QUEUE } from '../src/queue/index.ts';
 import { runFile } from '../src/run/index.ts';
-import { groupMembers, listAuditEvents, listReviewItems, type Db, type SessionLimits } from '../src/store/index.ts';
+import { groupMembers, listAuditEvents, listReviewItems, type Db } from '../src/store/index.ts';
 import { onCleanup, REDIS_URL, testPrefix } from './daemon-helpers.ts';
 import { INDEX, ROSTER } from './fixtures.ts';
 import { quietLog, tempDb, testPipeline, writeNdjson, writeText } from './helpers.ts';
@@ -36,7 +36,7 @@ interface Setup {
   session(): Promise<string>;
 }
 
-async function setup(o: { limits?: SessionLimits; loginAttemptsPerMinute?: number; rosterName?: string } = {}): Promise<Setup> {
+async function setup(o: { loginAttemptsPerMinute?: number; rosterName?: string } = {}): Promise<Setup> {
   const { db, dir } = await tempDb('pglite');
   await loadIndexFile(db, await writeNdjson(path.join(dir, 'P.ndjson'), INDEX));
   const out = await runFile(db, quietLog, {
@@ -61,7 +61,6 @@ async function setup(o: { limits?: SessionLimits; loginAttemptsPerMinute?: numbe
     queues: [queue],
     checks: { database: async () => true },
     metrics: { contentType: 'text/plain', render: async () => 'rostermatch_up 1\n' },
-    ...(o.limits ? { sessionLimits: o.limits } : {}),
     ...(o.loginAttemptsPerMinute ? { loginAttemptsPerMinute: o.loginAttemptsPerMinute } : {}),
   });
   onCleanup(async () => {
@@ -121,12 +120,22 @@ describe('console sign-in', () => {
     expect(codes).toEqual([401, 401, 401, 429]);
   });
 
-  it('ends a session after its idle time, and at sign-out', async () => {
-    const s = await setup({ limits: { idleMs: 1500, absoluteMs: 3_600_000 } });
+  /** Moves a session's clock back, as if the operator had been away (no waiting in the test). */
+  const idleFor = (db: Db, ms: number) => db.query(`UPDATE operator_session SET last_seen_at = now() - make_interval(secs => $1)`, [ms / 1000]);
+  const lastSeen = async (db: Db) => (await db.query<{ t: Date }>('SELECT last_seen_at AS t FROM operator_session')).rows.map((r) => r.t.getTime());
+
+  it('ends a session after 30 idle minutes, after 12 hours in all, and at sign-out', async () => {
+    const s = await setup();
     const cookie = await s.session();
+    await idleFor(s.db, 29 * 60_000);
     expect((await fetch(`${s.url}/api/runs`, { headers: { cookie } })).status).toBe(200);
-    await new Promise((r) => setTimeout(r, 2000));
+    await idleFor(s.db, 30 * 60_000 + 1000);
     expect((await fetch(`${s.url}/api/runs`, { headers: { cookie } })).status).toBe(401);
+    expect(await lastSeen(s.db)).toEqual([]);
+
+    const busy = await s.session();
+    await s.db.query(`UPDATE operator_session SET expires_at = now() - interval '1 second'`);
+    expect((await fetch(`${s.url}/api/runs`, { headers: { cookie: busy } })).status).toBe(401);
 
     const again = await s.session();
     const out = await fetch(`${s.url}/logout`, { method: 'POST', redirect: 'manual', headers: { cookie: again } });
@@ -135,17 +144,15 @@ describe('console sign-in', () => {
   });
 
   it('counts what the operator does as activity, and not the pages\' background refresh', async () => {
-    const s = await setup({ limits: { idleMs: 1500, absoluteMs: 3_600_000 } });
-    const get = (cookie: string, poll: boolean) => fetch(`${s.url}/runs/rows`, { headers: { cookie, ...(poll ? { 'x-rostermatch-poll': '1' } : {}) } });
-    const active = await s.session();
-    const polled = await s.session();
-    for (let i = 0; i < 5; i++) {
-      await new Promise((r) => setTimeout(r, 500));
-      expect((await get(active, false)).status).toBe(200);
-      if (i < 2) expect((await get(polled, true)).status).toBe(200);
-    }
-    expect((await get(polled, true)).status).toBe(401);
-    expect((await get(active, false)).status).toBe(200);
+    const s = await setup();
+    const cookie = await s.session();
+    await idleFor(s.db, 10 * 60_000);
+    const [before] = await lastSeen(s.db);
+    expect((await fetch(`${s.url}/runs/rows`, { headers: { cookie, 'x-rostermatch-poll': '1' } })).status).toBe(200);
+    expect(await lastSeen(s.db)).toEqual([before]);
+    expect((await fetch(`${s.url}/runs/rows`, { headers: { cookie } })).status).toBe(200);
+    const [after] = await lastSeen(s.db);
+    expect(after! - before!).toBeGreaterThan(9 * 60_000);
   });
 
   it('takes an API token as a bearer credential, and refuses an unknown one', async () => {
