@@ -12,7 +12,8 @@ import { hashPassword, newToken, OperatorDirectory, readOperators, sha256Hex, st
 import { loadIndexFile } from '../src/patient-index/index.ts';
 import { QUEUE } from '../src/queue/index.ts';
 import { runFile } from '../src/run/index.ts';
-import { groupMembers, listAuditEvents, listReviewItems, type Db } from '../src/store/index.ts';
+import { getGroup, groupHistory, groupHistoryPage, groupMembers, listAuditEvents, listReviewItems, readRunResults, runRowsPage, type Db } from '../src/store/index.ts';
+import { OUTCOMES } from '../src/model/index.ts';
 import { onCleanup, REDIS_URL, testPrefix } from './daemon-helpers.ts';
 import { INDEX, ROSTER } from './fixtures.ts';
 import { quietLog, tempDb, testPipeline, writeNdjson, writeText } from './helpers.ts';
@@ -254,6 +255,25 @@ describe('console review and audit', () => {
     const next = await (await fetch(`${s.url}${older}`, { headers: { cookie } })).text();
     expect(next).not.toContain(`/runs/${s.runId}`);
     expect(next).toContain('No runs yet');
+  });
+
+  it('pages a run\'s rows and a Group\'s history exactly, at any depth and with any outcome filter', async () => {
+    const s = await setup();
+    const all = await readRunResults(s.db, s.runId);
+    for (const outcome of [undefined, ...OUTCOMES]) {
+      const want = all.filter((r) => !outcome || r.outcome === outcome).map((r) => r.index);
+      const got: number[] = [];
+      for (let offset = 0; offset <= want.length; offset += 3) {
+        got.push(...(await runRowsPage(s.db, s.runId, { ...(outcome ? { outcome } : {}), offset, limit: 3 })).map((r) => r.index));
+      }
+      expect(got, outcome ?? 'all').toEqual(want);
+    }
+    const group = (await getGroup(s.db, 'test-school-students'))!;
+    const history = await groupHistory(s.db, group.id);
+    const paged = [];
+    for (let offset = 0; offset <= group.events; offset += 4) paged.push(...(await groupHistoryPage(s.db, group, { offset, limit: 4 })).events);
+    expect(paged).toEqual(history);
+    expect(group.events).toBe(history.length);
   });
 
   it('answers a bad filter with the field at fault', async () => {

@@ -93,6 +93,8 @@ describe.each(STORES)('one file, end to end on the embedded store (%s)', (store)
     const more = await run(db, dir, 'extra.csv', [HEADER, 'x,Mia,OBrien,,2014-11-30,F,,,'].join('\n'), append);
     if (more.kind !== 'completed') throw new Error('expected a completed run');
     expect((await groupMembers(db, 'test-school-students')).map((m) => m.patientId)).toEqual(['p-ava', 'p-liam', 'p-mia']);
+    // The size and history length kept on the Group agree with its rows: 6 joined, 4 left, 1 joined.
+    expect(await getGroup(db, 'test-school-students')).toMatchObject({ size: 3, events: 11 });
   });
 
   it('treats the same bytes dropped twice as one run, and a forced re-run leaves the Group unchanged', async () => {

@@ -185,15 +185,14 @@ export async function consoleRoutes(app: FastifyInstance, o: { db: Db; exportsDi
       void reply.code(404).send({ error: `no Group ${id}` });
       return undefined;
     }
-    const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM group_member WHERE group_id = $1', [id]);
-    return { ...g, size: rows[0]!.n };
+    return g;
   };
   /** A Group with a page of its history; showing it is audited. */
   const groupView = async (req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => {
     const q = parse(z.object({ page: z.coerce.number().int().min(1).default(1) }), req.query, reply);
     const g = q && (await loadGroup(req.params.id, reply));
     if (!q || !g) return undefined;
-    const history = await groupHistoryPage(db, g.id, { offset: (q.page - 1) * EVENTS_PER_PAGE, limit: EVENTS_PER_PAGE });
+    const history = await groupHistoryPage(db, g, { offset: (q.page - 1) * EVENTS_PER_PAGE, limit: EVENTS_PER_PAGE });
     await seen(req, `group/${g.id}`, { page: q.page, events: history.events.length });
     return { g, history, page: q.page, latest: await latestExport(db, g.id) };
   };

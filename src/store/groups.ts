@@ -11,6 +11,10 @@ export interface GroupRecord {
   version: number;
   createdAt: string;
   updatedAt: string;
+  /** Members now. */
+  size: number;
+  /** Membership changes ever recorded (the length of its history). */
+  events: number;
 }
 
 export interface MembershipChange {
@@ -28,6 +32,8 @@ interface GroupRow {
   version: number;
   created_at: Date;
   updated_at: Date;
+  member_count: number;
+  event_count: string | number;
 }
 
 const toRecord = (r: GroupRow): GroupRecord => ({
@@ -38,6 +44,8 @@ const toRecord = (r: GroupRow): GroupRecord => ({
   version: r.version,
   createdAt: r.created_at.toISOString(),
   updatedAt: r.updated_at.toISOString(),
+  size: r.member_count,
+  events: Number(r.event_count),
 });
 
 export async function ensureGroup(tx: Queryable, g: { id: string; partner: string; name: string; mode: GroupMode }): Promise<void> {
@@ -78,6 +86,7 @@ export async function applyMembership(
   if (removed.length > 0) {
     await tx.query('DELETE FROM group_member WHERE group_id = $1 AND patient_id = ANY($2::text[])', [groupId, removed]);
   }
+  const after = current.size + added.length - removed.length;
   const events = [...added.map((id) => [id, 'added'] as const), ...removed.map((id) => [id, 'removed'] as const)];
   if (events.length > 0) {
     await tx.query(
@@ -85,9 +94,14 @@ export async function applyMembership(
        SELECT $1, p, a, $4::timestamptz, $5, $6 FROM unnest($2::text[], $3::text[]) AS e(p, a)`,
       [groupId, events.map((e) => e[0]), events.map((e) => e[1]), by.at, by.runId ?? null, by.actor],
     );
-    await tx.query('UPDATE partner_group SET version = version + 1, updated_at = $2 WHERE id = $1', [groupId, by.at]);
+    await tx.query('UPDATE partner_group SET version = version + 1, updated_at = $2, member_count = $3, event_count = event_count + $4 WHERE id = $1', [
+      groupId,
+      by.at,
+      after,
+      events.length,
+    ]);
   }
-  return { before: current.size, after: current.size + added.length - removed.length, added: added.length, removed: removed.length };
+  return { before: current.size, after, added: added.length, removed: removed.length };
 }
 
 export async function getGroup(db: Queryable, id: string): Promise<GroupRecord | undefined> {
@@ -95,11 +109,9 @@ export async function getGroup(db: Queryable, id: string): Promise<GroupRecord |
   return rows[0] && toRecord(rows[0]);
 }
 
-export async function listGroups(db: Queryable): Promise<(GroupRecord & { size: number })[]> {
-  const { rows } = await db.query<GroupRow & { size: number }>(
-    `SELECT g.*, (SELECT count(*)::int FROM group_member m WHERE m.group_id = g.id) AS size FROM partner_group g ORDER BY g.id`,
-  );
-  return rows.map((r) => ({ ...toRecord(r), size: r.size }));
+export async function listGroups(db: Queryable): Promise<GroupRecord[]> {
+  const { rows } = await db.query<GroupRow>('SELECT * FROM partner_group ORDER BY id');
+  return rows.map(toRecord);
 }
 
 export interface Member {

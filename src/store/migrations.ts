@@ -209,5 +209,18 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX audit_event_at ON audit_event (at);
   -- The console and status list runs newest first.
   CREATE INDEX run_received ON run (received_at DESC, id DESC);
+  -- A run's rows are paged in file order within an outcome; the index finds a deep page's start
+  -- without reading the rows before it, and serves every (run_id, outcome) look-up the old one did.
+  CREATE INDEX run_row_outcome_row ON run_row (run_id, outcome, row_index);
+  DROP INDEX run_row_outcome;
+  -- A Group's size and history length, kept by the one writer of its membership (applyMembership),
+  -- so pages do not count half a million rows per request.
+  ALTER TABLE partner_group ADD COLUMN member_count integer NOT NULL DEFAULT 0;
+  ALTER TABLE partner_group ADD COLUMN event_count bigint NOT NULL DEFAULT 0;
+  UPDATE partner_group g SET member_count = (SELECT count(*) FROM group_member m WHERE m.group_id = g.id),
+                             event_count = (SELECT count(*) FROM group_event e WHERE e.group_id = g.id);
+  -- History is read newest first per Group; nothing orders it by time.
+  CREATE INDEX group_event_group_id ON group_event (group_id, id);
+  DROP INDEX group_event_group;
   `,
 ];

@@ -1,7 +1,7 @@
 /** Read models for the operators' console: pages of rows, progress, the latest export. */
 import type { Outcome, RowResult } from '../model/index.ts';
 import type { Queryable } from './db.ts';
-import type { GroupEvent } from './groups.ts';
+import type { GroupEvent, GroupRecord } from './groups.ts';
 import { toRowResult, type RunRowRecord } from './runs.ts';
 
 /** Chunks matched so far, per run (for progress bars of queued runs). */
@@ -13,11 +13,18 @@ export async function chunksDone(db: Queryable, runIds: readonly string[]): Prom
   return new Map(rows.map((r) => [r.run_id, r.n]));
 }
 
-/** One page of a run's rows, in file order, optionally of one outcome. */
+/**
+ * One page of a run's rows, in file order, optionally of one outcome. The page's first row is
+ * found on an index alone (run_id, outcome, row_index), so a deep page does not read every row
+ * before it.
+ */
 export async function runRowsPage(db: Queryable, runId: string, f: { outcome?: Outcome; offset: number; limit: number }): Promise<RowResult[]> {
   const { rows } = await db.query<RunRowRecord>(
     `SELECT row_index, line, record_id, outcome, patient_id, score, detail FROM run_row
-      WHERE run_id = $1 AND ($2::text IS NULL OR outcome = $2) ORDER BY row_index OFFSET $3 LIMIT $4`,
+      WHERE run_id = $1 AND ($2::text IS NULL OR outcome = $2)
+        AND row_index >= coalesce((SELECT row_index FROM run_row WHERE run_id = $1 AND ($2::text IS NULL OR outcome = $2)
+                                    ORDER BY row_index OFFSET $3 LIMIT 1), 2147483647)
+      ORDER BY row_index LIMIT $4`,
     [runId, f.outcome ?? null, f.offset, f.limit],
   );
   return rows.map(toRowResult);
@@ -39,17 +46,19 @@ export interface GroupHistoryPage {
   events: GroupEvent[];
 }
 
-/** Membership history, newest first, a page at a time. */
-export async function groupHistoryPage(db: Queryable, groupId: string, f: { offset: number; limit: number }): Promise<GroupHistoryPage> {
-  const [{ rows: count }, { rows }] = await Promise.all([
-    db.query<{ n: number }>('SELECT count(*)::int AS n FROM group_event WHERE group_id = $1', [groupId]),
-    db.query<{ patient_id: string; action: 'added' | 'removed'; at: Date; run_id: string | null; actor: string }>(
-      'SELECT patient_id, action, at, run_id, actor FROM group_event WHERE group_id = $1 ORDER BY id DESC OFFSET $2 LIMIT $3',
-      [groupId, f.offset, f.limit],
-    ),
-  ]);
+/**
+ * Membership history, newest first, a page at a time. The page's first event is found on the
+ * (group_id, id) index alone, so a deep page costs about what the first does.
+ */
+export async function groupHistoryPage(db: Queryable, group: GroupRecord, f: { offset: number; limit: number }): Promise<GroupHistoryPage> {
+  const { rows } = await db.query<{ patient_id: string; action: 'added' | 'removed'; at: Date; run_id: string | null; actor: string }>(
+    `SELECT patient_id, action, at, run_id, actor FROM group_event
+      WHERE group_id = $1 AND id <= coalesce((SELECT id FROM group_event WHERE group_id = $1 ORDER BY id DESC OFFSET $2 LIMIT 1), 0)
+      ORDER BY id DESC LIMIT $3`,
+    [group.id, f.offset, f.limit],
+  );
   return {
-    total: count[0]!.n,
+    total: group.events,
     events: rows.map((r) => ({ patientId: r.patient_id, action: r.action, at: r.at.toISOString(), runId: r.run_id, actor: r.actor })),
   };
 }

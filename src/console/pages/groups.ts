@@ -2,7 +2,7 @@
 import type { ExportRecord, GroupHistoryPage, GroupRecord } from '../../store/index.ts';
 import { html, qs, when, type Html } from '../html.ts';
 
-export function groupsPage(groups: readonly (GroupRecord & { size: number })[]): Html {
+export function groupsPage(groups: readonly GroupRecord[]): Html {
   return html`<h1>Groups</h1>
 <table class="groups">
 <thead><tr><th>Group</th><th>Partner</th><th>Name</th><th>Mode</th><th class="num">Members</th><th class="num">Version</th><th>Last change (UTC)</th></tr></thead>
@@ -22,7 +22,7 @@ function changedBy(e: { runId: string | null; actor: string }): Html {
   return e.runId ? html`<a href="/runs/${e.runId}">run ${e.runId.slice(0, 8)}</a> <span class="muted">(${e.actor})</span>` : html`${e.actor}`;
 }
 
-export function groupPage(g: GroupRecord & { size: number }, history: GroupHistoryPage, page: number, exp: ExportRecord | undefined): Html {
+export function groupPage(g: GroupRecord, history: GroupHistoryPage, page: number, exp: ExportRecord | undefined): Html {
   const pages = Math.max(1, Math.ceil(history.total / EVENTS_PER_PAGE));
   return html`<p class="crumbs"><a href="/groups">Groups</a> › ${g.partner}</p>
 <h1>${g.name} <small class="muted">Group/${g.id}</small></h1>
