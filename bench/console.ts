@@ -359,6 +359,11 @@ try {
         params,
       );
     }
+    // What applyMembership keeps on each Group as it writes; filled behind its back here.
+    await fill.query(
+      `UPDATE partner_group g SET member_count = (SELECT count(*) FROM group_member m WHERE m.group_id = g.id),
+                                  event_count = (SELECT count(*) FROM group_event e WHERE e.group_id = g.id)`,
+    );
   });
 
   await step('exports (one per completed run), run_chunk rows, queued jobs', async () => {
