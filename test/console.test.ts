@@ -1,7 +1,8 @@
 /**
  * The console over real HTTP: sign-in, sessions and tokens, what is refused, what is audited,
- * review decisions through the API, and escaping of partner data. A real server on port 0, a real
- * store, real Redis queues for Bull Board; the browser walk-through is console.e2e.test.ts.
+ * review decisions through the API, and escaping of partner data. A real server on port 0, real
+ * PostgreSQL, real Redis queues for Bull Board; the browser walk-through (console.e2e.test.ts) runs
+ * `serve` on the embedded store.
  */
 import path from 'node:path';
 import { Queue, Worker } from 'bullmq';
@@ -38,7 +39,7 @@ interface Setup {
 }
 
 async function setup(o: { loginAttemptsPerMinute?: number; rosterName?: string } = {}): Promise<Setup> {
-  const { db, dir } = await tempDb('pglite');
+  const { db, dir } = await tempDb('postgres');
   await loadIndexFile(db, await writeNdjson(path.join(dir, 'P.ndjson'), INDEX));
   const out = await runFile(db, quietLog, {
     file: await writeText(path.join(dir, o.rosterName ?? 'fall.csv'), ROSTER),
