@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Queue, Worker } from 'bullmq';
@@ -202,6 +203,17 @@ describe('rostermatch status', () => {
     expect(r.stdout).toMatch(/^last runs \(postgres:\/\/.*\/rm_test_\w+\)$/m);
     expect(r.stdout).toMatch(/^ {2}cccccccc +north .* 2\/4 chunks \(50%\) /m);
     await expect(fs.access(path.join(data, 'db'))).rejects.toThrow(); // no embedded store was made
+  });
+
+  it('gives up on a database server that accepts but never answers, and still shows the queues', async () => {
+    const silent = net.createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    onCleanup(async () => void silent.close());
+    const port = (silent.address() as net.AddressInfo).port;
+    const r = await cli(['status'], { DATABASE_URL: `postgres://x@127.0.0.1:${port}/db`, ROSTERMATCH_QUEUE_PREFIX: testPrefix(), REDIS_URL });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^queues \(/m);
+    expect(r.stdout).toMatch(/runs unavailable: .*timeout/i);
   });
 });
 

@@ -78,7 +78,7 @@ async function storePart(o: StatusOptions, now: () => Date): Promise<StatusRepor
   if (!o.databaseUrl && !existsSync(o.embeddedDir)) return { ...where, ok: true, runs: [] };
   let db: Db | undefined;
   try {
-    db = o.databaseUrl ? await openPostgres(o.databaseUrl, { max: 2 }) : await openEmbedded(o.embeddedDir);
+    db = o.databaseUrl ? await openPostgres(o.databaseUrl, { max: 2, connectTimeoutMs: 5000 }) : await openEmbedded(o.embeddedDir);
     const runs = await listRuns(db, { limit: o.limit ?? 10, ...(o.partner ? { partner: o.partner } : {}) });
     const done = await chunksDone(
       db,

@@ -137,8 +137,8 @@ function storeBusy(dir: string, pid: number | undefined, note: string): Rosterma
  * Connects to a PostgreSQL server and brings its schema up to date. Several processes may start
  * at once (serve and its workers): an advisory lock lets exactly one of them migrate.
  */
-export async function openPostgres(url: string, opts: { max?: number } = {}): Promise<Db> {
-  const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10, application_name: 'rostermatch' });
+export async function openPostgres(url: string, opts: { max?: number; /** @defaultValue none: wait for the server */ connectTimeoutMs?: number } = {}): Promise<Db> {
+  const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10, application_name: 'rostermatch', ...(opts.connectTimeoutMs ? { connectionTimeoutMillis: opts.connectTimeoutMs } : {}) });
   // An idle client's error (the server restarted) must not crash the process; the pool replaces it.
   pool.on('error', () => {});
   const asQueryable = (c: pg.Pool | pg.PoolClient): Queryable => ({
