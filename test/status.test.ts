@@ -13,6 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { QUEUE, queueStatus, startWorkers, type QueueStatus } from '../src/queue/index.ts';
 import { createRun, failRun, listRuns, openEmbedded, openPostgres, recordChunk, setRunState, type Db } from '../src/store/index.ts';
 import type { StatusReport } from '../src/cli/status.ts';
+import { startServe } from '../src/service/index.ts';
 import { freePort, onCleanup, pipelinesDir, REDIS_URL, spawnCli, testPrefix, waitFor } from './daemon-helpers.ts';
 import { quietLog, runCli as cli, STORES, tempDb, tempDir, tempPgDatabase } from './helpers.ts';
 
@@ -276,4 +277,19 @@ describe('the embedded store lock', () => {
     await again.close();
     await again.close(); // idempotent
   }, 60_000);
+
+  it('serve waits for a store another command holds, and gives up with STORE_BUSY after its wait', async () => {
+    const dir = await tempDir();
+    const data = path.join(dir, 'data');
+    const held = await openEmbedded(path.join(data, 'db'));
+    const opts = { dropRoot: path.join(dir, 'drop'), dataDir: data, pipelinesDir: await pipelinesDir(dir), redisUrl: REDIS_URL, queuePrefix: testPrefix(), port: 0, log: quietLog };
+    await expect(startServe({ ...opts, storeWaitMs: 300 })).rejects.toThrow(/STORE_BUSY/);
+
+    const starting = startServe({ ...opts, storeWaitMs: 30_000 });
+    await new Promise((r) => setTimeout(r, 1000));
+    await held.close();
+    const service = await starting;
+    onCleanup(async () => void (await service.close()));
+    expect((await fetch(`${service.url}/healthz`)).status).toBe(200);
+  });
 });

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { FlowProducer, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../config/index.ts';
+import { isRostermatchError } from '../errors/index.ts';
 import { claimFile, recoverSpool, type ClaimOutcome } from '../intake/claim.ts';
 import {
   addMatchFlow,
@@ -55,6 +56,11 @@ export interface ServeOptions {
   reconcileIntervalMs?: number;
   lockDurationMs?: number;
   stalledIntervalMs?: number;
+  /**
+   * How long to wait for the embedded store while another process holds it (an operator's CLI
+   * command when serve restarts). @defaultValue 30000
+   */
+  storeWaitMs?: number;
   /** How long shutdown waits for running jobs. @defaultValue 20000 */
   shutdownGraceMs?: number;
   chunkDelayMs?: number;
@@ -76,7 +82,7 @@ export function workerId(): string {
 
 export async function startServe(o: ServeOptions): Promise<Service> {
   const log = o.log;
-  const db = await openStore({ databaseUrl: o.databaseUrl, embeddedDir: path.join(o.dataDir, 'db') });
+  const db = await openStoreWaiting(() => openStore({ databaseUrl: o.databaseUrl, embeddedDir: path.join(o.dataDir, 'db') }), o.storeWaitMs ?? 30_000, log);
   const redis: Redis = connectRedis(o.redisUrl);
   await warnUnlessNoEviction(redis, log);
   const prefix = o.queuePrefix ?? queuePrefix();
@@ -239,6 +245,21 @@ export async function startRemoteWorker(o: RemoteWorkerOptions): Promise<{ close
         return problems;
       })()),
   };
+}
+
+/** Opens the store, waiting while another process holds the embedded one; any other failure is at once. */
+async function openStoreWaiting(open: () => Promise<Db>, waitMs: number, log: Logger): Promise<Db> {
+  const until = Date.now() + waitMs;
+  for (let warned = false; ; ) {
+    try {
+      return await open();
+    } catch (e) {
+      if (!isRostermatchError(e) || e.code !== 'STORE_BUSY' || Date.now() >= until) throw e;
+      if (!warned) log.warn({ waitMs }, 'the embedded store is held by another process; waiting for it');
+      warned = true;
+      await sleep(500);
+    }
+  }
 }
 
 function sleep(ms: number): Promise<void> {
