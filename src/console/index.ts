@@ -16,7 +16,7 @@ import type { Queue } from 'bullmq';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from '../config/index.ts';
 import { isRostermatchError } from '../errors/index.ts';
-import { audit, createSession, DEFAULT_SESSION_LIMITS, endSession, purgeSessions, type Db, type SessionLimits } from '../store/index.ts';
+import { audit, createSession, DEFAULT_SESSION_LIMITS, endSession, purgeSessions, type Db } from '../store/index.ts';
 import { requireOperator, safeNext, SESSION_COOKIE } from './auth.ts';
 import { escape, page } from './html.ts';
 import type { OperatorDirectory } from './operators.ts';
@@ -40,8 +40,6 @@ export interface ConsoleOptions {
   /** /healthz: each checked for real, 503 when any is down. */
   checks: Record<string, Check>;
   metrics?: { contentType: string; render(): Promise<string> };
-  /** @defaultValue DEFAULT_SESSION_LIMITS */
-  sessionLimits?: SessionLimits;
   /** Mark the session cookie Secure: set when the console is reached over HTTPS (a proxy). @defaultValue false */
   secureCookies?: boolean;
   /** Sign-in attempts per client address per minute. @defaultValue 10 */
@@ -51,7 +49,7 @@ export interface ConsoleOptions {
 const ASSETS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'assets');
 
 export async function startConsole(o: ConsoleOptions): Promise<{ server: FastifyInstance; url: string }> {
-  const limits = o.sessionLimits ?? DEFAULT_SESSION_LIMITS;
+  const limits = DEFAULT_SESSION_LIMITS;
   const app = Fastify({ logger: false });
   await app.register(fastifyCookie);
   await app.register(fastifyFormbody);
