@@ -9,6 +9,7 @@ import { isRostermatchError } from '../errors/index.ts';
 import { OUTCOMES, type Outcome } from '../model/index.ts';
 import { JOB_STATES, queueStatus, type QueueStatus } from '../queue/index.ts';
 import { chunksDone, listRuns, openEmbedded, openPostgres, type Db, type RunRecord, type RunState } from '../store/index.ts';
+import { formatDuration } from '../console/index.ts';
 
 export interface StatusOptions {
   redisUrl: string;
@@ -139,7 +140,7 @@ export function printStatus(r: StatusReport): string {
       ),
     );
     out.push('', 'workers');
-    const workers = r.redis.queues.flatMap((q) => q.workers.map((w) => [q.role, w.name ?? '(unnamed)', w.addr, `connected ${duration(w.ageSeconds * 1000)}`]));
+    const workers = r.redis.queues.flatMap((q) => q.workers.map((w) => [q.role, w.name ?? '(unnamed)', w.addr, `connected ${formatDuration(w.ageSeconds * 1000)}`]));
     out.push(...(workers.length > 0 ? table(workers, () => false) : ['  none connected']));
   }
   out.push('');
@@ -158,7 +159,7 @@ export function printStatus(r: StatusReport): string {
         x.receivedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
         ...OUTCOMES.map((o) => (x.counts ? String(x.counts[o] ?? 0) : '')),
         progress(x),
-        `${duration(x.durationMs)}${x.finishedAt ? '' : '…'}`,
+        `${formatDuration(x.durationMs)}${x.finishedAt ? '' : '…'}`,
         x.error?.code ?? '',
       ]);
       const numeric = new Set([5, 6, 7, 8, 9, 11]);
@@ -171,16 +172,6 @@ export function printStatus(r: StatusReport): string {
 function progress(x: RunStatus): string {
   if (x.chunksDone === null || !x.chunkCount) return '';
   return `${x.chunksDone}/${x.chunkCount} chunks (${Math.floor((100 * x.chunksDone) / x.chunkCount)}%)`;
-}
-
-/** 850 ms, 2.1 s, 3 m 05 s, 2 h 03 m. */
-export function duration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  const s = ms / 1000;
-  if (s < 60) return `${s.toFixed(1)} s`;
-  const whole = Math.floor(s);
-  if (whole < 3600) return `${Math.floor(whole / 60)} m ${String(whole % 60).padStart(2, '0')} s`;
-  return `${Math.floor(whole / 3600)} h ${String(Math.floor((whole % 3600) / 60)).padStart(2, '0')} m`;
 }
 
 /** Columns padded to their widest cell, indented two spaces; `right(i)` right-aligns column i. */

@@ -80,14 +80,20 @@ ${body}
 `.value;
 }
 
-/** Seconds or minutes between two instants, for durations in tables. */
+/** 850 ms, 2.1 s, 3 m 05 s, 2 h 03 m: one way of writing a duration, on the console and in `status`. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const whole = Math.floor(s);
+  if (whole < 3600) return `${Math.floor(whole / 60)} m ${String(whole % 60).padStart(2, '0')} s`;
+  return `${Math.floor(whole / 3600)} h ${String(Math.floor((whole % 3600) / 60)).padStart(2, '0')} m`;
+}
+
+/** The time between two instants (or until now, for what is still going), for tables. */
 export function duration(from: string, to: string | null, now = new Date()): string {
   const ms = (to ? Date.parse(to) : now.getTime()) - Date.parse(from);
-  if (!Number.isFinite(ms) || ms < 0) return '';
-  if (ms < 1000) return `${ms} ms`;
-  if (ms < 120_000) return `${(ms / 1000).toFixed(1)} s`;
-  if (ms < 7_200_000) return `${Math.round(ms / 60_000)} min`;
-  return `${(ms / 3_600_000).toFixed(1)} h`;
+  return Number.isFinite(ms) && ms >= 0 ? formatDuration(ms) : '';
 }
 
 /** An instant as the operator reads it: UTC, to the second, with the full value on hover. */

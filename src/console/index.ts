@@ -23,6 +23,7 @@ import type { OperatorDirectory } from './operators.ts';
 import { loginPage } from './pages/login.ts';
 import { consoleRoutes } from './routes.ts';
 
+export { formatDuration } from './html.ts';
 export { OperatorDirectory, hashPassword, newToken, operatorsFile, readOperators, sha256Hex, validOperatorName, writeOperators } from './operators.ts';
 
 export type Check = () => Promise<boolean>;

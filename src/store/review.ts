@@ -98,7 +98,7 @@ export async function listReviewItems(db: Queryable, f: ReviewFilter & { limit?:
   return rows.map(toItem);
 }
 
-/** Review items by partner and outcome, for the backlog. */
+/** How many review items match the filter (the review page's total). */
 export async function countReviewItems(db: Queryable, f: ReviewFilter): Promise<number> {
   const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM review_item i WHERE ${FILTER}`, filterParams(f));
   return rows[0]!.n;
