@@ -409,12 +409,12 @@ try {
     `SELECT id, partner, file_sha256, state FROM run WHERE state IN ('received', 'parsing', 'matching')`,
   );
   for (const r of pending) {
-    if (r.state !== 'matching') await queues[0]!.add('intake', { runId: r.id }, { jobId: intakeJobId(r.partner, r.file_sha256) });
+    if (r.state !== 'matching') await queues[0]!.add('intake', { runId: r.id, store: db.storeId }, { jobId: intakeJobId(db.storeId, r.partner, r.file_sha256) });
     else {
       await queues[1]!.addBulk(
         Array.from({ length: MATCHING_CHUNKS - MATCHING_DONE }, (_, i) => {
           const chunk = MATCHING_DONE + i;
-          return { name: 'chunk', data: { runId: r.id, chunk, from: chunk * 1000, to: (chunk + 1) * 1000 }, opts: { jobId: chunkJobId(r.id, chunk) } };
+          return { name: 'chunk', data: { runId: r.id, store: db.storeId, chunk, from: chunk * 1000, to: (chunk + 1) * 1000 }, opts: { jobId: chunkJobId(r.id, chunk) } };
         }),
       );
     }

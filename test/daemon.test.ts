@@ -165,11 +165,11 @@ describe('serve', () => {
     expect(await exists(path.join(s.outbound(), 'bad.results.csv'))).toBe(false);
   });
 
-  it('answers /healthz with the state of Redis, the database and the watcher', async () => {
+  it('answers /healthz with the state of Redis, the database and the watcher, and its queue prefix', async () => {
     const s = await serve();
     const res = await fetch(`${s.service.url}/healthz`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: 'ok', redis: 'ok', database: 'ok', watcher: 'ok' });
+    expect(await res.json()).toEqual({ status: 'ok', redis: 'ok', database: 'ok', watcher: 'ok', queuePrefix: expect.stringMatching(/^rmtest-/) });
     expect(new URL(s.service.url).hostname).toBe('127.0.0.1');
   });
 

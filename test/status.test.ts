@@ -31,7 +31,7 @@ function queue(name: string, prefix: string): Queue {
   return q;
 }
 
-const byRole = (s: QueueStatus[], role: string) => s.find((q) => q.role === role)!;
+const byRole = (s: QueueStatus[] | null, role: string) => s!.find((q) => q.role === role)!;
 
 /** A run of partner `p` received `at` (seconds into 2026-11-01), in `state`. */
 async function run(db: Db, id: string, partner: string, at: number, state: 'completed' | 'failed' | 'matching' | 'received' = 'completed') {

@@ -16,7 +16,7 @@ import { generateSamples } from '../samples/index.ts';
 import { acceptReviewItem, getGroup, groupHistory, groupMembers, listGroups, listReviewItems, rejectReviewItem, toFhirGroup, type ReviewState } from '../store/index.ts';
 import { RostermatchError } from '../errors/index.ts';
 import { createLogger, resolvePaths } from '../config/index.ts';
-import { queuePrefix, redisUrl } from '../queue/index.ts';
+import { redisUrl } from '../queue/index.ts';
 import { startRemoteWorker, startServe, workerId } from '../service/index.ts';
 import { withContext, type GlobalOptions } from './context.ts';
 import { runDemo } from './demo.ts';
@@ -104,7 +104,6 @@ program
   .action(async (o: { limit: number; partner?: string; json?: boolean }) => {
     const report = await gatherStatus({
       redisUrl: redisUrl(),
-      prefix: queuePrefix(),
       databaseUrl: process.env.DATABASE_URL,
       embeddedDir: resolvePaths(globals().dataDir).dbDir,
       limit: o.limit,
@@ -255,12 +254,15 @@ const nonNegativeInt = (v: string) => {
   return n;
 };
 
+/** How often serve and worker look for their parent. */
+const PARENT_CHECK_MS = 1000;
+
 /**
- * Runs until SIGTERM or SIGINT, then shuts down and exits 0. Each close step has its own deadline;
+ * Runs until SIGTERM or SIGINT (or its parent exits), then shuts down and exits 0. Each close step has its own deadline;
  * the exit is explicit because a Redis client that is still reconnecting (Redis unreachable)
  * would otherwise keep the process alive for ever, and a hard deadline backs that up.
  */
-async function runUntilSignalled(close: () => Promise<string[]>, graceMs: number): Promise<never> {
+async function runUntilSignalled(close: () => Promise<string[]>, graceMs: number, outliveParent = false): Promise<never> {
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       process.stderr.write(`rostermatch: ${signal}: shutting down\n`);
@@ -268,6 +270,15 @@ async function runUntilSignalled(close: () => Promise<string[]>, graceMs: number
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    // Started through a wrapper (npx, npm run, a shell script) that is then killed, the process
+    // would be re-parented and keep serving, unseen, beside the next one started; a process
+    // started by init (systemd, a container's PID 1) has no parent to lose.
+    const parent = process.ppid;
+    if (parent > 1 && !outliveParent) {
+      setInterval(() => {
+        if (process.ppid !== parent) stop(`parent process ${parent} exited`);
+      }, PARENT_CHECK_MS).unref();
+    }
   });
   setTimeout(() => {
     process.stderr.write('rostermatch: shutdown overran its deadline; exiting\n');
@@ -296,7 +307,8 @@ program
   .option('--lock-ms <n>', 'job lock; a dead worker\'s jobs are taken over after it', positiveInt, 30000)
   .option('--stalled-ms <n>', 'how often stalled jobs are looked for', positiveInt, 30000)
   .option('--grace-ms <n>', 'on SIGTERM, how long running jobs may take to finish before they are handed back', nonNegativeInt, 20000)
-  .action(async (o: { dropRoot: string; port: number; host: string; operators?: string; secureCookies?: boolean; concurrency: number; chunkRows: number; quietMs: number; scanMs: number; reconcileMs: number; lockMs: number; stalledMs: number; graceMs: number }) => {
+  .option('--outlive-parent', 'keep running when the process that started this one exits (nohup, setsid); by default it shuts down')
+  .action(async (o: { dropRoot: string; port: number; host: string; operators?: string; secureCookies?: boolean; concurrency: number; chunkRows: number; quietMs: number; scanMs: number; reconcileMs: number; lockMs: number; stalledMs: number; graceMs: number; outliveParent?: boolean }) => {
     const g = globals();
     const paths = resolvePaths(g.dataDir);
     const log = createLogger(process.env.LOG_LEVEL ?? 'info');
@@ -323,7 +335,7 @@ program
       ...(delay ? { chunkDelayMs: delay } : {}),
     });
     console.log(`serving ${path.resolve(o.dropRoot)}; console at ${service.url}/ (health at ${service.url}/healthz)`);
-    await runUntilSignalled(service.close, o.graceMs);
+    await runUntilSignalled(service.close, o.graceMs, o.outliveParent);
   });
 
 program
@@ -333,7 +345,8 @@ program
   .option('--lock-ms <n>', 'job lock; a dead worker\'s jobs are taken over after it', positiveInt, 30000)
   .option('--stalled-ms <n>', 'how often stalled jobs are looked for', positiveInt, 30000)
   .option('--grace-ms <n>', 'on SIGTERM, how long running jobs may take to finish before they are handed back', nonNegativeInt, 20000)
-  .action(async (o: { concurrency: number; lockMs: number; stalledMs: number; graceMs: number }) => {
+  .option('--outlive-parent', 'keep running when the process that started this one exits (nohup, setsid); by default it shuts down')
+  .action(async (o: { concurrency: number; lockMs: number; stalledMs: number; graceMs: number; outliveParent?: boolean }) => {
     const databaseUrl = process.env.DATABASE_URL;
     if (!databaseUrl) throw new RostermatchError('USAGE', 'worker needs DATABASE_URL: the embedded store belongs to the serve process alone');
     const delay = testChunkDelay();
@@ -348,7 +361,7 @@ program
       ...(delay ? { chunkDelayMs: delay } : {}),
     });
     console.log(`worker ${workerId()} taking match jobs`);
-    await runUntilSignalled(w.close, o.graceMs);
+    await runUntilSignalled(w.close, o.graceMs, o.outliveParent);
   });
 
 registerOperatorCommands(program, globals);

@@ -7,13 +7,14 @@ import { existsSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { isRostermatchError } from '../errors/index.ts';
 import { OUTCOMES, type Outcome } from '../model/index.ts';
-import { JOB_STATES, queueStatus, type QueueStatus } from '../queue/index.ts';
+import { deploymentsOn, JOB_STATES, queuePrefix, queueStatus, type Deployment, type QueueStatus } from '../queue/index.ts';
 import { chunksDone, listRuns, openEmbedded, openPostgres, type Db, type RunRecord, type RunState } from '../store/index.ts';
 import { formatDuration } from '../console/index.ts';
 
 export interface StatusOptions {
   redisUrl: string;
-  prefix: string;
+  /** @defaultValue queuePrefix(): $ROSTERMATCH_QUEUE_PREFIX, else the one serve derives from the store */
+  prefix?: string;
   /** A PostgreSQL server; else the embedded store in `embeddedDir`. */
   databaseUrl?: string | undefined;
   embeddedDir: string;
@@ -45,18 +46,31 @@ export interface RunStatus {
 
 export type StatusReport = {
   at: string;
-  redis: { url: string; prefix: string } & ({ ok: true; queues: QueueStatus[] } | { ok: false; error: string });
-  store: { kind: 'pglite' | 'postgres'; where: string } & ({ ok: true; runs: RunStatus[] } | { ok: false; error: { code: string; message: string } });
+  /**
+   * `prefix` is this store's queue prefix; null when it is derived from a PostgreSQL store that
+   * could not be read. `deployments` are all the deployments with workers on this Redis.
+   */
+  redis: { url: string; prefix: string | null } & ({ ok: true; queues: QueueStatus[] | null; deployments: Deployment[] } | { ok: false; error: string });
+  store: { kind: 'pglite' | 'postgres'; where: string } & ({ ok: true; storeId: string | null; runs: RunStatus[] } | { ok: false; error: { code: string; message: string } });
 };
 
 export async function gatherStatus(o: StatusOptions): Promise<StatusReport> {
   const now = o.now ?? (() => new Date());
-  const [redis, store] = await Promise.all([redisPart(o), storePart(o, now)]);
+  const explicit = o.prefix ?? process.env.ROSTERMATCH_QUEUE_PREFIX;
+  if (explicit || !o.databaseUrl) {
+    // Known without the store, which serve may hold: read both halves at once.
+    const prefix = explicit ?? queuePrefix({ kind: 'pglite', embeddedDir: o.embeddedDir });
+    const [redis, store] = await Promise.all([redisPart(o, prefix), storePart(o, now)]);
+    return { at: now().toISOString(), redis, store };
+  }
+  // A PostgreSQL store's prefix comes from its identity.
+  const store = await storePart(o, now);
+  const redis = await redisPart(o, store.ok && store.storeId ? queuePrefix({ kind: 'postgres', storeId: store.storeId }) : null);
   return { at: now().toISOString(), redis, store };
 }
 
-async function redisPart(o: StatusOptions): Promise<StatusReport['redis']> {
-  const where = { url: redactUrl(o.redisUrl), prefix: o.prefix };
+async function redisPart(o: StatusOptions, prefix: string | null): Promise<StatusReport['redis']> {
+  const where = { url: redactUrl(o.redisUrl), prefix };
   const timeout = o.redisTimeoutMs ?? 2000;
   // Fail fast: no reconnecting, no offline queue, a short connect and command timeout.
   const redis = new Redis(o.redisUrl, { lazyConnect: true, connectTimeout: timeout, commandTimeout: timeout * 2, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
@@ -65,7 +79,8 @@ async function redisPart(o: StatusOptions): Promise<StatusReport['redis']> {
   redis.on('error', (e: Error) => (cause ??= e));
   try {
     await redis.connect();
-    return { ...where, ok: true, queues: await queueStatus(redis, o.prefix) };
+    const [queues, deployments] = await Promise.all([prefix === null ? null : queueStatus(redis, prefix), deploymentsOn(redis)]);
+    return { ...where, ok: true, queues, deployments };
   } catch (e) {
     return { ...where, ok: false, error: (cause ?? (e as Error)).message || String(e) };
   } finally {
@@ -76,7 +91,7 @@ async function redisPart(o: StatusOptions): Promise<StatusReport['redis']> {
 async function storePart(o: StatusOptions, now: () => Date): Promise<StatusReport['store']> {
   const where = o.databaseUrl ? { kind: 'postgres' as const, where: redactUrl(o.databaseUrl) } : { kind: 'pglite' as const, where: o.embeddedDir };
   // status does not create an embedded store that is not there.
-  if (!o.databaseUrl && !existsSync(o.embeddedDir)) return { ...where, ok: true, runs: [] };
+  if (!o.databaseUrl && !existsSync(o.embeddedDir)) return { ...where, ok: true, storeId: null, runs: [] };
   let db: Db | undefined;
   try {
     db = o.databaseUrl ? await openPostgres(o.databaseUrl, { max: 2, connectTimeoutMs: 5000 }) : await openEmbedded(o.embeddedDir);
@@ -85,7 +100,7 @@ async function storePart(o: StatusOptions, now: () => Date): Promise<StatusRepor
       db,
       runs.filter((r) => r.state === 'matching').map((r) => r.id),
     );
-    return { ...where, ok: true, runs: runs.map((r) => runStatus(r, done.get(r.id), now())) };
+    return { ...where, ok: true, storeId: db.storeId, runs: runs.map((r) => runStatus(r, done.get(r.id), now())) };
   } catch (e) {
     return { ...where, ok: false, error: isRostermatchError(e) ? { code: e.code, message: e.message } : { code: 'UNAVAILABLE', message: (e as Error).message || String(e) } };
   } finally {
@@ -129,9 +144,11 @@ export function statusFailed(r: StatusReport): boolean {
 
 export function printStatus(r: StatusReport): string {
   const out: string[] = [];
-  out.push(`queues (${r.redis.url}, prefix ${r.redis.prefix})`);
+  out.push(`queues (${r.redis.url}, prefix ${r.redis.prefix ?? 'unknown'})`);
   if (!r.redis.ok) {
     out.push(`  Redis unreachable: ${r.redis.error}`);
+  } else if (r.redis.queues === null) {
+    out.push('  unknown: the prefix comes from the store, which could not be read (or set ROSTERMATCH_QUEUE_PREFIX)');
   } else {
     out.push(
       ...table(
@@ -143,6 +160,7 @@ export function printStatus(r: StatusReport): string {
     const workers = r.redis.queues.flatMap((q) => q.workers.map((w) => [q.role, w.name ?? '(unnamed)', w.addr, `connected ${formatDuration(w.ageSeconds * 1000)}`]));
     out.push(...(workers.length > 0 ? table(workers, () => false) : ['  none connected']));
   }
+  if (r.redis.ok) out.push('', ...printDeployments(r.redis.deployments, r.redis.prefix, r.store.ok ? r.store.storeId : null));
   out.push('');
   if (!r.store.ok) {
     out.push(`runs unavailable: ${r.store.error.message}`);
@@ -167,6 +185,24 @@ export function printStatus(r: StatusReport): string {
     }
   }
   return out.join('\n');
+}
+
+/**
+ * Every deployment with workers on this Redis, this one marked; another deployment's workers on
+ * this prefix are called out, since they hand this deployment's jobs back and delay its runs.
+ */
+function printDeployments(all: Deployment[], prefix: string | null, store: string | null): string[] {
+  const out = ['deployments on this Redis'];
+  if (all.length === 0) return [...out, '  none with workers connected'];
+  const rows = all.map((d) => {
+    const here = d.prefix === prefix && (store === null || d.store === store);
+    const clash = d.prefix === prefix && store !== null && d.store !== store;
+    const names = d.workers.map((w) => `${w.name ?? w.addr} (${w.queues.join(', ')})`).join('; ');
+    return [here ? '*' : clash ? '!' : ' ', d.prefix, d.store ? d.store.slice(0, 12) : '(store not named)', names];
+  });
+  out.push(...table([[' ', 'prefix', 'store', 'workers'], ...rows], () => false));
+  if (rows.some((r) => r[0] === '!')) out.push('  ! another deployment on this prefix: its workers hand this one\'s jobs back; give each its own ROSTERMATCH_QUEUE_PREFIX');
+  return out;
 }
 
 function progress(x: RunStatus): string {

@@ -40,6 +40,8 @@ export interface ConsoleOptions {
   queues: readonly Queue[];
   /** /healthz: each checked for real, 503 when any is down. */
   checks: Record<string, Check>;
+  /** /healthz: facts an operator should see that do not make the service unhealthy. */
+  notes?: () => Promise<Record<string, unknown>>;
   metrics?: { contentType: string; render(): Promise<string> };
   /** Mark the session cookie Secure: set when the console is reached over HTTPS (a proxy). @defaultValue false */
   secureCookies?: boolean;
@@ -66,7 +68,8 @@ export async function startConsole(o: ConsoleOptions): Promise<{ server: Fastify
       ),
     );
     const healthy = Object.values(results).every((v) => v === 'ok');
-    return reply.code(healthy ? 200 : 503).send({ status: healthy ? 'ok' : 'degraded', ...results });
+    const notes = o.notes ? await Promise.race([o.notes().catch(() => ({})), new Promise<Record<string, unknown>>((r) => setTimeout(() => r({}), 2000))]) : {};
+    return reply.code(healthy ? 200 : 503).send({ status: healthy ? 'ok' : 'degraded', ...results, ...notes });
   });
 
   const assets = new Map<string, { body: string; type: string }>([

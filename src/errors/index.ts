@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   GROUP_NOT_FOUND: 'no such Group',
   REVIEW_INVALID: 'the review decision cannot be applied',
   MATCH_INCOMPLETE: 'some rows could not be matched after retries',
+  RUN_NOT_FOUND: 'a queued job names a run its store does not hold',
   EXPORT_INVALID_REQUEST: 'the export request is not valid',
   OPERATORS_INVALID: 'the operators file is not valid',
   USAGE: 'the command was called wrongly',

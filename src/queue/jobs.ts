@@ -1,7 +1,8 @@
 /**
  * The three job processors. Each is a plain function of ids that re-reads the run from the
- * database and returns quietly when its work is moot, so a retry, a stalled job taken over by
- * another worker, or a flow re-added after Redis lost it never does harm. They call the same
+ * database and returns quietly when its work is moot (the run is already past that step), so a
+ * retry, a stalled job taken over by another worker, or a flow re-added after Redis lost it never
+ * does harm. A run this store does not hold is never moot: see `runOf`. They call the same
  * stage functions as an inline run; only the order and the hand-offs are theirs.
  */
 import path from 'node:path';
@@ -49,10 +50,20 @@ export interface JobContext {
 
 const pipelineOf = (run: RunRecord): Pipeline => PipelineSchema.parse(run.pipeline);
 
+/**
+ * The job's run, read from this process's store. The worker has already handed back jobs of
+ * other stores, so a run that is not here is an anomaly to fail loudly, never a job to call done.
+ */
+async function runOf(db: Db, data: { runId: string }): Promise<RunRecord> {
+  const run = await getRun(db, data.runId);
+  if (!run) throw new RostermatchError('RUN_NOT_FOUND', `run ${data.runId} is not in this store (${db.storeId})`);
+  return run;
+}
+
 /** Parse and normalise the claimed file, store its rows, and hand the matching to a flow. */
 export async function execIntake(ctx: JobContext, data: IntakeJob): Promise<void> {
-  const run = await getRun(ctx.db, data.runId);
-  if (!run || !(run.state === 'received' || run.state === 'parsing')) return;
+  const run = await runOf(ctx.db, data);
+  if (!(run.state === 'received' || run.state === 'parsing')) return;
   await setRunState(ctx.db, run.id, 'parsing', new Date().toISOString());
   const pipeline = pipelineOf(run);
   // Streamed into run_input a chunk at a time: a retried intake starts again from a clean slate.
@@ -80,7 +91,7 @@ export async function execIntake(ctx: JobContext, data: IntakeJob): Promise<void
  * finalise sees the missing rows and fails the run.
  */
 export async function addMatchFlow(
-  ctx: Pick<JobContext, 'flows' | 'finaliseQueue'>,
+  ctx: Pick<JobContext, 'db' | 'flows' | 'finaliseQueue'>,
   runId: string,
   rowCount: number,
   chunks: number,
@@ -88,17 +99,18 @@ export async function addMatchFlow(
 ): Promise<void> {
   if (await ctx.finaliseQueue.getJob(finaliseJobId(runId))) return;
   const size = Math.ceil(rowCount / chunks);
+  const store = ctx.db.storeId;
   await ctx.flows.add({
     name: 'finalise',
     queueName: QUEUE.finalise,
-    data: { runId } satisfies FinaliseJob,
+    data: { runId, store } satisfies FinaliseJob,
     opts: { jobId: finaliseJobId(runId), ...RETRY },
     children: Array.from({ length: chunks }, (_, chunk) => chunk)
       .filter((chunk) => !done.has(chunk))
       .map((chunk) => ({
         name: 'match',
         queueName: QUEUE.match,
-        data: { runId, chunk, from: chunk * size, to: Math.min(rowCount, (chunk + 1) * size) } satisfies ChunkJob,
+        data: { runId, store, chunk, from: chunk * size, to: Math.min(rowCount, (chunk + 1) * size) } satisfies ChunkJob,
         opts: { jobId: chunkJobId(runId, chunk), ...RETRY, ignoreDependencyOnFailure: true },
       })),
   });
@@ -106,8 +118,8 @@ export async function addMatchFlow(
 
 /** Match one chunk. Its results replace any from an earlier attempt, so a retry counts no row twice. */
 export async function execChunk(ctx: Pick<JobContext, 'db' | 'workerId' | 'chunkDelayMs' | 'candidates'>, data: ChunkJob, progress?: (pct: number) => Promise<void>): Promise<void> {
-  const run = await getRun(ctx.db, data.runId);
-  if (!run || run.state !== 'matching') return;
+  const run = await runOf(ctx.db, data);
+  if (run.state !== 'matching') return;
   if (ctx.chunkDelayMs) await new Promise((r) => setTimeout(r, ctx.chunkDelayMs));
   const pipeline = pipelineOf(run);
   const rows = await readRunInput(ctx.db, run.id, data.from, data.to);
@@ -124,8 +136,8 @@ export async function execChunk(ctx: Pick<JobContext, 'db' | 'workerId' | 'chunk
 
 /** Record the outcome, publish the results, archive the original. Repeating it changes nothing. */
 export async function execFinalise(ctx: JobContext, data: FinaliseJob, progress?: (pct: number) => Promise<void>): Promise<void> {
-  const run = await getRun(ctx.db, data.runId);
-  if (!run || run.state === 'failed') return;
+  const run = await runOf(ctx.db, data);
+  if (run.state === 'failed') return;
   const pipeline = pipelineOf(run);
   if (run.state === 'completed') {
     await restoreOutputs(ctx.db, run, ctx.exportsDir);

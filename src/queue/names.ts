@@ -3,6 +3,9 @@
  * Redis keeps job data in clear text. Deterministic job ids make re-adding a job a no-op while
  * it is still in Redis; the database is the record of what was processed.
  */
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+
 export const QUEUE = {
   /** Parse and normalise a claimed file. Runs where the drop folders are (serve). */
   intake: 'rostermatch-intake',
@@ -12,25 +15,49 @@ export const QUEUE = {
   finalise: 'rostermatch-finalise',
 } as const;
 
-/** @defaultValue "rostermatch", or $ROSTERMATCH_QUEUE_PREFIX */
-export function queuePrefix(): string {
-  return process.env.ROSTERMATCH_QUEUE_PREFIX ?? 'rostermatch';
+/**
+ * Where a deployment's queues live in Redis. Every process of one deployment must agree on it, and
+ * two deployments on one Redis must not share it by accident (their workers would take each
+ * other's jobs), so by default it is derived from the store: the embedded store's folder (which
+ * `status` can name while serve holds the store), or a PostgreSQL store's identity (which serve
+ * and workers on other machines read from the same database).
+ * @defaultValue $ROSTERMATCH_QUEUE_PREFIX, else `rostermatch-<12 hex of sha256(store key)>`
+ */
+export function queuePrefix(store: StoreKey): string {
+  const set = process.env.ROSTERMATCH_QUEUE_PREFIX;
+  if (set) return set;
+  const key = store.kind === 'pglite' ? `pglite:${path.resolve(store.embeddedDir)}` : `postgres:${store.storeId}`;
+  return `rostermatch-${createHash('sha256').update(key).digest('hex').slice(0, 12)}`;
 }
+export type StoreKey = { kind: 'pglite'; embeddedDir: string } | { kind: 'postgres'; storeId: string };
 
-export interface IntakeJob {
+/** What the prefix of a process on this store is: `db.kind` and where it lives. */
+export const storeKey = (db: { kind: 'pglite' | 'postgres'; storeId: string }, embeddedDir: string): StoreKey =>
+  db.kind === 'pglite' ? { kind: 'pglite', embeddedDir } : { kind: 'postgres', storeId: db.storeId };
+
+/**
+ * Every job names the store that holds its run (`Db.storeId`). A process holding another store
+ * hands the job back instead of finding "no such run" and calling it done. Absent on jobs queued
+ * before stores had an identity: those are taken only by a process that holds their run.
+ */
+interface StoreJob {
+  readonly store?: string;
+}
+export interface IntakeJob extends StoreJob {
   readonly runId: string;
 }
-export interface ChunkJob {
+export interface ChunkJob extends StoreJob {
   readonly runId: string;
   readonly chunk: number;
   readonly from: number;
   readonly to: number;
 }
-export interface FinaliseJob {
+export interface FinaliseJob extends StoreJob {
   readonly runId: string;
 }
 
-export const intakeJobId = (partner: string, sha256: string) => `intake.${partner}.${sha256}`;
+/** The store is in the id: two deployments sharing a prefix would otherwise dedupe each other's files. */
+export const intakeJobId = (store: string, partner: string, sha256: string) => `intake.${store}.${partner}.${sha256}`;
 export const chunkJobId = (runId: string, chunk: number) => `chunk.${runId}.${chunk}`;
 export const finaliseJobId = (runId: string) => `finalise.${runId}`;
 

@@ -2,13 +2,14 @@
  * BullMQ workers around the job processors. serve runs all three queues; `rostermatch worker`
  * runs only matching, on any machine that reaches the same Redis and database.
  */
-import { Job, Queue, UnrecoverableError, Worker, type Processor } from 'bullmq';
+import { DelayedError, Job, Queue, UnrecoverableError, Worker, type Processor } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { isRostermatchError, RostermatchError } from '../errors/index.ts';
 import { getRun } from '../store/index.ts';
 import { connectRedis } from './connection.ts';
 import { execChunk, execFinalise, execIntake, failRunPermanently, type JobContext } from './jobs.ts';
 import { QUEUE, RETRY, type ChunkJob, type FinaliseJob, type IntakeJob } from './names.ts';
+import { workerName } from './status.ts';
 
 export type Role = keyof typeof QUEUE;
 
@@ -34,9 +35,38 @@ export interface WorkerSet {
 /** What a matching-only process has: no drop folders, no flows to add. */
 export type MatchContext = Pick<JobContext, 'db' | 'log' | 'workerId' | 'chunkDelayMs' | 'candidates'>;
 
-/** A bad file is not worth retrying: the processor already failed the run and told the partner. */
-function permanent<T>(fn: (job: Job<T>) => Promise<void>): Processor<T> {
-  return async (job) => {
+/**
+ * A refused job waits `delay` in the delayed set, where any worker may take it once it is due,
+ * while the refusing worker keeps its slot for `pause`. Its deployment's idle workers, blocked
+ * on the queue, are woken for it meanwhile; without the pause the refusing worker would take it
+ * straight back. The delay grows so that jobs of a deployment that is down circle slowly.
+ */
+const HAND_BACK = { pauseMs: 1000, firstDelayMs: 250, maxDelayMs: 30_000 };
+
+/**
+ * Wraps a processor with the two rules every job follows:
+ * - A job of another store (another deployment sharing this Redis and prefix) is handed back —
+ *   delayed a little, not failed and never completed — with an error in the log, so a worker
+ *   of its own deployment takes it. A job from before jobs named their store is taken only if its
+ *   run is here.
+ * - A bad file is not worth retrying: the processor already failed the run and told the partner.
+ */
+function processor<T extends IntakeJob>(ctx: MatchContext, fn: (job: Job<T>) => Promise<void>): Processor<T> {
+  return async (job, token) => {
+    const mine = job.data.store === undefined ? (await getRun(ctx.db, job.data.runId)) !== undefined : job.data.store === ctx.db.storeId;
+    if (!mine) {
+      const offered = job.attemptsStarted;
+      // Every time at first, then less often: a deployment that is down leaves its jobs circling.
+      if (offered <= 3 || Number.isInteger(Math.log2(offered))) {
+        ctx.log.error(
+          { queue: job.queueName, jobId: job.id, jobStore: job.data.store ?? null, store: ctx.db.storeId, offered },
+          'job belongs to another deployment\'s store; handed back, not done (give each deployment its own ROSTERMATCH_QUEUE_PREFIX)',
+        );
+      }
+      await job.moveToDelayed(Date.now() + Math.min(HAND_BACK.maxDelayMs, HAND_BACK.firstDelayMs * 2 ** Math.min(offered - 1, 10)), token);
+      await new Promise((r) => setTimeout(r, HAND_BACK.pauseMs));
+      throw new DelayedError();
+    }
     try {
       await fn(job);
     } catch (e) {
@@ -59,8 +89,9 @@ export function startWorkers(ctx: JobContext | MatchContext, opts: WorkerOptions
   };
   const common = {
     prefix: opts.prefix,
-    // Names the worker's Redis client, so Queue.getWorkers (rostermatch status) says who it is.
-    name: ctx.workerId,
+    // Names the worker's Redis client, so Queue.getWorkers (rostermatch status) says who it is and
+    // which store it holds: a process sees another deployment's workers on its prefix.
+    name: workerName(ctx.workerId, ctx.db.storeId),
     lockDuration: opts.lockDurationMs ?? 30_000,
     stalledInterval: opts.stalledIntervalMs ?? 30_000,
     maxStalledCount: 3,
@@ -70,7 +101,7 @@ export function startWorkers(ctx: JobContext | MatchContext, opts: WorkerOptions
   const workers: Worker[] = [];
   const queues: Queue[] = [];
   if (opts.roles.includes('intake')) {
-    workers.push(new Worker<IntakeJob>(QUEUE.intake, permanent((job) => execIntake(full!, job.data)), { ...common, connection: conn(), concurrency: 1 }));
+    workers.push(new Worker<IntakeJob>(QUEUE.intake, processor(ctx, (job) => execIntake(full!, job.data)), { ...common, connection: conn(), concurrency: 1 }));
   }
   if (opts.roles.includes('match')) {
     const parents = new Queue(QUEUE.finalise, { connection: conn(), prefix: opts.prefix });
@@ -82,7 +113,7 @@ export function startWorkers(ctx: JobContext | MatchContext, opts: WorkerOptions
       if (parent) await parent.updateProgress(pct);
     };
     workers.push(
-      new Worker<ChunkJob>(QUEUE.match, permanent((job) => execChunk(ctx, job.data, progress(job))), {
+      new Worker<ChunkJob>(QUEUE.match, processor(ctx, (job) => execChunk(ctx, job.data, progress(job))), {
         ...common,
         connection: conn(),
         concurrency: opts.concurrency ?? 1,
@@ -90,17 +121,18 @@ export function startWorkers(ctx: JobContext | MatchContext, opts: WorkerOptions
     );
   }
   if (opts.roles.includes('finalise')) {
-    workers.push(new Worker<FinaliseJob>(QUEUE.finalise, permanent((job) => execFinalise(full!, job.data, (pct) => job.updateProgress(pct))), { ...common, connection: conn(), concurrency: 1 }));
+    workers.push(new Worker<FinaliseJob>(QUEUE.finalise, processor(ctx, (job) => execFinalise(full!, job.data, (pct) => job.updateProgress(pct))), { ...common, connection: conn(), concurrency: 1 }));
   }
   for (const w of workers) {
     w.on('error', (e) => ctx.log.warn({ queue: w.name, err: e.message }, 'worker error'));
     // The last attempt of a parse or finalise failed for a reason that was not the file's fault:
     // the run must not stay "in progress" for ever.
     w.on('failed', (job, err) => {
-      if (!job || w.name === QUEUE.match) return;
+      if (!job) return;
       const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? RETRY.attempts);
       ctx.log.warn({ queue: w.name, jobId: job.id, attempt: job.attemptsMade, final, err: err.message }, 'job failed');
-      if (!final || err instanceof UnrecoverableError) return;
+      // A chunk that fails for good is finalise's to report: it finds the chunk's rows missing.
+      if (!final || err instanceof UnrecoverableError || w.name === QUEUE.match) return;
       void (async () => {
         const run = await getRun(ctx.db, (job.data as IntakeJob).runId);
         if (run && full && run.state !== 'completed' && run.state !== 'failed') {

@@ -15,11 +15,13 @@ import {
   addMatchFlow,
   connectRedis,
   finaliseJobId,
+  foreignWorkers,
   intakeJobId,
   QUEUE,
   queuePrefix,
   RETRY,
   startWorkers,
+  storeKey,
   warnUnlessNoEviction,
   type JobContext,
   type WorkerSet,
@@ -34,7 +36,7 @@ export interface ServeOptions {
   dataDir: string;
   pipelinesDir: string;
   redisUrl: string;
-  /** @defaultValue queuePrefix() */
+  /** @defaultValue queuePrefix(): $ROSTERMATCH_QUEUE_PREFIX, else derived from the store */
   queuePrefix?: string;
   /** Unset: the embedded store in <dataDir>/db. */
   databaseUrl?: string | undefined;
@@ -85,7 +87,7 @@ export async function startServe(o: ServeOptions): Promise<Service> {
   const db = await openStoreWaiting(() => openStore({ databaseUrl: o.databaseUrl, embeddedDir: path.join(o.dataDir, 'db') }), o.storeWaitMs ?? 30_000, log);
   const redis: Redis = connectRedis(o.redisUrl);
   await warnUnlessNoEviction(redis, log);
-  const prefix = o.queuePrefix ?? queuePrefix();
+  const prefix = o.queuePrefix ?? queuePrefix(storeKey(db, path.join(o.dataDir, 'db')));
   const intakeQueue = new Queue(QUEUE.intake, { connection: redis, prefix });
   const finaliseQueue = new Queue(QUEUE.finalise, { connection: redis, prefix });
   const matchQueue = new Queue(QUEUE.match, { connection: redis, prefix });
@@ -111,18 +113,18 @@ export async function startServe(o: ServeOptions): Promise<Service> {
 
   const enqueueIntake = async (c: ClaimOutcome) => {
     if (c.kind !== 'claimed') return;
-    const jobId = intakeJobId(c.partner, c.sha256);
+    const jobId = intakeJobId(db.storeId, c.partner, c.sha256);
     // A finished job with this id (an earlier run of these bytes that failed) would swallow the add.
     const old = await intakeQueue.getJob(jobId);
     if (old && ((await old.isFailed()) || (await old.isCompleted()))) await old.remove();
-    await intakeQueue.add('intake', { runId: c.runId }, { jobId, ...RETRY });
+    await intakeQueue.add('intake', { runId: c.runId, store: db.storeId }, { jobId, ...RETRY });
   };
 
   /** Re-derives queue state from the database: Redis may have lost it (a restart without persistence). */
   const reconcile = async () => {
     for (const run of await unfinishedRuns(db)) {
       if (run.state === 'received' || run.state === 'parsing') {
-        if (!(await intakeQueue.getJob(intakeJobId(run.partner, run.fileSha256)))) {
+        if (!(await intakeQueue.getJob(intakeJobId(db.storeId, run.partner, run.fileSha256)))) {
           log.warn({ runId: run.id }, 'intake job missing from Redis; re-adding');
           await enqueueIntake({ kind: 'claimed', runId: run.id, partner: run.partner, sha256: run.fileSha256 });
         }
@@ -144,6 +146,7 @@ export async function startServe(o: ServeOptions): Promise<Service> {
     ...(o.stalledIntervalMs ? { stalledIntervalMs: o.stalledIntervalMs } : {}),
   });
   await reconcile();
+  const sharing = await warnOfOtherDeployments(redis, prefix, db.storeId, log);
 
   const watcher = new DropWatcher({
     dropRoot: o.dropRoot,
@@ -168,6 +171,10 @@ export async function startServe(o: ServeOptions): Promise<Service> {
   const operators = new OperatorDirectory(o.operatorsFile ?? operatorsFile(o.dataDir));
   if (!(await operators.configured())) log.warn({ file: operators.file }, 'no console operators configured; add one with `rostermatch operator add NAME`');
   const health = await startConsole({
+    notes: async () => {
+      const others = await sharing();
+      return others.length > 0 ? { queuePrefix: prefix, otherDeploymentsOnPrefix: others } : { queuePrefix: prefix };
+    },
     host: o.host ?? '127.0.0.1',
     port: o.port ?? 8080,
     db,
@@ -183,7 +190,7 @@ export async function startServe(o: ServeOptions): Promise<Service> {
       watcher: async () => Date.now() - watcher.lastScanAt < Math.max(3 * scanInterval, 10_000),
     },
   });
-  log.info({ url: health.url, dropRoot: o.dropRoot, store: db.kind }, 'serving');
+  log.info({ url: health.url, dropRoot: o.dropRoot, store: db.kind, storeId: db.storeId, queuePrefix: prefix, pid: process.pid }, 'serving');
 
   let closing: Promise<string[]> | undefined;
   const close = () =>
@@ -209,6 +216,28 @@ export async function startServe(o: ServeOptions): Promise<Service> {
   return { url: health.url, db, close, reconcile };
 }
 
+/**
+ * Another deployment's workers on this prefix would take this deployment's jobs (they hand them
+ * back, but every run waits on it): say so loudly at start-up. The returned function re-reads it,
+ * for /healthz.
+ */
+async function warnOfOtherDeployments(redis: Redis, prefix: string, store: string, log: Logger): Promise<() => Promise<{ store: string | null; workers: string[] }[]>> {
+  const read = async () =>
+    (await foreignWorkers(redis, prefix, store)).map((d) => ({ store: d.store, workers: d.workers.map((w) => w.name ?? w.addr) }));
+  try {
+    const others = await read();
+    if (others.length > 0) {
+      log.error(
+        { queuePrefix: prefix, store, others },
+        'workers of another deployment (another store) are on this queue prefix: they hand this deployment\'s jobs back, delaying every run; give each deployment its own ROSTERMATCH_QUEUE_PREFIX',
+      );
+    }
+  } catch (e) {
+    log.warn({ err: (e as Error).message }, 'could not list the workers on this Redis (CLIENT LIST may be disabled)');
+  }
+  return read;
+}
+
 export interface RemoteWorkerOptions {
   redisUrl: string;
   queuePrefix?: string;
@@ -222,22 +251,27 @@ export interface RemoteWorkerOptions {
 }
 
 /** Matching only: serve keeps the drop folders, intake and finalise. */
-export async function startRemoteWorker(o: RemoteWorkerOptions): Promise<{ close(): Promise<string[]> }> {
+export async function startRemoteWorker(o: RemoteWorkerOptions): Promise<{ prefix: string; close(): Promise<string[]> }> {
   const db = await openStore({ databaseUrl: o.databaseUrl, embeddedDir: '' });
+  const prefix = o.queuePrefix ?? queuePrefix(storeKey(db, ''));
+  const redis = connectRedis(o.redisUrl);
+  await warnOfOtherDeployments(redis, prefix, db.storeId, o.log);
+  redis.disconnect();
   const workers = startWorkers(
     { db, log: o.log, workerId: workerId(), ...(o.chunkDelayMs ? { chunkDelayMs: o.chunkDelayMs } : {}) },
     {
       redisUrl: o.redisUrl,
-      prefix: o.queuePrefix ?? queuePrefix(),
+      prefix,
       roles: ['match'],
       concurrency: o.concurrency,
       ...(o.lockDurationMs ? { lockDurationMs: o.lockDurationMs } : {}),
       ...(o.stalledIntervalMs ? { stalledIntervalMs: o.stalledIntervalMs } : {}),
     },
   );
-  o.log.info({ worker: workerId(), concurrency: o.concurrency }, 'worker started');
+  o.log.info({ worker: workerId(), concurrency: o.concurrency, storeId: db.storeId, queuePrefix: prefix }, 'worker started');
   let closing: Promise<string[]> | undefined;
   return {
+    prefix,
     close: () =>
       (closing ??= (async () => {
         const problems = await workers.close(o.shutdownGraceMs ?? 20_000);

@@ -17,6 +17,11 @@ export interface Queryable {
 
 export interface Db extends Queryable {
   readonly kind: 'pglite' | 'postgres';
+  /**
+   * This store's identity, made once when its schema is first created. Queue jobs carry it: a
+   * process of another deployment on the same Redis (another store) refuses them.
+   */
+  readonly storeId: string;
   /** Runs `fn` in one transaction: all of its writes land, or none. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;
@@ -38,7 +43,7 @@ export async function openEmbedded(dir: string): Promise<Db> {
     throw e;
   }
   let closing: Promise<void> | undefined;
-  const db: Db = {
+  const db: Opening = {
     kind: 'pglite',
     query: (sql, params) => pg.query(sql, params as unknown[]),
     exec: (sql) => pg.exec(sql),
@@ -46,12 +51,11 @@ export async function openEmbedded(dir: string): Promise<Db> {
     close: () => (closing ??= pg.close().finally(release)),
   };
   try {
-    await migrate(db);
+    return await migrate(db);
   } catch (e) {
     await db.close().catch(() => {});
     throw e;
   }
-  return db;
 }
 
 /** The embedded store's lock file: the holder's pid, created exclusively. */
@@ -145,7 +149,7 @@ export async function openPostgres(url: string, opts: { max?: number; /** @defau
     query: async <T>(sql: string, params?: unknown[]) => ({ rows: (await c.query(sql, params)).rows as T[] }),
     exec: (sql) => c.query(sql),
   });
-  const db: Db = {
+  const db: Opening = {
     kind: 'postgres',
     ...asQueryable(pool),
     async transaction(fn) {
@@ -164,8 +168,12 @@ export async function openPostgres(url: string, opts: { max?: number; /** @defau
     },
     close: () => pool.end(),
   };
-  await migrate(db);
-  return db;
+  try {
+    return await migrate(db);
+  } catch (e) {
+    await pool.end().catch(() => {});
+    throw e;
+  }
 }
 
 /** The store a process should use: the server named by DATABASE_URL, else the embedded one. */
@@ -176,7 +184,10 @@ export function openStore(opts: { databaseUrl?: string | undefined; embeddedDir:
 /** Any fixed number; it only has to be the same in every rostermatch process. */
 const MIGRATION_LOCK = 7_220_611;
 
-async function migrate(db: Db): Promise<void> {
+/** A store whose schema is not yet known to be current, so whose identity is not yet read. */
+type Opening = Omit<Db, 'storeId'>;
+
+async function migrate(db: Opening): Promise<Db> {
   await db.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
     await tx.exec('CREATE TABLE IF NOT EXISTS schema_migration (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
@@ -189,4 +200,6 @@ async function migrate(db: Db): Promise<void> {
       await tx.query('INSERT INTO schema_migration (version) VALUES ($1)', [version]);
     }
   });
+  const { rows } = await db.query<{ id: string }>('SELECT id FROM store_identity');
+  return { ...db, storeId: rows[0]!.id };
 }

@@ -223,4 +223,13 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX group_event_group_id ON group_event (group_id, id);
   DROP INDEX group_event_group;
   `,
+  `
+  -- The store's identity: queue jobs carry it, so a worker of another deployment that shares the
+  -- Redis and the queue prefix never takes a run it does not hold for done (issue 9).
+  CREATE TABLE store_identity (
+    one boolean PRIMARY KEY DEFAULT true CHECK (one),
+    id text NOT NULL UNIQUE DEFAULT replace(gen_random_uuid()::text, '-', '')
+  );
+  INSERT INTO store_identity DEFAULT VALUES;
+  `,
 ];
