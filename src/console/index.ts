@@ -40,6 +40,11 @@ export interface ConsoleOptions {
   queues: readonly Queue[];
   /** /healthz: each checked for real, 503 when any is down. */
   checks: Record<string, Check>;
+  /**
+   * /healthz: what an operator must see that does not make the service unhealthy (a partner
+   * folder that is refused); each key is shown only while its list is not empty.
+   */
+  notices?: () => Record<string, readonly unknown[]>;
   metrics?: { contentType: string; render(): Promise<string> };
   /** Mark the session cookie Secure: set when the console is reached over HTTPS (a proxy). @defaultValue false */
   secureCookies?: boolean;
@@ -66,7 +71,8 @@ export async function startConsole(o: ConsoleOptions): Promise<{ server: Fastify
       ),
     );
     const healthy = Object.values(results).every((v) => v === 'ok');
-    return reply.code(healthy ? 200 : 503).send({ status: healthy ? 'ok' : 'degraded', ...results });
+    const notices = Object.entries(o.notices?.() ?? {}).filter(([, list]) => list.length > 0);
+    return reply.code(healthy ? 200 : 503).send({ status: healthy ? 'ok' : 'degraded', ...results, ...Object.fromEntries(notices) });
   });
 
   const assets = new Map<string, { body: string; type: string }>([

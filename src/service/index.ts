@@ -150,7 +150,7 @@ export async function startServe(o: ServeOptions): Promise<Service> {
     log,
     ...(o.quietMs !== undefined ? { quietMs: o.quietMs } : {}),
     ...(o.scanIntervalMs !== undefined ? { scanIntervalMs: o.scanIntervalMs } : {}),
-    onReady: async (f) => enqueueIntake(await claimFile(db, log, dirs, f.partner, f.file, f.isSymlink)),
+    onReady: async (f) => enqueueIntake(await claimFile(db, log, dirs, f.partner, f.file, f.isSymlink, f.links)),
   });
   await watcher.start();
 
@@ -182,6 +182,7 @@ export async function startServe(o: ServeOptions): Promise<Service> {
       database: async () => (await db.query('SELECT 1')).rows.length === 1,
       watcher: async () => Date.now() - watcher.lastScanAt < Math.max(3 * scanInterval, 10_000),
     },
+    notices: () => ({ refusedFolders: watcher.refusedFolders() }),
   });
   log.info({ url: health.url, dropRoot: o.dropRoot, store: db.kind }, 'serving');
 
