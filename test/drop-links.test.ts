@@ -10,6 +10,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { loadIndexFile } from '../src/patient-index/index.ts';
+import { moveInto } from '../src/intake/drop.ts';
 import { startServe, type Service } from '../src/service/index.ts';
 import { openStore } from '../src/store/index.ts';
 import { INDEX, ROSTER } from './fixtures.ts';
@@ -214,5 +215,29 @@ describe('file names too long to keep', () => {
     expect(await runs(s)).toEqual([{ partner: 'test-school', file_name: atLimit }]);
     expect(s.logged()).not.toContain('intake of a dropped file failed');
     expect(s.logged().match(/"msg":"file rejected"/g)).toHaveLength(3);
+  });
+});
+
+describe('moving a refused file to another filesystem', () => {
+  it('moves a symbolic link as a link, never reading its target, and a hard link by its own name only', async () => {
+    // The quarantine may be on another filesystem than the drop folders: rename fails (EXDEV).
+    const shm = await fs.mkdtemp('/dev/shm/rostermatch-');
+    onCleanup(() => fs.rm(shm, { recursive: true, force: true }));
+    const quarantine = path.join(await tempDir(), 'quarantine');
+    await fs.mkdir(quarantine);
+    expect((await fs.stat(shm)).dev).not.toBe((await fs.stat(quarantine)).dev);
+    await fs.writeFile(path.join(shm, 'secret.csv'), ROSTER);
+    await fs.symlink(path.join(shm, 'secret.csv'), path.join(shm, 'link.csv'));
+    const moved = await moveInto(path.join(shm, 'link.csv'), quarantine);
+    expect((await fs.lstat(moved)).isSymbolicLink()).toBe(true);
+    expect(await fs.readlink(moved)).toBe(path.join(shm, 'secret.csv'));
+    expect((await listing(shm)).sort()).toEqual(['secret.csv']);
+
+    await fs.link(path.join(shm, 'secret.csv'), path.join(shm, 'other-name.csv'));
+    const copied = await moveInto(path.join(shm, 'other-name.csv'), quarantine);
+    expect(await fs.readFile(copied, 'utf8')).toBe(ROSTER);
+    expect((await listing(shm)).sort()).toEqual(['secret.csv']);
+    const left = await fs.stat(path.join(shm, 'secret.csv'));
+    expect({ links: left.nlink, bytes: left.size }).toEqual({ links: 1, bytes: Buffer.byteLength(ROSTER) });
   });
 });
