@@ -35,8 +35,7 @@ export interface DroppedFile {
 }
 
 /** Why a file in an inbound folder is not for processing, or null when it is. */
-export function rejectionReason(fileName: string, dropped: boolean | DroppedFile, pipeline: Pipeline | undefined): string | null {
-  const f = typeof dropped === 'boolean' ? { isSymlink: dropped } : dropped;
+export function rejectionReason(fileName: string, f: DroppedFile, pipeline: Pipeline | undefined): string | null {
   if (f.isSymlink) return 'symbolic links are not processed; upload the file itself';
   if (fileName.startsWith('.')) return 'hidden files are not processed';
   const bytes = nameBytes(fileName);
