@@ -14,7 +14,7 @@ import { openStore } from '../src/store/index.ts';
 import { freePort, onCleanup, pipelinesDir, spawnCli, testPrefix } from './daemon-helpers.ts';
 import { tempDir } from './helpers.ts';
 
-/** Where Debian's `chromium` package puts the browser; .ci/run installs it. */
+/** Where Debian's `chromium` package puts the browser; the `browser` project's global setup (test/setup/chromium.ts) installs it when missing. */
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SHOTS = path.resolve('test-results/console');
 const PASSWORD = 'correct horse battery staple';

@@ -107,6 +107,82 @@ describe('console sign-in', () => {
     expect(((await api.json()) as { runs: { id: string }[] }).runs.map((r) => r.id)).toEqual([s.runId]);
   });
 
+  it('sends a correct sign-in only to a path on this site, whatever `next` holds, and never answers 500', async () => {
+    const s = await setup({ loginAttemptsPerMinute: 100 });
+    // Exactly as a browser or an attacker's link sends them: the form body and query are raw.
+    const signIn = (rawNext: string) =>
+      fetch(`${s.url}/login`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: `name=alice&password=${encodeURIComponent(PASSWORD)}&next=${rawNext}`,
+      });
+    const offSite = [
+      '/%09/evil.example', // a tab: browsers drop it from a Location, leaving //evil.example
+      '/%0a/evil.example',
+      '/%0d/evil.example',
+      '/%0d%0aSet-Cookie:%20rm_session=x', // CR LF: was a 500 after a correct password
+      '/x%0d%0a',
+      '/caf%C3%A9', // non-ASCII: was a 500 too
+      '/%5C/evil.example', // `/\` is `//` to a browser
+      '/%5Cevil.example',
+      '/%2F/evil.example',
+      '%2F%2Fevil.example',
+      '//evil.example/x',
+      '/%20/evil.example',
+      '%20/evil.example',
+      'https://evil.example/',
+      'https:/evil.example',
+      'javascript:alert(1)',
+      '/%252F/evil.example', // decoded once more it is //evil.example
+      '/%2509/evil.example',
+      '/%255C/evil.example',
+      '/%25', // a stray % once decoded
+      'evil.example',
+      '',
+    ];
+    for (const next of offSite) {
+      const res = await signIn(next);
+      expect({ next, status: res.status, location: res.headers.get('location') }).toEqual({ next, status: 303, location: '/runs' });
+      expect(res.headers.getSetCookie().some((c) => c.startsWith('rm_session='))).toBe(true);
+    }
+    for (const next of ['/review', `/runs/${s.runId}?outcome=possible`, '/groups']) {
+      expect((await signIn(encodeURIComponent(next))).headers.get('location')).toBe(next);
+    }
+    // The form carries `next` back as it was given: the page must already hold the safe value.
+    for (const next of ['/%09/evil.example', '/%5C/evil.example', '/%2F/evil.example', '/%0d%0a', '/caf%C3%A9']) {
+      const form = await fetch(`${s.url}/login?next=${next}`);
+      expect(form.status).toBe(200);
+      expect(await form.text()).toContain('name="next" value="/runs"');
+    }
+    expect(await (await fetch(`${s.url}/login?next=%2Freview`)).text()).toContain('name="next" value="/review"');
+  });
+
+  it('refuses a sign-in posted from another site (login CSRF), by Origin, Referer or Sec-Fetch-Site', async () => {
+    const s = await setup({ loginAttemptsPerMinute: 100 });
+    const host = new URL(s.url).host;
+    const foreign: Record<string, string>[] = [
+      { origin: 'https://evil.example' },
+      { origin: 'null' },
+      { origin: `http://${host}.evil.example` },
+      { referer: 'https://evil.example/login' },
+      { 'sec-fetch-site': 'cross-site' },
+      { 'sec-fetch-site': 'same-site', origin: s.url },
+    ];
+    for (const headers of foreign) {
+      const res = await s.login('alice', PASSWORD, headers);
+      expect({ headers, status: res.status }).toEqual({ headers, status: 403 });
+      expect(res.headers.getSetCookie()).toEqual([]);
+    }
+    expect((await listAuditEvents(s.db, { action: 'login' })).length).toBe(0);
+    // The console's own form (same Origin or Referer) and clients that send neither still sign in.
+    const own: Record<string, string>[] = [{ origin: s.url }, { referer: `${s.url}/login?next=%2Freview` }, { 'sec-fetch-site': 'same-origin', origin: s.url }, {}];
+    for (const headers of own) {
+      const res = await s.login('alice', PASSWORD, headers);
+      expect({ headers, status: res.status }).toEqual({ headers, status: 303 });
+    }
+  });
+
   it('refuses a wrong password and an unknown operator alike, and audits both', async () => {
     const s = await setup();
     expect((await s.login('alice', 'wrong password here')).status).toBe(401);

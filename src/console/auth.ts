@@ -21,23 +21,52 @@ declare module 'fastify' {
 
 const PUBLIC = [/^\/healthz$/, /^\/login$/, /^\/assets\//];
 
-/** Only paths on this site may be sign-in's destination, so the form cannot redirect elsewhere. */
+/** Where sign-in sends an operator when `next` is missing or not a path on this site. */
+export const DEFAULT_NEXT = '/runs';
+
+/** A path on this site: one leading slash, then printable ASCII only (no whitespace, no controls). */
+const SITE_PATH = /^\/(?![/\\])[\x21-\x7e]*$/;
+
+/**
+ * Only paths on this site may be sign-in's destination, so the form cannot redirect elsewhere.
+ * Browsers drop tabs and newlines from a Location and read `\` as `/`, so `/\t/evil.example`
+ * would be `//evil.example`: anything but printable ASCII is refused, and so is a value that
+ * turns into something refused when decoded once more (a proxy or a page may decode it again).
+ * Refusing non-ASCII also keeps the Location header valid (it was a 500).
+ */
 export function safeNext(next: unknown): string {
-  return typeof next === 'string' && next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\') ? next : '/runs';
+  if (typeof next !== 'string' || next.length > 2048 || !SITE_PATH.test(next)) return DEFAULT_NEXT;
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(next);
+  } catch {
+    return DEFAULT_NEXT; // a stray `%`: not a path the console ever sends
+  }
+  return SITE_PATH.test(decoded) ? next : DEFAULT_NEXT;
 }
 
 const wantsHtml = (req: FastifyRequest) => req.method === 'GET' && (req.headers.accept ?? '').includes('text/html');
 
-function sameOrigin(req: FastifyRequest): boolean {
+const hostOf = (url: string): string | undefined => {
+  try {
+    return new URL(url).host;
+  } catch {
+    return undefined; // includes `Origin: null` (sandboxed frames, some redirects)
+  }
+};
+
+/**
+ * False when a browser says the request came from another site: Sec-Fetch-Site, else Origin, else
+ * Referer. A request that carries none of them (curl, scripts) is not a browser being tricked.
+ */
+export function fromThisSite(req: FastifyRequest): boolean {
   const site = req.headers['sec-fetch-site'];
   if (site && site !== 'same-origin' && site !== 'none') return false;
   const origin = req.headers.origin;
-  if (!origin) return true;
-  try {
-    return new URL(origin).host === req.headers.host;
-  } catch {
-    return false;
-  }
+  if (origin !== undefined) return hostOf(origin) === req.headers.host;
+  const referer = req.headers.referer;
+  if (referer !== undefined) return hostOf(referer) === req.headers.host;
+  return true;
 }
 
 export function requireOperator(app: FastifyInstance, o: { db: Db; operators: OperatorDirectory; limits: SessionLimits }): void {
@@ -57,7 +86,7 @@ export function requireOperator(app: FastifyInstance, o: { db: Db; operators: Op
       if (wantsHtml(req)) return reply.redirect(`/login?next=${encodeURIComponent(req.url)}`, 303);
       return reply.code(401).send({ error: 'sign in first (or send an API token as Authorization: Bearer …)' });
     }
-    if (req.method !== 'GET' && req.method !== 'HEAD' && !sameOrigin(req)) {
+    if (req.method !== 'GET' && req.method !== 'HEAD' && !fromThisSite(req)) {
       return reply.code(403).send({ error: 'changes must come from the console itself' });
     }
   });

@@ -17,7 +17,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from '../config/index.ts';
 import { isRostermatchError } from '../errors/index.ts';
 import { audit, createSession, DEFAULT_SESSION_LIMITS, endSession, purgeSessions, type Db } from '../store/index.ts';
-import { requireOperator, safeNext, SESSION_COOKIE } from './auth.ts';
+import { fromThisSite, requireOperator, safeNext, SESSION_COOKIE } from './auth.ts';
 import { escape, page } from './html.ts';
 import type { OperatorDirectory } from './operators.ts';
 import { loginPage } from './pages/login.ts';
@@ -100,6 +100,11 @@ export async function startConsole(o: ConsoleOptions): Promise<{ server: Fastify
     '/login',
     { config: { rateLimit: { max: o.loginAttemptsPerMinute ?? 10, timeWindow: 60_000 } } },
     async (req, reply) => {
+      // Login CSRF: another site must not sign this browser in (as an operator of its choosing).
+      if (!fromThisSite(req)) {
+        o.log.warn({ ip: req.ip }, 'console sign-in posted from another site refused');
+        return reply.code(403).send({ error: 'sign-in must come from the console\'s own page' });
+      }
       const name = String(req.body?.name ?? '').slice(0, 64);
       const who = name && (await o.operators.login(name, String(req.body?.password ?? '')));
       if (!who) {

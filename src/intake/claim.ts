@@ -11,7 +11,7 @@ import type { Logger } from '../config/index.ts';
 import { isRostermatchError } from '../errors/index.ts';
 import { loadPartnerPipeline, type Pipeline } from '../pipeline/index.ts';
 import { createRun, type Db } from '../store/index.ts';
-import { moveInto, originalName, partnerDirs, serviceDirs, writeNote } from './drop.ts';
+import { MAX_NAME_BYTES, moveInto, nameBytes, originalName, partnerDirs, partnerFolderProblem, serviceDirs, writeNote } from './drop.ts';
 import { sha256File } from './index.ts';
 
 export interface IntakeDirs {
@@ -23,20 +23,46 @@ export interface IntakeDirs {
 export type ClaimOutcome =
   | { kind: 'claimed'; runId: string; partner: string; sha256: string }
   | { kind: 'duplicate'; of: string }
-  | { kind: 'rejected'; reason: string };
+  | { kind: 'rejected'; reason: string }
+  /** The partner's folders are links or not folders: nothing was moved and no note written. */
+  | { kind: 'refused'; reason: string };
+
+/** What is known of a dropped file besides its name. */
+export interface DroppedFile {
+  isSymlink: boolean;
+  /** Hard links to the file (names it has on this filesystem). @defaultValue 1 */
+  links?: number;
+}
 
 /** Why a file in an inbound folder is not for processing, or null when it is. */
-export function rejectionReason(fileName: string, isSymlink: boolean, pipeline: Pipeline | undefined): string | null {
-  if (isSymlink) return 'symbolic links are not processed; upload the file itself';
+export function rejectionReason(fileName: string, f: DroppedFile, pipeline: Pipeline | undefined): string | null {
+  if (f.isSymlink) return 'symbolic links are not processed; upload the file itself';
   if (fileName.startsWith('.')) return 'hidden files are not processed';
+  const bytes = nameBytes(fileName);
+  if (bytes > MAX_NAME_BYTES) return `the file name is ${bytes} bytes long; names of up to ${MAX_NAME_BYTES} bytes are processed, so rename it and upload it again`;
+  // Another name of the same file may be in another partner's inbound or anywhere on the server:
+  // its bytes are not this partner's to send.
+  if ((f.links ?? 1) > 1) return 'the file has other names on the server (hard links); upload the file itself';
   if (!pipeline) return 'no pipeline is configured for this partner';
   if (!path.matchesGlob(fileName, pipeline.file.namePattern)) return `the file name does not match the agreed pattern "${pipeline.file.namePattern}"`;
   return null;
 }
 
-export async function claimFile(db: Db, log: Logger, dirs: IntakeDirs, partner: string, file: string, isSymlink: boolean): Promise<ClaimOutcome> {
+/**
+ * @param links hard links the listing saw, so that of two names of one file in two inbound
+ * folders, both are refused whichever is claimed first (refusing the first may leave the second
+ * with one link, when the quarantine is on another filesystem).
+ */
+export async function claimFile(db: Db, log: Logger, dirs: IntakeDirs, partner: string, file: string, isSymlink: boolean, links = 1): Promise<ClaimOutcome> {
   const name = path.basename(file);
-  const { outbound } = partnerDirs(dirs.dropRoot, partner);
+  // Checked again at the moment of the move: the listing may be seconds old.
+  const folderProblem = await partnerFolderProblem(dirs.dropRoot, partner);
+  if (folderProblem) {
+    log.warn({ partner, problem: folderProblem }, 'partner folder refused: links are not followed; nothing taken');
+    return { kind: 'refused', reason: folderProblem };
+  }
+  const st = await fs.lstat(file);
+  const outbound = partnerDirs(dirs.dropRoot, partner).outbound;
   const service = serviceDirs(dirs.dataDir);
   let pipeline: Pipeline | undefined;
   let pipelineProblem = '';
@@ -45,8 +71,10 @@ export async function claimFile(db: Db, log: Logger, dirs: IntakeDirs, partner: 
   } catch (e) {
     pipelineProblem = isRostermatchError(e) ? e.code : 'PIPELINE_INVALID';
   }
-  const reason = rejectionReason(name, isSymlink, pipeline);
+  const reason = rejectionReason(name, { isSymlink: isSymlink || st.isSymbolicLink(), links: Math.max(links, st.nlink) }, pipeline);
   if (reason) {
+    // A rename moves only this name: other hard links keep the file where they are, unchanged,
+    // and still count it, so every other name of it is refused too while this one is kept.
     await moveInto(file, path.join(service.quarantine, partner));
     await writeNote(outbound, name, 'rejected', [`${name}: not processed: ${reason}.`, ...(pipelineProblem ? [`(${pipelineProblem})`] : [])]);
     log.warn({ partner, reason: pipelineProblem || reason }, 'file rejected');

@@ -153,7 +153,7 @@ export async function startServe(o: ServeOptions): Promise<Service> {
     log,
     ...(o.quietMs !== undefined ? { quietMs: o.quietMs } : {}),
     ...(o.scanIntervalMs !== undefined ? { scanIntervalMs: o.scanIntervalMs } : {}),
-    onReady: async (f) => enqueueIntake(await claimFile(db, log, dirs, f.partner, f.file, f.isSymlink)),
+    onReady: async (f) => enqueueIntake(await claimFile(db, log, dirs, f.partner, f.file, f.isSymlink, f.links)),
   });
   await watcher.start();
 
@@ -171,9 +171,10 @@ export async function startServe(o: ServeOptions): Promise<Service> {
   const operators = new OperatorDirectory(o.operatorsFile ?? operatorsFile(o.dataDir));
   if (!(await operators.configured())) log.warn({ file: operators.file }, 'no console operators configured; add one with `rostermatch operator add NAME`');
   const health = await startConsole({
+    // Each list only while it is not empty.
     notes: async () => {
-      const others = await sharing();
-      return others.length > 0 ? { queuePrefix: prefix, otherDeploymentsOnPrefix: others } : { queuePrefix: prefix };
+      const [others, refused] = [await sharing(), watcher.refusedFolders()];
+      return { queuePrefix: prefix, ...(others.length > 0 ? { otherDeploymentsOnPrefix: others } : {}), ...(refused.length > 0 ? { refusedFolders: refused } : {}) };
     },
     host: o.host ?? '127.0.0.1',
     port: o.port ?? 8080,

@@ -7,6 +7,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from '../config/index.ts';
+import { partnerFolderProblem } from '../intake/drop.ts';
 import { CompletenessTracker } from './completeness.ts';
 
 export { CompletenessTracker, isTemporaryName } from './completeness.ts';
@@ -15,7 +16,18 @@ export interface ReadyFile {
   partner: string;
   file: string;
   isSymlink: boolean;
+  /** Hard links to the file when it was listed. */
+  links: number;
 }
+
+/** A partner whose folders are not used, and why (a symbolic link, not a folder). */
+export interface RefusedFolder {
+  partner: string;
+  problem: string;
+}
+
+/** How often a refusal that persists is logged again. */
+const REFUSAL_REMINDER_MS = 10 * 60_000;
 
 export interface WatchOptions {
   dropRoot: string;
@@ -38,6 +50,7 @@ export class DropWatcher {
   #closed = false;
   /** When the last listing finished; the health check reads it. */
   lastScanAt = 0;
+  readonly #refused = new Map<string, { problem: string; loggedAt: number }>();
 
   constructor(opts: WatchOptions) {
     this.#opts = { quietMs: 5000, scanIntervalMs: 2000, ...opts };
@@ -71,12 +84,28 @@ export class DropWatcher {
       });
   }
 
+  /** Partners whose folders the last listing refused; for /healthz and status. */
+  refusedFolders(): RefusedFolder[] {
+    return [...this.#refused].map(([partner, r]) => ({ partner, problem: r.problem }));
+  }
+
   /** One listing of every partner's inbound folder; hands complete files to onReady in turn. */
   async scan(): Promise<void> {
     const now = Date.now();
     const present = new Set<string>();
     const ready: ReadyFile[] = [];
-    for (const partner of await listDirs(this.#opts.dropRoot)) {
+    const refused = new Map<string, string>();
+    for (const partner of await listPartners(this.#opts.dropRoot)) {
+      let problem: string | null;
+      try {
+        problem = await partnerFolderProblem(this.#opts.dropRoot, partner);
+      } catch {
+        continue; // removed since the listing
+      }
+      if (problem) {
+        refused.set(partner, problem);
+        continue;
+      }
       const inbound = path.join(this.#opts.dropRoot, partner, 'inbound');
       let entries;
       try {
@@ -87,7 +116,7 @@ export class DropWatcher {
       for (const e of entries) {
         const file = path.join(inbound, e.name);
         if (e.isSymbolicLink()) {
-          ready.push({ partner, file, isSymlink: true });
+          ready.push({ partner, file, isSymlink: true, links: 1 });
           continue;
         }
         if (!e.isFile()) continue;
@@ -98,10 +127,11 @@ export class DropWatcher {
         } catch {
           continue; // renamed or claimed since the listing
         }
-        if (this.#tracker.observe(file, st.size, st.mtimeMs, now)) ready.push({ partner, file, isSymlink: false });
+        if (this.#tracker.observe(file, st.size, st.mtimeMs, now)) ready.push({ partner, file, isSymlink: false, links: st.nlink });
       }
     }
     this.#tracker.retain(present);
+    this.#noteRefusals(refused, now);
     for (const f of ready) {
       if (this.#closed) return;
       try {
@@ -114,6 +144,21 @@ export class DropWatcher {
     this.lastScanAt = Date.now();
   }
 
+  /** Logs a refused partner folder when first seen, when its problem changes, and every 10 minutes. */
+  #noteRefusals(now: Map<string, string>, at: number): void {
+    for (const [partner, problem] of now) {
+      const was = this.#refused.get(partner);
+      if (was && was.problem === problem && at - was.loggedAt < REFUSAL_REMINDER_MS) continue;
+      this.#opts.log.warn({ partner, problem }, 'partner folder refused: links are not followed, so nothing in it is taken until it is a real folder');
+      this.#refused.set(partner, { problem, loggedAt: at });
+    }
+    for (const partner of [...this.#refused.keys()]) {
+      if (now.has(partner)) continue;
+      this.#refused.delete(partner);
+      this.#opts.log.info({ partner }, 'partner folder usable again');
+    }
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
@@ -122,9 +167,10 @@ export class DropWatcher {
   }
 }
 
-async function listDirs(root: string): Promise<string[]> {
+/** Every entry of the drop root that may be a partner's folder: real folders and links to check. */
+async function listPartners(root: string): Promise<string[]> {
   try {
-    return (await fs.readdir(root, { withFileTypes: true })).filter((d) => d.isDirectory() && !d.name.startsWith('.')).map((d) => d.name);
+    return (await fs.readdir(root, { withFileTypes: true })).filter((d) => (d.isDirectory() || d.isSymbolicLink()) && !d.name.startsWith('.')).map((d) => d.name);
   } catch {
     return [];
   }
