@@ -60,6 +60,19 @@ export function mapHeader(header: readonly string[], pipeline: Pipeline, file: s
     claimedBy.set(col, field);
     map[field] = col;
   }
+  if (header.length === 1) {
+    // One header cell holding another separator: the file is delimited differently from what
+    // the pipeline says (Excel's "Unicode text" export is tab-separated).
+    const other = ['\t', ';', '|', ','].find((d) => d !== pipeline.file.delimiter && header[0]!.includes(d));
+    if (other) {
+      const name = other === '\t' ? 'tabs' : `"${other}"`;
+      throw new RostermatchError(
+        'FILE_MALFORMED_CSV',
+        `the header is separated by ${name}, but the pipeline's file.delimiter is ${JSON.stringify(pipeline.file.delimiter)}${other === '\t' ? ' (Excel\'s "Unicode text" is tab-separated: file.delimiter: "\\t")' : ''}`,
+        { file, line: 1 },
+      );
+    }
+  }
   const required: LogicalField[] = map.fullName !== undefined ? ['recordId', 'birthDate', 'fullName'] : ['recordId', 'birthDate', 'given', 'family'];
   for (const field of required) {
     if (map[field] === undefined) {
