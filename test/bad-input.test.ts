@@ -27,9 +27,13 @@ async function readResults(file: string): Promise<Record<string, string>[]> {
   return parse(await fs.readFile(file), { columns: true }) as Record<string, string>[];
 }
 
-/** `n` rows of people not in the index (no_match), so a file can be long before its fault. */
+/**
+ * `n` rows of people not in the index (no_match), long enough that a fault after them is beyond
+ * the first reads of the file (64 KiB each) and the first chunks of rows (500).
+ */
 function filler(n: number): string[] {
-  return Array.from({ length: n }, (_, i) => `f${i},Quinn${String.fromCharCode(97 + (i % 26))},Zeller,,2012-01-${String((i % 28) + 1).padStart(2, '0')},F,,,`);
+  const street = `${'1200 Long Meadow Lane Building 7 '.repeat(3)}Apt 4`;
+  return Array.from({ length: n }, (_, i) => `f${i},Quinn${String.fromCharCode(97 + (i % 26))},Zeller,,2012-01-${String((i % 28) + 1).padStart(2, '0')},F,${street},,`);
 }
 
 const before = ['p-ava', 'p-jjr', 'p-jose', 'p-liam', 'p-mia', 'p-noah'];
