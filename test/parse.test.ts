@@ -59,8 +59,9 @@ describe('reading partner files', () => {
     );
     const [r1, r2, r3, r4, r5] = parsed.rows;
     expect(r1).toMatchObject({ kind: 'invalid', problems: [{ field: 'given', code: 'missing' }, { field: 'birthDate' }] });
-    expect(r2).toMatchObject({ kind: 'invalid', problems: [{ field: 'birthDate', code: 'too_old' }] });
-    expect(r3).toMatchObject({ kind: 'invalid', problems: [{ field: 'recordId', code: 'duplicate', message: 'record id already used on line 3' }] });
+    // r2 twice: one row has a bad birth date, so the two cannot be told to be one person.
+    expect(r2).toMatchObject({ kind: 'invalid', problems: [{ field: 'birthDate', code: 'too_old' }, { field: 'recordId', code: 'duplicate_conflict' }] });
+    expect(r3).toMatchObject({ kind: 'invalid', problems: [{ field: 'recordId', code: 'duplicate_conflict', message: expect.stringMatching(/^record id is also on line 3 for a different person/) }] });
     expect(r4).toMatchObject({ kind: 'invalid', problems: [{ field: 'recordId', code: 'missing' }] });
     expect(r5).toMatchObject({ kind: 'valid', person: { sex: '', zip: '', phone: '' } });
     if (r5?.kind !== 'valid') throw new Error('expected valid');
@@ -83,5 +84,128 @@ describe('reading partner files', () => {
   it('rejects a file with only a header, or nothing', async () => {
     await expect(parseText(`${HEADER}\n`)).rejects.toThrow(/FILE_NO_ROWS/);
     await expect(parseText('')).rejects.toThrow(/FILE_EMPTY/);
+  });
+});
+
+describe('bad files are refused whole, naming line and column', () => {
+  const rows = ['r1,Ava,Martinez,,2015-03-14,F,,,', 'r2,Mia,Obrien,,2014-11-30,F,,,'];
+
+  it('refuses two columns with the same header, naming both, unless the pipeline picks one', async () => {
+    const header = 'id,first,last,middle,dob,sex,street,zip,phone,first';
+    const text = [header, 'r1,Ava,Martinez,,2015-03-14,F,,,,Zed', 'r2,Mia,Obrien,,2014-11-30,F,,,,Zoe'].join('\n');
+    await expect(parseText(text)).rejects.toThrow(
+      /FILE_DUPLICATE_COLUMN: column 2 \("first"\) and column 10 \("first"\) could each be "given"; .*columns\.given: \{ column: N \}.*roster\.csv, line 1, field "given"/,
+    );
+    // Two different aliases of one field are as ambiguous as one header twice.
+    const aliases = testPipeline({ columns: { recordId: ['id'], given: ['first', 'First Name'], family: ['last'], birthDate: ['dob'] } });
+    await expect(parseText('id,first,last,dob,First Name\nr1,Ava,Ng,2015-03-14,Zed\n', aliases)).rejects.toThrow(/column 2 \("first"\) and column 5 \("First Name"\) could each be "given"/);
+    const picked = testPipeline({ columns: { recordId: ['id'], given: { column: 10 }, family: ['last'], birthDate: ['dob'] } });
+    const { parsed } = await parseText(text, picked);
+    expect(parsed.rows.map((r) => (r.kind === 'valid' ? r.person.given : r.kind))).toEqual(['ZED', 'ZOE']);
+  });
+
+  it('names the line and column of a quote in the middle of a cell', async () => {
+    await expect(parseText([HEADER, rows[0], 'r2,Mi"a,Obrien,,2014-11-30,F,,,'].join('\n'))).rejects.toThrow(
+      /^FILE_MALFORMED_CSV: a quote \(".*inside a cell that does not start with one.*, in column 2 \("first"\) \(.*roster\.csv, line 3, field "given"\)$/,
+    );
+    await expect(parseText([HEADER, rows[0], 'r2,"Mia"x,Obrien,,2014-11-30,F,,,'].join('\n'))).rejects.toThrow(/FILE_MALFORMED_CSV: text after the closing quote.*column 2 \("first"\).*line 3/);
+    // An unclosed quote is found at the end of the file: the line where it opened is named.
+    await expect(parseText([HEADER, rows[0], 'r2,Mia,"Obrien,,2014-11-30,F,,,', ...rows, ...rows].join('\r\n'))).rejects.toThrow(/FILE_MALFORMED_CSV: a quoted cell is never closed.*line 3\b/);
+  });
+
+  it('counts a CR LF inside a quoted cell as one line break when naming a later line', async () => {
+    const text = [HEADER, 'r1,Ava,Martinez,,2015-03-14,F,"1 Oak St\r\nRear",,', 'r2,"Mia,Obrien,,2014-11-30,F,,,'].join('\r\n');
+    await expect(parseText(text)).rejects.toThrow(/never closed.*line 4\b/);
+    await expect(parseText([HEADER, 'r1,Ava,Martinez,,2015-03-14,F,"1 Oak St\r\nRear",,', 'r2,Mi"a,Obrien,,2014-11-30,F,,,'].join('\r\n'))).rejects.toThrow(/column 2 \("first"\).*line 4\b/);
+  });
+
+  it('refuses a NUL byte inside a cell, naming line and column', async () => {
+    await expect(parseText([HEADER, rows[0], 'r2,Mi\0a,Obrien,,2014-11-30,F,,,'].join('\n'))).rejects.toThrow(
+      /FILE_CONTROL_CHARACTER: a NUL byte in column 2 \("first"\).*roster\.csv, line 3, field "given"/,
+    );
+  });
+
+  it('names a ragged row by its line', async () => {
+    await expect(parseText([HEADER, 'r1,Ava,Martinez,,2015-03-14,F,"a\nb",,', 'r2,Mia,Obrien,,2014-11-30,F,,'].join('\n'))).rejects.toThrow(/different number of cells.*line 4\)/);
+  });
+});
+
+describe('line numbers are the physical line each row starts on', () => {
+  const lines = (parsed: { rows: { line: number }[] }) => parsed.rows.map((r) => r.line);
+  it.each([
+    ['LF', '\n'],
+    ['CRLF', '\r\n'],
+    ['CR', '\r'],
+  ])('with %s line ends and line breaks inside quoted cells', async (_label, eol) => {
+    const text = [HEADER, 'r1,Ava,Martinez,,2015-03-14,F,"12 Oak St\r\nRear\r\nBack",,', '', 'r2,Mia,Obrien,,2014-11-30,F,"a\nb",,', 'r3,Eli,Ng,,2014-11-30,F,,,'].join(eol) + eol;
+    const { parsed } = await parseText(text);
+    expect(lines(parsed)).toEqual([2, 6, 8]);
+  });
+});
+
+describe('encodings', () => {
+  const text = `${HEADER}\r\nr1,Zoë,Muñoz,,2015-03-14,F,,,\r\nr2,Mia,Obrien,,2014-11-30,F,,,\r\n`;
+
+  it('reads UTF-16LE and UTF-16BE by their byte-order mark, whatever the pipeline says', async () => {
+    const le = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text.replaceAll(',', '\t'), 'utf16le')]);
+    const tabbed = testPipeline({ file: { encoding: 'utf-8', delimiter: '\t' } });
+    const { parsed } = await parseText(le, tabbed);
+    expect(parsed.rows[0]).toMatchObject({ line: 2, person: { given: 'ZOE', family: 'MUNOZ' } });
+    const be = Buffer.from(le.subarray(2)).swap16();
+    const { parsed: p2 } = await parseText(Buffer.concat([Buffer.from([0xfe, 0xff]), be]), testPipeline({ file: { encoding: 'windows-1252', delimiter: '\t' } }));
+    expect(p2.rows.map((r) => r.recordId)).toEqual(['r1', 'r2']);
+    // Without a mark, only when the pipeline says so.
+    const { parsed: p3 } = await parseText(le.subarray(2), testPipeline({ file: { encoding: 'utf-16le', delimiter: '\t' } }));
+    expect(p3.rows).toHaveLength(2);
+    await expect(parseText(le.subarray(2), tabbed)).rejects.toThrow(/FILE_ENCODING: the file looks like UTF-16LE without a byte-order mark; set file\.encoding: utf-16le.*line 1/);
+  });
+
+  it('names UTF-32 for what it is', async () => {
+    const utf32le = Buffer.alloc((text.length + 1) * 4);
+    [...'\uFEFF' + text].forEach((ch, i) => utf32le.writeUInt32LE(ch.codePointAt(0)!, i * 4));
+    await expect(parseText(utf32le)).rejects.toThrow(/FILE_ENCODING: the file is UTF-32 \(little-endian, by its byte-order mark\)/);
+    await expect(parseText(Buffer.from(utf32le).swap32())).rejects.toThrow(/UTF-32 \(big-endian/);
+  });
+
+  it('refuses a UTF-8 file under a windows-1252 pipeline, naming the first line that differs', async () => {
+    const pipeline = testPipeline({ file: { encoding: 'windows-1252', delimiter: ',' } });
+    const utf8 = `${HEADER}\nr1,Ava,Martinez,,2015-03-14,F,,,\nr2,Zoë,Muñoz,,2015-03-14,F,,,\n`;
+    await expect(parseText(utf8, pipeline)).rejects.toThrow(/FILE_ENCODING: the file is UTF-8 .*pipeline says windows-1252.*set file\.encoding: utf-8.*roster\.csv, line 3\)/);
+    // A real 1252 file, and an ASCII one, still read.
+    const { parsed } = await parseText(iconv.encode(utf8, 'win1252'), pipeline);
+    expect(parsed.rows[1]).toMatchObject({ person: { given: 'ZOE' } });
+    // A UTF-8 byte-order mark says what the file is.
+    const { parsed: p2 } = await parseText(`\uFEFF${utf8}`, pipeline);
+    expect(p2.rows[1]).toMatchObject({ person: { given: 'ZOE', family: 'MUNOZ' } });
+  });
+});
+
+describe('record ids on more than one row', () => {
+  it('matches rows that repeat an id for one person, each naming the others; refuses an id given to different people', async () => {
+    const { parsed } = await parseText(
+      [HEADER, 'r1,Ava,Martinez,,2015-03-14,F,,,', 'r2,Mia,Obrien,,2014-11-30,F,,,', 'r1,AVA,Martínez,,2015-03-14,F,1 Oak St,,', 'r2,Zoe,Ng,,2014-11-30,F,,,', 'r3,Eli,Ng,,2014-11-30,M,,,'].join('\n'),
+    );
+    const [a, b, c, d, e] = parsed.rows;
+    expect(a).toMatchObject({ kind: 'valid', warnings: [{ field: 'recordId', code: 'duplicate', message: 'record id is also on line 4, for the same name and birth date' }] });
+    expect(c).toMatchObject({ kind: 'valid', warnings: [{ field: 'recordId', code: 'duplicate', message: expect.stringContaining('also on line 2') }] });
+    expect(b).toMatchObject({ kind: 'invalid', problems: [{ field: 'recordId', code: 'duplicate_conflict', message: expect.stringMatching(/^record id is also on line 5 for a different person/) }] });
+    expect(d).toMatchObject({ kind: 'invalid', problems: [{ field: 'recordId', code: 'duplicate_conflict', message: expect.stringContaining('also on line 3') }] });
+    expect(e).toMatchObject({ kind: 'valid', warnings: [] });
+  });
+});
+
+describe('names in scripts other than Latin', () => {
+  it('says which field is in which script instead of calling it blank', async () => {
+    const { parsed } = await parseText([HEADER, 'r1,אבי,כהן,,2015-03-14,F,,,', 'r2,محمد,Haddad,,2015-03-14,M,,,', 'r3,Ava,Martinez,אבי,2015-03-14,F,,,'].join('\n'));
+    const [he, ar, mixed] = parsed.rows;
+    expect(he).toMatchObject({
+      kind: 'invalid',
+      problems: [
+        { field: 'given', code: 'unsupported_script', message: expect.stringMatching(/^given name is in Hebrew script/) },
+        { field: 'family', code: 'unsupported_script', message: expect.stringMatching(/^family name is in Hebrew script/) },
+      ],
+    });
+    expect(ar).toMatchObject({ kind: 'invalid', problems: [{ field: 'given', code: 'unsupported_script', message: expect.stringMatching(/Arabic script/) }] });
+    expect(mixed).toMatchObject({ kind: 'valid', warnings: [{ field: 'middle', code: 'unsupported_script' }] });
   });
 });

@@ -27,12 +27,28 @@ describe('pipeline files', () => {
     ['a bad mode', VALID.replace('mode: replace', 'mode: merge'), /field "group\.mode"/],
     ['an unknown encoding', `${VALID}file: { encoding: latin-9 }\n`, /field "file\.encoding"/],
     ['no birth date column', VALID.replace('  birthDate: [dob]\n', ''), /columns\.birthDate is required/],
-    ['thresholds upside down', `${VALID}thresholds: { match: 5, possible: 10 }\n`, /thresholds: possible must not be above match/],
+    ['thresholds upside down', `${VALID}thresholds: { match: 5, possible: 10 }\n`, /thresholds: possible must be below match/],
+    ['equal thresholds', `${VALID}thresholds: { match: 10, possible: 10 }\n`, /thresholds: possible must be below match/],
+    ['a match threshold no score reaches', `${VALID}thresholds: { match: 1e308, possible: 6 }\n`, /thresholds\.match: must be between 1 and 60 \(log2 odds\).*field "thresholds\.match"/],
+    ['a negative possible threshold', `${VALID}thresholds: { match: 18, possible: -50 }\n`, /field "thresholds\.possible"/],
+    ['a margin of a million bits', `${VALID}thresholds: { match: 18, possible: 6, margin: 1e6 }\n`, /thresholds\.margin: must be between 1 and 30/],
+    ['a line feed as delimiter', `${VALID}file: { delimiter: "\\n" }\n`, /file\.delimiter: a line break cannot separate cells.*field "file\.delimiter"/],
+    ['a carriage return as delimiter', `${VALID}file: { delimiter: "\\r" }\n`, /file\.delimiter: a line break/],
+    ['the quote character as delimiter', `${VALID}file: { delimiter: '"' }\n`, /file\.delimiter: the quote character cannot separate cells/],
+    ['a letter as delimiter', `${VALID}file: { delimiter: x }\n`, /file\.delimiter: a letter, digit or control character/],
+    ['two fields at one column position', VALID.replace('given: first', 'given: { column: 2 }').replace('family: [last]', 'family: { column: 2 }'), /columns\.family: column 2 is already columns\.given/],
     ['an unknown logical field', VALID.replace('recordId: [id]', 'recordId: [id]\n  shoeSize: [shoe]'), /columns: .*shoeSize/],
     ['a bad date format', `${VALID}dates: { birthDate: ['YYYY-QQ-DD'] }\n`, /dates\.birthDate\.0/],
     ['broken YAML', 'partner: [p1\n', /PIPELINE_INVALID: not valid YAML \(bad\.yaml/],
   ])('names the key for %s', (_label, text, error) => {
     expect(() => parsePipeline(text, 'bad.yaml')).toThrow(error);
+  });
+
+  it('accepts a tab delimiter, the UTF-16 encodings and a column position', () => {
+    const p = parsePipeline(`${VALID.replace('given: first', 'given: { column: 2 }')}file: { delimiter: "\\t", encoding: utf-16le }\n`, 'p1.yaml');
+    expect(p.file).toMatchObject({ delimiter: '\t', encoding: 'utf-16le' });
+    expect(p.columns.given).toEqual({ column: 2 });
+    expect(parsePipeline(`${VALID}file: { encoding: utf-16be }\n`, 'p1.yaml').file.encoding).toBe('utf-16be');
   });
 
   it('loads every shipped pipeline', async () => {

@@ -13,6 +13,7 @@ export const ERROR_CODES = {
   FILE_DUPLICATE_COLUMN: 'two header cells map to the same field',
   FILE_NO_ROWS: 'the file has a header but no data rows',
   FILE_DUPLICATE_RECORD_ID: 'a record id appears on more than one row',
+  FILE_CONTROL_CHARACTER: 'a cell holds a NUL byte',
   PIPELINE_NOT_FOUND: 'no pipeline file for this partner',
   PIPELINE_INVALID: 'the pipeline file is not valid',
   INDEX_LINE_INVALID: 'a line of the patient index file is not a valid resource',

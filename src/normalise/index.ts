@@ -3,7 +3,7 @@
  * forms of PersonFields. Every roster row and every index patient passes through these, so both
  * sides of a comparison are spelled the same way.
  */
-export { normaliseName, splitSuffix, splitFullName, normaliseSuffix, type FullNameParts } from './names.ts';
+export { normaliseName, splitSuffix, splitFullName, normaliseSuffix, nonLatinScript, type FullNameParts } from './names.ts';
 export { nicknameRoots, areNicknames } from './nicknames.ts';
 export { parseBirthDate, type BirthDateResult } from './dates.ts';
 export { normaliseSex } from './sex.ts';

@@ -153,3 +153,25 @@ function splitLastFirst(raw: string, comma: number): FullNameParts {
     suffix,
   };
 }
+
+/** Scripts names arrive in that folding to Latin letters cannot keep, by Unicode script property. */
+const SCRIPTS: readonly [string, RegExp][] = (
+  [
+    'Hebrew', 'Arabic', 'Cyrillic', 'Greek', 'Armenian', 'Georgian', 'Syriac', 'Thaana', 'Devanagari', 'Bengali', 'Gurmukhi',
+    'Gujarati', 'Tamil', 'Telugu', 'Kannada', 'Malayalam', 'Sinhala', 'Thai', 'Lao', 'Myanmar', 'Khmer', 'Ethiopic',
+    'Hangul', 'Hiragana', 'Katakana', 'Han', 'Tibetan', 'Mongolian', 'Cherokee',
+  ] as const
+).map((s) => [s, new RegExp(`\\p{Script=${s}}`, 'u')]);
+const NON_LATIN_LETTER = /(?![\p{Script=Latin}])\p{L}/u;
+
+/**
+ * The script of the first letter in `raw` that is not Latin ("Hebrew", "Arabic", …), or
+ * undefined when every letter is Latin. Names are compared in Latin letters (the IIS index is
+ * folded the same way), so such letters are dropped: the caller says so, by field and script.
+ */
+export function nonLatinScript(raw: string): string | undefined {
+  const m = NON_LATIN_LETTER.exec(raw);
+  if (!m) return undefined;
+  for (const [name, re] of SCRIPTS) if (re.test(m[0])) return name;
+  return 'a non-Latin';
+}

@@ -1,6 +1,6 @@
 /** Maps a partner's header row onto logical fields through the pipeline's aliases. */
 import type { LogicalField } from '../model/index.ts';
-import type { Pipeline } from '../pipeline/index.ts';
+import type { ColumnSpec, Pipeline } from '../pipeline/index.ts';
 import { RostermatchError } from '../errors/index.ts';
 
 /** Case, spacing and punctuation differ between exports of the same system: compare without them. */
@@ -10,32 +10,74 @@ export function headerKey(cell: string): string {
 
 export type ColumnMap = Partial<Record<LogicalField, number>>;
 
+/** `column 3 ("First Name")`: header cells are the partner's column titles, not personal data. */
+export function describeColumn(header: readonly string[], col: number): string {
+  return `column ${col + 1} ("${header[col] ?? ''}")`;
+}
+
+/**
+ * Every field finds exactly one column, or the file is refused: two columns that could carry one
+ * field (the same header twice, or two of its aliases) are ambiguous, and taking the first would
+ * silently match on whichever the export happened to put first. A pipeline settles it with
+ * `columns.<field>: { column: N }`.
+ */
 export function mapHeader(header: readonly string[], pipeline: Pipeline, file: string): ColumnMap {
-  const positions = new Map<string, number>();
+  const positions = new Map<string, number[]>();
   header.forEach((cell, i) => {
     const key = headerKey(cell);
-    if (key !== '' && !positions.has(key)) positions.set(key, i);
+    if (key === '') return;
+    const list = positions.get(key);
+    if (list) list.push(i);
+    else positions.set(key, [i]);
   });
   const map: ColumnMap = {};
   const claimedBy = new Map<number, LogicalField>();
-  for (const [field, aliases] of Object.entries(pipeline.columns) as [LogicalField, string[]][]) {
-    const found = aliases.map((a) => positions.get(headerKey(a))).filter((i): i is number => i !== undefined);
-    if (found.length === 0) continue;
-    if (new Set(found).size > 1) {
-      throw new RostermatchError('FILE_DUPLICATE_COLUMN', `more than one column is a header alias of "${field}"`, { file, line: 1, field });
+  for (const [field, spec] of Object.entries(pipeline.columns) as [LogicalField, ColumnSpec][]) {
+    let col: number;
+    if (!Array.isArray(spec)) {
+      col = spec.column - 1;
+      if (col >= header.length) {
+        throw new RostermatchError('FILE_MISSING_COLUMN', `columns.${field} is column ${spec.column}, but the header has ${header.length} columns`, { file, line: 1, field });
+      }
+    } else {
+      const found = [...new Set(spec.flatMap((a) => positions.get(headerKey(a)) ?? []))].sort((a, b) => a - b);
+      if (found.length === 0) continue;
+      if (found.length > 1) {
+        const cols = found.map((i) => describeColumn(header, i));
+        const list = cols.length === 2 ? `${cols[0]} and ${cols[1]}` : `${cols.slice(0, -1).join(', ')} and ${cols.at(-1)}`;
+        throw new RostermatchError(
+          'FILE_DUPLICATE_COLUMN',
+          `${list} could each be "${field}"; remove one, or set columns.${field}: { column: N } in the pipeline`,
+          { file, line: 1, field },
+        );
+      }
+      col = found[0]!;
     }
-    const col = found[0]!;
     const other = claimedBy.get(col);
     if (other) {
-      throw new RostermatchError('FILE_DUPLICATE_COLUMN', `column "${header[col]}" maps to both "${other}" and "${field}"`, { file, line: 1, field });
+      throw new RostermatchError('FILE_DUPLICATE_COLUMN', `${describeColumn(header, col)} maps to both "${other}" and "${field}"`, { file, line: 1, field });
     }
     claimedBy.set(col, field);
     map[field] = col;
   }
+  if (header.length === 1) {
+    // One header cell holding another separator: the file is delimited differently from what
+    // the pipeline says (Excel's "Unicode text" export is tab-separated).
+    const other = ['\t', ';', '|', ','].find((d) => d !== pipeline.file.delimiter && header[0]!.includes(d));
+    if (other) {
+      const name = other === '\t' ? 'tabs' : `"${other}"`;
+      throw new RostermatchError(
+        'FILE_MALFORMED_CSV',
+        `the header is separated by ${name}, but the pipeline's file.delimiter is ${JSON.stringify(pipeline.file.delimiter)}${other === '\t' ? ' (Excel\'s "Unicode text" is tab-separated: file.delimiter: "\\t")' : ''}`,
+        { file, line: 1 },
+      );
+    }
+  }
   const required: LogicalField[] = map.fullName !== undefined ? ['recordId', 'birthDate', 'fullName'] : ['recordId', 'birthDate', 'given', 'family'];
   for (const field of required) {
     if (map[field] === undefined) {
-      const expected = (pipeline.columns[field] ?? []).join('" or "');
+      const spec = pipeline.columns[field];
+      const expected = Array.isArray(spec) ? spec.join('" or "') : '';
       throw new RostermatchError('FILE_MISSING_COLUMN', `no column for "${field}" (expected a header "${expected}")`, { file, line: 1, field });
     }
   }

@@ -6,6 +6,7 @@
 import type { NormalisedRow, PersonFields, RawRow, RowProblem } from '../model/index.ts';
 import type { Pipeline } from '../pipeline/index.ts';
 import {
+  nonLatinScript,
   normaliseIdentifier,
   normaliseName,
   normalisePhone,
@@ -28,7 +29,8 @@ export function normaliseRow(raw: RawRow, pipeline: Pipeline, today: string): No
   let middle: string;
   let family: string;
   let suffix = '';
-  if (pipeline.columns.fullName !== undefined && !(pipeline.columns.given && pipeline.columns.family)) {
+  const fullNameMode = pipeline.columns.fullName !== undefined && !(pipeline.columns.given && pipeline.columns.family);
+  if (fullNameMode) {
     ({ given, middle, family, suffix } = splitFullName(cell('fullName')));
   } else {
     const g = splitSuffix(normaliseName(cell('given')));
@@ -44,8 +46,23 @@ export function normaliseRow(raw: RawRow, pipeline: Pipeline, today: string): No
     if (s !== '') suffix = s;
     else warnings.push({ field: 'suffix', code: 'unrecognised', message: 'suffix is not JR, SR, II, III or IV; ignored' });
   }
-  if (given === '') problems.push({ field: 'given', code: 'missing', message: 'given name is blank' });
-  if (family === '') problems.push({ field: 'family', code: 'missing', message: 'family name is blank' });
+  // Letters of another script fold to nothing: say so, rather than call a written name blank.
+  const nameCells: [RowProblem['field'], string, string][] = fullNameMode
+    ? [['fullName', cell('fullName'), `${given}${family}`]]
+    : [['given', cell('given'), given], ['family', cell('family'), family], ['middle', cell('middle'), middle]];
+  const unsupported = new Set<RowProblem['field']>();
+  for (const [field, text, folded] of nameCells) {
+    const script = nonLatinScript(text);
+    if (script === undefined) continue;
+    const label = field === 'fullName' ? 'name' : `${field} name`;
+    const what = `${label} is in ${script} script; names are matched in Latin letters, so send it transliterated`;
+    if (folded === '' && field !== 'middle') {
+      problems.push({ field, code: 'unsupported_script', message: what });
+      unsupported.add(field === 'fullName' ? 'given' : field).add(field === 'fullName' ? 'family' : field);
+    } else warnings.push({ field, code: 'unsupported_script', message: `${label} has letters in ${script} script, left out of matching` });
+  }
+  if (given === '' && !unsupported.has('given')) problems.push({ field: 'given', code: 'missing', message: 'given name is blank' });
+  if (family === '' && !unsupported.has('family')) problems.push({ field: 'family', code: 'missing', message: 'family name is blank' });
 
   const dob = parseBirthDate(cell('birthDate'), pipeline.dates.birthDate, today);
   if (!dob.ok) problems.push({ field: 'birthDate', code: dob.code, message: dob.message });

@@ -11,8 +11,29 @@ import { RostermatchError } from '../errors/index.ts';
 import { DEFAULT_LEVELS } from '../match/model.ts';
 
 const logicalField = z.enum(LOGICAL_FIELDS);
-const headerList = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).transform((v) => (Array.isArray(v) ? v : [v]));
+/**
+ * Header names a field may have, or `{ column: N }`: the N-th column (from 1) whatever its header
+ * says — the way to pick one of two columns that carry the same header.
+ */
+const columnPosition = z.object({ column: z.number().int().min(1).max(10_000) }).strict();
+const headerList = z.union([
+  z.string().min(1).transform((v) => [v]),
+  z.array(z.string().min(1)).min(1),
+  columnPosition,
+]);
+export type ColumnSpec = z.infer<typeof headerList>;
 const slug = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'use lower-case letters, digits and hyphens');
+
+/**
+ * Scores are sums of per-field log2(m/u): with the default levels a pair agreeing on every field
+ * but an identifier scores about 64 and one disagreeing on every field about -36. A threshold
+ * outside these ranges matches everything or nothing (a match threshold of 1e308 once emptied a
+ * Group into the review queue), so it is refused rather than run.
+ */
+export const THRESHOLD_RANGE = { match: [1, 60], possible: [0, 59], margin: [1, 30] } as const;
+function bits([lo, hi]: readonly [number, number]): string {
+  return `must be between ${lo} and ${hi} (log2 odds)`;
+}
 
 const DATE_TOKENS = /^(YYYY|YY|MM|M|DD|D|[-/. ])+$/;
 
@@ -25,9 +46,15 @@ export const PipelineSchema = z
         /** Glob of file names this partner may drop, e.g. "*.csv". @defaultValue "*" */
         namePattern: z.string().min(1).default('*'),
         /** @defaultValue utf-8 */
-        encoding: z.enum(['utf-8', 'windows-1252']).default('utf-8'),
+        encoding: z.enum(['utf-8', 'windows-1252', 'utf-16le', 'utf-16be']).default('utf-8'),
         /** @defaultValue "," */
-        delimiter: z.string().length(1).default(','),
+        delimiter: z
+          .string()
+          .length(1, 'one character, such as "," or "|" or a tab')
+          .refine((d) => !/[\r\n]/.test(d), 'a line break cannot separate cells')
+          .refine((d) => d !== '"', 'the quote character cannot separate cells')
+          .refine((d) => !/[\p{L}\p{N}\p{Cc}\p{Cf}]/u.test(d) || d === '\t', 'a letter, digit or control character cannot separate cells')
+          .default(','),
       })
       .strict()
       .default({ namePattern: '*', encoding: 'utf-8', delimiter: ',' }),
@@ -50,14 +77,25 @@ export const PipelineSchema = z
       .record(z.string(), z.record(z.string(), z.object({ m: z.number().gt(0).lte(1).optional(), u: z.number().gt(0).lte(1).optional() }).strict()))
       .optional(),
     thresholds: z
-      .object({ match: z.number(), possible: z.number(), margin: z.number().positive().optional() })
+      .object({
+        match: z.number().min(THRESHOLD_RANGE.match[0], bits(THRESHOLD_RANGE.match)).max(THRESHOLD_RANGE.match[1], bits(THRESHOLD_RANGE.match)),
+        possible: z.number().min(THRESHOLD_RANGE.possible[0], bits(THRESHOLD_RANGE.possible)).max(THRESHOLD_RANGE.possible[1], bits(THRESHOLD_RANGE.possible)),
+        margin: z.number().min(THRESHOLD_RANGE.margin[0], bits(THRESHOLD_RANGE.margin)).max(THRESHOLD_RANGE.margin[1], bits(THRESHOLD_RANGE.margin)).optional(),
+      })
       .strict()
-      .refine((t) => t.possible <= t.match, { message: 'possible must not be above match' })
+      .refine((t) => t.possible < t.match, { message: 'possible must be below match' })
       .default({ match: 18, possible: 6 }),
   })
   .strict()
   .superRefine((p, ctx) => {
     const has = (f: LogicalField) => p.columns[f] !== undefined;
+    const positions = new Map<number, LogicalField>();
+    for (const [f, spec] of Object.entries(p.columns) as [LogicalField, ColumnSpec][]) {
+      if (Array.isArray(spec)) continue;
+      const other = positions.get(spec.column);
+      if (other) ctx.addIssue({ code: 'custom', path: ['columns', f], message: `column ${spec.column} is already columns.${other}` });
+      positions.set(spec.column, f);
+    }
     for (const f of ['recordId', 'birthDate'] as const) {
       if (!has(f)) ctx.addIssue({ code: 'custom', path: ['columns', f], message: `columns.${f} is required` });
     }

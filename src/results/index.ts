@@ -35,6 +35,9 @@ export function resultCells(r: RowResult): string[] {
   if (r.outcome === 'invalid') reasons = (r.problems ?? []).map((p) => `${p.field}: ${p.message}`).join('; ');
   else if (best) reasons = (r.reviewed ? `reviewed: accepted by ${r.reviewed.by} on ${r.reviewed.at.slice(0, 10)}; ` : '') + explain(best) + (best.guard ? ` guard:${best.guard}` : '');
   else if (r.outcome === 'no_match') reasons = r.score === undefined ? 'no candidate shares a blocking key' : 'no candidate reached the possible threshold';
+  // Fields left out of matching, and a record id shared with other rows, are the partner's to know.
+  const warnings = (r.warnings ?? []).map((w) => `${w.field}: ${w.message}`);
+  if (warnings.length > 0) reasons = [reasons, ...warnings].filter((x) => x !== '').join('; ');
   const candidates =
     r.outcome === 'possible' || r.outcome === 'ambiguous' ? r.candidates.map((c) => `${c.patientId} (${c.score})`).join('; ') : '';
   return [

@@ -132,7 +132,11 @@ export async function runFile(db: Db, log: Logger, input: RunInput): Promise<Run
     });
   } catch (e) {
     const error = isRostermatchError(e) ? { code: e.code, message: e.message } : { code: 'INTERNAL', message: 'internal error' };
-    await failRun(db, runId, error, now().toISOString());
+    // A failed run leaves no rows behind: nothing half-written for a console or a re-run to find.
+    await db.transaction(async (tx) => {
+      await tx.query('DELETE FROM run_row WHERE run_id = $1', [runId]);
+      await failRun(tx, runId, error, now().toISOString());
+    });
     log.error({ runId, code: error.code }, 'run failed');
     throw e;
   }
