@@ -100,7 +100,7 @@ describe('drop folders that are symbolic links', () => {
     expect(await runs(s)).toEqual([]);
     expect(await health(s)).toEqual({
       status: 200,
-      body: { status: 'ok', redis: 'ok', database: 'ok', watcher: 'ok', refusedFolders: [{ partner: 'test-school', problem: 'its inbound folder is a symbolic link' }] },
+      body: { status: 'ok', redis: 'ok', database: 'ok', watcher: 'ok', queuePrefix: expect.any(String), refusedFolders: [{ partner: 'test-school', problem: 'its inbound folder is a symbolic link' }] },
     });
 
     // The operator replaces the link with a real folder: the partner's drops are taken again.
@@ -108,7 +108,7 @@ describe('drop folders that are symbolic links', () => {
     await fs.mkdir(s.folder('test-school', 'inbound'));
     await fs.writeFile(path.join(s.folder('test-school', 'inbound'), 'fall.csv'), ROSTER);
     await completed(s, 'fall.csv', 'test-school');
-    expect((await health(s)).body).toEqual({ status: 'ok', redis: 'ok', database: 'ok', watcher: 'ok' });
+    expect((await health(s)).body).toEqual({ status: 'ok', redis: 'ok', database: 'ok', watcher: 'ok', queuePrefix: expect.any(String) });
     expect(s.logged()).toMatch(/"partner":"test-school".*partner folder usable again/);
     expect((await listing(outside)).sort()).toEqual(['a.csv', 'b.csv']);
   });
