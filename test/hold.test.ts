@@ -189,7 +189,8 @@ describe('held runs from the command line', () => {
     expect(again.stderr).toMatch(/RUN_NOT_HELD: run .* is completed \(confirmed by alice/);
     const history = JSON.parse((await cli('group', 'show', 'test-school-students', '--history')).stdout) as { actor: string; action: string }[];
     expect(history.filter((e) => e.action === 'removed').every((e) => e.actor === 'confirm:alice')).toBe(true);
-  });
+    // Eight CLI processes, each booting the embedded store: slow on a shared 2-core machine.
+  }, 180_000);
 });
 
 describe.each(STORES)('held runs in serve (%s)', (store) => {

@@ -136,7 +136,8 @@ describe('Group ownership from the command line', () => {
     } finally {
       await db.close();
     }
-  });
+    // Eight CLI processes, each booting the embedded store: slow on a shared 2-core machine.
+  }, 180_000);
 });
 
 describe.each(STORES)('Group ownership in serve (%s)', (store) => {
