@@ -118,7 +118,9 @@ describe('serve', () => {
     await completed(s, 'a.csv');
 
     // OpenSSH style: the final name from the first byte, the rest arriving in pieces.
-    const lines = [HEADER, ...Array.from({ length: 5000 }, (_, i) => `s${i},Ava,Martinez,,2015-03-14,F,,,`)];
+    // Five of the Group's six children, over and over: a replace file that is not held for removing most of the Group.
+    const people = ROSTER.split('\r\n').slice(1, 6).map((l) => l.slice(l.indexOf(',') + 1));
+    const lines = [HEADER, ...Array.from({ length: 5000 }, (_, i) => `s${i},${people[i % people.length]}`)];
     const text = `${lines.join('\n')}\n`;
     const h = await fs.open(path.join(inbound, 'slow.csv'), 'w');
     const pieces = 8;

@@ -8,8 +8,11 @@ import { acceptReviewItem, groupHistory, groupMembers, listReviewItems, rejectRe
 import { HEADER, INDEX, ROSTER } from './fixtures.ts';
 import { quietLog, STORES, tempDb, testPipeline, writeNdjson, writeText } from './helpers.ts';
 
+// These files are deliberately partial replace files: the safety valve (test/hold.test.ts) is off.
+const pipeline = testPipeline({ group: { id: 'test-school-students', name: 'Test School students', mode: 'replace', maxRemoveShare: 1 } });
+
 async function run(db: Db, dir: string, name: string, text: string) {
-  const out = await runFile(db, quietLog, { file: await writeText(path.join(dir, name), text), pipeline: testPipeline(), outDir: path.join(dir, 'out'), exportsDir: path.join(dir, 'ex') });
+  const out = await runFile(db, quietLog, { file: await writeText(path.join(dir, name), text), pipeline, outDir: path.join(dir, 'out'), exportsDir: path.join(dir, 'ex') });
   if (out.kind !== 'completed') throw new Error('expected a completed run');
   return out;
 }

@@ -10,10 +10,22 @@ import { isRostermatchError } from '../errors/index.ts';
 import { exportGroup, parseExportParams } from '../export/index.ts';
 import { loadIndexFile } from '../patient-index/index.ts';
 import { loadPartnerPipeline, loadPipelineFile } from '../pipeline/index.ts';
-import { levelsFor, runFile, trainModel } from '../run/index.ts';
+import { confirmHeldRun, describeHold, discardHeldRun, heldAgainMessage, levelsFor, runFile, trainModel } from '../run/index.ts';
 import { weight, type Levels } from '../match/index.ts';
 import { generateSamples } from '../samples/index.ts';
-import { acceptReviewItem, getGroup, groupHistory, groupMembers, listGroups, listReviewItems, rejectReviewItem, toFhirGroup, type ReviewState } from '../store/index.ts';
+import {
+  acceptReviewItem,
+  findRun,
+  getGroup,
+  groupHistory,
+  groupMembers,
+  listGroups,
+  listReviewItems,
+  moveGroup,
+  rejectReviewItem,
+  toFhirGroup,
+  type ReviewState,
+} from '../store/index.ts';
 import { RostermatchError } from '../errors/index.ts';
 import { createLogger, resolvePaths } from '../config/index.ts';
 import { redisUrl } from '../queue/index.ts';
@@ -91,7 +103,7 @@ program
           throw e;
         },
       );
-      console.log(o.json ? JSON.stringify(out.kind === 'completed' ? out.summary : { duplicateOf: out.run.id, run: out.run }, null, 2) : printRun(out));
+      console.log(o.json ? JSON.stringify(out.kind !== 'duplicate' ? out.summary : { duplicateOf: out.run.id, run: out.run }, null, 2) : printRun(out));
     });
   });
 
@@ -117,7 +129,7 @@ program
 const group = program.command('group').description('partner Groups');
 group
   .command('show')
-  .description('a Group as a FHIR resource, or its membership history')
+  .description('a Group as a FHIR resource (its owner in managingEntity), or its membership history')
   .argument('<group-id>')
   .option('--history', 'print the membership history instead (newest first)')
   .action(async (id: string, o: { history?: boolean }) => {
@@ -133,7 +145,7 @@ group
   .description('every Group with its size')
   .action(async () => {
     await withContext(globals(), async ({ db }) => {
-      for (const g of await listGroups(db)) console.log(`${g.id}\t${g.partner}\t${g.mode}\t${g.size} members\tv${g.version}\t${g.updatedAt}`);
+      for (const g of await listGroups(db)) console.log(`${g.id}\towner ${g.partner}\t${g.mode}\t${g.size} members\tv${g.version}\t${g.updatedAt}`);
     });
   });
 
@@ -231,7 +243,7 @@ review
   .action(async (item: number, patientId: string, o: { by?: string }) => {
     await withContext(globals(), async ({ db }) => {
       const r = await db.transaction((tx) => acceptReviewItem(tx, item, patientId, o.by ?? operator(), new Date().toISOString()));
-      if (!r.ok) throw new RostermatchError('REVIEW_INVALID', r.reason);
+      if (!r.ok) throw r.error ?? new RostermatchError('REVIEW_INVALID', r.reason);
       console.log(`#${item}: accepted ${patientId}; ${r.item.groupId ? `added to Group ${r.item.groupId}` : 'no Group'}`);
     });
   });
@@ -245,6 +257,68 @@ review
       const r = await db.transaction((tx) => rejectReviewItem(tx, item, o.by ?? operator(), new Date().toISOString()));
       if (!r.ok) throw new RostermatchError('REVIEW_INVALID', r.reason);
       console.log(`#${item}: rejected`);
+    });
+  });
+
+group
+  .command('move')
+  .description('give a Group to another partner (a renamed partner, a Group set up under the wrong one); audited')
+  .argument('<group-id>')
+  .requiredOption('--to <partner>', 'the partner that will own it')
+  .requiredOption('--reason <text>', 'why, for the audit log')
+  .option('--by <name>', 'who moves it (default: $ROSTERMATCH_OPERATOR or the login name)')
+  .action(async (id: string, o: { to: string; reason: string; by?: string }) => {
+    if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(o.to)) throw new RostermatchError('USAGE', `--to "${o.to}" is not a partner id (lower-case letters, digits and hyphens)`);
+    if (!o.reason.trim()) throw new RostermatchError('USAGE', 'say why the Group is moved (--reason)');
+    await withContext(globals(), async ({ db }) => {
+      const m = await db.transaction((tx) => moveGroup(tx, { groupId: id, to: o.to, by: o.by ?? operator(), reason: o.reason, at: new Date().toISOString() }));
+      console.log(`Group ${id}: owner ${m.from} → ${m.to}; recorded in the audit log`);
+    });
+  });
+
+const runCmd = program.command('run').description('one run: its state, and an operator\'s answer to a held Group change');
+runCmd
+  .command('show')
+  .description('a run\'s state, counts and, when held, the Group change waiting for a confirmation')
+  .argument('<run-id>', 'the run id, or the first 8 characters status prints')
+  .option('--json', 'print as JSON')
+  .action(async (id: string, o: { json?: boolean }) => {
+    await withContext(globals(), async ({ db }) => {
+      const run = await findRun(db, id);
+      if (!run) throw new RostermatchError('USAGE', `no run "${id}" (or several start with it)`);
+      if (o.json) return console.log(JSON.stringify({ ...run, pipeline: undefined, sourcePath: undefined }, null, 2));
+      console.log(`run ${run.id}: ${run.fileName} (${run.partner}) ${run.state}`);
+      if (run.counts) console.log(`  outcomes: ${Object.entries(run.counts).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+      if (run.hold) {
+        const d = run.hold.decision;
+        console.log(`  group ${run.hold.groupId}: ${d ? `was held (${describeHold(run.hold)}); ${d.action} by ${d.by} at ${d.at}${d.reason ? `: ${d.reason}` : ''}` : `HELD — ${describeHold(run.hold)}`}`);
+      }
+      if (run.error) console.log(`  error: ${run.error.message}`);
+    });
+  });
+runCmd
+  .command('confirm')
+  .description('apply the Group change a held run showed (if the Group changed since, it is held again with new numbers)')
+  .argument('<run-id>', 'the run id, or the first 8 characters status prints')
+  .option('--by <name>', 'who confirms (default: $ROSTERMATCH_OPERATOR or the login name)')
+  .action(async (id: string, o: { by?: string }) => {
+    await withContext(globals(), async ({ db, paths }) => {
+      const r = await confirmHeldRun(db, { runId: id, by: o.by ?? operator(), exportsDir: paths.exportsDir });
+      if (r.kind === 'held-again') throw heldAgainMessage(r);
+      const c = r.change;
+      console.log(`run ${r.run.id}: confirmed; Group ${r.run.groupId}: ${c.before} → ${c.after} members (+${c.added} −${c.removed}); export ${r.published.export.dir}`);
+    });
+  });
+runCmd
+  .command('discard')
+  .description('close a held run without changing its Group')
+  .argument('<run-id>', 'the run id, or the first 8 characters status prints')
+  .requiredOption('--reason <text>', 'why, for the audit log')
+  .option('--by <name>', 'who discards (default: $ROSTERMATCH_OPERATOR or the login name)')
+  .action(async (id: string, o: { by?: string; reason: string }) => {
+    await withContext(globals(), async ({ db }) => {
+      const run = await discardHeldRun(db, { runId: id, by: o.by ?? operator(), reason: o.reason });
+      console.log(`run ${run.id}: discarded; Group ${run.groupId} unchanged`);
     });
   });
 

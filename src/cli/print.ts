@@ -1,6 +1,6 @@
 /** Plain-text renderings for the terminal. Ids and counts only: nothing here prints PHI. */
 import type { LoadReport } from '../patient-index/index.ts';
-import type { RunOutput } from '../run/index.ts';
+import { describeHold, type RunOutput } from '../run/index.ts';
 import { OUTCOMES } from '../model/index.ts';
 
 export function printLoad(r: LoadReport): string {
@@ -22,10 +22,13 @@ export function printRun(out: RunOutput): string {
   return [
     `run ${s.runId}: ${s.rows} rows from ${s.file} (${s.partner})`,
     `  outcomes: ${counts}`,
-    `  group ${s.group.id} (${s.group.mode}): ${s.group.sizeBefore} → ${s.group.sizeAfter} members (+${s.group.added} −${s.group.removed})`,
+    out.kind === 'held'
+      ? `  group ${s.group.id} (${s.group.mode}): HELD, unchanged — ${describeHold(out.hold)}.\n` +
+        `    confirm: rostermatch run confirm ${s.runId} --by NAME    discard: rostermatch run discard ${s.runId} --by NAME --reason TEXT`
+      : `  group ${s.group.id} (${s.group.mode}): ${s.group.sizeBefore} → ${s.group.sizeAfter} members (+${s.group.added} −${s.group.removed})`,
     `  results: ${out.resultPath}`,
     `  summary: ${out.summaryPath}`,
-    `  export:  ${out.export.dir}`,
+    `  export:  ${out.kind === 'held' ? 'none (the Group did not change)' : out.export.dir}`,
     `  time:    ${s.timingsMs.total} ms (match ${s.timingsMs.match} ms)`,
   ].join('\n');
 }

@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { isRostermatchError } from '../errors/index.ts';
 import { OUTCOMES, type Outcome } from '../model/index.ts';
 import { deploymentsOn, JOB_STATES, queuePrefix, queueStatus, type Deployment, type QueueStatus } from '../queue/index.ts';
-import { chunksDone, listRuns, openEmbedded, openPostgres, type Db, type RunRecord, type RunState } from '../store/index.ts';
+import { chunksDone, listRuns, openEmbedded, openPostgres, type Db, type RunHold, type RunRecord, type RunState } from '../store/index.ts';
 import { formatDuration } from '../console/index.ts';
 
 export interface StatusOptions {
@@ -42,6 +42,8 @@ export interface RunStatus {
   /** Received to finished, or to now for a run still in progress. */
   durationMs: number;
   error: { code: string; message: string } | null;
+  /** A held run: the Group change waiting for an operator (rostermatch run confirm|discard). */
+  hold: RunHold | null;
 }
 
 export type StatusReport = {
@@ -123,6 +125,7 @@ function runStatus(r: RunRecord, done: number | undefined, now: Date): RunStatus
     chunkCount: r.chunkCount,
     durationMs: Math.max(0, end - Date.parse(r.receivedAt)),
     error: r.error,
+    hold: r.state === 'held' ? r.hold : null,
   };
 }
 
@@ -182,6 +185,7 @@ export function printStatus(r: StatusReport): string {
       ]);
       const numeric = new Set([5, 6, 7, 8, 9, 11]);
       out.push(...table([head, ...rows], (i) => numeric.has(i)));
+      for (const x of r.store.runs.filter((x) => x.hold)) out.push(`  held ${x.id}: Group change waiting — rostermatch run confirm ${x.id.slice(0, 8)} --by NAME, or run discard ${x.id.slice(0, 8)} --by NAME --reason TEXT`);
     }
   }
   return out.join('\n');
@@ -206,6 +210,7 @@ function printDeployments(all: Deployment[], prefix: string | null, store: strin
 }
 
 function progress(x: RunStatus): string {
+  if (x.hold) return `held: ${x.hold.before} members, +${x.hold.wouldAdd} −${x.hold.wouldRemove} (${(100 * x.hold.share).toFixed(1)} %)`;
   if (x.chunksDone === null || !x.chunkCount) return '';
   return `${x.chunksDone}/${x.chunkCount} chunks (${Math.floor((100 * x.chunksDone) / x.chunkCount)}%)`;
 }

@@ -7,7 +7,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { isRostermatchError } from '../errors/index.ts';
 import { exportGroup } from '../export/index.ts';
+import { confirmHeldRun, discardHeldRun, heldAgainMessage } from '../run/index.ts';
 import { OUTCOMES } from '../model/index.ts';
 import { outputNames } from '../results/index.ts';
 import {
@@ -16,6 +18,7 @@ import {
   chunksDone,
   chunkWorkers,
   countReviewItems,
+  findRun,
   getGroup,
   getRun,
   groupHistoryPage,
@@ -58,6 +61,7 @@ const ReviewQuery = z.object({
   state: z.enum(['open', 'accepted', 'rejected', 'superseded']).default('open'),
   page: z.coerce.number().int().min(1).default(1),
 });
+const HoldAnswer = z.object({ reason: z.string().max(500).optional() });
 const Decision = z.object({ patientId: z.string().min(1).max(200).optional(), returnTo: z.string().optional() });
 
 /** Parses a query or body, answering 400 with the field at fault. */
@@ -177,6 +181,50 @@ export async function consoleRoutes(app: FastifyInstance, o: { db: Db; exportsDi
     });
   }
 
+  /**
+   * An operator's answer to a held run, as the signed-in operator (audited by the store). The form
+   * gets a redirect to the run with a message; the API the run, or 409 with why not.
+   */
+  const answerHold = (kind: 'confirm' | 'discard', asApi: boolean) => async (req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => {
+    const body = parse(HoldAnswer, req.body, reply);
+    if (!body) return;
+    const id = req.params.id;
+    if (kind === 'discard' && !body.reason?.trim()) {
+      if (asApi) return reply.code(400).send({ error: 'reason: required to discard' });
+      return redirectWithFlash(reply, `/runs/${encodeURIComponent(id)}`, 'Say why the run is discarded.');
+    }
+    let message: string;
+    let failed = false;
+    try {
+      if (kind === 'confirm') {
+        const r = await confirmHeldRun(db, { runId: id, by: req.operator!, exportsDir: o.exportsDir });
+        if (r.kind === 'held-again') {
+          failed = true;
+          message = heldAgainMessage(r).message;
+        } else {
+          message = `Confirmed: Group ${r.run.groupId} ${r.change.before} → ${r.change.after} members (+${r.change.added} −${r.change.removed})`;
+        }
+      } else {
+        const run = await discardHeldRun(db, { runId: id, by: req.operator!, reason: body.reason! });
+        message = `Discarded: Group ${run.groupId} unchanged`;
+      }
+    } catch (e) {
+      if (!isRostermatchError(e)) throw e;
+      failed = true;
+      message = e.message;
+    }
+    if (asApi) {
+      if (failed) return reply.code(409).send({ error: message });
+      const { pipeline: _p, sourcePath: _s, ...run } = (await findRun(db, id))!;
+      return { run, message };
+    }
+    return redirectWithFlash(reply, `/runs/${encodeURIComponent(id)}`, message);
+  };
+  app.post('/runs/:id/confirm', answerHold('confirm', false));
+  app.post('/runs/:id/discard', answerHold('discard', false));
+  app.post('/api/runs/:id/confirm', answerHold('confirm', true));
+  app.post('/api/runs/:id/discard', answerHold('discard', true));
+
   // ── Groups ──────────────────────────────────────────────────────────────────────────────────
   app.get('/groups', async (req, reply) => send(req, reply, { title: 'Groups', nav: 'groups' }, groupsPage(await listGroups(db))));
   const loadGroup = async (id: string, reply: FastifyReply) => {
@@ -245,7 +293,7 @@ export async function consoleRoutes(app: FastifyInstance, o: { db: Db; exportsDi
     if (kind === 'accept' && !body.patientId) return reply.code(400).send({ error: 'patientId: required to accept' });
     const at = new Date().toISOString();
     const r = await db.transaction((tx) => (kind === 'accept' ? acceptReviewItem(tx, id, body.patientId!, req.operator!, at) : rejectReviewItem(tx, id, req.operator!, at)));
-    if (asApi) return r.ok ? { item: r.item } : reply.code(409).send({ error: r.reason });
+    if (asApi) return r.ok ? { item: r.item } : reply.code(409).send({ error: r.reason, ...(r.error ? { code: r.error.code } : {}) });
     const back = body.returnTo?.startsWith('/review') ? body.returnTo : '/review';
     if (!r.ok) return redirectWithFlash(reply, back, r.reason);
     const msg =

@@ -18,6 +18,9 @@ export const ERROR_CODES = {
   PIPELINE_INVALID: 'the pipeline file is not valid',
   INDEX_LINE_INVALID: 'a line of the patient index file is not a valid resource',
   GROUP_NOT_FOUND: 'no such Group',
+  GROUP_NOT_YOURS: 'the Group belongs to another partner',
+  RUN_NOT_HELD: 'the run is not waiting for an operator to confirm its Group change',
+  RUN_HOLD_STALE: 'the Group changed after the run was held; it is held again with new numbers',
   REVIEW_INVALID: 'the review decision cannot be applied',
   MATCH_INCOMPLETE: 'some rows could not be matched after retries',
   RUN_NOT_FOUND: 'a queued job names a run its store does not hold',
@@ -38,12 +41,18 @@ export interface ErrorLocation {
 export class RostermatchError extends Error {
   readonly code: ErrorCode;
   readonly location: ErrorLocation;
+  /**
+   * What the partner's note says, when it must say less than the operator sees (another
+   * partner's id, say). @defaultValue the message
+   */
+  readonly partnerMessage: string;
 
-  constructor(code: ErrorCode, detail: string, location: ErrorLocation = {}, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, detail: string, location: ErrorLocation = {}, options?: { cause?: unknown; partnerDetail?: string }) {
     super(formatMessage(code, detail, location), options);
     this.name = 'RostermatchError';
     this.code = code;
     this.location = location;
+    this.partnerMessage = options?.partnerDetail === undefined ? this.message : formatMessage(code, options.partnerDetail, location);
   }
 }
 

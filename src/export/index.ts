@@ -14,7 +14,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { finished } from 'node:stream/promises';
 import type { Queryable } from '../store/index.ts';
-import { getGroup } from '../store/index.ts';
+import { assertGroupOwner, getGroup } from '../store/index.ts';
 import { RostermatchError } from '../errors/index.ts';
 
 export const EXPORT_TYPES = ['Patient', 'Immunization'] as const;
@@ -30,6 +30,8 @@ export interface ExportRequest {
   now?: Date;
   /** The run this export follows, so a repeated finalise knows it was done. */
   runId?: string;
+  /** The partner asking, when a partner asks (a run, a FHIR client): only the Group's owner may. */
+  partner?: string;
 }
 
 export interface Manifest {
@@ -69,7 +71,7 @@ export function parseExportParams(params: { type?: string; since?: string }): { 
 }
 
 export async function exportGroup(db: Queryable, req: ExportRequest): Promise<ExportResult> {
-  const group = await getGroup(db, req.groupId);
+  const group = req.partner === undefined ? await getGroup(db, req.groupId) : await assertGroupOwner(db, req.partner, req.groupId);
   if (!group) throw new RostermatchError('GROUP_NOT_FOUND', `no Group with id "${req.groupId}"`, { field: 'group' });
   const types = req.types ?? EXPORT_TYPES;
   const transactionTime = (req.now ?? new Date()).toISOString();

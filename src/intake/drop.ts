@@ -103,7 +103,7 @@ export function originalName(movedName: string): string {
   return movedName.replace(MOVED_PREFIX, '');
 }
 
-export type NoteKind = 'rejected' | 'duplicate' | 'error';
+export type NoteKind = 'rejected' | 'duplicate' | 'error' | 'held' | 'confirmed' | 'discarded';
 
 /** A short note to the partner in its outbound folder: `<file>.<kind>.txt`. */
 export async function writeNote(outbound: string, fileName: string, kind: NoteKind, lines: string[]): Promise<string> {

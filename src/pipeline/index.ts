@@ -70,6 +70,11 @@ export const PipelineSchema = z
         id: z.string().regex(/^[A-Za-z0-9\-.]{1,64}$/, 'a FHIR id: letters, digits, - and ., at most 64'),
         name: z.string().min(1),
         mode: z.enum(['replace', 'append']),
+        /**
+         * A replace file that would remove more than this share of the Group (and at least
+         * HOLD_MIN_REMOVALS people) is held for an operator's confirmation. @defaultValue 0.2
+         */
+        maxRemoveShare: z.number().min(0).max(1).default(0.2),
       })
       .strict(),
     /** m/u overrides per field and comparison level, over the trained model and the defaults. */

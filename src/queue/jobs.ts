@@ -16,6 +16,7 @@ import { PipelineSchema, type Pipeline } from '../pipeline/index.ts';
 import { outputNames } from '../results/index.ts';
 import { candidatesFor, levelsFor, publishRun, recordRun, restoreOutputs, type CandidateMode } from '../run/index.ts';
 import {
+  assertGroupOwner,
   clearRunInput,
   countRunRows,
   failRun,
@@ -23,6 +24,7 @@ import {
   insertRunRows,
   partnerDecisions,
   readRunInput,
+  RECORDED_STATES,
   recordChunk,
   setRunState,
   appendRunInput,
@@ -64,8 +66,15 @@ async function runOf(db: Db, data: { runId: string }): Promise<RunRecord> {
 export async function execIntake(ctx: JobContext, data: IntakeJob): Promise<void> {
   const run = await runOf(ctx.db, data);
   if (!(run.state === 'received' || run.state === 'parsing')) return;
-  await setRunState(ctx.db, run.id, 'parsing', new Date().toISOString());
   const pipeline = pipelineOf(run);
+  try {
+    // Another partner's Group is refused before any parsing or matching work.
+    await assertGroupOwner(ctx.db, run.partner, pipeline.group.id);
+  } catch (e) {
+    if (isRostermatchError(e)) await failRunPermanently(ctx, run, e);
+    throw e;
+  }
+  await setRunState(ctx.db, run.id, 'parsing', new Date().toISOString());
   // Streamed into run_input a chunk at a time: a retried intake starts again from a clean slate.
   await clearRunInput(ctx.db, run.id);
   let rowCount = 0;
@@ -139,7 +148,7 @@ export async function execFinalise(ctx: JobContext, data: FinaliseJob, progress?
   const run = await runOf(ctx.db, data);
   if (run.state === 'failed') return;
   const pipeline = pipelineOf(run);
-  if (run.state === 'completed') {
+  if (RECORDED_STATES.includes(run.state)) {
     await restoreOutputs(ctx.db, run, ctx.exportsDir);
     await archiveSource(ctx, run);
     return;
@@ -153,12 +162,17 @@ export async function execFinalise(ctx: JobContext, data: FinaliseJob, progress?
   }
   const outDir = partnerDirs(ctx.dropRoot, run.partner).outbound;
   const finishedAt = new Date().toISOString();
+  // Ownership is checked again inside the Group-change transaction (GROUP_NOT_YOURS fails the run
+  // for good); a replace run that would remove too much of its Group ends as held.
   const recorded = await recordRun(ctx.db, {
     runId: run.id,
     pipeline,
     resultPath: path.join(outDir, outputNames(run.fileName).results),
     actor: 'serve',
     at: finishedAt,
+  }).catch(async (e: unknown) => {
+    if (isRostermatchError(e)) await failRunPermanently(ctx, run, e);
+    throw e;
   });
   if (!recorded) {
     const again = (await getRun(ctx.db, run.id))!;
@@ -180,7 +194,7 @@ export async function execFinalise(ctx: JobContext, data: FinaliseJob, progress?
   await clearRunInput(ctx.db, run.id);
   // Chunks report progress as they finish, racing each other; the end is certain only here.
   await progress?.(100);
-  ctx.log.info({ runId: run.id, groupId: pipeline.group.id }, 'run completed');
+  ctx.log.info({ runId: run.id, groupId: pipeline.group.id }, recorded?.hold ? 'run held for a confirmation' : 'run completed');
 }
 
 async function archiveSource(ctx: JobContext, run: RunRecord): Promise<void> {
@@ -205,7 +219,7 @@ export async function failRunPermanently(ctx: Pick<JobContext, 'db' | 'log' | 'd
   }
   await writeNote(partnerDirs(ctx.dropRoot, run.partner).outbound, run.fileName, 'error', [
     `${run.fileName}: not processed (run ${run.id}).`,
-    e.message,
+    e.partnerMessage,
     'Nothing from this file was applied to your Group. Correct the file and drop it again.',
   ]);
   ctx.log.warn({ runId: run.id, code: e.code }, 'run failed');

@@ -5,7 +5,7 @@
 import { DelayedError, Job, Queue, UnrecoverableError, Worker, type Processor } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { isRostermatchError, RostermatchError } from '../errors/index.ts';
-import { getRun } from '../store/index.ts';
+import { getRun, RECORDED_STATES } from '../store/index.ts';
 import { connectRedis } from './connection.ts';
 import { execChunk, execFinalise, execIntake, failRunPermanently, type JobContext } from './jobs.ts';
 import { QUEUE, RETRY, type ChunkJob, type FinaliseJob, type IntakeJob } from './names.ts';
@@ -135,7 +135,7 @@ export function startWorkers(ctx: JobContext | MatchContext, opts: WorkerOptions
       if (!final || err instanceof UnrecoverableError || w.name === QUEUE.match) return;
       void (async () => {
         const run = await getRun(ctx.db, (job.data as IntakeJob).runId);
-        if (run && full && run.state !== 'completed' && run.state !== 'failed') {
+        if (run && full && !RECORDED_STATES.includes(run.state) && run.state !== 'failed') {
           await failRunPermanently(full, run, new RostermatchError('FILE_UNREADABLE', `processing failed after ${job.attemptsMade} attempts`, { file: run.fileName }));
         }
       })().catch(() => {});

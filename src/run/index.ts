@@ -16,10 +16,13 @@ import type { NormalisedRow, RowResult } from '../model/index.ts';
 import { rosterChunks } from '../parse/index.ts';
 import type { Pipeline } from '../pipeline/index.ts';
 import { outputNames } from '../results/index.ts';
-import { createRun, failRun, insertRunRows, partnerDecisions, type Db, type Queryable, type RunRecord } from '../store/index.ts';
-import { publishRun, recordRun, restoreOutputs, type Published, type Recorded } from './publish.ts';
+import { assertGroupOwner, createRun, failRun, insertRunRows, partnerDecisions, type Db, type Queryable, type RunHold, type RunRecord } from '../store/index.ts';
+import { publishRun, recordRun, restoreOutputs, type HeldPublished, type Published, type Recorded } from './publish.ts';
 
-export { publishRun, recordRun, restoreOutputs, type RunSummary } from './publish.ts';
+export { publishRun, recordRun, restoreOutputs, type HeldPublished, type Published, type RunSummary } from './publish.ts';
+export { confirmHeldRun, discardHeldRun, heldAgainMessage, type ConfirmOutcome } from './hold.ts';
+export { describeHold, HOLD_MIN_REMOVALS } from './safety.ts';
+export { pipelineGroupWarnings } from './collisions.ts';
 export { candidatesFor, type CandidateMode } from './candidates.ts';
 export { levelsFor, trainModel } from './train.ts';
 
@@ -47,7 +50,10 @@ export interface RunProgress {
   bytesTotal: number;
 }
 
-export type RunOutput = ({ kind: 'completed'; run: RunRecord } & Published) | { kind: 'duplicate'; run: RunRecord };
+export type RunOutput =
+  | ({ kind: 'completed'; run: RunRecord } & Published)
+  | ({ kind: 'held'; run: RunRecord; hold: RunHold } & HeldPublished)
+  | { kind: 'duplicate'; run: RunRecord };
 
 /** Rows matched per candidate look-up: one query per chunk keeps round trips few and memory flat. */
 export const MATCH_CHUNK_ROWS = 500;
@@ -100,6 +106,8 @@ export async function runFile(db: Db, log: Logger, input: RunInput): Promise<Run
   let rowCount = 0;
   const timingsMs: Record<string, number> = {};
   try {
+    // Another partner's Group is refused before a row is read (and again when recording).
+    await assertGroupOwner(db, pipeline.partner, pipeline.group.id);
     // Rows stream through in chunks, each matched and stored before the next is read, so memory
     // stays flat for any file size; the Group changes only once every row is through.
     const t1 = performance.now();
@@ -151,15 +159,16 @@ export async function runFile(db: Db, log: Logger, input: RunInput): Promise<Run
     timingsMs,
     now: now(),
   });
-  log.info({ runId, counts: published.summary.counts, groupId: pipeline.group.id, ms: published.summary.timingsMs.total }, 'run completed');
+  const hold = recorded!.hold;
+  log.info({ runId, counts: published.summary.counts, groupId: pipeline.group.id, ms: published.summary.timingsMs.total }, hold ? 'run held for a confirmation' : 'run completed');
   const run: RunRecord = {
     id: runId,
     partner: pipeline.partner,
     fileName,
     fileSha256: sha256,
-    state: 'completed',
+    state: hold ? 'held' : 'completed',
     receivedAt,
-    finishedAt,
+    finishedAt: hold ? null : finishedAt,
     groupId: pipeline.group.id,
     counts: published.summary.counts,
     summary: { ...published.summary },
@@ -170,7 +179,8 @@ export async function runFile(db: Db, log: Logger, input: RunInput): Promise<Run
     rowCount,
     chunkCount: null,
     timeline: [],
+    hold: hold ?? null,
   };
-  return { kind: 'completed', run, ...published };
+  return hold ? { kind: 'held', run, ...(published as HeldPublished), hold } : { kind: 'completed', run, ...(published as Published) };
 }
 

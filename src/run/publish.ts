@@ -8,22 +8,28 @@ import path from 'node:path';
 import { fileExists } from '../intake/drop.ts';
 import { exportGroup, type ExportResult } from '../export/index.ts';
 import type { Outcome } from '../model/index.ts';
-import type { Pipeline } from '../pipeline/index.ts';
+import { PipelineSchema, type Pipeline } from '../pipeline/index.ts';
 import { outputNames, writeJsonAtomic, writeResultFile } from '../results/index.ts';
 import {
-  applyMembership,
+  applyPlan,
   completeRun,
   ensureGroup,
+  holdRun,
   lockRun,
   matchedPatientIds,
+  planMembership,
   queueForReview,
+  RECORDED_STATES,
   runOutcomeCounts,
   saveRunSummary,
+  setGroupSpec,
   streamRunResults,
   type Db,
   type MembershipChange,
+  type RunHold,
   type RunRecord,
 } from '../store/index.ts';
+import { holdFor, holdSummary, writeHoldNote } from './safety.ts';
 
 export interface RunSummary {
   runId: string;
@@ -34,9 +40,19 @@ export interface RunSummary {
   finishedAt: string;
   rows: number;
   counts: Record<Outcome, number>;
-  group: { id: string; mode: Pipeline['group']['mode']; sizeBefore: number; sizeAfter: number; added: number; removed: number };
+  group: {
+    id: string;
+    mode: Pipeline['group']['mode'];
+    sizeBefore: number;
+    sizeAfter: number;
+    added: number;
+    removed: number;
+    /** The change was held for the IIS's confirmation: what it would do, and whether it was applied. */
+    held?: Record<string, unknown>;
+  };
   thresholds: Pipeline['thresholds'];
-  export: { dir: string; transactionTime: string };
+  /** null while the Group change is held (the Group did not change, so there is nothing new to export). */
+  export: { dir: string; transactionTime: string } | null;
   timingsMs: Record<string, number>;
 }
 
@@ -51,21 +67,34 @@ export interface RecordInput {
 export interface Recorded {
   change: MembershipChange;
   counts: Record<Outcome, number>;
+  /** Set when the change was held for an operator (the Group unchanged), or was held and then decided. */
+  hold?: RunHold;
 }
 
 /**
  * Records the outcome of a run whose rows are all in run_row: the Group change, the review
- * queue and the run's completion, in one transaction. Returns undefined when the run was already
- * completed (a repeated finalise), so nothing happens twice.
+ * queue and the run's completion, in one transaction — or, when the change would remove too much
+ * of a replace Group, the run as held with the numbers and the Group untouched. The Group's owner
+ * is checked under its row lock first. Returns undefined when the run was already recorded (a
+ * repeated finalise), so nothing happens twice.
  */
 export async function recordRun(db: Db, r: RecordInput): Promise<Recorded | undefined> {
   return db.transaction(async (tx) => {
-    if ((await lockRun(tx, r.runId)) === 'completed') return undefined;
+    const state = await lockRun(tx, r.runId);
+    if (state && RECORDED_STATES.includes(state)) return undefined;
     const g = r.pipeline.group;
-    await ensureGroup(tx, { id: g.id, partner: r.pipeline.partner, name: g.name, mode: g.mode });
-    const change = await applyMembership(tx, g.id, await matchedPatientIds(tx, r.runId), g.mode, { runId: r.runId, actor: r.actor, at: r.at });
-    await queueForReview(tx, r.runId, r.pipeline.partner);
+    await ensureGroup(tx, { id: g.id, partner: r.pipeline.partner, name: g.name, mode: g.mode, runId: r.runId });
+    const plan = await planMembership(tx, g.id, await matchedPatientIds(tx, r.runId), g.mode);
     const counts = await runOutcomeCounts(tx, r.runId);
+    const hold = holdFor(plan, g.mode, g.maxRemoveShare, r.at);
+    if (hold) {
+      // Review items wait too: a decision on one of these rows must not bring the change in piecemeal.
+      await holdRun(tx, r.runId, { at: r.at, groupId: g.id, counts, resultPath: r.resultPath, hold });
+      return { change: { before: plan.before, after: plan.before, added: 0, removed: 0 }, counts, hold };
+    }
+    await setGroupSpec(tx, g.id, g.name, g.mode);
+    const change = await applyPlan(tx, plan, { runId: r.runId, actor: r.actor, at: r.at });
+    await queueForReview(tx, r.runId, r.pipeline.partner);
     await completeRun(tx, r.runId, { finishedAt: r.at, groupId: g.id, counts, resultPath: r.resultPath });
     return { change, counts };
   });
@@ -78,7 +107,14 @@ export interface Published {
   summary: RunSummary;
 }
 
-/** Writes the result file from the recorded rows, exports the Group, writes the summary. */
+/** A held run's outputs: the result file and summary, no export (its Group did not change). */
+export type HeldPublished = Omit<Published, 'export'> & { export: undefined; hold: RunHold };
+
+/**
+ * Writes the result file from the recorded rows, exports the Group, writes the summary. For a
+ * held run: the result file and the summary (saying the change waits), the partner's note, and no
+ * export.
+ */
 export async function publishRun(
   db: Db,
   p: {
@@ -91,14 +127,15 @@ export async function publishRun(
     timingsMs: Record<string, number>;
     now: Date;
   },
-): Promise<Published> {
+): Promise<Published | HeldPublished> {
   const names = outputNames(p.run.fileName);
   const t0 = performance.now();
   const resultPath = await writeResultFile(p.outDir, names.results, streamRunResults(db, p.run.id));
   const t1 = performance.now();
-  const exported = await exportGroup(db, { groupId: p.pipeline.group.id, outRoot: p.exportsDir, now: p.now, runId: p.run.id });
+  const { change, counts, hold } = p.recorded;
+  const waiting = hold !== undefined && hold.decision === undefined;
+  const exported = waiting ? undefined : await exportGroup(db, { groupId: p.pipeline.group.id, outRoot: p.exportsDir, now: p.now, runId: p.run.id, partner: p.pipeline.partner });
   const t2 = performance.now();
-  const { change, counts } = p.recorded;
   const summary: RunSummary = {
     runId: p.run.id,
     partner: p.pipeline.partner,
@@ -108,15 +145,24 @@ export async function publishRun(
     finishedAt: p.finishedAt,
     rows: Object.values(counts).reduce((a, b) => a + b, 0),
     counts,
-    group: { id: p.pipeline.group.id, mode: p.pipeline.group.mode, sizeBefore: change.before, sizeAfter: change.after, added: change.added, removed: change.removed },
+    group: {
+      id: p.pipeline.group.id,
+      mode: p.pipeline.group.mode,
+      sizeBefore: change.before,
+      sizeAfter: change.after,
+      added: change.added,
+      removed: change.removed,
+      ...(hold ? { held: holdSummary(hold) } : {}),
+    },
     thresholds: p.pipeline.thresholds,
-    export: { dir: exported.dir, transactionTime: exported.manifest.transactionTime },
+    export: exported ? { dir: exported.dir, transactionTime: exported.manifest.transactionTime } : null,
     timingsMs: withTotal({ ...p.timingsMs, write: Math.round(t1 - t0), export: Math.round(t2 - t1) }),
   };
   const summaryPath = path.join(p.outDir, names.summary);
   await writeJsonAtomic(summaryPath, summary);
   await saveRunSummary(db, p.run.id, summary);
-  return { resultPath, summaryPath, export: exported, summary };
+  if (hold) await writeHoldNote(p.outDir, p.run.fileName, p.run.id, hold);
+  return exported ? { resultPath, summaryPath, export: exported, summary } : { resultPath, summaryPath, export: undefined, summary, hold: hold! };
 }
 
 function withTotal(stages: Record<string, number>): Record<string, number> {
@@ -130,10 +176,26 @@ function withTotal(stages: Record<string, number>): Record<string, number> {
 export async function restoreOutputs(db: Db, run: RunRecord, exportsDir: string): Promise<void> {
   if (!run.resultPath) return;
   const dir = path.dirname(run.resultPath);
+  if (run.state === 'held' && run.hold && run.counts && !run.summary) {
+    // Held, and the process died before it published: publish now, so the partner hears of it.
+    const before = run.hold.before;
+    await publishRun(db, {
+      run,
+      pipeline: PipelineSchema.parse(run.pipeline),
+      recorded: { change: { before, after: before, added: 0, removed: 0 }, counts: run.counts as Record<Outcome, number>, hold: run.hold },
+      finishedAt: run.hold.heldAt,
+      outDir: dir,
+      exportsDir,
+      timingsMs: {},
+      now: new Date(),
+    });
+    return;
+  }
   if (!(await fileExists(run.resultPath))) await writeResultFile(dir, path.basename(run.resultPath), streamRunResults(db, run.id));
   const summaryPath = path.join(dir, outputNames(run.fileName).summary);
   if (run.summary && !(await fileExists(summaryPath))) await writeJsonAtomic(summaryPath, run.summary);
-  if (run.groupId) {
+  // Only a completed run changed its Group; a held or discarded one has nothing to export.
+  if (run.groupId && run.state === 'completed') {
     const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM export WHERE run_id = $1', [run.id]);
     if (rows[0]!.n === 0) await exportGroup(db, { groupId: run.groupId, outRoot: exportsDir, runId: run.id });
   }

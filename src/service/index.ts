@@ -26,6 +26,7 @@ import {
   type JobContext,
   type WorkerSet,
 } from '../queue/index.ts';
+import { pipelineGroupWarnings } from '../run/index.ts';
 import { chunkWorkers, openStore, unfinishedRuns, type Db } from '../store/index.ts';
 import { DropWatcher } from '../watch/index.ts';
 import { OperatorDirectory, operatorsFile, startConsole } from '../console/index.ts';
@@ -110,6 +111,7 @@ export async function startServe(o: ServeOptions): Promise<Service> {
     ...(o.chunkRows ? { chunkRows: o.chunkRows } : {}),
   };
   const dirs = { dropRoot: o.dropRoot, dataDir: o.dataDir, pipelinesDir: o.pipelinesDir };
+  for (const w of await pipelineGroupWarnings(db, o.pipelinesDir)) log.warn({ groupId: w.groupId, files: w.files, partners: w.partners, owner: w.owner }, w.message);
 
   const enqueueIntake = async (c: ClaimOutcome) => {
     if (c.kind !== 'claimed') return;

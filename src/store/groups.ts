@@ -1,10 +1,13 @@
 /** Persistent partner Groups: membership, its history, and the FHIR Group resource. */
+import { RostermatchError } from '../errors/index.ts';
+import { audit } from './audit.ts';
 import type { Queryable } from './db.ts';
 
 export type GroupMode = 'replace' | 'append';
 
 export interface GroupRecord {
   id: string;
+  /** The owner: the partner whose run created the Group, or the one an operator moved it to. */
   partner: string;
   name: string;
   mode: GroupMode;
@@ -15,6 +18,8 @@ export interface GroupRecord {
   size: number;
   /** Membership changes ever recorded (the length of its history). */
   events: number;
+  /** The run that created it (null for a Group older than this record). */
+  createdByRun: string | null;
 }
 
 export interface MembershipChange {
@@ -34,6 +39,7 @@ interface GroupRow {
   updated_at: Date;
   member_count: number;
   event_count: string | number;
+  created_by_run: string | null;
 }
 
 const toRecord = (r: GroupRow): GroupRecord => ({
@@ -46,36 +52,100 @@ const toRecord = (r: GroupRow): GroupRecord => ({
   updatedAt: r.updated_at.toISOString(),
   size: r.member_count,
   events: Number(r.event_count),
+  createdByRun: r.created_by_run,
 });
 
-export async function ensureGroup(tx: Queryable, g: { id: string; partner: string; name: string; mode: GroupMode }): Promise<void> {
-  await tx.query(
-    `INSERT INTO partner_group (id, partner, name, mode) VALUES ($1, $2, $3, $4)
-     ON CONFLICT (id) DO UPDATE SET name = excluded.name, mode = excluded.mode`,
-    [g.id, g.partner, g.name, g.mode],
+/**
+ * The one ownership check of every surface that changes or reads a Group on a partner's behalf
+ * (a file run, a review decision, an export; the FHIR API and HL7 v2 feeds to come): a Group
+ * belongs to the partner that created it, and no other partner may name it. Returns the Group,
+ * or undefined when no Group has this id yet (the partner's run would create it). With `lock`,
+ * the Group's row stays locked for the rest of the caller's transaction, so an owner change
+ * cannot slip in between the check and the write.
+ */
+export async function assertGroupOwner(db: Queryable, partner: string, groupId: string, o: { lock?: boolean } = {}): Promise<GroupRecord | undefined> {
+  const { rows } = await db.query<GroupRow>(`SELECT * FROM partner_group WHERE id = $1${o.lock ? ' FOR UPDATE' : ''}`, [groupId]);
+  const g = rows[0] && toRecord(rows[0]);
+  if (g && g.partner !== partner) throw groupNotYours(partner, groupId, g.partner);
+  return g;
+}
+
+export function groupNotYours(partner: string, groupId: string, owner: string): RostermatchError {
+  return new RostermatchError(
+    'GROUP_NOT_YOURS',
+    `partner "${partner}" may not change Group "${groupId}": it belongs to partner "${owner}"; nothing was changed (fix group.id in ${partner}'s pipeline, or move the Group: rostermatch group move)`,
+    { field: 'group.id' },
+    { partnerDetail: `the Group "${groupId}" your pipeline names belongs to another partner; nothing was changed, and the IIS has been told` },
   );
 }
 
 /**
- * Brings the Group's membership to what a run decided, inside the caller's transaction:
- * `replace` makes the members exactly `patientIds`; `append` adds them. Only real differences
- * are written, so re-applying the same file records no events and keeps the version.
+ * Creates the Group for its partner, or checks that the partner owns it (throwing
+ * GROUP_NOT_YOURS), inside the caller's transaction and with the Group's row locked: the re-check at the moment of change, so two
+ * partners racing to one new id cannot both write it.
  */
-export async function applyMembership(
-  tx: Queryable,
-  groupId: string,
-  patientIds: readonly string[],
-  mode: GroupMode,
-  by: { runId?: string; actor: string; at: string },
-): Promise<MembershipChange> {
+export async function ensureGroup(tx: Queryable, g: { id: string; partner: string; name: string; mode: GroupMode; runId?: string }): Promise<void> {
+  await tx.query(`INSERT INTO partner_group (id, partner, name, mode, created_by_run) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`, [
+    g.id,
+    g.partner,
+    g.name,
+    g.mode,
+    g.runId ?? null,
+  ]);
+  await assertGroupOwner(tx, g.partner, g.id, { lock: true });
+}
+
+/** The owner's pipeline renamed its Group or changed its mode: applied with the run's change. */
+export async function setGroupSpec(tx: Queryable, id: string, name: string, mode: GroupMode): Promise<void> {
+  await tx.query('UPDATE partner_group SET name = $2, mode = $3 WHERE id = $1 AND (name <> $2 OR mode <> $3)', [id, name, mode]);
+}
+
+/**
+ * Gives a Group to another partner (a partner renamed, or a Group that was set up under the
+ * wrong one): an operator's explicit act, audited with who, why, and the owner before.
+ */
+export async function moveGroup(tx: Queryable, m: { groupId: string; to: string; by: string; reason: string; at: string }): Promise<{ from: string; to: string }> {
+  const { rows } = await tx.query<{ partner: string }>('SELECT partner FROM partner_group WHERE id = $1 FOR UPDATE', [m.groupId]);
+  const from = rows[0]?.partner;
+  if (from === undefined) throw new RostermatchError('GROUP_NOT_FOUND', `no Group with id "${m.groupId}"`);
+  if (from === m.to) throw new RostermatchError('USAGE', `Group "${m.groupId}" already belongs to partner "${m.to}"`);
+  await tx.query('UPDATE partner_group SET partner = $2 WHERE id = $1', [m.groupId, m.to]);
+  await audit(tx, { at: m.at, actor: m.by, action: 'group.move', entity: `group/${m.groupId}`, detail: { from, to: m.to, reason: m.reason } });
+  return { from, to: m.to };
+}
+
+/** What a run would do to a Group, worked out under the Group's row lock and not yet written. */
+export interface MembershipPlan {
+  groupId: string;
+  /** The Group's version the plan was made against: a later change makes it stale. */
+  version: number;
+  before: number;
+  added: string[];
+  removed: string[];
+}
+
+/**
+ * The difference between the Group's members and what a run decided, inside the caller's
+ * transaction: `replace` makes the members exactly `patientIds`; `append` adds them.
+ */
+export async function planMembership(tx: Queryable, groupId: string, patientIds: readonly string[], mode: GroupMode): Promise<MembershipPlan> {
   // Serialise concurrent changes to the same Group (two runs of one partner) on its row lock.
-  await tx.query('SELECT id FROM partner_group WHERE id = $1 FOR UPDATE', [groupId]);
+  const { rows } = await tx.query<{ version: number }>('SELECT version FROM partner_group WHERE id = $1 FOR UPDATE', [groupId]);
   const current = new Set(
     (await tx.query<{ patient_id: string }>('SELECT patient_id FROM group_member WHERE group_id = $1', [groupId])).rows.map((r) => r.patient_id),
   );
   const target = new Set(patientIds);
   const added = [...target].filter((id) => !current.has(id)).sort();
   const removed = mode === 'replace' ? [...current].filter((id) => !target.has(id)).sort() : [];
+  return { groupId, version: rows[0]?.version ?? 0, before: current.size, added, removed };
+}
+
+/**
+ * Writes a plan made in the same transaction. Only real differences are written, so re-applying
+ * the same file records no events and keeps the version.
+ */
+export async function applyPlan(tx: Queryable, plan: MembershipPlan, by: { runId?: string; actor: string; at: string }): Promise<MembershipChange> {
+  const { groupId, added, removed } = plan;
   if (added.length > 0) {
     await tx.query(
       `INSERT INTO group_member (group_id, patient_id, added_at, added_by_run)
@@ -86,7 +156,7 @@ export async function applyMembership(
   if (removed.length > 0) {
     await tx.query('DELETE FROM group_member WHERE group_id = $1 AND patient_id = ANY($2::text[])', [groupId, removed]);
   }
-  const after = current.size + added.length - removed.length;
+  const after = plan.before + added.length - removed.length;
   const events = [...added.map((id) => [id, 'added'] as const), ...removed.map((id) => [id, 'removed'] as const)];
   if (events.length > 0) {
     await tx.query(
@@ -101,7 +171,18 @@ export async function applyMembership(
       events.length,
     ]);
   }
-  return { before: current.size, after, added: added.length, removed: removed.length };
+  return { before: plan.before, after, added: added.length, removed: removed.length };
+}
+
+/** Brings the Group's membership to what a run decided: planMembership, then applyPlan. */
+export async function applyMembership(
+  tx: Queryable,
+  groupId: string,
+  patientIds: readonly string[],
+  mode: GroupMode,
+  by: { runId?: string; actor: string; at: string },
+): Promise<MembershipChange> {
+  return applyPlan(tx, await planMembership(tx, groupId, patientIds, mode), by);
 }
 
 export async function getGroup(db: Queryable, id: string): Promise<GroupRecord | undefined> {
@@ -151,6 +232,8 @@ export function toFhirGroup(g: GroupRecord, members: readonly Member[]): Record<
     id: g.id,
     meta: { versionId: String(g.version), lastUpdated: g.updatedAt },
     identifier: [{ system: 'urn:rostermatch:partner', value: g.partner }],
+    // The owner: the partner this Group belongs to.
+    managingEntity: { identifier: { system: 'urn:rostermatch:partner', value: g.partner }, display: g.partner },
     active: true,
     type: 'person',
     actual: true,

@@ -232,4 +232,17 @@ export const MIGRATIONS: readonly string[] = [
   );
   INSERT INTO store_identity DEFAULT VALUES;
   `,
+  `
+  -- A Group belongs to the partner that created it. partner_group.partner has always been written
+  -- by the run that created the Group and never by a later one (the old upsert changed only name
+  -- and mode), so existing Groups already name their owner; record which run created each, the
+  -- first completed run recorded against it. An operator's "group move" changes the owner (audited).
+  ALTER TABLE partner_group ADD COLUMN created_by_run text;
+  UPDATE partner_group g SET created_by_run =
+    (SELECT r.id FROM run r WHERE r.group_id = g.id AND r.partner = g.partner ORDER BY r.finished_at, r.id LIMIT 1);
+  CREATE INDEX partner_group_partner ON partner_group (partner);
+  -- A replace run that would remove more than its pipeline allows waits for an operator
+  -- (state 'held', then 'completed' when confirmed or 'discarded'): the change as it was shown.
+  ALTER TABLE run ADD COLUMN hold jsonb;
+  `,
 ];

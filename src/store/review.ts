@@ -1,8 +1,9 @@
 /** The review queue: possible and ambiguous rows, and the decisions people make about them. */
 import type { StandingDecision } from '../model/index.ts';
 import type { Queryable } from './db.ts';
+import { isRostermatchError, type RostermatchError } from '../errors/index.ts';
 import { audit } from './audit.ts';
-import { applyMembership } from './groups.ts';
+import { applyMembership, assertGroupOwner } from './groups.ts';
 
 export type ReviewState = 'open' | 'accepted' | 'rejected' | 'superseded';
 
@@ -104,7 +105,7 @@ export async function countReviewItems(db: Queryable, f: ReviewFilter): Promise<
   return rows[0]!.n;
 }
 
-export type DecisionResult = { ok: true; item: ReviewItem } | { ok: false; reason: string };
+export type DecisionResult = { ok: true; item: ReviewItem } | { ok: false; reason: string; error?: RostermatchError };
 
 /**
  * Accepts `patientId` for an open item: the item is closed, the patient joins the run's Group,
@@ -114,7 +115,18 @@ export async function acceptReviewItem(tx: Queryable, id: number, patientId: str
   const item = await lockOpenItem(tx, id);
   if (typeof item === 'string') return { ok: false, reason: item };
   if (!item.candidates.includes(patientId)) return { ok: false, reason: `patient ${patientId} is not a candidate of review item ${id} (candidates: ${item.candidates.join(', ')})` };
-  if (item.groupId) await applyMembership(tx, item.groupId, [patientId], 'append', { runId: item.runId, actor: `review:${by}`, at });
+  // A held run's Group change waits for an operator's confirmation: no decision may bring it in piecemeal.
+  const run = (await tx.query<{ state: string }>('SELECT state FROM run WHERE id = $1', [item.runId])).rows[0];
+  if (run?.state !== 'completed') return { ok: false, reason: `review item ${id} belongs to run ${item.runId}, which is ${run?.state ?? 'gone'}: its Group change is not applied` };
+  if (item.groupId) {
+    try {
+      await assertGroupOwner(tx, item.partner, item.groupId, { lock: true });
+    } catch (e) {
+      if (isRostermatchError(e)) return { ok: false, reason: e.message, error: e };
+      throw e;
+    }
+    await applyMembership(tx, item.groupId, [patientId], 'append', { runId: item.runId, actor: `review:${by}`, at });
+  }
   return { ok: true, item: await decide(tx, item, 'accepted', patientId, by, at) };
 }
 

@@ -2,9 +2,31 @@
 import type { NormalisedRow, Outcome, RowResult } from '../model/index.ts';
 import type { Queryable } from './db.ts';
 
-/** received → parsing → matching → completed | failed. Inline runs go straight to running. */
-export type RunState = 'received' | 'running' | 'parsing' | 'matching' | 'completed' | 'failed';
+/**
+ * received → parsing → matching → completed | failed. Inline runs go straight to running. A
+ * replace run that would remove too much of its Group is `held` until an operator confirms it
+ * (→ completed) or discards it (→ discarded); a held run needs no queue work.
+ */
+export type RunState = 'received' | 'running' | 'parsing' | 'matching' | 'held' | 'completed' | 'discarded' | 'failed';
 export const UNFINISHED_STATES: readonly RunState[] = ['received', 'running', 'parsing', 'matching'];
+/** Outcome recorded: repeating the finalise of such a run changes nothing. */
+export const RECORDED_STATES: readonly RunState[] = ['held', 'completed', 'discarded'];
+
+/** The Group change a held run would make, as the operator is shown it. */
+export interface RunHold {
+  groupId: string;
+  /** The Group's version the numbers were worked out against. */
+  groupVersion: number;
+  /** Members now. */
+  before: number;
+  wouldAdd: number;
+  wouldRemove: number;
+  /** wouldRemove / before. */
+  share: number;
+  maxRemoveShare: number;
+  heldAt: string;
+  decision?: { action: 'confirmed' | 'discarded'; by: string; at: string; reason?: string };
+}
 
 export interface RunRecord {
   id: string;
@@ -24,6 +46,8 @@ export interface RunRecord {
   rowCount: number | null;
   chunkCount: number | null;
   timeline: { state: RunState; at: string }[];
+  /** Set while held, and kept (with the decision) once confirmed or discarded. */
+  hold: RunHold | null;
 }
 
 interface RunRow {
@@ -44,6 +68,7 @@ interface RunRow {
   row_count: number | null;
   chunk_count: number | null;
   timeline: RunRecord['timeline'];
+  hold: RunHold | null;
 }
 
 const toRecord = (r: RunRow): RunRecord => ({
@@ -64,6 +89,7 @@ const toRecord = (r: RunRow): RunRecord => ({
   rowCount: r.row_count,
   chunkCount: r.chunk_count,
   timeline: r.timeline,
+  hold: r.hold ?? null,
 });
 
 export interface NewRun {
@@ -190,6 +216,38 @@ export async function completeRun(
       WHERE id = $1`,
     [id, done.finishedAt, done.groupId, JSON.stringify(done.counts), done.resultPath, done.finishedAt],
   );
+}
+
+/** Ends a run as held: its rows and counts are recorded, its Group is not changed. */
+export async function holdRun(tx: Queryable, id: string, h: { at: string; groupId: string; counts: Record<Outcome, number>; resultPath: string; hold: RunHold }): Promise<void> {
+  await tx.query(
+    `UPDATE run SET state = 'held', group_id = $2, counts = $3, result_path = $4, hold = $5,
+            timeline = timeline || jsonb_build_array(jsonb_build_object('state', 'held', 'at', $6::text))
+      WHERE id = $1`,
+    [id, h.groupId, JSON.stringify(h.counts), h.resultPath, JSON.stringify(h.hold), h.at],
+  );
+}
+
+export async function saveRunHold(tx: Queryable, id: string, hold: RunHold): Promise<void> {
+  await tx.query('UPDATE run SET hold = $2 WHERE id = $1', [id, JSON.stringify(hold)]);
+}
+
+/** An operator discarded a held run: it is over, and its Group was never changed. */
+export async function discardRun(tx: Queryable, id: string, at: string, hold: RunHold): Promise<void> {
+  await tx.query(
+    `UPDATE run SET state = 'discarded', finished_at = $2, hold = $3,
+            timeline = timeline || jsonb_build_array(jsonb_build_object('state', 'discarded', 'at', $4::text))
+      WHERE id = $1`,
+    [id, at, JSON.stringify(hold), at],
+  );
+}
+
+/** A run by its id, or by a prefix of it as `status` prints (8 characters); undefined when none or several. */
+export async function findRun(db: Queryable, idOrPrefix: string): Promise<RunRecord | undefined> {
+  const exact = await getRun(db, idOrPrefix);
+  if (exact || idOrPrefix.length < 4 || !/^[0-9a-f-]+$/i.test(idOrPrefix)) return exact;
+  const { rows } = await db.query<RunRow>(`SELECT * FROM run WHERE id LIKE $1 || '%' LIMIT 2`, [idOrPrefix.toLowerCase()]);
+  return rows.length === 1 ? toRecord(rows[0]!) : undefined;
 }
 
 export async function saveRunSummary(db: Queryable, id: string, summary: object): Promise<void> {

@@ -5,7 +5,7 @@ import { html, qs, when, type Html } from '../html.ts';
 export function groupsPage(groups: readonly GroupRecord[]): Html {
   return html`<h1>Groups</h1>
 <table class="groups">
-<thead><tr><th>Group</th><th>Partner</th><th>Name</th><th>Mode</th><th class="num">Members</th><th class="num">Version</th><th>Last change (UTC)</th></tr></thead>
+<thead><tr><th>Group</th><th>Owner (partner)</th><th>Name</th><th>Mode</th><th class="num">Members</th><th class="num">Version</th><th>Last change (UTC)</th></tr></thead>
 <tbody>${groups.length === 0
     ? html`<tr><td colspan="7" class="empty">No Groups yet: a partner's first completed run creates its Group.</td></tr>`
     : groups.map(
@@ -18,6 +18,7 @@ export const EVENTS_PER_PAGE = 100;
 
 /** Who changed the membership: a run, or a person's review decision (actor `review:<name>`). */
 function changedBy(e: { runId: string | null; actor: string }): Html {
+  if (e.actor.startsWith('confirm:')) return html`held change confirmed by <b>${e.actor.slice('confirm:'.length)}</b>${e.runId ? html` for <a href="/runs/${e.runId}">run ${e.runId.slice(0, 8)}</a>` : ''}`;
   if (e.actor.startsWith('review:')) return html`review decision by <b>${e.actor.slice('review:'.length)}</b>${e.runId ? html` on <a href="/runs/${e.runId}">run ${e.runId.slice(0, 8)}</a>` : ''}`;
   return e.runId ? html`<a href="/runs/${e.runId}">run ${e.runId.slice(0, 8)}</a> <span class="muted">(${e.actor})</span>` : html`${e.actor}`;
 }
@@ -28,7 +29,7 @@ export function groupPage(g: GroupRecord, history: GroupHistoryPage, page: numbe
 <h1>${g.name} <small class="muted">Group/${g.id}</small></h1>
 <dl class="facts">
   <dt>Members</dt><dd id="group-size">${g.size}</dd>
-  <dt>Partner</dt><dd>${g.partner}</dd>
+  <dt>Owner (partner)</dt><dd>${g.partner} <span class="muted">(only its files change this Group; rostermatch group move gives it to another)</span></dd>
   <dt>Mode</dt><dd>${g.mode} <span class="muted">(${g.mode === 'replace' ? 'each file is the whole roster' : 'files add members'})</span></dd>
   <dt>Version</dt><dd>${g.version}</dd>
   <dt>Last change</dt><dd>${when(g.updatedAt)}</dd>

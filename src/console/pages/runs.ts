@@ -1,21 +1,27 @@
 /** The runs list and one run's page: state, progress, timeline, counts, rows with their reasons. */
 import { OUTCOMES, type Outcome, type RowResult, type ScoredCandidate } from '../../model/index.ts';
-import type { RunRecord, RunState } from '../../store/index.ts';
+import { describeHold } from '../../run/safety.ts';
+import type { RunHold, RunRecord, RunState } from '../../store/index.ts';
 import { duration, html, qs, when, type Html } from '../html.ts';
 
-export const RUN_STATES: readonly RunState[] = ['received', 'parsing', 'matching', 'running', 'completed', 'failed'];
+export const RUN_STATES: readonly RunState[] = ['received', 'parsing', 'matching', 'running', 'held', 'completed', 'discarded', 'failed'];
 const OUTCOME_LABEL: Record<Outcome, string> = { matched: 'matched', ambiguous: 'ambiguous', possible: 'possible', no_match: 'no match', invalid: 'invalid' };
 
 export interface RunView extends RunRecord {
   chunksDone: number;
 }
 
-export const isFinished = (s: RunState) => s === 'completed' || s === 'failed';
+/** Nothing more happens without a person: the page stops polling (a held run waits for one). */
+export const isFinished = (s: RunState) => s === 'completed' || s === 'failed' || s === 'held' || s === 'discarded';
+
+/** The numbers an operator decides a held run on. */
+const holdLine = (h: RunHold) => html`<span class="hold" data-hold="${h.groupId}">${describeHold(h)}</span>`;
 
 /** The progress bar: chunks matched for queued runs; indeterminate while parsing or running inline. */
 export function progress(r: RunView): Html {
   if (r.state === 'completed') return html`<progress value="1" max="1" aria-label="done">100%</progress>`;
-  if (r.state === 'failed') return html``;
+  if (r.state === 'failed' || r.state === 'discarded') return html``;
+  if (r.state === 'held') return html`<small>Group change waiting for a confirmation</small>`;
   if (r.state === 'matching' && r.chunkCount) {
     const pct = Math.floor((100 * r.chunksDone) / r.chunkCount);
     return html`<progress value="${r.chunksDone}" max="${r.chunkCount}" aria-label="${r.chunksDone} of ${r.chunkCount} chunks">${pct}%</progress> <small>${pct}%</small>`;
@@ -42,7 +48,7 @@ export function runRows(runs: readonly RunView[], now = new Date()): Html {
   <td class="progress-cell">${progress(r)}</td>
   <td>${countsCell(r.counts)}</td>
   <td class="num">${duration(r.receivedAt, r.finishedAt, now)}</td>
-  <td>${r.error ? html`<code>${r.error.code}</code> ${r.error.message}` : ''}</td>
+  <td>${r.error ? html`<code>${r.error.code}</code> ${r.error.message}` : r.state === 'held' && r.hold ? holdLine(r.hold) : ''}</td>
 </tr>`,
   )}`;
 }
@@ -104,6 +110,7 @@ export function runPage(r: RunView, rows: readonly RowResult[], f: { outcome?: O
   return html`<p class="crumbs"><a href="/runs">Runs</a> › ${r.partner}</p>
 <h1>${r.fileName}</h1>
 <section class="run-head" id="run-head" data-run="${r.id}" data-state="${r.state}"${isFinished(r.state) ? '' : html` data-refresh="/runs/${r.id}/head"`}>${runHead(r, files, byWorker)}</section>
+${holdSection(r)}
 <section class="run-grid">
   <div><h2>Timeline</h2>${timeline(r)}</div>
   <div><h2>Rows by outcome</h2>${countsTable(r)}</div>
@@ -121,6 +128,21 @@ export function runPage(r: RunView, rows: readonly RowResult[], f: { outcome?: O
       )}</tbody>
 </table>
 ${pages > 1 ? html`<nav class="pager">${f.page > 1 ? html`<a href="${qs({ outcome: f.outcome, page: f.page - 1 })}#rows">‹ previous</a>` : ''} page ${f.page} of ${pages} ${f.page < pages ? html`<a href="${qs({ outcome: f.outcome, page: f.page + 1 })}#rows">next ›</a>` : ''}</nav>` : ''}`;
+}
+
+/** A held run's Group change and the operator's two answers; once decided, who decided what. */
+function holdSection(r: RunRecord): Html {
+  if (!r.hold) return html``;
+  const d = r.hold.decision;
+  if (d) {
+    return html`<section class="hold decided"><h2>Group change ${d.action}</h2><p>It was held: ${describeHold(r.hold)}. ${d.action === 'confirmed' ? 'Confirmed' : 'Discarded'} by <b>${d.by}</b> at ${when(d.at)}${d.reason ? html`: ${d.reason}` : ''}.</p></section>`;
+  }
+  if (r.state !== 'held') return html``;
+  return html`<section class="hold" id="hold"><h2>Group change held for a confirmation</h2>
+<p>This replace file would change Group <a href="/groups/${r.hold.groupId}">${r.hold.groupId}</a>: ${holdLine(r.hold)}. The Group is unchanged until someone decides; the result file is written.</p>
+<form method="post" action="/runs/${r.id}/confirm"><button type="submit" class="accept">Confirm: apply this change</button></form>
+<form method="post" action="/runs/${r.id}/discard"><label>Reason <input name="reason" required maxlength="500" placeholder="e.g. partial file; asked for the whole roster"></label><button type="submit" class="reject">Discard</button></form>
+</section>`;
 }
 
 /** The run's header: polled while the run is in progress. */
