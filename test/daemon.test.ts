@@ -160,7 +160,7 @@ describe('serve', () => {
     await fs.writeFile(path.join(inbound, 'bad.csv'), `${HEADER}\nr1,Ava,Martinez,,2015-03-14,F,,,\nr2,"Liam,Wilson,,2016-07-02,M,,,\n`);
     const note = path.join(s.outbound(), 'bad.csv.error.txt');
     await waitFor('error note', () => exists(note));
-    expect(await fs.readFile(note, 'utf8')).toMatch(/FILE_MALFORMED_CSV: .*\(bad\.csv, line \d+\)/);
+    expect(await fs.readFile(note, 'utf8')).toMatch(/FILE_MALFORMED_CSV: a quoted cell is never closed.*\(bad\.csv, line 3, field "given"\)/);
     expect((await runState(s.service.db, 'bad.csv'))?.state).toBe('failed');
     expect(await fs.readdir(path.join(s.data, 'quarantine', 'test-school'))).toEqual([expect.stringMatching(/-bad\.csv$/)]);
     expect((await groupMembers(s.service.db, 'test-school-students')).length).toBe(6);
