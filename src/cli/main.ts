@@ -279,6 +279,7 @@ async function runUntilSignalled(close: () => Promise<string[]>, graceMs: number
 }
 
 const testChunkDelay = () => Number(process.env.ROSTERMATCH_TEST_CHUNK_DELAY_MS ?? 0) || undefined;
+const testFinaliseDelay = () => Number(process.env.ROSTERMATCH_TEST_FINALISE_DELAY_MS ?? 0) || undefined;
 
 program
   .command('serve')
@@ -321,6 +322,7 @@ program
       shutdownGraceMs: o.graceMs,
       log,
       ...(delay ? { chunkDelayMs: delay } : {}),
+      ...(testFinaliseDelay() ? { finaliseDelayMs: testFinaliseDelay()! } : {}),
     });
     console.log(`serving ${path.resolve(o.dropRoot)}; console at ${service.url}/ (health at ${service.url}/healthz)`);
     await runUntilSignalled(service.close, o.graceMs);

@@ -45,6 +45,8 @@ export interface JobContext {
   candidates?: CandidateMode;
   /** Test fixture: a pause before each chunk, to make a run slow enough to interrupt. */
   chunkDelayMs?: number;
+  /** Test fixture: a pause between recording a run and publishing it, the window a crash must survive. */
+  finaliseDelayMs?: number;
 }
 
 const pipelineOf = (run: RunRecord): Pipeline => PipelineSchema.parse(run.pipeline);
@@ -148,6 +150,7 @@ export async function execFinalise(ctx: JobContext, data: FinaliseJob, progress?
     actor: 'serve',
     at: finishedAt,
   });
+  if (ctx.finaliseDelayMs) await new Promise((r) => setTimeout(r, ctx.finaliseDelayMs));
   if (!recorded) {
     const again = (await getRun(ctx.db, run.id))!;
     await restoreOutputs(ctx.db, again, ctx.exportsDir);

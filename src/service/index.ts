@@ -64,6 +64,7 @@ export interface ServeOptions {
   /** How long shutdown waits for running jobs. @defaultValue 20000 */
   shutdownGraceMs?: number;
   chunkDelayMs?: number;
+  finaliseDelayMs?: number;
   log: Logger;
 }
 
@@ -105,6 +106,7 @@ export async function startServe(o: ServeOptions): Promise<Service> {
     flows,
     finaliseQueue,
     ...(o.chunkDelayMs ? { chunkDelayMs: o.chunkDelayMs } : {}),
+    ...(o.finaliseDelayMs ? { finaliseDelayMs: o.finaliseDelayMs } : {}),
     ...(o.chunkRows ? { chunkRows: o.chunkRows } : {}),
   };
   const dirs = { dropRoot: o.dropRoot, dataDir: o.dataDir, pipelinesDir: o.pipelinesDir };
