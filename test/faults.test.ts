@@ -74,6 +74,9 @@ describe('serve killed with SIGKILL', () => {
     expect(rows[0]!.n).toBe(1);
     await waitFor('the original archived', async () => (await fs.readdir(path.join(d.env.ROSTERMATCH_DATA!, 'archive', SAMPLE.partner)).catch(() => [])).length === 1);
     expect(await fs.readdir(d.inbound())).toEqual([]);
+    // The roster rows kept for the workers are gone once the run is done, as after any run.
+    const input = await waitFor('run_input cleared', async () => (await d.db.query<{ n: number }>('SELECT count(*)::int AS n FROM run_input')).rows[0]!.n === 0, 10_000).catch(() => false);
+    expect(input).toBe(true);
   });
 });
 

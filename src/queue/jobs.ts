@@ -132,6 +132,7 @@ export async function execFinalise(ctx: JobContext, data: FinaliseJob, progress?
   if (run.state === 'completed') {
     await restoreOutputs(ctx.db, run, ctx.exportsDir);
     await archiveSource(ctx, run);
+    await clearRunInput(ctx.db, run.id);
     return;
   }
   if (run.state !== 'matching') return;
