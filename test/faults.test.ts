@@ -151,8 +151,8 @@ describe('uploads', () => {
     await sameAs(d, reference);
   });
 
-  it('a file written in place with 3 s pauses is taken once, whole, after the default quiet period', async () => {
-    const d = await deployment({ chunkDelayMs: 0, quietMs: 'default' });
+  it('a file written in place with 3 s pauses is taken once, whole, when the quiet period is longer than the pauses', async () => {
+    const d = await deployment({ chunkDelayMs: 0, quietMs: 5000 });
     const serve = d.serve(['--concurrency', '2']);
     await serve.waitForOutput(/health at/);
     const text = await fs.readFile(SAMPLE.roster);
@@ -170,6 +170,26 @@ describe('uploads', () => {
     await h.close();
     await completed(d);
     await sameAs(d, reference);
+  });
+
+  it('a file written in place that pauses longer than the quiet period is taken half-written, but never applied: it is handed back and taken again whole', async () => {
+    // A 1 s quiet period; the writer resumes just after the half file was taken, before its run (0.4 s a chunk) would be recorded.
+    const d = await deployment({ quietMs: 1000 });
+    const serve = d.serve(['--concurrency', '2']);
+    await serve.waitForOutput(/health at/);
+    const lines = (await fs.readFile(SAMPLE.roster, 'utf8')).split(/(?<=\n)/);
+    // The pause falls on a line boundary: the half file parses cleanly, the worst case.
+    const h = await fs.open(path.join(d.inbound(), FILE), 'w');
+    await h.write(lines.slice(0, 400).join(''));
+    await h.sync();
+    await waitFor('the half file to be taken', async () => (await runCount(d)) === 1, 10_000);
+    await sleep(300);
+    await h.write(lines.slice(400).join(''));
+    await h.close();
+    await waitFor('the half file\'s run to be failed', async () => (await d.db.query<{ error: { code: string } | null }>(`SELECT error FROM run WHERE state = 'failed'`)).rows[0]?.error?.code === 'FILE_CHANGED', 30_000);
+    await completed(d);
+    await sameAs(d, reference, { failedRuns: 1 });
+    expect(serve.output()).toMatch(/file changed after it was taken; handed back to inbound/);
   });
 });
 
