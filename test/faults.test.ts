@@ -24,7 +24,7 @@ import {
   type Proc,
   type Reference,
 } from './daemon-helpers.ts';
-import { tempDir } from './helpers.ts';
+import { runCli, tempDir } from './helpers.ts';
 
 const FILE = path.basename(SAMPLE.roster);
 let reference: Reference;
@@ -149,6 +149,11 @@ describe('uploads', () => {
     await fs.rename(temp, path.join(d.inbound(), FILE));
     await completed(d);
     await sameAs(d, reference);
+  });
+
+  it('serve waits 30 s of stillness by default before taking a file written in place', async () => {
+    const help = await runCli(['serve', '--help']);
+    expect(help.stdout.replace(/\s+/g, ' ')).toMatch(/--quiet-ms <n> +a file written in place is complete after its size and mtime stay still this long .*\(default: 30000\)/);
   });
 
   it('a file written in place with 3 s pauses is taken once, whole, when the quiet period is longer than the pauses', async () => {

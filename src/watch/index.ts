@@ -19,7 +19,11 @@ export interface ReadyFile {
 
 export interface WatchOptions {
   dropRoot: string;
-  /** Quiet period for files written in place. @defaultValue 5000 */
+  /**
+   * Quiet period for files written in place. Well above the stalls of a slow SFTP link: a pause
+   * longer than this takes a half-written file (which finalise then refuses and hands back).
+   * @defaultValue 30000
+   */
   quietMs?: number;
   /** Interval of the listing that is the source of truth. @defaultValue 2000 */
   scanIntervalMs?: number;
@@ -40,7 +44,7 @@ export class DropWatcher {
   lastScanAt = 0;
 
   constructor(opts: WatchOptions) {
-    this.#opts = { quietMs: 5000, scanIntervalMs: 2000, ...opts };
+    this.#opts = { quietMs: 30_000, scanIntervalMs: 2000, ...opts };
     this.#tracker = new CompletenessTracker(this.#opts.quietMs);
   }
 
