@@ -322,11 +322,13 @@ async function verdict(db: Db, d: Deployment, ref: Reference, name = FILE, partn
 
 interface Row extends Verdict {
   fault: string;
+  limit?: boolean;
   recoverSeconds: number | null;
   note: string;
 }
 
-type Scenario = { id: string; fault: string; run(refs: { main: Reference }): Promise<Omit<Row, 'fault'>> };
+/** limit: a known limit the table shows, not a failure of the bench. */
+type Scenario = { id: string; fault: string; limit?: boolean; run(refs: { main: Reference }): Promise<Omit<Row, 'fault' | 'limit'>> };
 
 const since = (t: number) => +((performance.now() - t) / 1000).toFixed(1);
 
@@ -524,12 +526,19 @@ const scenarios: Scenario[] = [
       },
     }),
   ),
-  ...([3000, 7000] as const).map(
-    (pause): Scenario => ({
-      id: `in-place-${pause / 1000}s`,
-      fault: `in-place upload (OpenSSH), 3 writes with ${pause / 1000} s pauses, default quiet period`,
+  ...(
+    [
+      { pause: 3000, quiet: 'default' },
+      { pause: 7000, quiet: 'default' },
+      { pause: 7000, quiet: 5000, limit: true },
+    ] as const
+  ).map(
+    ({ pause, quiet, ...rest }): Scenario => ({
+      id: `in-place-${pause / 1000}s${quiet === 'default' ? '' : `-quiet${quiet / 1000}s`}`,
+      fault: `in-place upload (OpenSSH), 3 writes with ${pause / 1000} s pauses, ${quiet === 'default' ? 'default quiet period (30 s)' : `--quiet-ms ${quiet} (the old default)`}`,
+      ...('limit' in rest ? { limit: true } : {}),
       async run({ main }) {
-        const d = await deploy({ chunkDelayMs: 0, quietMs: 'default' });
+        const d = await deploy({ chunkDelayMs: 0, quietMs: quiet });
         const serve = d.serve(['--concurrency', '2']);
         await serve.waitForOutput(/health at/);
         const db = await d.openDb();
@@ -553,6 +562,28 @@ const scenarios: Scenario[] = [
       },
     }),
   ),
+  {
+    id: 'in-place-handback',
+    fault: 'in-place upload pausing longer than the quiet period (1 s), resuming during the run',
+    async run({ main }) {
+      const d = await deploy({ quietMs: 1000 });
+      const serve = d.serve(['--concurrency', '2']);
+      await serve.waitForOutput(/health at/);
+      const db = await d.openDb();
+      const lines = (await fs.readFile(ROSTER, 'utf8')).split(/(?<=\n)/);
+      const h = await fs.open(path.join(d.inbound(), FILE), 'w');
+      await h.write(lines.slice(0, 400).join(''));
+      await h.sync();
+      await waitFor('the half file taken', async () => (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM run')).rows[0]!.n === 1, 20_000);
+      const t = performance.now();
+      await sleep(300);
+      await h.write(lines.slice(400).join(''));
+      await h.close();
+      await waitForResult(d);
+      const runs = (await db.query<{ state: string; code: string | null }>(`SELECT state, error->>'code' AS code FROM run ORDER BY received_at`)).rows;
+      return { ...(await verdict(db, d, main)), recoverSeconds: since(t), note: `runs: ${runs.map((r) => r.code ?? r.state).join(', ')}` };
+    },
+  },
   {
     id: 'ten-partners',
     fault: 'ten partners dropping at once (serve + worker)',
@@ -608,7 +639,7 @@ for (const s of chosen) {
   process.stderr.write(`${s.id}: ${s.fault} … `);
   const t = performance.now();
   try {
-    rows.push({ fault: s.fault, ...(await s.run({ main })) });
+    rows.push({ fault: s.fault, ...(s.limit ? { limit: true } : {}), ...(await s.run({ main })) });
   } catch (e) {
     rows.push({ fault: s.fault, resultIdentical: false, groupIdentical: false, rowsLost: NaN, rowsDoubled: NaN, recoverSeconds: null, note: `FAILED: ${(e as Error).message}` });
   } finally {
@@ -621,7 +652,7 @@ const yn = (b: boolean) => (b ? 'yes' : 'NO');
 console.log('\n| fault | result file identical | Group identical | rows lost | rows double-counted | time to recover | note |');
 console.log('|---|---|---|---|---|---|---|');
 for (const r of rows) {
-  console.log(`| ${r.fault} | ${yn(r.resultIdentical)} | ${yn(r.groupIdentical)} | ${r.rowsLost} | ${r.rowsDoubled} | ${r.recoverSeconds === null ? '—' : `${r.recoverSeconds} s`} | ${r.note} |`);
+  console.log(`| ${r.fault}${r.limit ? ' (known limit)' : ''} | ${yn(r.resultIdentical)} | ${yn(r.groupIdentical)} | ${r.rowsLost} | ${r.rowsDoubled} | ${r.recoverSeconds === null ? '—' : `${r.recoverSeconds} s`} | ${r.note} |`);
 }
 if (values.json) await fs.writeFile(values.json, JSON.stringify(rows, null, 2));
-process.exit(rows.every((r) => r.resultIdentical && r.groupIdentical && r.rowsLost === 0 && r.rowsDoubled === 0) ? 0 : 1);
+process.exit(rows.every((r) => r.limit || (r.resultIdentical && r.groupIdentical && r.rowsLost === 0 && r.rowsDoubled === 0)) ? 0 : 1);
