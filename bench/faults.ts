@@ -437,10 +437,16 @@ const scenarios: Scenario[] = [
       return { ...(await verdict(db, d, main)), recoverSeconds: since(t), note: 'flow re-added from the database (--reconcile-ms)' };
     },
   },
-  ...(['fast', 'immediate'] as const).map(
-    (mode): Scenario => ({
-      id: `pg-${mode}`,
-      fault: `PostgreSQL stopped (${mode === 'fast' ? 'fast shutdown' : 'immediate: a crash'}) for 5 s mid-run`,
+  ...(
+    [
+      { mode: 'fast', down: 5 },
+      { mode: 'immediate', down: 5 },
+      { mode: 'fast', down: 60 },
+    ] as const
+  ).map(
+    ({ mode, down }): Scenario => ({
+      id: `pg-${mode}-${down}s`,
+      fault: `PostgreSQL stopped (${mode === 'fast' ? 'fast shutdown' : 'immediate: a crash'}) for ${down} s mid-run`,
       async run({ main }) {
         const server = await ownPostgres();
         const d = await deploy({ databaseUrl: server.url });
@@ -456,10 +462,15 @@ const scenarios: Scenario[] = [
         const t = performance.now();
         await sleep(2500);
         const health = await fetch(healthOf(serve)!).then(async (r) => `${r.status} ${JSON.stringify(await r.json())}`, (e: Error) => e.message);
-        await sleep(2500);
+        await sleep(down * 1000 - 2500);
         const alive = serve.child.exitCode === null && worker.child.exitCode === null;
         await server.start();
-        await waitForResult(d);
+        const errorNote = path.join(d.outbound(), `${FILE}.error.txt`);
+        await waitFor('the result file or an error note', async () => (await exists(resultFile(d))) || (await exists(errorNote)), 180_000);
+        if (await exists(errorNote)) {
+          const error = (await fs.readFile(errorNote, 'utf8')).split('\n')[1];
+          return { ...(await verdict(db, d, main)), recoverSeconds: null, note: `RUN FAILED: ${error}` };
+        }
         const logs = [...serve.output().slice(before.serve).matchAll(/"msg":"([^"]+)"/g), ...worker.output().slice(before.worker).matchAll(/"msg":"([^"]+)"/g)].map((m) => m[1]);
         const kinds = [...new Set(logs)].slice(0, 3).join('; ');
         return { ...(await verdict(db, d, main)), recoverSeconds: since(t), note: `healthz while down: ${health}; processes ${alive ? 'stayed up' : 'EXITED'}; logged: ${kinds || 'nothing'}` };
