@@ -9,22 +9,28 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { Queue } from 'bullmq';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
+import { connectRedis, QUEUE, RETRY, retryDelayMs, startWorkers } from '../src/queue/index.ts';
+import { openPostgres } from '../src/store/index.ts';
 import {
   chunksDone,
   deployment,
   expectSameAsUninterrupted as sameAs,
+  onCleanup,
   ownPostgres,
+  REDIS_URL,
   runState,
   SAMPLE,
+  testPrefix,
   uninterrupted,
   waitFor,
   type Deployment,
   type Proc,
   type Reference,
 } from './daemon-helpers.ts';
-import { runCli, tempDir } from './helpers.ts';
+import { quietLog, runCli, tempDir, tempPgDatabase } from './helpers.ts';
 
 const FILE = path.basename(SAMPLE.roster);
 let reference: Reference;
@@ -105,6 +111,33 @@ describe('PostgreSQL restarted mid-run', () => {
     await completed(d);
     await sameAs(d, reference);
     expect((await fetch(health)).status).toBe(200);
+  });
+});
+
+describe('a database that stays away', () => {
+  it('keeps a chunk waiting, retried at most 30 s apart for over 15 minutes, instead of failing the run', async () => {
+    const delays = Array.from({ length: RETRY.attempts - 1 }, (_, i) => retryDelayMs(i + 1));
+    expect(Math.max(...delays)).toBe(30_000);
+    expect(delays.reduce((a, b) => a + b, 0)).toBeGreaterThan(15 * 60_000);
+    // A real worker whose database is gone (its pool closed): the job is delayed for another attempt, not failed.
+    const db = await openPostgres(await tempPgDatabase());
+    await db.close();
+    const prefix = testPrefix();
+    const workers = startWorkers({ db, log: quietLog, workerId: 'test:1' }, { redisUrl: REDIS_URL, prefix, roles: ['match'] });
+    const connection = connectRedis(REDIS_URL);
+    const queue = new Queue(QUEUE.match, { connection, prefix });
+    onCleanup(async () => {
+      await workers.close(1000);
+      await queue.close();
+      connection.disconnect();
+    });
+    const job = await queue.add('match', { runId: 'r', chunk: 0, from: 0, to: 1 }, { jobId: 'chunk.r.0', ...RETRY });
+    const seen = await waitFor('a retry', async () => {
+      const j = await queue.getJob(job.id!);
+      return j && j.attemptsMade >= 2 && (await j.getState()) === 'delayed' && j;
+    }, 20_000);
+    expect(seen.opts.attempts).toBe(RETRY.attempts);
+    expect(seen.failedReason).toMatch(/pool/i);
   });
 });
 
