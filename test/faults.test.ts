@@ -114,6 +114,23 @@ describe('PostgreSQL restarted mid-run', () => {
   });
 });
 
+describe('a file dropped while PostgreSQL is down', () => {
+  it('waits in inbound and is taken, once, when the database is back', async () => {
+    const server = await ownPostgres();
+    const d = await deployment({ databaseUrl: server.url, chunkDelayMs: 0 });
+    const serve = d.serve(['--concurrency', '2']);
+    await serve.waitForOutput(/health at/);
+    await server.stop('fast');
+    await d.drop_();
+    await serve.waitForOutput(/intake of a dropped file failed/, 10_000);
+    await sleep(1000);
+    expect(await fs.readdir(d.inbound())).toEqual([FILE]);
+    await server.start();
+    await completed(d);
+    await sameAs(d, reference);
+  });
+});
+
 describe('a database that stays away', () => {
   it('keeps a chunk waiting, retried at most 30 s apart for over 15 minutes, instead of failing the run', async () => {
     const delays = Array.from({ length: RETRY.attempts - 1 }, (_, i) => retryDelayMs(i + 1));
