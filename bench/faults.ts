@@ -478,6 +478,25 @@ const scenarios: Scenario[] = [
     }),
   ),
   {
+    id: 'pg-down-drop',
+    fault: 'a file dropped while PostgreSQL is down (10 s)',
+    async run({ main }) {
+      const server = await ownPostgres();
+      const d = await deploy({ databaseUrl: server.url, chunkDelayMs: 0 });
+      const serve = d.serve(['--concurrency', '2']);
+      await serve.waitForOutput(/health at/);
+      const db = await d.openDb();
+      await server.stop('fast');
+      await fs.copyFile(ROSTER, path.join(d.inbound(), FILE));
+      await sleep(10_000);
+      const waiting = (await fs.readdir(d.inbound())).includes(FILE);
+      await server.start();
+      const t = performance.now();
+      await waitForResult(d, FILE, PARTNER, 60_000);
+      return { ...(await verdict(db, d, main)), recoverSeconds: since(t), note: waiting ? 'waited in inbound, taken when the database returned' : 'NOT IN INBOUND while the database was down' };
+    },
+  },
+  {
     id: 'sigterm',
     fault: 'SIGTERM of serve mid-run, then a new serve',
     async run({ main }) {
