@@ -1,11 +1,13 @@
 /**
  * The faults behind the README's daemon promises, each in real processes on real Redis and
  * PostgreSQL: serve killed with SIGKILL while matching and between recording and publishing a
- * run, PostgreSQL restarted mid-run, the same bytes dropped again while the first run is still in
- * progress, uploads renamed on completion (.part, .tmp), an in-place upload with pauses, and ten
- * partners dropping at once. Each run must end exactly like an uninterrupted one: the same result
- * file byte for byte, the same Group member for member, changed once, every row recorded once.
- * (A worker killed mid-run, Redis restarted empty and SIGTERM are in processes.test.ts.)
+ * run, PostgreSQL restarted mid-run (and down when a file arrives, and away for longer than a
+ * blip), the same bytes dropped again while the first run is still in progress, uploads renamed
+ * on completion (.part, .tmp), in-place uploads with pauses shorter and longer than the quiet
+ * period, and ten partners dropping at once. Each run must end exactly like an uninterrupted one:
+ * the same result file byte for byte, the same Group member for member, changed once, every row
+ * recorded once. (A worker killed mid-run, Redis restarted empty and SIGTERM are in
+ * processes.test.ts; slower and more disruptive variants are in bench/faults.ts.)
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
