@@ -5,101 +5,32 @@
  * uninterrupted one: the same result file byte for byte, the same Group member for member,
  * changed once.
  */
-import fs from 'node:fs/promises';
-import path from 'node:path';
 import { Queue } from 'bullmq';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { connectRedis, finaliseJobId, QUEUE } from '../src/queue/index.ts';
-import { loadIndexFile } from '../src/patient-index/index.ts';
-import { loadPartnerPipeline } from '../src/pipeline/index.ts';
-import { runFile } from '../src/run/index.ts';
-import { openEmbedded, openPostgres, type Db } from '../src/store/index.ts';
-import { quietLog, tempDir, tempPgDatabase } from './helpers.ts';
-import { onCleanup, ownRedis, pipelinesDir, REDIS_URL, runState, spawnCli, testPrefix, waitFor, type Proc } from './daemon-helpers.ts';
+import {
+  chunksBy,
+  chunksDone,
+  deployment,
+  expectSameAsUninterrupted as sameAs,
+  onCleanup,
+  ownRedis,
+  REDIS_URL,
+  runState,
+  SAMPLE,
+  uninterrupted,
+  waitFor,
+  type Deployment,
+  type Proc,
+  type Reference,
+} from './daemon-helpers.ts';
 
-const ROSTER = 'samples/rosters/district7-fall.csv';
-const PARTNER = 'school-district-7';
-const GROUP = 'school-district-7-students';
-
-let reference: { results: Buffer; members: string[] };
-
+let reference: Reference;
 beforeAll(async () => {
-  // The uninterrupted run, inline on the embedded store: what every interrupted run must equal.
-  const dir = await fs.mkdtemp('/tmp/rm-ref-');
-  const db = await openEmbedded(path.join(dir, 'db'));
-  await loadIndexFile(db, 'samples/iis/Patient.ndjson');
-  const out = await runFile(db, quietLog, {
-    file: ROSTER,
-    pipeline: await loadPartnerPipeline('pipelines', PARTNER),
-    outDir: path.join(dir, 'out'),
-    exportsDir: path.join(dir, 'exports'),
-  });
-  if (out.kind !== 'completed') throw new Error('reference run did not complete');
-  const { rows } = await db.query<{ patient_id: string }>('SELECT patient_id FROM group_member WHERE group_id = $1 ORDER BY patient_id', [GROUP]);
-  reference = { results: await fs.readFile(out.resultPath), members: rows.map((r) => r.patient_id) };
-  await db.close();
-  await fs.rm(dir, { recursive: true, force: true });
+  [reference] = (await uninterrupted([{ file: SAMPLE.roster, pipelineFile: `pipelines/${SAMPLE.partner}.yaml` }])) as [Reference];
 }, 120_000);
 
-interface Deployment {
-  env: Record<string, string>;
-  drop: string;
-  dir: string;
-  db: Db;
-  serve(args?: string[]): Proc;
-  worker(args?: string[]): Proc;
-  drop_(): Promise<void>;
-}
-
-async function deployment(redisUrl = REDIS_URL, chunkDelayMs = 400): Promise<Deployment> {
-  const dir = await tempDir();
-  const databaseUrl = await tempPgDatabase();
-  const db = await openPostgres(databaseUrl);
-  onCleanup(() => db.close());
-  await loadIndexFile(db, 'samples/iis/Patient.ndjson');
-  const pipelines = await pipelinesDir(dir);
-  const drop = path.join(dir, 'drop');
-  await fs.mkdir(path.join(drop, PARTNER, 'inbound'), { recursive: true });
-  const env = {
-    REDIS_URL: redisUrl,
-    DATABASE_URL: databaseUrl,
-    ROSTERMATCH_QUEUE_PREFIX: testPrefix(redisUrl),
-    ROSTERMATCH_DATA: path.join(dir, 'data'),
-    ROSTERMATCH_TEST_CHUNK_DELAY_MS: String(chunkDelayMs),
-  };
-  const fast = ['--lock-ms', '2000', '--stalled-ms', '1000'];
-  return {
-    env,
-    drop,
-    dir,
-    db,
-    serve: (args = []) =>
-      spawnCli(['serve', '--drop-root', drop, '--pipelines', pipelines, '--port', '0', '--quiet-ms', '300', '--scan-ms', '200', '--reconcile-ms', '1000', '--chunk-rows', '50', ...fast, ...args], env),
-    worker: (args = []) => spawnCli(['worker', ...fast, ...args], env),
-    drop_: () => fs.copyFile(ROSTER, path.join(drop, PARTNER, 'inbound', path.basename(ROSTER))),
-  };
-}
-
-async function chunksBy(db: Db): Promise<Map<string, number>> {
-  const { rows } = await db.query<{ worker: string; n: number }>('SELECT worker, count(*)::int AS n FROM run_chunk GROUP BY worker');
-  return new Map(rows.map((r) => [r.worker, r.n]));
-}
-
-async function expectSameAsUninterrupted(d: Deployment): Promise<void> {
-  const file = path.join(d.drop, PARTNER, 'outbound', 'district7-fall.results.csv');
-  await waitFor('the result file', () => fs.access(file).then(() => true));
-  const results = await fs.readFile(file);
-  expect(results.equals(reference.results)).toBe(true);
-  const members = (await d.db.query<{ patient_id: string }>('SELECT patient_id FROM group_member WHERE group_id = $1 ORDER BY patient_id', [GROUP])).rows.map((r) => r.patient_id);
-  expect(members).toEqual(reference.members);
-  const events = await d.db.query<{ action: string; n: number; runs: number }>(
-    'SELECT action, count(*)::int AS n, count(DISTINCT run_id)::int AS runs FROM group_event WHERE group_id = $1 GROUP BY action',
-    [GROUP],
-  );
-  expect(events.rows).toEqual([{ action: 'added', n: reference.members.length, runs: 1 }]);
-  const rows = await d.db.query<{ n: number; distinct_rows: number }>('SELECT count(*)::int AS n, count(DISTINCT row_index)::int AS distinct_rows FROM run_row');
-  expect(rows.rows[0]).toEqual({ n: 1200, distinct_rows: 1200 });
-}
+const expectSameAsUninterrupted = (d: Deployment) => sameAs(d, reference);
 
 const pidOf = (p: Proc) => `:${p.child.pid}`;
 
@@ -124,11 +55,11 @@ describe('the daemon across processes', () => {
 
   it('finishes a run when Redis restarts empty mid-run, re-deriving the jobs from the database', async () => {
     const redis = await ownRedis();
-    const d = await deployment(redis.url);
+    const d = await deployment({ redisUrl: redis.url });
     const serve = d.serve(['--concurrency', '2']);
     await serve.waitForOutput(/health at/);
     await d.drop_();
-    await waitFor('some chunks', async () => [...(await chunksBy(d.db)).values()].reduce((x, y) => x + y, 0) >= 4);
+    await waitFor('some chunks', async () => (await chunksDone(d.db)) >= 4);
     await redis.stop();
     await new Promise((r) => setTimeout(r, 1000));
     await redis.start();
@@ -166,7 +97,7 @@ describe('the daemon across processes', () => {
 
   it('shuts down within a bounded time even while Redis is unreachable', async () => {
     const redis = await ownRedis();
-    const d = await deployment(redis.url);
+    const d = await deployment({ redisUrl: redis.url });
     const serve = d.serve(['--concurrency', '2', '--grace-ms', '2000']);
     await serve.waitForOutput(/health at/);
     await redis.stop();
@@ -181,7 +112,7 @@ describe('the daemon across processes', () => {
     const first = d.serve(['--concurrency', '2', '--grace-ms', '3000']);
     await first.waitForOutput(/health at/);
     await d.drop_();
-    await waitFor('some chunks', async () => [...(await chunksBy(d.db)).values()].reduce((x, y) => x + y, 0) >= 2);
+    await waitFor('some chunks', async () => (await chunksDone(d.db)) >= 2);
     const t0 = Date.now();
     first.child.kill('SIGTERM');
     expect(await first.exited).toBe(0);

@@ -364,6 +364,7 @@ async function runUntilSignalled(close: () => Promise<string[]>, graceMs: number
 }
 
 const testChunkDelay = () => Number(process.env.ROSTERMATCH_TEST_CHUNK_DELAY_MS ?? 0) || undefined;
+const testFinaliseDelay = () => Number(process.env.ROSTERMATCH_TEST_FINALISE_DELAY_MS ?? 0) || undefined;
 
 program
   .command('serve')
@@ -375,7 +376,7 @@ program
   .option('--secure-cookies', 'mark the session cookie Secure (when the console is reached over HTTPS)')
   .option('--concurrency <n>', 'match jobs at once in this process (0: leave matching to worker processes)', nonNegativeInt, 2)
   .option('--chunk-rows <n>', 'rows per match job', positiveInt, 1000)
-  .option('--quiet-ms <n>', 'a file written in place is complete after its size and mtime stay still this long', nonNegativeInt, 5000)
+  .option('--quiet-ms <n>', 'a file written in place is complete after its size and mtime stay still this long (files renamed on completion are taken at once)', nonNegativeInt, 30000)
   .option('--scan-ms <n>', 'interval of the drop-folder listing', positiveInt, 2000)
   .option('--reconcile-ms <n>', 'interval of the check of unfinished runs against the queues', positiveInt, 30000)
   .option('--lock-ms <n>', 'job lock; a dead worker\'s jobs are taken over after it', positiveInt, 30000)
@@ -407,6 +408,7 @@ program
       shutdownGraceMs: o.graceMs,
       log,
       ...(delay ? { chunkDelayMs: delay } : {}),
+      ...(testFinaliseDelay() ? { finaliseDelayMs: testFinaliseDelay()! } : {}),
     });
     console.log(`serving ${path.resolve(o.dropRoot)}; console at ${service.url}/ (health at ${service.url}/healthz)`);
     await runUntilSignalled(service.close, o.graceMs, o.outliveParent);

@@ -12,6 +12,7 @@ export const ERROR_CODES = {
   FILE_MISSING_COLUMN: 'a required column is missing from the header',
   FILE_DUPLICATE_COLUMN: 'two header cells map to the same field',
   FILE_NO_ROWS: 'the file has a header but no data rows',
+  FILE_CHANGED: 'the file changed after it was taken: the upload was still in progress',
   FILE_DUPLICATE_RECORD_ID: 'a record id appears on more than one row',
   FILE_CONTROL_CHARACTER: 'a cell holds a NUL byte',
   PIPELINE_NOT_FOUND: 'no pipeline file for this partner',

@@ -11,7 +11,7 @@ import type { Logger } from '../config/index.ts';
 import { isRostermatchError } from '../errors/index.ts';
 import { loadPartnerPipeline, type Pipeline } from '../pipeline/index.ts';
 import { createRun, type Db } from '../store/index.ts';
-import { MAX_NAME_BYTES, moveInto, nameBytes, originalName, partnerDirs, partnerFolderProblem, serviceDirs, writeNote } from './drop.ts';
+import { fileExists, MAX_NAME_BYTES, moveInto, nameBytes, originalName, partnerDirs, partnerFolderProblem, serviceDirs, writeNote } from './drop.ts';
 import { sha256File } from './index.ts';
 
 export interface IntakeDirs {
@@ -81,7 +81,15 @@ export async function claimFile(db: Db, log: Logger, dirs: IntakeDirs, partner: 
     return { kind: 'rejected', reason };
   }
   const claimed = await moveInto(file, path.join(service.spool, partner));
-  return recordClaim(db, log, dirs, partner, claimed, name, pipeline!);
+  try {
+    return await recordClaim(db, log, dirs, partner, claimed, name, pipeline!);
+  } catch (e) {
+    // Not recorded (the database is away): the file goes back, so the next listing tries again. A
+    // file of that name uploaded meanwhile is not overwritten; this one then waits in the spool
+    // for serve's next start.
+    if (!(await fileExists(file))) await fs.rename(claimed, file).catch(() => {});
+    throw e;
+  }
 }
 
 /** Records a claimed (spooled) file as a run, or as a duplicate of an earlier one. */

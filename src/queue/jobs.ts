@@ -5,11 +5,13 @@
  * does harm. A run this store does not hold is never moot: see `runOf`. They call the same
  * stage functions as an inline run; only the order and the hand-offs are theirs.
  */
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import { UnrecoverableError, type FlowProducer, type Queue } from 'bullmq';
 import type { Logger } from '../config/index.ts';
 import { isRostermatchError, RostermatchError } from '../errors/index.ts';
 import { fileExists, moveInto, partnerDirs, serviceDirs, writeNote } from '../intake/drop.ts';
+import { sha256File } from '../intake/index.ts';
 import { matchChunk } from '../match/index.ts';
 import { rosterChunks } from '../parse/index.ts';
 import { PipelineSchema, type Pipeline } from '../pipeline/index.ts';
@@ -48,6 +50,8 @@ export interface JobContext {
   candidates?: CandidateMode;
   /** Test fixture: a pause before each chunk, to make a run slow enough to interrupt. */
   chunkDelayMs?: number;
+  /** Test fixture: a pause between recording a run and publishing it, the window a crash must survive. */
+  finaliseDelayMs?: number;
 }
 
 const pipelineOf = (run: RunRecord): Pipeline => PipelineSchema.parse(run.pipeline);
@@ -151,9 +155,11 @@ export async function execFinalise(ctx: JobContext, data: FinaliseJob, progress?
   if (RECORDED_STATES.includes(run.state)) {
     await restoreOutputs(ctx.db, run, ctx.exportsDir);
     await archiveSource(ctx, run);
+    await clearRunInput(ctx.db, run.id);
     return;
   }
   if (run.state !== 'matching') return;
+  if (await handBackIfChanged(ctx, run)) return;
   const matched = await countRunRows(ctx.db, run.id);
   if (matched < (run.rowCount ?? 0)) {
     const e = new RostermatchError('MATCH_INCOMPLETE', `${run.rowCount! - matched} of ${run.rowCount} rows could not be matched after retries`, { file: run.fileName });
@@ -174,6 +180,7 @@ export async function execFinalise(ctx: JobContext, data: FinaliseJob, progress?
     if (isRostermatchError(e)) await failRunPermanently(ctx, run, e);
     throw e;
   });
+  if (ctx.finaliseDelayMs) await new Promise((r) => setTimeout(r, ctx.finaliseDelayMs));
   if (!recorded) {
     const again = (await getRun(ctx.db, run.id))!;
     await restoreOutputs(ctx.db, again, ctx.exportsDir);
@@ -195,6 +202,30 @@ export async function execFinalise(ctx: JobContext, data: FinaliseJob, progress?
   // Chunks report progress as they finish, racing each other; the end is certain only here.
   await progress?.(100);
   ctx.log.info({ runId: run.id, groupId: pipeline.group.id }, recorded?.hold ? 'run held for a confirmation' : 'run completed');
+}
+
+/**
+ * A file written in place is taken once it has been still for the quiet period. An upload that
+ * paused for longer was taken half-written, and its writer, still holding the file, goes on
+ * writing into the spool. Such a run is never applied: it fails (FILE_CHANGED, its rows dropped)
+ * and the file goes back to the partner's inbound folder, to be taken again once complete.
+ */
+async function handBackIfChanged(ctx: JobContext, run: RunRecord): Promise<boolean> {
+  if (!run.sourcePath || !(await fileExists(run.sourcePath)) || (await sha256File(run.sourcePath)) === run.fileSha256) return false;
+  const e = new RostermatchError('FILE_CHANGED', `${run.fileName} changed after it was taken (run ${run.id}); it is taken again once complete`, { file: run.fileName });
+  // The record first: should the process die before the move, the spooled file is no run's and the next start records it anew.
+  await ctx.db.transaction(async (tx) => {
+    await failRun(tx, run.id, { code: e.code, message: e.message }, new Date().toISOString());
+    await tx.query('UPDATE run SET source_path = NULL WHERE id = $1', [run.id]);
+    await tx.query('DELETE FROM run_row WHERE run_id = $1', [run.id]);
+    await clearRunInput(tx, run.id);
+  });
+  const back = path.join(partnerDirs(ctx.dropRoot, run.partner).inbound, run.fileName);
+  // Never over a newer upload of the same name: then this copy is kept in quarantine.
+  if (await fileExists(back)) await moveInto(run.sourcePath, path.join(serviceDirs(ctx.dataDir).quarantine, run.partner));
+  else await fs.rename(run.sourcePath, back);
+  ctx.log.warn({ runId: run.id, code: e.code }, 'file changed after it was taken; handed back to inbound');
+  return true;
 }
 
 async function archiveSource(ctx: JobContext, run: RunRecord): Promise<void> {

@@ -64,5 +64,15 @@ export const finaliseJobId = (runId: string) => `finalise.${runId}`;
 /** Rows per match job: small enough that two workers share even a modest file. */
 export const CHUNK_ROWS = 1000;
 
-/** Transient failures (a database or Redis blip) retry with exponential backoff. */
-export const RETRY = { attempts: 6, backoff: { type: 'exponential' as const, delay: 1000 } };
+/**
+ * Transient failures (a database or Redis restart) retry with exponential backoff from 1 s,
+ * capped at 30 s, for about 18 minutes: a PostgreSQL restart or failover must not fail a run, and
+ * the run resumes within 30 s of the database's return. (Six plain exponential attempts gave up
+ * after 31 s: a database down for a minute failed every run in progress.)
+ */
+export const RETRY = { attempts: 40, backoff: { type: 'capped' as const } };
+
+/** The delay before retry `attemptsMade` (1, 2, …) of a job whose backoff is RETRY's. */
+export function retryDelayMs(attemptsMade: number): number {
+  return Math.min(30_000, 1000 * 2 ** Math.max(0, attemptsMade - 1));
+}

@@ -8,7 +8,7 @@ import { isRostermatchError, RostermatchError } from '../errors/index.ts';
 import { getRun, RECORDED_STATES } from '../store/index.ts';
 import { connectRedis } from './connection.ts';
 import { execChunk, execFinalise, execIntake, failRunPermanently, type JobContext } from './jobs.ts';
-import { QUEUE, RETRY, type ChunkJob, type FinaliseJob, type IntakeJob } from './names.ts';
+import { QUEUE, RETRY, retryDelayMs, type ChunkJob, type FinaliseJob, type IntakeJob } from './names.ts';
 import { workerName } from './status.ts';
 
 export type Role = keyof typeof QUEUE;
@@ -97,6 +97,8 @@ export function startWorkers(ctx: JobContext | MatchContext, opts: WorkerOptions
     maxStalledCount: 3,
     removeOnComplete: { age: 24 * 3600, count: 10_000 },
     removeOnFail: { age: 7 * 24 * 3600 },
+    // RETRY's 'capped' backoff; a job with another backoff type keeps BullMQ's own.
+    settings: { backoffStrategy: retryDelayMs },
   };
   const workers: Worker[] = [];
   const queues: Queue[] = [];

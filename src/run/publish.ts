@@ -192,11 +192,54 @@ export async function restoreOutputs(db: Db, run: RunRecord, exportsDir: string)
     return;
   }
   if (!(await fileExists(run.resultPath))) await writeResultFile(dir, path.basename(run.resultPath), streamRunResults(db, run.id));
-  const summaryPath = path.join(dir, outputNames(run.fileName).summary);
-  if (run.summary && !(await fileExists(summaryPath))) await writeJsonAtomic(summaryPath, run.summary);
+  let exported: { dir: string; transactionTime: string } | undefined;
   // Only a completed run changed its Group; a held or discarded one has nothing to export.
   if (run.groupId && run.state === 'completed') {
-    const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM export WHERE run_id = $1', [run.id]);
-    if (rows[0]!.n === 0) await exportGroup(db, { groupId: run.groupId, outRoot: exportsDir, runId: run.id });
+    const { rows } = await db.query<{ dir: string; transaction_time: Date }>('SELECT dir, transaction_time FROM export WHERE run_id = $1 ORDER BY transaction_time LIMIT 1', [run.id]);
+    if (rows[0]) exported = { dir: rows[0].dir, transactionTime: rows[0].transaction_time.toISOString() };
+    else {
+      const e = await exportGroup(db, { groupId: run.groupId, outRoot: exportsDir, runId: run.id });
+      exported = { dir: e.dir, transactionTime: e.manifest.transactionTime };
+    }
   }
+  const summaryPath = path.join(dir, outputNames(run.fileName).summary);
+  if (await fileExists(summaryPath)) return;
+  // The process died after recording the run and before publishing its summary: rebuild it from the record.
+  const summary = run.summary ?? (exported && run.groupId ? await rebuildSummary(db, run, run.groupId, exported) : undefined);
+  if (!summary) return;
+  await writeJsonAtomic(summaryPath, summary);
+  if (!run.summary) await saveRunSummary(db, run.id, summary);
+}
+
+/** A completed run's summary from its record: counts from run_row, the Group change from its history. */
+async function rebuildSummary(db: Db, run: RunRecord, groupId: string, exported: { dir: string; transactionTime: string }): Promise<RunSummary> {
+  const pipeline = run.pipeline as Pipeline;
+  const counts = await runOutcomeCounts(db, run.id);
+  const { rows } = await db.query<{ added: number; removed: number; after: number }>(
+    `WITH mine AS (SELECT action FROM group_event WHERE group_id = $1 AND run_id = $2),
+          cut AS (SELECT coalesce((SELECT max(id) FROM group_event WHERE group_id = $1 AND run_id = $2),
+                                  (SELECT max(id) FROM group_event WHERE group_id = $1 AND at <= $3::timestamptz), 0) AS id),
+          last AS (SELECT DISTINCT ON (e.patient_id) e.action FROM group_event e, cut WHERE e.group_id = $1 AND e.id <= cut.id ORDER BY e.patient_id, e.id DESC)
+     SELECT (SELECT count(*) FROM mine WHERE action = 'added')::int AS added,
+            (SELECT count(*) FROM mine WHERE action = 'removed')::int AS removed,
+            (SELECT count(*) FROM last WHERE action = 'added')::int AS after`,
+    [groupId, run.id, run.finishedAt],
+  );
+  const { added, removed, after } = rows[0]!;
+  const finishedAt = run.finishedAt ?? new Date().toISOString();
+  const total = Date.parse(finishedAt) - Date.parse(run.receivedAt);
+  return {
+    runId: run.id,
+    partner: run.partner,
+    file: run.fileName,
+    sha256: run.fileSha256,
+    receivedAt: run.receivedAt,
+    finishedAt,
+    rows: Object.values(counts).reduce((a, b) => a + b, 0),
+    counts,
+    group: { id: groupId, mode: pipeline.group.mode, sizeBefore: after - added + removed, sizeAfter: after, added, removed },
+    thresholds: pipeline.thresholds,
+    export: exported,
+    timingsMs: { queuedToRecorded: total, total },
+  };
 }

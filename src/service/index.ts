@@ -67,6 +67,7 @@ export interface ServeOptions {
   /** How long shutdown waits for running jobs. @defaultValue 20000 */
   shutdownGraceMs?: number;
   chunkDelayMs?: number;
+  finaliseDelayMs?: number;
   log: Logger;
 }
 
@@ -108,6 +109,7 @@ export async function startServe(o: ServeOptions): Promise<Service> {
     flows,
     finaliseQueue,
     ...(o.chunkDelayMs ? { chunkDelayMs: o.chunkDelayMs } : {}),
+    ...(o.finaliseDelayMs ? { finaliseDelayMs: o.finaliseDelayMs } : {}),
     ...(o.chunkRows ? { chunkRows: o.chunkRows } : {}),
   };
   const dirs = { dropRoot: o.dropRoot, dataDir: o.dataDir, pipelinesDir: o.pipelinesDir };

@@ -31,7 +31,11 @@ const REFUSAL_REMINDER_MS = 10 * 60_000;
 
 export interface WatchOptions {
   dropRoot: string;
-  /** Quiet period for files written in place. @defaultValue 5000 */
+  /**
+   * Quiet period for files written in place. Well above the stalls of a slow SFTP link: a pause
+   * longer than this takes a half-written file (which finalise then refuses and hands back).
+   * @defaultValue 30000
+   */
   quietMs?: number;
   /** Interval of the listing that is the source of truth. @defaultValue 2000 */
   scanIntervalMs?: number;
@@ -53,7 +57,7 @@ export class DropWatcher {
   readonly #refused = new Map<string, { problem: string; loggedAt: number }>();
 
   constructor(opts: WatchOptions) {
-    this.#opts = { quietMs: 5000, scanIntervalMs: 2000, ...opts };
+    this.#opts = { quietMs: 30_000, scanIntervalMs: 2000, ...opts };
     this.#tracker = new CompletenessTracker(this.#opts.quietMs);
   }
 
