@@ -13,33 +13,19 @@ import { pino } from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { StatusReport } from '../src/cli/status.ts';
 import { loadIndexFile } from '../src/patient-index/index.ts';
-import { loadPartnerPipeline } from '../src/pipeline/index.ts';
 import { connectRedis, QUEUE, chunkJobId, startWorkers } from '../src/queue/index.ts';
-import { runFile } from '../src/run/index.ts';
 import { openEmbedded, type Db } from '../src/store/index.ts';
-import { quietLog, tempDir, tempDb } from './helpers.ts';
-import { onCleanup, pipelinesDir, REDIS_URL, spawnCli, testPrefix, waitFor, type Proc } from './daemon-helpers.ts';
+import { tempDir, tempDb } from './helpers.ts';
+import { onCleanup, pipelinesDir, REDIS_URL, SAMPLE, spawnCli, testPrefix, uninterrupted, waitFor, type Proc, type Reference } from './daemon-helpers.ts';
 
-const ROSTER = 'samples/rosters/district7-fall.csv';
-const PARTNER = 'school-district-7';
+const ROSTER = SAMPLE.roster;
+const PARTNER = SAMPLE.partner;
 const RESULTS = 'district7-fall.results.csv';
 
 let reference: Buffer;
 
 beforeAll(async () => {
-  const dir = await fs.mkdtemp('/tmp/rm-ref-');
-  const db = await openEmbedded(path.join(dir, 'db'));
-  await loadIndexFile(db, 'samples/iis/Patient.ndjson');
-  const out = await runFile(db, quietLog, {
-    file: ROSTER,
-    pipeline: await loadPartnerPipeline('pipelines', PARTNER),
-    outDir: path.join(dir, 'out'),
-    exportsDir: path.join(dir, 'exports'),
-  });
-  if (out.kind !== 'completed') throw new Error('reference run did not complete');
-  reference = await fs.readFile(out.resultPath);
-  await db.close();
-  await fs.rm(dir, { recursive: true, force: true });
+  [{ results: reference }] = (await uninterrupted([{ file: ROSTER, pipelineFile: `pipelines/${PARTNER}.yaml` }])) as [Reference];
 }, 120_000);
 
 interface Deployment {
