@@ -1,0 +1,518 @@
+/**
+ * Matching quality on labelled data nobody here generated: FEBRL datasets 1–3 (each without and
+ * with its social-security-like identifier), Splink's fake_1000, and the committed samples. Each
+ * set gets a fresh embedded store and goes through the product path — the index file through
+ * loadIndexFile, the roster and its pipeline YAML through runFile — and the recorded results are
+ * scored against the ground truth. Blocking is measured apart from the run: the roster parsed by
+ * the product's parse stage, each row's blocking keys against an in-memory CandidateIndex of the
+ * same index, so a miss can be told apart as "never a candidate" or "a candidate, scored low".
+ *
+ *   npm run bench:accuracy -- [--sets febrl1,febrl1-id,febrl2,febrl2-id,febrl3,febrl3-id,fake1000,samples]
+ *        [--json FILE]    every figure, per set
+ *        [--misses DIR]   one CSV per set of the in-index rows whose true patient was not auto-matched
+ *        [--help]
+ *
+ * Data: /work/shared/bench/data (BENCH_DATA overrides), read only; see its README.md. Exit status
+ * is 1 when a set failed (its error is printed and the other sets still run), 2 on a usage error.
+ *
+ * Figures per set: shares of rows by outcome; precision and recall of auto-matches; found-recall,
+ * the share of in-index rows whose true patient is auto-matched or listed for review; pairs
+ * completeness, the share of valid in-index rows that share a blocking key with their true
+ * patient; candidates per valid row, the size of the union of patients the row's keys reach.
+ */
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { parse as parseCsv } from 'csv-parse/sync';
+import { writeToString } from 'fast-csv';
+import { DEMO_FILES } from '../src/cli/demo.ts';
+import { createLogger } from '../src/config/index.ts';
+import { accuracy, readTruth, type TruthRow } from '../src/evaluate/index.ts';
+import { blockingKeys, CandidateIndex, comparePair, guardFailure, type Levels } from '../src/match/index.ts';
+import type { Identifier, IndexPatient, NameFrequencies, NormalisedRow, RowResult } from '../src/model/index.ts';
+import { readRoster } from '../src/parse/index.ts';
+import { csvToResource, PATIENT_CSV_COLUMNS } from '../src/patient-index/csv-form.ts';
+import { patientFromFhir, type FhirPatient } from '../src/patient-index/fhir.ts';
+import { loadIndexFile } from '../src/patient-index/index.ts';
+import { loadPipelineFile, type Pipeline } from '../src/pipeline/index.ts';
+import { levelsFor, runFile } from '../src/run/index.ts';
+import { openStore, streamRunResults, type Db } from '../src/store/index.ts';
+
+const SETS = ['febrl1', 'febrl1-id', 'febrl2', 'febrl2-id', 'febrl3', 'febrl3-id', 'fake1000', 'samples'] as const;
+type SetName = (typeof SETS)[number];
+
+const USAGE = `usage: npm run bench:accuracy -- [--sets ${SETS.join(',')}] [--json FILE] [--misses DIR] [--help]
+  --sets    comma-separated sets to run (default: all)
+  --json    write every figure to FILE
+  --misses  write DIR/<set>.misses.csv: in-index rows whose true patient was not auto-matched
+  --help    this text`;
+
+let values: { sets?: string; json?: string; misses?: string; help?: boolean };
+try {
+  ({ values } = parseArgs({
+    options: { sets: { type: 'string' }, json: { type: 'string' }, misses: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  }));
+} catch (e) {
+  console.error(`${(e as Error).message}\n${USAGE}`);
+  process.exit(2);
+}
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const chosen = (values.sets ?? SETS.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+const unknown = chosen.filter((s) => !(SETS as readonly string[]).includes(s));
+if (unknown.length > 0 || chosen.length === 0) {
+  console.error(`${unknown.length ? `unknown set: ${unknown.join(', ')}` : 'no set given'}\n${USAGE}`);
+  process.exit(2);
+}
+
+const DATA = process.env.BENCH_DATA ?? '/work/shared/bench/data';
+/** A made-up SSN-like identifier system for FEBRL's soc_sec_id. */
+const SSN_SYSTEM = 'urn:oid:2.16.840.1.113883.3.9999.99';
+const TODAY = new Date().toISOString().slice(0, 10);
+
+type ValidRow = Extract<NormalisedRow, { kind: 'valid' }>;
+
+// --- A roster row's identifiers: the one place that knows their shape. ---------------------
+
+/** The row's identifiers as the matcher takes them. */
+function rowIdentifiers(row: ValidRow): Identifier[] {
+  return row.identifier ? [row.identifier] : [];
+}
+/** The row's blocking keys, as matchChunk computes them. */
+function rowKeys(row: ValidRow): string[] {
+  return blockingKeys(row.person, rowIdentifiers(row));
+}
+/** The row scored against one patient, as matchChunk scores it. */
+function scorePair(row: ValidRow, cand: IndexPatient, freq: NameFrequencies, levels: Levels) {
+  return comparePair(row.person, row.identifier, cand, { freq, levels });
+}
+
+// --- Sets: each writes its index and rosters into a work dir. -------------------------------
+
+interface RosterSpec {
+  /** Table label and file name of its misses CSV. */
+  label: string;
+  file: string;
+  pipelineFile: string;
+  truth: () => Promise<Map<string, TruthRow>>;
+}
+interface Prepared {
+  indexFile: string;
+  rosters: RosterSpec[];
+}
+
+/** Writes rows (the first is the header) as RFC 4180 CSV, quoting only where a cell needs it. */
+async function writeCsv(file: string, rows: string[][]): Promise<void> {
+  await fs.writeFile(file, `${await writeToString(rows)}\n`);
+}
+
+/** YYYYMMDD or YYYY-MM-DD → YYYY-MM-DD when it is a real calendar date, else ''. */
+function calendarDate(s: string): string {
+  const m = /^(\d{4})-?(\d{2})-?(\d{2})$/.exec(s.trim());
+  if (!m) return '';
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const t = new Date(Date.UTC(y, mo - 1, d));
+  return t.getUTCFullYear() === y && t.getUTCMonth() === mo - 1 && t.getUTCDate() === d ? `${m[1]}-${m[2]}-${m[3]}` : '';
+}
+
+function pipelineYaml(partner: string, displayName: string, columns: Record<string, string>, dateFormat: string, extra = ''): string {
+  const cols = Object.entries(columns).map(([f, h]) => `  ${f}: [${JSON.stringify(h)}]`).join('\n');
+  return `partner: ${partner}
+displayName: ${JSON.stringify(displayName)}
+file: { namePattern: "*.csv", encoding: utf-8, delimiter: "," }
+columns:
+${cols}
+dates: { birthDate: [${dateFormat}] }
+group: { id: ${partner}, name: ${JSON.stringify(displayName)}, mode: replace }
+${extra}`;
+}
+
+/**
+ * FEBRL: originals (rec-N-org) are the index, corrupted copies (rec-N-dup-k) the roster. The
+ * file is ", "-separated without quoting; the roster is rewritten as ordinary CSV with
+ * street_number and address_1 joined into one street (address_2, a locality or building line,
+ * goes in as street2; the index's CSV form has one street line, so the index leaves it out).
+ */
+async function prepareFebrl(n: 1 | 2 | 3, withId: boolean, work: string): Promise<Prepared> {
+  const set = `febrl${n}${withId ? '-id' : ''}`;
+  const text = await fs.readFile(path.join(DATA, 'febrl', `dataset${n}.csv`), 'utf8');
+  const [head, ...lines] = text.split(/\r?\n/).filter((l) => l.trim() !== '');
+  const cols = head!.split(',').map((c) => c.trim());
+  const records = lines.map((l, i) => {
+    const cells = l.split(', ');
+    if (cells.length !== cols.length) throw new Error(`dataset${n}.csv line ${i + 2}: ${cells.length} cells, the header has ${cols.length}`);
+    return Object.fromEntries(cols.map((c, j) => [c, cells[j]!.trim()])) as Record<string, string>;
+  });
+  const person = (recId: string) => /^rec-(\d+)-(org|dup-\d+)$/.exec(recId);
+  const street = (r: Record<string, string>) => `${r.street_number} ${r.address_1}`.trim();
+
+  const indexHeader = [...PATIENT_CSV_COLUMNS, ...(withId ? ['identifier_system', 'identifier_value'] : [])];
+  const index: string[][] = [indexHeader];
+  const roster: string[][] = [['rec_id', 'given_name', 'surname', 'street', 'address_2', 'suburb', 'postcode', 'state', 'date_of_birth', 'soc_sec_id']];
+  const truth = new Map<string, TruthRow>();
+  for (const r of records) {
+    const m = person(r.rec_id!);
+    if (!m) throw new Error(`dataset${n}.csv: rec_id ${r.rec_id} is neither rec-N-org nor rec-N-dup-k`);
+    if (m[2] === 'org') {
+      const row: Record<string, string> = {
+        id: `febrl-${m[1]}`, family: r.surname!, given: r.given_name!, middle: '', suffix: '', birth_date: calendarDate(r.date_of_birth!), sex: '',
+        street: street(r), city: r.suburb!, state: r.state!, zip: r.postcode!, phone: '',
+        identifier_system: r.soc_sec_id ? SSN_SYSTEM : '', identifier_value: r.soc_sec_id!,
+      };
+      index.push(indexHeader.map((c) => row[c] ?? ''));
+    } else {
+      roster.push([r.rec_id!, r.given_name!, r.surname!, street(r), r.address_2!, r.suburb!, r.postcode!, r.state!, r.date_of_birth!, r.soc_sec_id!]);
+      truth.set(r.rec_id!, { line: roster.length, recordId: r.rec_id!, patientId: `febrl-${m[1]}` });
+    }
+  }
+  const indexFile = path.join(work, 'index.csv');
+  const file = path.join(work, `${set}.csv`);
+  const pipelineFile = path.join(work, `${set}.yaml`);
+  await writeCsv(indexFile, index);
+  await writeCsv(file, roster);
+  const identifiers = withId ? `identifiers:\n  - columns: [soc_sec_id]\n    system: "${SSN_SYSTEM}"\n` : '';
+  await fs.writeFile(
+    pipelineFile,
+    pipelineYaml(`bench-${set}`, `FEBRL dataset${n} duplicates${withId ? ' with soc_sec_id' : ''}`, {
+      recordId: 'rec_id', given: 'given_name', family: 'surname', street: 'street', street2: 'address_2', city: 'suburb', zip: 'postcode', state: 'state', birthDate: 'date_of_birth',
+    }, 'YYYYMMDD', identifiers),
+  );
+  return { indexFile, rosters: [{ label: set, file, pipelineFile, truth: async () => truth }] };
+}
+
+/** Splink fake_1000: the lowest unique_id of each cluster is the index, the other rows the roster. */
+async function prepareFake(work: string): Promise<Prepared> {
+  const rows = parseCsv(await fs.readFile(path.join(DATA, 'splink', 'fake_1000.csv')), { columns: true, bom: true }) as Record<string, string>[];
+  const first = new Map<string, Record<string, string>>();
+  for (const r of rows) {
+    const f = first.get(r.cluster!);
+    if (!f || Number(r.unique_id) < Number(f.unique_id)) first.set(r.cluster!, r);
+  }
+  const index: string[][] = [[...PATIENT_CSV_COLUMNS]];
+  for (const r of first.values()) {
+    const row: Record<string, string> = { id: `fake-${r.unique_id}`, family: r.surname!.trim(), given: r.first_name!.trim(), birth_date: calendarDate(r.dob!), city: r.city!.trim() };
+    index.push(PATIENT_CSV_COLUMNS.map((c) => row[c] ?? ''));
+  }
+  const cols = ['unique_id', 'first_name', 'surname', 'dob', 'city', 'email', 'cluster'];
+  const roster: string[][] = [cols];
+  const truth = new Map<string, TruthRow>();
+  for (const r of rows) {
+    const f = first.get(r.cluster!)!;
+    if (f === r) continue;
+    roster.push(cols.map((c) => r[c] ?? ''));
+    truth.set(r.unique_id!, { line: roster.length, recordId: r.unique_id!, patientId: `fake-${f.unique_id}` });
+  }
+  const indexFile = path.join(work, 'index.csv');
+  const file = path.join(work, 'fake1000.csv');
+  const pipelineFile = path.join(work, 'fake1000.yaml');
+  await writeCsv(indexFile, index);
+  await writeCsv(file, roster);
+  await fs.writeFile(
+    pipelineFile,
+    pipelineYaml('bench-fake1000', 'Splink fake_1000, all but the first of each cluster', { recordId: 'unique_id', given: 'first_name', family: 'surname', birthDate: 'dob', city: 'city' }, 'YYYY-MM-DD'),
+  );
+  return { indexFile, rosters: [{ label: 'fake1000', file, pipelineFile, truth: async () => truth }] };
+}
+
+/** The committed samples, as they are: one index, three partners. */
+function prepareSamples(): Prepared {
+  return {
+    indexFile: path.join('samples', 'iis', 'Patient.ndjson'),
+    rosters: DEMO_FILES.map(({ partner, file }) => ({
+      label: `samples-${partner}`,
+      file: path.join('samples', 'rosters', file),
+      pipelineFile: path.join('pipelines', `${partner}.yaml`),
+      truth: () => readTruth(path.join('samples', 'truth', file.replace(/\.[^.]+$/, '.truth.csv'))),
+    })),
+  };
+}
+
+function prepare(set: SetName, work: string): Promise<Prepared> {
+  if (set === 'fake1000') return prepareFake(work);
+  if (set === 'samples') return Promise.resolve(prepareSamples());
+  const m = /^febrl([123])(-id)?$/.exec(set)!;
+  return prepareFebrl(Number(m[1]) as 1 | 2 | 3, !!m[2], work);
+}
+
+// --- The index as the matcher sees it, for blocking figures apart from the run. ---------------
+
+interface IndexView {
+  candidates: CandidateIndex;
+  byId: Map<string, { patient: IndexPatient; keys: Set<string> }>;
+}
+
+/** The index file read as loadIndexFile reads it (NDJSON, or the CSV form), merged-away patients left out. */
+async function readIndex(file: string): Promise<IndexView> {
+  const text = await fs.readFile(file, 'utf8');
+  const resources: unknown[] = /\.csv$/i.test(file)
+    ? (parseCsv(text, { bom: true, skip_empty_lines: true, trim: true, columns: (h: string[]) => h.map((c) => c.toLowerCase()) }) as Record<string, string>[]).map((r) => csvToResource('Patient', r))
+    : text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as unknown);
+  const view: IndexView = { candidates: new CandidateIndex(), byId: new Map() };
+  for (const r of resources) {
+    if ((r as { resourceType?: string }).resourceType !== 'Patient') continue;
+    let p: IndexPatient;
+    try {
+      p = patientFromFhir(r as FhirPatient);
+    } catch {
+      continue; // rejected by the loader too
+    }
+    if (p.replacedBy) continue;
+    view.candidates.add(p);
+    view.byId.set(p.id, { patient: p, keys: new Set(blockingKeys(p.person, p.identifiers)) });
+  }
+  view.candidates.seal();
+  return view;
+}
+
+// --- Scoring. -----------------------------------------------------------------------------
+
+interface Figures {
+  set: SetName;
+  label: string;
+  error?: string;
+  indexPatients?: number;
+  indexRejected?: number;
+  indexLoadSeconds?: number;
+  runSeconds?: number;
+  /** The whole set: store, index load, every roster's run and scoring. */
+  setWallSeconds?: number;
+  rows?: number;
+  inIndex?: number;
+  counts?: { matched: number; review: number; no_match: number; invalid: number };
+  shares?: { matched: number; review: number; no_match: number; invalid: number };
+  correctMatches?: number;
+  falseMatches?: number;
+  precision?: number;
+  recall?: number;
+  f1?: number;
+  foundRecall?: number;
+  /** Over valid in-index rows (an invalid row has no keys). */
+  pairsCompleteness?: number;
+  validInIndexRows?: number;
+  candidatesPerRow?: { mean: number; p99: number; max: number; validRows: number };
+  /** In-index rows whose true patient was not auto-matched. */
+  misses?: number;
+}
+
+const round = (x: number, d = 4) => +x.toFixed(d);
+const yes = (b: boolean) => (b ? 'yes' : 'no');
+
+function describePerson(p: IndexPatient['person']): string {
+  return [[p.given, p.middle, p.family, p.suffix].filter(Boolean).join(' '), p.birthDate, p.street, [p.city, p.state, p.zip].filter(Boolean).join(' ')].join(' | ');
+}
+const levelsOf = (cs: { field: string; level: string }[]) => cs.map((c) => `${c.field}=${c.level}`).join(' ');
+const problemsOf = (ps: { field: string; code: string }[] | undefined) => (ps ?? []).map((p) => `${p.field}/${p.code}`).join('; ');
+
+const MISS_HEADER = [
+  'record_id', 'line', 'outcome', 'true_patient', 'matched_patient', 'problems', 'warnings', 'row', 'true_patient_record',
+  'shares_blocking_key', 'candidates_reachable', 'true_listed', 'true_score', 'true_guard', 'true_levels', 'best_id', 'best_score',
+];
+
+async function scoreRoster(
+  db: Db,
+  runId: string,
+  spec: RosterSpec,
+  pipeline: Pipeline,
+  index: IndexView,
+  misses: string[][],
+): Promise<Omit<Figures, 'set' | 'label' | 'indexPatients' | 'indexRejected' | 'indexLoadSeconds' | 'runSeconds' | 'setWallSeconds'>> {
+  const truth = await spec.truth();
+  const results: RowResult[] = [];
+  for await (const page of streamRunResults(db, runId)) results.push(...page);
+  const a = accuracy(
+    results.map((r) => ({ recordId: r.recordId, outcome: r.outcome, patientId: r.patientId, candidateIds: r.candidates.map((c) => c.patientId) })),
+    truth,
+  );
+  const counts = { matched: 0, review: 0, no_match: 0, invalid: 0 };
+  for (const r of results) counts[r.outcome === 'possible' || r.outcome === 'ambiguous' ? 'review' : r.outcome]++;
+
+  // Blocking, from the product's own parse of the same file.
+  const { rows } = await readRoster(spec.file, pipeline, TODAY, spec.label);
+  const parsed = new Map(rows.map((r) => [r.index, r]));
+  const sizes: number[] = [];
+  let validInIndex = 0;
+  let sharing = 0;
+  const reach = new Map<number, { shares: boolean | undefined; size: number }>();
+  for (const row of rows) {
+    if (row.kind !== 'valid') continue;
+    const keys = rowKeys(row);
+    const union = new Set<string>();
+    for (const list of index.candidates.byKeys(keys).values()) for (const p of list) union.add(p.id);
+    sizes.push(union.size);
+    const t = truth.get(row.recordId)?.patientId ?? '';
+    const mine = t === '' ? undefined : index.byId.get(t);
+    const shares = mine ? keys.some((k) => mine.keys.has(k)) : undefined;
+    if (t !== '') {
+      validInIndex++;
+      if (shares) sharing++;
+    }
+    reach.set(row.index, { shares, size: union.size });
+  }
+  sizes.sort((x, y) => x - y);
+
+  // The diagnostic: every in-index row whose true patient was not auto-matched.
+  const levels = await levelsFor(db, pipeline);
+  let missCount = 0;
+  for (const r of results) {
+    const t = truth.get(r.recordId)?.patientId ?? '';
+    if (t === '' || (r.outcome === 'matched' && r.patientId === t)) continue;
+    missCount++;
+    const row = parsed.get(r.index);
+    const mine = index.byId.get(t);
+    const listed = r.candidates.find((c) => c.patientId === t);
+    let trueScore = '';
+    let trueGuard = '';
+    let trueLevels = '';
+    if (listed) {
+      trueScore = listed.score.toFixed(2);
+      trueGuard = listed.guard ?? '';
+      trueLevels = levelsOf(listed.comparisons);
+    } else if (row?.kind === 'valid' && mine) {
+      // Not listed: score the true pair as the run would have, to show how far it fell short.
+      const pair = scorePair(row, mine.patient, index.candidates.freq, levels);
+      trueScore = `${pair.score.toFixed(2)} (recomputed)`;
+      trueGuard = guardFailure(pair) ?? '';
+      trueLevels = levelsOf(pair.comparisons);
+    }
+    const best = r.candidates[0];
+    const reached = reach.get(r.index);
+    misses.push([
+      r.recordId, String(r.line), r.outcome, t, r.outcome === 'matched' ? (r.patientId ?? '') : '', problemsOf(r.problems), problemsOf(r.warnings),
+      row?.kind === 'valid' ? describePerson(row.person) : '', mine ? describePerson(mine.patient.person) : '(not in the index file)',
+      reached?.shares === undefined ? '' : yes(reached.shares), reached ? String(reached.size) : '', yes(!!listed), trueScore, trueGuard, trueLevels,
+      best?.patientId ?? '', best ? best.score.toFixed(2) : r.score !== undefined ? r.score.toFixed(2) : '',
+    ]);
+  }
+
+  const n = results.length;
+  const share = (k: keyof typeof counts) => round(n === 0 ? 0 : counts[k] / n);
+  return {
+    rows: n,
+    inIndex: a.inIndex,
+    counts,
+    shares: { matched: share('matched'), review: share('review'), no_match: share('no_match'), invalid: share('invalid') },
+    correctMatches: a.correctMatches,
+    falseMatches: a.falseMatches,
+    precision: round(a.precision, 5),
+    recall: round(a.recall, 5),
+    f1: round(a.f1, 5),
+    foundRecall: round(a.inIndex === 0 ? 1 : (a.correctMatches + a.reviewWithTruth) / a.inIndex, 5),
+    pairsCompleteness: round(validInIndex === 0 ? 1 : sharing / validInIndex, 5),
+    validInIndexRows: validInIndex,
+    candidatesPerRow: {
+      mean: round(sizes.length === 0 ? 0 : sizes.reduce((s, x) => s + x, 0) / sizes.length, 2),
+      p99: sizes.length === 0 ? 0 : sizes[Math.ceil(sizes.length * 0.99) - 1]!,
+      max: sizes.at(-1) ?? 0,
+      validRows: sizes.length,
+    },
+    misses: missCount,
+  };
+}
+
+/** One set: a fresh store, its index loaded, each roster run and scored. */
+async function runSet(set: SetName): Promise<Figures[]> {
+  const t0 = performance.now();
+  const secs = (t: number) => round((performance.now() - t) / 1000, 2);
+  const work = await fs.mkdtemp(path.join(os.tmpdir(), `rostermatch-accuracy-${set}-`));
+  const out: Figures[] = [];
+  let db: Db | undefined;
+  try {
+    let prepared: Prepared;
+    try {
+      prepared = await prepare(set, work);
+      db = await openStore({ embeddedDir: path.join(work, 'db') });
+    } catch (e) {
+      console.error(`${set}: FAILED: ${message(e)}`);
+      out.push({ set, label: set, error: message(e) });
+      return out;
+    }
+    const tl = performance.now();
+    const load = await loadIndexFile(db, prepared.indexFile);
+    const indexLoadSeconds = secs(tl);
+    if (load.rejected > 0) console.error(`${set}: ${load.rejected} index lines rejected, first: line ${load.rejections[0]?.line}: ${load.rejections[0]?.reason}`);
+    const index = await readIndex(prepared.indexFile);
+    const base = { set, indexPatients: load.patients.inserted + load.patients.updated + load.patients.unchanged, indexRejected: load.rejected, indexLoadSeconds };
+    for (const spec of prepared.rosters) {
+      try {
+        const pipeline = await loadPipelineFile(spec.pipelineFile);
+        const tr = performance.now();
+        const run = await runFile(db, createLogger('silent'), {
+          file: spec.file,
+          pipeline,
+          outDir: path.join(work, 'out'),
+          exportsDir: path.join(work, 'exports'),
+          force: true,
+        });
+        if (run.kind === 'duplicate') throw new Error('the run was taken for a duplicate file');
+        const runSeconds = secs(tr);
+        const misses: string[][] = [MISS_HEADER];
+        const f: Figures = { ...base, label: spec.label, runSeconds, ...(await scoreRoster(db, run.run.id, spec, pipeline, index, misses)) };
+        if (values.misses) {
+          await fs.mkdir(values.misses, { recursive: true });
+          await writeCsv(path.join(values.misses, `${spec.label}.misses.csv`), misses);
+        }
+        out.push(f);
+      } catch (e) {
+        console.error(`${spec.label}: FAILED: ${message(e)}`);
+        out.push({ ...base, label: spec.label, error: message(e) });
+      }
+    }
+  } finally {
+    await db?.close().catch(() => {});
+    await fs.rm(work, { recursive: true, force: true });
+    const wall = secs(t0);
+    for (const f of out) f.setWallSeconds = wall;
+  }
+  return out;
+}
+
+function message(e: unknown): string {
+  const err = e as { code?: string; message?: string };
+  // A RostermatchError's message already names its code and where (file, line, field).
+  return err.message ?? String(e);
+}
+
+// --- Main. -------------------------------------------------------------------------------
+
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+const COLUMNS: [string, number, (f: Figures) => string][] = [
+  ['set', 26, (f) => f.label],
+  ['index', 6, (f) => String(f.indexPatients ?? '')],
+  ['rows', 6, (f) => String(f.rows)],
+  ['matched', 12, (f) => `${f.counts!.matched} ${pct(f.shares!.matched)}`],
+  ['review', 11, (f) => `${f.counts!.review} ${pct(f.shares!.review)}`],
+  ['no_match', 11, (f) => `${f.counts!.no_match} ${pct(f.shares!.no_match)}`],
+  ['invalid', 11, (f) => `${f.counts!.invalid} ${pct(f.shares!.invalid)}`],
+  ['false', 5, (f) => String(f.falseMatches)],
+  ['precision', 9, (f) => f.precision!.toFixed(4)],
+  ['recall', 6, (f) => f.recall!.toFixed(4)],
+  ['found', 6, (f) => f.foundRecall!.toFixed(4)],
+  ['pairs-comp', 10, (f) => f.pairsCompleteness!.toFixed(4)],
+  ['cand/row', 8, (f) => f.candidatesPerRow!.mean.toFixed(2)],
+  ['p99', 4, (f) => String(f.candidatesPerRow!.p99)],
+  ['load s', 6, (f) => f.indexLoadSeconds!.toFixed(1)],
+  ['run s', 6, (f) => f.runSeconds!.toFixed(1)],
+  ['wall s', 6, (f) => f.setWallSeconds!.toFixed(1)],
+];
+const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(COLUMNS[i]![1]) : c.padStart(COLUMNS[i]![1]))).join('  ');
+
+const t0 = performance.now();
+const all: Figures[] = [];
+console.log(line(COLUMNS.map(([h]) => h)));
+for (const set of SETS.filter((s) => chosen.includes(s))) {
+  const figures = await runSet(set);
+  for (const f of figures) {
+    all.push(f);
+    if (f.error) console.log(`${f.label.padEnd(COLUMNS[0]![1])}  FAILED: ${f.error}${f.setWallSeconds !== undefined ? ` (${f.setWallSeconds.toFixed(1)} s)` : ''}`);
+    else console.log(line(COLUMNS.map(([, , cell]) => cell(f))));
+  }
+}
+const totalSeconds = round((performance.now() - t0) / 1000, 1);
+console.log(`total ${totalSeconds} s; review = possible + ambiguous; found = auto-matched or listed for review; pairs-comp over valid in-index rows`);
+if (values.json) {
+  await fs.writeFile(values.json, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, data: DATA, totalSeconds, sets: all }, null, 2)}\n`);
+}
+if (all.some((f) => f.error)) process.exitCode = 1;
