@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { blockingKeys, classify, compareBirthDate, compareFamily, compareGiven, comparePair, guardFailure } from '../src/match/index.ts';
 import { oneEditApart } from '../src/match/string-metrics.ts';
-import type { IndexPatient, PersonFields } from '../src/model/index.ts';
+import type { Identifier, IndexPatient, PersonFields } from '../src/model/index.ts';
 
 const person = (p: Partial<PersonFields>): PersonFields => ({
   given: 'AVA',
@@ -20,6 +20,9 @@ const person = (p: Partial<PersonFields>): PersonFields => ({
 const patient = (id: string, p: Partial<PersonFields>): IndexPatient => ({ id, person: person(p), identifiers: [] });
 const ctx = { freq: { total: 0, given: new Map(), family: new Map() } };
 const T = { match: 18, possible: 6 };
+/** A roster row of `p` carrying `id` (the record-id identifier form), compared with `cand`. */
+const pairOf = (p: PersonFields, id: Identifier | undefined, cand: IndexPatient, c: Parameters<typeof comparePair>[2]) =>
+  comparePair({ person: p, identifiers: id ? [{ ...id, label: 'mrn' }] : [] }, cand, c);
 
 describe('comparison levels', () => {
   it.each([
@@ -64,8 +67,8 @@ describe('comparison levels', () => {
 
 describe('weights and guards', () => {
   it('weighs agreement above disagreement and explains every field', () => {
-    const same = comparePair(person({ zip: '62701' }), undefined, patient('a', { zip: '62701' }), ctx);
-    const other = comparePair(person({ zip: '62701' }), undefined, patient('b', { given: 'NOAH', family: 'NGUYEN', birthDate: '1990-01-01', zip: '62702' }), ctx);
+    const same = pairOf(person({ zip: '62701' }), undefined, patient('a', { zip: '62701' }), ctx);
+    const other = pairOf(person({ zip: '62701' }), undefined, patient('b', { given: 'NOAH', family: 'NGUYEN', birthDate: '1990-01-01', zip: '62702' }), ctx);
     expect(same.score).toBeGreaterThan(T.match);
     expect(other.score).toBeLessThan(0);
     expect(same.comparisons.map((c) => c.field)).toEqual(['given', 'family', 'birthDate', 'sex', 'zip']);
@@ -73,13 +76,13 @@ describe('weights and guards', () => {
 
   it('counts a shared rare surname for more than a shared common one', () => {
     const freq = { total: 100_000, given: new Map([['AVA', 500]]), family: new Map([['SMITH', 1000], ['QUINTANILLA', 2]]) };
-    const common = comparePair(person({ family: 'SMITH' }), undefined, patient('a', { family: 'SMITH' }), { freq });
-    const rare = comparePair(person({ family: 'QUINTANILLA' }), undefined, patient('b', { family: 'QUINTANILLA' }), { freq });
+    const common = pairOf(person({ family: 'SMITH' }), undefined, patient('a', { family: 'SMITH' }), { freq });
+    const rare = pairOf(person({ family: 'QUINTANILLA' }), undefined, patient('b', { family: 'QUINTANILLA' }), { freq });
     expect(rare.score - common.score).toBeGreaterThan(5);
   });
 
   it('scores swapped first and last names close to straight ones', () => {
-    const p = comparePair(person({ given: 'MARTINEZ', family: 'AVA' }), undefined, patient('a', {}), ctx);
+    const p = pairOf(person({ given: 'MARTINEZ', family: 'AVA' }), undefined, patient('a', {}), ctx);
     expect(p.swapped).toBe(true);
     expect(p.comparisons[0]!.level).toBe('swapped:exact');
     expect(guardFailure(p)).toBeNull();
@@ -88,7 +91,7 @@ describe('weights and guards', () => {
   it('never auto-matches a twin: same family, birth date and home, another given name', () => {
     const home = { street: '40 ELM AVE', zip: '62702', phone: '2175550100' };
     const row = person({ given: 'LIAM', ...home });
-    const twin = comparePair(row, undefined, patient('noah', { given: 'NOAH', ...home }), ctx);
+    const twin = pairOf(row, undefined, patient('noah', { given: 'NOAH', ...home }), ctx);
     expect(twin.score).toBeGreaterThan(T.match); // the household alone would carry it…
     expect(guardFailure(twin)).toBe('given_name'); // …so the guard must stop it
     const r = classify([{ patientId: 'noah', score: twin.score, probability: 1, comparisons: twin.comparisons, pair: twin }], T);
@@ -98,9 +101,9 @@ describe('weights and guards', () => {
   it('never auto-matches a Jr to his Sr, or across conflicting suffixes', () => {
     const home = { given: 'JAMES', family: 'CARTER', sex: 'male' as const, street: '9 PINE RD', phone: '2175550199' };
     const jr = person({ ...home, suffix: 'JR', birthDate: '2010-05-05' });
-    const sr = comparePair(jr, undefined, patient('sr', { ...home, suffix: 'SR', birthDate: '1980-01-20' }), ctx);
+    const sr = pairOf(jr, undefined, patient('sr', { ...home, suffix: 'SR', birthDate: '1980-01-20' }), ctx);
     expect(guardFailure(sr)).toBe('suffix_conflict');
-    const noSuffix = comparePair(person({ ...home, birthDate: '2010-05-05' }), undefined, patient('sr', { ...home, birthDate: '1980-01-20' }), ctx);
+    const noSuffix = pairOf(person({ ...home, birthDate: '2010-05-05' }), undefined, patient('sr', { ...home, birthDate: '1980-01-20' }), ctx);
     expect(guardFailure(noSuffix)).toBe('birth_date');
   });
 
@@ -108,14 +111,14 @@ describe('weights and guards', () => {
     const mrn = { system: 'urn:mrn', value: 'M1' };
     const row = person({ family: 'NGUYEN' });
     const cand: IndexPatient = { ...patient('a', {}), identifiers: [mrn] };
-    expect(guardFailure(comparePair(row, mrn, cand, ctx))).toBeNull();
-    expect(guardFailure(comparePair(row, undefined, cand, ctx))).toBe('family_name');
+    expect(guardFailure(pairOf(row, mrn, cand, ctx))).toBeNull();
+    expect(guardFailure(pairOf(row, undefined, cand, ctx))).toBe('family_name');
   });
 });
 
 describe('classification', () => {
   const scored = (id: string, score: number, fields: Partial<PersonFields> = {}) => {
-    const pair = comparePair(person({}), undefined, patient(id, fields), ctx);
+    const pair = pairOf(person({}), undefined, patient(id, fields), ctx);
     return { patientId: id, score, probability: 1, comparisons: pair.comparisons, pair };
   };
   it('is matched for one high candidate, ambiguous for two, possible below, no_match for none', () => {
@@ -162,7 +165,7 @@ describe('telling apart several qualifying candidates', () => {
   const row = person({ street: '40 ELM AVE', zip: '62702', phone: '2175550100' });
   const scoredAs = (id: string, fields: Partial<PersonFields>) => {
     const p = patient(id, fields);
-    const pair = comparePair(row, undefined, p, ctx);
+    const pair = pairOf(row, undefined, p, ctx);
     const x = p.person;
     return { patientId: id, score: pair.score, probability: 1, comparisons: pair.comparisons, pair, household: { street: x.street, phone: x.phone, given: x.given, family: x.family, birthDate: x.birthDate } };
   };
@@ -182,8 +185,8 @@ describe('telling apart several qualifying candidates', () => {
   it('between twins, ignores the address one of them lacks in the IIS, and lets an exact given name decide', () => {
     const twinWithAddress = scoredAs('isabel', { given: 'ISABEL', street: '40 ELM AVE', zip: '62702', phone: '2175550100' });
     const rowAsIsabella = person({ given: 'ISABELLA', street: '40 ELM AVE', zip: '62702', phone: '2175550100' });
-    const p1 = comparePair(rowAsIsabella, undefined, patient('isabel', { given: 'ISABEL', street: '40 ELM AVE', zip: '62702', phone: '2175550100' }), ctx);
-    const p2 = comparePair(rowAsIsabella, undefined, patient('isabella', { given: 'ISABELLA' }), ctx);
+    const p1 = pairOf(rowAsIsabella, undefined, patient('isabel', { given: 'ISABEL', street: '40 ELM AVE', zip: '62702', phone: '2175550100' }), ctx);
+    const p2 = pairOf(rowAsIsabella, undefined, patient('isabella', { given: 'ISABELLA' }), ctx);
     const household = (x: Partial<PersonFields>) => ({ street: x.street ?? '', phone: x.phone ?? '', given: x.given ?? '', family: 'MARTINEZ', birthDate: '2015-03-14' });
     const withAddress = { patientId: 'isabel', score: p1.score, probability: 1, comparisons: p1.comparisons, pair: p1, household: household({ given: 'ISABEL', street: '40 ELM AVE', phone: '2175550100' }) };
     const bare = { patientId: 'isabella', score: p2.score, probability: 1, comparisons: p2.comparisons, pair: p2, household: household({ given: 'ISABELLA' }) };
@@ -193,9 +196,9 @@ describe('telling apart several qualifying candidates', () => {
   });
 
   it('needs the household or an identifier beside the names to accept a birth date one digit off', () => {
-    const off = comparePair(person({ birthDate: '2015-03-15' }), undefined, patient('a', {}), ctx);
+    const off = pairOf(person({ birthDate: '2015-03-15' }), undefined, patient('a', {}), ctx);
     expect(guardFailure(off)).toBe('birth_date');
-    const offAtHome = comparePair(person({ birthDate: '2015-03-15', phone: '2175550100' }), undefined, patient('a', { phone: '2175550100' }), ctx);
+    const offAtHome = pairOf(person({ birthDate: '2015-03-15', phone: '2175550100' }), undefined, patient('a', { phone: '2175550100' }), ctx);
     expect(guardFailure(offAtHome)).toBeNull();
   });
 });

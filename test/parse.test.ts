@@ -15,13 +15,13 @@ async function parseText(content: string | Buffer, pipeline = testPipeline()) {
 
 describe('reading partner files', () => {
   it('reads UTF-8 with a BOM and CRLF line ends, folding diacritics', async () => {
-    const { parsed } = await parseText(`\uFEFF${HEADER}\r\nr1,Zoë,Muñoz-García,,2015-03-14,F,12 North Oak Street Apt 4,62701-1234,+1 (217) 555-0134\r\n`);
+    const { parsed } = await parseText(`\uFEFF${HEADER}\r\nr1,Zoë,Muñoz-García,,2015-03-14,F,12 North Oak Street Apt 4,62701-1234,+1 (217) 544-0134\r\n`);
     expect(parsed.header[0]).toBe('id');
     expect(parsed.rows).toHaveLength(1);
     const row = parsed.rows[0]!;
     if (row.kind !== 'valid') throw new Error('expected a valid row');
     expect(row).toMatchObject({ line: 2, recordId: 'r1' });
-    expect(row.person).toMatchObject({ given: 'ZOE', family: 'MUNOZ GARCIA', birthDate: '2015-03-14', sex: 'female', zip: '62701', phone: '2175550134' });
+    expect(row.person).toMatchObject({ given: 'ZOE', family: 'MUNOZ GARCIA', birthDate: '2015-03-14', sex: 'female', zip: '62701', phone: '2175440134' });
     expect(row.person.street).toBe('12 N OAK ST APT 4');
   });
 
@@ -58,7 +58,9 @@ describe('reading partner files', () => {
       [HEADER, 'r1,,Martinez,,13/45/2015,F,,,', 'r2,Ava,Martinez,,1850-01-01,F,,,', 'r2,Mia,Obrien,,2014-11-30,F,,,', ',Zoe,Ng,,2014-11-30,F,,,', 'r5,Eli,Ng,,2014-11-30,Q,,1234567,555-0134'].join('\n'),
     );
     const [r1, r2, r3, r4, r5] = parsed.rows;
-    expect(r1).toMatchObject({ kind: 'invalid', problems: [{ field: 'given', code: 'missing' }, { field: 'birthDate' }] });
+    // A blank given name is missing evidence; a birth date no format reads, with no identifier, leaves nothing to find the person by.
+    expect(r1).toMatchObject({ kind: 'invalid', problems: [{ field: 'birthDate', code: 'impossible', message: expect.stringMatching(/no identifier: the row cannot identify anyone$/) }] });
+    if (r1?.kind === 'invalid') expect(r1.problems).toHaveLength(1);
     // r2 twice: one row has a bad birth date, so the two cannot be told to be one person.
     expect(r2).toMatchObject({ kind: 'invalid', problems: [{ field: 'birthDate', code: 'too_old' }, { field: 'recordId', code: 'duplicate_conflict' }] });
     expect(r3).toMatchObject({ kind: 'invalid', problems: [{ field: 'recordId', code: 'duplicate_conflict', message: expect.stringMatching(/^record id is also on line 3 for a different person/) }] });
@@ -198,14 +200,63 @@ describe('names in scripts other than Latin', () => {
   it('says which field is in which script instead of calling it blank', async () => {
     const { parsed } = await parseText([HEADER, 'r1,אבי,כהן,,2015-03-14,F,,,', 'r2,محمد,Haddad,,2015-03-14,M,,,', 'r3,Ava,Martinez,אבי,2015-03-14,F,,,'].join('\n'));
     const [he, ar, mixed] = parsed.rows;
-    expect(he).toMatchObject({
-      kind: 'invalid',
-      problems: [
-        { field: 'given', code: 'unsupported_script', message: expect.stringMatching(/^given name is in Hebrew script/) },
-        { field: 'family', code: 'unsupported_script', message: expect.stringMatching(/^family name is in Hebrew script/) },
-      ],
+    // No name left in Latin letters and no identifier: nothing to find the person by.
+    expect(he).toMatchObject({ kind: 'invalid', problems: [{ code: 'unsupported_script', message: expect.stringMatching(/^the name is in Hebrew script/) }] });
+    // The family name still finds the person; the given name is missing evidence, and says why.
+    expect(ar).toMatchObject({
+      kind: 'valid',
+      person: { given: '', family: 'HADDAD' },
+      warnings: [{ field: 'given', code: 'unsupported_script', message: expect.stringMatching(/^given name is in Arabic script/) }],
     });
-    expect(ar).toMatchObject({ kind: 'invalid', problems: [{ field: 'given', code: 'unsupported_script', message: expect.stringMatching(/Arabic script/) }] });
     expect(mixed).toMatchObject({ kind: 'valid', warnings: [{ field: 'middle', code: 'unsupported_script' }] });
+  });
+});
+
+describe('missing, malformed and placeholder values', () => {
+  const SSN = 'http://hl7.org/fhir/sid/us-ssn';
+  const withSsn = () =>
+    testPipeline({ identifiers: [{ columns: ['ssn', 'social'], system: SSN, kind: 'ssn' }, { columns: ['medicaid'], system: 'urn:oid:2.16.840.1.113883.3.9999.5', name: 'medicaid' }] });
+  const H = `${HEADER},ssn,medicaid`;
+
+  it('keeps a row with a blank given name, family name or birth date, as missing evidence', async () => {
+    const { parsed } = await parseText([HEADER, 'r1,,Martinez,,2015-03-14,F,,,', 'r2,Ava,,,2015-03-14,F,,,', 'r3,Ava,Martinez,,,F,12 Oak St,62701,'].join('\n'), withSsn());
+    expect(parsed.rows.map((r) => r.kind)).toEqual(['valid', 'valid', 'invalid']);
+    expect(parsed.rows[0]).toMatchObject({ person: { given: '', family: 'MARTINEZ' } });
+    // No birth date and no identifier: the reason says what is missing.
+    expect(parsed.rows[2]).toMatchObject({ problems: [{ field: 'birthDate', code: 'missing', message: 'birth date is blank, and no identifier: the row cannot identify anyone' }] });
+  });
+
+  it('reads an ISO 8601 date whatever formats the pipeline lists, and makes a malformed one a warning when an identifier can stand in', async () => {
+    const pipeline = testPipeline({ dates: { birthDate: ['MM/DD/YYYY'] }, identifiers: [{ columns: ['ssn'], system: SSN, kind: 'ssn' }] });
+    const { parsed } = await parseText([`${HEADER},ssn`, 'r1,Ava,Martinez,,2015-03-14,F,,,,', 'r2,Ava,Martinez,,14.03.2015,F,,,,123-45-6780', 'r3,Ava,Martinez,,02/30/2015,F,,,,123-45-6780'].join('\n'), pipeline);
+    expect(parsed.rows[0]).toMatchObject({ kind: 'valid', person: { birthDate: '2015-03-14' } });
+    expect(parsed.rows[1]).toMatchObject({ kind: 'valid', person: { birthDate: '' }, identifiers: [{ system: SSN, value: '123456780', label: 'us-ssn' }], warnings: [{ field: 'birthDate', code: 'unparseable' }] });
+    expect(parsed.rows[2]).toMatchObject({ kind: 'valid', person: { birthDate: '' }, warnings: [{ field: 'birthDate', code: 'impossible', message: expect.stringMatching(/left out of matching$/) }] });
+  });
+
+  it('reads identifier columns per kind, dropping impossible and placeholder SSNs with a warning', async () => {
+    const { parsed } = await parseText(
+      [H, 'r1,Ava,Martinez,,2015-03-14,F,,,,123 45 6780,ab-123', 'r2,Ava,Martinez,,2015-03-15,F,,,,000-00-0000,', 'r3,Ava,Martinez,,2015-03-16,F,,,,666-12-3456,', 'r4,Ava,Martinez,,2015-03-17,F,,,,123-45-6789,UNKNOWN', 'r5,Ava,Martinez,,2015-03-18,F,,,,12345,'].join('\n'),
+      withSsn(),
+    );
+    const [r1, r2, r3, r4, r5] = parsed.rows;
+    expect(r1).toMatchObject({ identifiers: [{ value: '123456780', label: 'us-ssn' }, { value: 'AB123', label: 'medicaid' }] });
+    for (const r of [r2, r3]) expect(r).toMatchObject({ kind: 'valid', identifiers: [], warnings: [{ field: 'identifier', code: 'placeholder' }] });
+    expect(r4).toMatchObject({ identifiers: [], warnings: [{ code: 'placeholder', message: expect.stringMatching(/^us-ssn:/) }, { code: 'placeholder', message: expect.stringMatching(/^medicaid:/) }] });
+    expect(r5).toMatchObject({ identifiers: [], warnings: [{ field: 'identifier', code: 'malformed', message: 'us-ssn: SSN is not nine digits; ignored' }] });
+  });
+
+  it('flags placeholder names, and refuses a row with no real name and no identifier', async () => {
+    const { parsed } = await parseText([HEADER, 'r1,Baby Boy,Martinez,,2026-10-30,M,,,', 'r2,Unknown,Unknown,,1990-01-01,M,,,', 'r3,John,Doe,,1990-01-01,M,,,', 'r4,Twin B,Martinez,,2026-10-30,F,,,'].join('\n'));
+    const [baby, unknown, doe, twin] = parsed.rows;
+    expect(baby).toMatchObject({ kind: 'valid', placeholder: { given: true, family: false }, warnings: [{ field: 'given', code: 'placeholder' }] });
+    expect(twin).toMatchObject({ kind: 'valid', placeholder: { given: true, family: false } });
+    for (const r of [unknown, doe]) expect(r).toMatchObject({ kind: 'invalid', problems: [{ code: 'no_name', message: 'the name is a placeholder, and no identifier: the row cannot identify anyone' }] });
+  });
+
+  it('reduces a multi-line street cell to its street line', async () => {
+    const { parsed } = await parseText([HEADER, 'r1,Ava,Martinez,,2015-03-14,F,"C/O Maria Lopez\n12 North Oak Street\nApt 4",,', 'r2,Mia,Ng,,2015-03-14,F,"Smith Hall, 100 College Ave",,', 'r3,Eli,Ng,,2015-03-14,M,General Delivery,,'].join('\n'));
+    expect(parsed.rows.map((r) => (r.kind === 'valid' ? r.person.street : r.kind))).toEqual(['12 N OAK ST APT 4', '100 COLLEGE AVE', '']);
+    expect(parsed.rows[2]).toMatchObject({ warnings: [{ field: 'street', code: 'placeholder' }] });
   });
 });

@@ -40,6 +40,9 @@ describe('pipeline files', () => {
     ['an unknown logical field', VALID.replace('recordId: [id]', 'recordId: [id]\n  shoeSize: [shoe]'), /columns: .*shoeSize/],
     ['a bad date format', `${VALID}dates: { birthDate: ['YYYY-QQ-DD'] }\n`, /dates\.birthDate\.0/],
     ['broken YAML', 'partner: [p1\n', /PIPELINE_INVALID: not valid YAML \(bad\.yaml/],
+    ['an identifier column with no system', VALID.replace('recordId: [id]', 'recordId: [id]\n  identifier: [ssn]'), /columns\.identifier: an identifier column needs its system: use identifiers: /],
+    ['an identifier of an unknown kind', `${VALID}identifiers: [{ columns: [ssn], system: "http://hl7.org/fhir/sid/us-ssn", kind: sin }]\n`, /field "identifiers\.0\.kind"/],
+    ['an identifier on a column a field has', VALID.replace('given: first', 'given: { column: 2 }') + 'identifiers: [{ columns: { column: 2 }, system: "urn:x" }]\n', /identifiers\.0\.columns: column 2 is already columns\.given/],
   ])('names the key for %s', (_label, text, error) => {
     expect(() => parsePipeline(text, 'bad.yaml')).toThrow(error);
   });
@@ -49,6 +52,15 @@ describe('pipeline files', () => {
     expect(p.file).toMatchObject({ delimiter: '\t', encoding: 'utf-16le' });
     expect(p.columns.given).toEqual({ column: 2 });
     expect(parsePipeline(`${VALID}file: { encoding: utf-16be }\n`, 'p1.yaml').file.encoding).toBe('utf-16be');
+  });
+
+  it('reads identifier columns with their system and kind, generic by default', () => {
+    const p = parsePipeline(`${VALID}identifiers:\n  - { columns: [SSN, Social], system: "http://hl7.org/fhir/sid/us-ssn", kind: ssn }\n  - { columns: [Medicaid ID], system: "urn:oid:2.16.840.1.113883.3.9999.5", name: medicaid }\n`, 'p1.yaml');
+    expect(p.identifiers).toEqual([
+      { columns: ['SSN', 'Social'], system: 'http://hl7.org/fhir/sid/us-ssn', kind: 'ssn' },
+      { columns: ['Medicaid ID'], system: 'urn:oid:2.16.840.1.113883.3.9999.5', kind: 'generic', name: 'medicaid' },
+    ]);
+    expect(parsePipeline(VALID, 'p1.yaml').identifiers).toEqual([]);
   });
 
   it('loads every shipped pipeline', async () => {

@@ -12,26 +12,47 @@
  * computes keys for index patients (stored) and roster rows (looked up), so they always agree.
  */
 import type { Identifier, PersonFields } from '../model/index.ts';
-import { nicknameRoots } from '../normalise/index.ts';
+import { houseNumber, nicknameRoots, placeholderNames, type PlaceholderNames } from '../normalise/index.ts';
 import { phonetic } from './string-metrics.ts';
 
-export function blockingKeys(person: PersonFields, identifiers: readonly Identifier[]): string[] {
+export function blockingKeys(person: PersonFields, identifiers: readonly (Identifier & { last4?: boolean })[], placeholder?: PlaceholderNames): string[] {
   const keys: string[] = [];
+  const ph = placeholder ?? placeholderNames(person.given, person.family);
+  // A placeholder name finds nobody: BABY BOY would put every newborn in one block.
+  const given = ph.given ? '' : person.given;
+  const family = ph.family ? '' : person.family;
   const dob = person.birthDate;
-  const givenCode = person.given === '' ? '' : phonetic(nicknameRoots(firstToken(person.given))[0] ?? person.given);
-  const familyCodes = familyTokens(person.family).map(phonetic).filter((c) => c !== '');
+  const year = dob.slice(0, 4);
+  const givenCode = given === '' ? '' : phonetic(nicknameRoots(firstToken(given))[0] ?? given);
+  const initial = given.charAt(0);
+  const familyCodes = familyTokens(family).map(phonetic).filter((c) => c !== '');
+  const wholeFamily = phonetic(family.replaceAll(' ', ''));
   if (dob !== '') {
     for (const code of familyCodes) keys.push(`df:${dob}|${code}`);
     if (givenCode !== '') keys.push(`dg:${dob}|${givenCode}`);
   }
-  const wholeFamily = phonetic(person.family.replaceAll(' ', ''));
   if (givenCode !== '' && wholeFamily !== '' && dob !== '') {
     const pair = givenCode < wholeFamily ? `${givenCode}|${wholeFamily}` : `${wholeFamily}|${givenCode}`;
-    keys.push(`ny:${pair}|${dob.slice(0, 4)}`, `nm:${pair}|${dob.slice(5)}`);
+    keys.push(`ny:${pair}|${year}`, `nm:${pair}|${dob.slice(5)}`);
   }
-  for (const id of identifiers) if (id.value !== '') keys.push(`id:${id.system}|${id.value}`);
+  if (initial !== '' && year !== '') for (const code of familyCodes) keys.push(`fy:${code}|${initial}|${year}`);
+  const house = houseNumber(person.street);
+  const streetCode = house === '' ? '' : phonetic(streetName(person.street, house.length));
+  if (house !== '' && person.zip !== '' && initial !== '') keys.push(`zh:${person.zip}|${house}|${initial}`);
+  if (streetCode !== '' && year !== '') keys.push(`ay:${house}|${streetCode}|${year}`);
+  if (streetCode !== '' && wholeFamily !== '') keys.push(`af:${house}|${streetCode}|${wholeFamily}`);
+  for (const id of identifiers) if (id.value !== '' && !id.last4) keys.push(`id:${id.system}|${id.value}`);
   return [...new Set(keys)];
 }
+
+/** The street name's first word after the house number ("OAK" of "12 N OAK ST"), skipping a directional. */
+function streetName(street: string, after: number): string {
+  const words = street.slice(after).trim().split(' ');
+  const w = words[0] !== undefined && DIRECTIONS.has(words[0]) && words.length > 2 ? words[1] : words[0];
+  return w ?? '';
+}
+
+const DIRECTIONS = new Set(['N', 'S', 'E', 'W', 'NE', 'NW', 'SE', 'SW']);
 
 function firstToken(name: string): string {
   const i = name.indexOf(' ');

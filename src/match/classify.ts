@@ -68,26 +68,39 @@ export const DEFAULT_MARGIN = 10;
 /** How many candidates a possible/ambiguous row lists for the reviewer. */
 export const MAX_LISTED_CANDIDATES = 5;
 
-/** Why a candidate may not be auto-matched, or null when it may. */
+/**
+ * Why a candidate may not be auto-matched, or null when it may. An automatic match needs given
+ * name, family name and birth date to agree; an identifier both sides hold and agree on may stand
+ * in for one of them that is missing (blank, malformed or a placeholder on either side), never
+ * for two. Whatever fails here can still be offered to a person as `possible`.
+ */
 export function guardFailure(p: PairComparison): string | null {
+  if (p.placeholderName) return 'placeholder_name';
   if (p.suffixConflict) return 'suffix_conflict';
+  // Equal demographics and a different SSN or member id: parent and child, or twins.
+  if (p.identifier === 'different') return 'identifier';
+  // JOHN SMITH JR born in 2005 is not JOHN SMITH born in 1975, however close the digits.
+  if (p.relative && p.birthDate !== 'exact') return 'relative';
+  const idAgrees = p.identifier === 'agree';
+  const missing: string[] = [];
   const strongNames = (p.given === 'exact' || p.given === 'nickname') && (p.family === 'exact' || p.family === 'compound');
   // A Jr/Sr pair differs only in birth date; so may a sibling born in another year. And among a
   // million patients a namesake born a digit away is common: a near-miss birth date needs the
   // names and something independent of them — the household or an identifier.
-  if (p.birthDate !== 'exact') {
+  if (p.birthDate === 'missing') missing.push('birth_date');
+  else if (p.birthDate !== 'exact') {
     const nearMiss = p.birthDate === 'day_month_swap' || p.birthDate === 'typo';
-    if (!(nearMiss && strongNames && (p.householdAgrees || p.identifier === 'agree'))) return 'birth_date';
+    if (!(nearMiss && strongNames && (p.householdAgrees || idAgrees))) return 'birth_date';
   }
   // Twins share everything but the given name, so the given name must really agree.
-  if (!(p.given === 'exact' || p.given === 'nickname' || p.given === 'typo' || p.given === 'token' || p.given === 'middle_as_given')) {
+  if (p.given === 'missing') missing.push('given_name');
+  else if (!(p.given === 'exact' || p.given === 'nickname' || p.given === 'typo' || p.given === 'token' || p.given === 'middle_as_given')) {
     return 'given_name';
   }
   // A changed surname is accepted only with independent support from the household or an identifier.
-  if (p.family === 'different' || p.family === 'missing') {
-    if (!(p.householdAgrees || p.identifier === 'agree')) return 'family_name';
-  }
-  if (p.identifier === 'different' && p.given !== 'exact') return 'identifier';
+  if (p.family === 'missing') missing.push('family_name');
+  else if (p.family === 'different' && !(p.householdAgrees || idAgrees)) return 'family_name';
+  if (missing.length > 1 || (missing.length === 1 && !idAgrees)) return missing[0]!;
   return null;
 }
 

@@ -2,8 +2,8 @@
  * Field-by-field comparison of a roster row with one candidate patient. Each field lands on one
  * comparison level; the level's weight is its Fellegi–Sunter log2 Bayes factor. Pure functions.
  */
-import type { FieldComparison, Identifier, IndexPatient, NameFrequencies, PersonFields } from '../model/index.ts';
-import { areNicknames, houseNumber } from '../normalise/index.ts';
+import type { FieldComparison, IndexPatient, NameFrequencies, PersonFields, RowIdentifier } from '../model/index.ts';
+import { areNicknames, houseNumber, placeholderNames, type PlaceholderNames } from '../normalise/index.ts';
 import { DEFAULT_LEVELS, termFrequencyU, weight, type Level, type Levels } from './model.ts';
 import { jaroWinkler, oneEditApart, phonetic } from './string-metrics.ts';
 
@@ -25,8 +25,23 @@ export interface PairComparison {
   birthDate: DobLevel | 'missing';
   swapped: boolean;
   suffixConflict: boolean;
+  /** A generational suffix on either side and birth years in different decades: father and son. */
+  relative: boolean;
+  /** The row's name is a placeholder (BABY BOY, UNKNOWN): never auto-matched. */
+  placeholderName: boolean;
   householdAgrees: boolean;
-  identifier: 'agree' | 'different' | 'missing';
+  /**
+   * Over every identifier system both sides hold: `different` when any system disagrees (it
+   * outranks agreement elsewhere), else the strongest agreement found.
+   */
+  identifier: 'agree' | 'last4' | 'typo' | 'different' | 'missing';
+}
+
+/** What matching needs of a roster row: a NormalisedRow of kind `valid` is one. */
+export interface MatchRow {
+  person: PersonFields;
+  identifiers: readonly RowIdentifier[];
+  placeholder?: PlaceholderNames | undefined;
 }
 
 const TYPO_JW = 0.92;
@@ -35,6 +50,8 @@ const PHONETIC_JW = 0.85;
 export function compareGiven(a: string, b: string, middleOfB: string): GivenLevel | 'missing' {
   if (a === '' || b === '') return 'missing';
   if (a === b) return 'exact';
+  // MARY ANN and MARYANN, ANNE-MARIE and ANNEMARIE: one name, spaced two ways.
+  if ((a.includes(' ') || b.includes(' ')) && a.replaceAll(' ', '') === b.replaceAll(' ', '')) return 'exact';
   if (areNicknames(a, b)) return 'nickname';
   if (isTypo(a, b)) return 'typo';
   const a0 = firstToken(a);
@@ -42,6 +59,9 @@ export function compareGiven(a: string, b: string, middleOfB: string): GivenLeve
   if (a0 === b0 || (a0.length > 1 && b0.length > 1 && areNicknames(a0, b0))) return 'token';
   if (middleOfB !== '' && (a === middleOfB || a0 === firstToken(middleOfB))) return 'middle_as_given';
   if (a.length === 1 || b.length === 1) return a[0] === b[0] ? 'initial' : 'different';
+  // A name cut short by a field width or a clerk (MI for MINNIE, CHRIS for CHRISTINE): weaker
+  // than a nickname, since one prefix fits many names.
+  if (a.length < b.length ? b.startsWith(a) : a.startsWith(b)) return 'prefix';
   if (phonetic(a) === phonetic(b) || jaroWinkler(a, b) >= PHONETIC_JW) return 'phonetic';
   return 'different';
 }
@@ -87,61 +107,68 @@ function firstToken(s: string): string {
 }
 
 /** Compares a row with a candidate: every field's level and weight, and the facts the guards use. */
-export function comparePair(row: PersonFields, rowIdentifier: Identifier | undefined, cand: IndexPatient, ctx: ScoringContext): PairComparison {
+export function comparePair(row: MatchRow, cand: IndexPatient, ctx: ScoringContext): PairComparison {
+  const r = row.person;
   const c = cand.person;
   const L = ctx.levels ?? DEFAULT_LEVELS;
   const comparisons: FieldComparison[] = [];
   const add = (field: string, level: string, w: number) => comparisons.push({ field, level, weight: round2(w) });
 
+  // A placeholder agrees with nothing: it is compared as if blank, on either side.
+  const rp = row.placeholder;
+  const cp = placeholderNames(c.given, c.family);
+  const rowNames = { given: rp?.given ? '' : r.given, family: rp?.family ? '' : r.family };
+  const candNames = cp.given || cp.family ? { ...c, given: cp.given ? '' : c.given, family: cp.family ? '' : c.family } : c;
+
   // Names, in both orientations: the better one stands, so a first/last swap costs only a little.
-  const straight = nameWeights(row.given, row.family, c, ctx);
-  const crossed = nameWeights(row.family, row.given, c, ctx);
+  const straight = nameWeights(rowNames.given, rowNames.family, candNames, ctx);
+  const crossed = nameWeights(rowNames.family, rowNames.given, candNames, ctx);
   const swapped = crossed.total - SWAP_PENALTY > straight.total && crossed.given !== 'different' && crossed.family !== 'different';
   const names = swapped ? crossed : straight;
   add('given', swapped ? `swapped:${names.given}` : names.given, names.givenWeight - (swapped ? SWAP_PENALTY / 2 : 0));
   add('family', swapped ? `swapped:${names.family}` : names.family, names.familyWeight - (swapped ? SWAP_PENALTY / 2 : 0));
 
-  const dob = compareBirthDate(row.birthDate, c.birthDate);
+  const dob = compareBirthDate(r.birthDate, c.birthDate);
   add('birthDate', dob, dob === 'missing' ? 0 : weight(L.birthDate[dob]));
 
-  if (row.middle !== '' && c.middle !== '') {
-    const agree = row.middle[0] === c.middle[0] && (row.middle.length === 1 || c.middle.length === 1 || jaroWinkler(row.middle, c.middle) >= PHONETIC_JW);
+  if (r.middle !== '' && c.middle !== '') {
+    const agree = r.middle[0] === c.middle[0] && (r.middle.length === 1 || c.middle.length === 1 || jaroWinkler(r.middle, c.middle) >= PHONETIC_JW);
     add('middle', agree ? 'agree' : 'different', weight(L.middle[agree ? 'agree' : 'different']));
   }
-  const suffixConflict = row.suffix !== '' && c.suffix !== '' && row.suffix !== c.suffix;
+  const suffixConflict = r.suffix !== '' && c.suffix !== '' && r.suffix !== c.suffix;
   if (suffixConflict) add('suffix', 'conflict', weight(L.suffix.conflict));
+  const relative = (r.suffix !== '' || c.suffix !== '') && r.birthDate !== '' && c.birthDate !== '' && r.birthDate.slice(0, 3) !== c.birthDate.slice(0, 3);
 
-  if (isKnownSex(row.sex) && isKnownSex(c.sex)) {
-    const level = row.sex === c.sex ? 'agree' : 'different';
+  if (isKnownSex(r.sex) && isKnownSex(c.sex)) {
+    const level = r.sex === c.sex ? 'agree' : 'different';
     add('sex', level, weight(L.sex[level]));
   }
-  if (row.zip !== '' && c.zip !== '') {
-    const level = row.zip === c.zip ? 'agree' : 'different';
+  if (r.zip !== '' && c.zip !== '') {
+    const level = r.zip === c.zip ? 'agree' : 'different';
     add('zip', level, weight(L.zip[level]));
   }
   let streetExact = false;
-  if (row.street !== '' && c.street !== '') {
-    streetExact = row.street === c.street;
+  if (r.street !== '' && c.street !== '') {
+    streetExact = r.street === c.street;
     const level = streetExact
       ? 'exact'
-      : houseNumber(row.street) === houseNumber(c.street) && jaroWinkler(row.street, c.street) >= 0.9
+      : houseNumber(r.street) === houseNumber(c.street) && jaroWinkler(r.street, c.street) >= 0.9
         ? 'similar'
         : 'different';
     add('street', level, weight(L.street[level]));
   }
   let phoneAgrees = false;
-  if (row.phone !== '' && c.phone !== '') {
-    phoneAgrees = row.phone === c.phone;
+  if (r.phone !== '' && c.phone !== '') {
+    phoneAgrees = r.phone === c.phone;
     const level = phoneAgrees ? 'agree' : 'different';
     add('phone', level, weight(L.phone[level]));
   }
   let identifier: PairComparison['identifier'] = 'missing';
-  if (rowIdentifier) {
-    const held = cand.identifiers.filter((i) => i.system === rowIdentifier.system);
-    if (held.length > 0) {
-      identifier = held.some((i) => i.value === rowIdentifier.value) ? 'agree' : 'different';
-      add('identifier', identifier, weight(L.identifier[identifier]));
-    }
+  for (const id of row.identifiers) {
+    const level = compareIdentifier(id, cand);
+    if (level === 'missing') continue;
+    add(`identifier[${id.label}]`, level, weight(L.identifier[level]));
+    if (IDENTIFIER_RANK[level] > IDENTIFIER_RANK[identifier]) identifier = level;
   }
 
   const score = round2(comparisons.reduce((s, x) => s + x.weight, 0));
@@ -153,9 +180,32 @@ export function comparePair(row: PersonFields, rowIdentifier: Identifier | undef
     birthDate: dob,
     swapped,
     suffixConflict,
+    relative,
+    placeholderName: !!(rp?.given || rp?.family),
     householdAgrees: streetExact || phoneAgrees,
     identifier,
   };
+}
+
+/** A disagreement outranks any agreement: one system saying "someone else" is enough to stop. */
+const IDENTIFIER_RANK = { missing: 0, typo: 1, last4: 2, agree: 3, different: 4 } as const;
+
+/**
+ * One row identifier against the candidate's values of the same system. Only a system both hold
+ * is evidence; a value one keystroke from the candidate's is a likely slip, never proof.
+ */
+export function compareIdentifier(id: RowIdentifier, cand: IndexPatient): 'agree' | 'last4' | 'typo' | 'different' | 'missing' {
+  let held = false;
+  let typo = false;
+  for (const x of cand.identifiers) {
+    if (x.system !== id.system || x.value === '') continue;
+    held = true;
+    if (id.last4) {
+      if (x.value.endsWith(id.value)) return 'last4';
+    } else if (x.value === id.value) return 'agree';
+    else if (id.value.length >= 5 && x.value.length === id.value.length && oneEditApart(x.value, id.value)) typo = true;
+  }
+  return !held ? 'missing' : typo ? 'typo' : 'different';
 }
 
 /** Swapped names are a known keying error but rarer than straight agreement: cost it two bits. */

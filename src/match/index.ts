@@ -6,14 +6,19 @@
 import type { IndexPatient, NameFrequencies, NormalisedRow, RowResult, StandingDecision } from '../model/index.ts';
 import { blockingKeys } from './blocking.ts';
 import { classify, guardFailure, type Classification, type Scored, type Thresholds } from './classify.ts';
-import { comparePair } from './compare.ts';
+import { comparePair, type MatchRow } from './compare.ts';
 import type { Levels } from './model.ts';
 
 export { blockingKeys } from './blocking.ts';
 export { CandidateIndex } from './candidate-index.ts';
 export { DEFAULT_LEVELS, mergeLevels, weight, type LevelOverrides, type Levels } from './model.ts';
 export { classify, guardFailure, type Thresholds } from './classify.ts';
-export { compareBirthDate, compareFamily, compareGiven, comparePair } from './compare.ts';
+export { compareBirthDate, compareFamily, compareGiven, compareIdentifier, comparePair, type MatchRow } from './compare.ts';
+
+/** The blocking keys a roster row is looked up by (the same function keys index patients). */
+export function rowKeys(row: MatchRow): string[] {
+  return blockingKeys(row.person, row.identifiers, row.placeholder);
+}
 
 export interface CandidateSource {
   /** Every index patient reachable by each key. */
@@ -31,7 +36,7 @@ export interface MatchOptions {
 
 /** Matches one chunk of rows. Invalid rows pass through as `invalid` with their problems. */
 export async function matchChunk(rows: readonly NormalisedRow[], source: CandidateSource, opts: MatchOptions): Promise<RowResult[]> {
-  const keysByRow = rows.map((r) => (r.kind === 'valid' ? blockingKeys(r.person, r.identifier ? [r.identifier] : []) : []));
+  const keysByRow = rows.map((r) => (r.kind === 'valid' ? rowKeys(r) : []));
   const blocks = await source.byKeys([...new Set(keysByRow.flat())]);
   const prior = opts.freq.total > 0 ? Math.log2(opts.freq.total) : 0;
   return rows.map((row, i) => {
@@ -44,7 +49,7 @@ export async function matchChunk(rows: readonly NormalisedRow[], source: Candida
     for (const id of decision?.rejectedIds ?? []) candidates.delete(id);
     const scored: Scored[] = [];
     for (const cand of candidates.values()) {
-      const pair = comparePair(row.person, row.identifier, cand, opts.levels ? { freq: opts.freq, levels: opts.levels } : { freq: opts.freq });
+      const pair = comparePair(row, cand, opts.levels ? { freq: opts.freq, levels: opts.levels } : { freq: opts.freq });
       scored.push({
         patientId: cand.id,
         score: pair.score,
@@ -69,7 +74,7 @@ export async function matchChunk(rows: readonly NormalisedRow[], source: Candida
     if (c.score !== undefined) result.score = c.score;
     if (row.warnings.length > 0) result.warnings = row.warnings;
     if (c.reviewed) result.reviewed = c.reviewed;
-    if (c.outcome === 'possible' || c.outcome === 'ambiguous') result.submitted = row.identifier ? { person: row.person, identifier: row.identifier } : { person: row.person };
+    if (c.outcome === 'possible' || c.outcome === 'ambiguous') result.submitted = row.identifiers.length > 0 ? { person: row.person, identifiers: row.identifiers } : { person: row.person };
     return result;
   });
 }

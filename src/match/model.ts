@@ -18,6 +18,7 @@ export const DEFAULT_LEVELS = {
     typo: { m: 0.04, u: 0.002 },
     token: { m: 0.01, u: 0.002 },
     middle_as_given: { m: 0.005, u: 0.001 },
+    prefix: { m: 0.005, u: 0.002 },
     phonetic: { m: 0.01, u: 0.01 },
     initial: { m: 0.003, u: 0.03 },
     different: { m: 0.012, u: 0.955 },
@@ -59,9 +60,13 @@ export const DEFAULT_LEVELS = {
     agree: { m: 0.5, u: 0.0005 },
     different: { m: 0.5, u: 0.9995 },
   },
+  // An identifier both sides hold rarely differs for one person (a slip lands on `typo`), and a
+  // different value is how parent and child, or twins, with otherwise equal demographics show.
   identifier: {
     agree: { m: 0.95, u: 0.000001 },
-    different: { m: 0.05, u: 0.999999 },
+    last4: { m: 0.95, u: 0.0001 },
+    typo: { m: 0.03, u: 0.0001 },
+    different: { m: 0.01, u: 0.9999 },
   },
 } as const satisfies Record<string, Record<string, Level>>;
 

@@ -35,6 +35,14 @@ export interface Identifier {
   value: string;
 }
 
+/** An identifier a roster row carries, as the pipeline reads it. */
+export interface RowIdentifier extends Identifier {
+  /** Its name in reasons, e.g. "us-ssn" in identifier[us-ssn]:agree. */
+  label: string;
+  /** Only the last four digits are known: compared with the last four of the index's value. */
+  last4?: boolean;
+}
+
 /** A patient of the IIS as the matcher sees it. */
 export interface IndexPatient {
   id: string;
@@ -53,6 +61,8 @@ export interface RawRow {
   /** The partner's own record id, echoed back in the result file. */
   recordId: string;
   fields: Partial<Record<LogicalField, string>>;
+  /** The cell of each of the pipeline's `identifiers`, in their order ('' when the file has no such column). */
+  identifierCells?: string[];
 }
 
 export const LOGICAL_FIELDS = [
@@ -82,7 +92,9 @@ export type NormalisedRow =
       index: number;
       recordId: string;
       person: PersonFields;
-      identifier?: Identifier;
+      identifiers: RowIdentifier[];
+      /** Name parts that are placeholders (BABY BOY, UNKNOWN): no evidence, and no auto-match. */
+      placeholder?: { given: boolean; family: boolean };
       warnings: RowProblem[];
     }
   | { kind: 'invalid'; line: number; index: number; recordId: string; problems: RowProblem[] };
@@ -135,7 +147,7 @@ export interface RowResult {
   /** Set when the outcome follows a person's earlier review decision on this record. */
   reviewed?: { by: string; at: string };
   /** The row as normalised, kept only for rows a person must review (possible, ambiguous), to show beside the candidates. */
-  submitted?: { person: PersonFields; identifier?: Identifier };
+  submitted?: { person: PersonFields; identifiers?: RowIdentifier[] };
 }
 
 /** How often each given and family name occurs in the index, for term-frequency-adjusted weights. */

@@ -327,6 +327,41 @@ export function normaliseStreet(raw: string): string {
   return t.join(' ');
 }
 
+/**
+ * The street line of an address cell, or of several lines (street and street2, FHIR's line[]),
+ * normalised. Real cells carry more than the street: a care-of line, a dorm or a mail store
+ * before it, a locality after it, sometimes in one cell with a newline or a comma between. The
+ * street is the first line that starts with a house number (or is a PO box or rural route); a
+ * unit line after it (APT 4, #12, STE 100) belongs to it; every other line is dropped, because
+ * the index's copy of the same address seldom carries the same extra lines. With no numbered
+ * line, the first line that is not a care-of line stands.
+ */
+export function normaliseStreetLines(cells: readonly string[]): string {
+  const lines: string[] = [];
+  for (const cell of cells) {
+    for (const part of cell.split(LINE_BREAKS)) {
+      const t = part.trim();
+      const line = normaliseStreet(t.startsWith('#') ? `APT ${t.slice(1)}` : t);
+      if (line !== '') lines.push(line);
+    }
+  }
+  if (lines.length <= 1) return lines[0] ?? '';
+  const at = lines.findIndex((l) => startsWithDigit(l) || l.startsWith('PO BOX') || l.startsWith('RR '));
+  if (at < 0) return lines.find((l) => !CARE_OF.test(l)) ?? '';
+  const units = [];
+  for (let i = at + 1; i < lines.length && isUnitLine(lines[i]!); i++) units.push(lines[i]!);
+  return units.length === 0 ? lines[at]! : normaliseStreet(`${lines[at]} ${units.join(' ')}`);
+}
+
+/** Newlines, and the commas and semicolons that stand for them in a one-line cell. */
+const LINE_BREAKS = /\r\n|[\r\n,;]/;
+const CARE_OF = /^(C O|CO|ATTN|ATTENTION|CARE OF|IN CARE OF) /;
+
+function isUnitLine(line: string): boolean {
+  const first = line.split(' ', 1)[0]!;
+  return first === 'PMB' || (UNIT_DESIGNATORS.has(first) && !NEEDS_NUMBER.has(first));
+}
+
 /** Leading digits of a normalised street line ('' for "PO BOX 12" or a line with no number). */
 export function houseNumber(street: string): string {
   let i = 0;

@@ -7,8 +7,9 @@ export { normaliseName, splitSuffix, splitFullName, normaliseSuffix, nonLatinScr
 export { nicknameRoots, areNicknames } from './nicknames.ts';
 export { parseBirthDate, type BirthDateResult } from './dates.ts';
 export { normaliseSex } from './sex.ts';
-export { normaliseStreet, houseNumber } from './address.ts';
+export { normaliseStreet, normaliseStreetLines, houseNumber } from './address.ts';
 export { normaliseZip } from './zip.ts';
 export { normaliseState } from './states.ts';
 export { normalisePhone } from './phone.ts';
-export { normaliseIdentifier } from './identifiers.ts';
+export { normaliseIdentifier, readIdentifier, indexIdentifierValue, US_SSN_SYSTEM, type IdentifierKind, type IdentifierReading } from './identifiers.ts';
+export { placeholderNames, isPlaceholderStreet, isPlaceholderPhone, NO_ADDITIONS, type PlaceholderAdditions, type PlaceholderNames } from './placeholders.ts';

@@ -10,6 +10,12 @@ export function headerKey(cell: string): string {
 
 export type ColumnMap = Partial<Record<LogicalField, number>>;
 
+/** Where each logical field is, and each of the pipeline's identifier columns (undefined: not in this file). */
+export interface Columns {
+  fields: ColumnMap;
+  identifiers: (number | undefined)[];
+}
+
 /** `column 3 ("First Name")`: header cells are the partner's column titles, not personal data. */
 export function describeColumn(header: readonly string[], col: number): string {
   return `column ${col + 1} ("${header[col] ?? ''}")`;
@@ -21,7 +27,7 @@ export function describeColumn(header: readonly string[], col: number): string {
  * silently match on whichever the export happened to put first. A pipeline settles it with
  * `columns.<field>: { column: N }`.
  */
-export function mapHeader(header: readonly string[], pipeline: Pipeline, file: string): ColumnMap {
+export function mapHeader(header: readonly string[], pipeline: Pipeline, file: string): Columns {
   const positions = new Map<string, number[]>();
   header.forEach((cell, i) => {
     const key = headerKey(cell);
@@ -31,35 +37,41 @@ export function mapHeader(header: readonly string[], pipeline: Pipeline, file: s
     else positions.set(key, [i]);
   });
   const map: ColumnMap = {};
-  const claimedBy = new Map<number, LogicalField>();
-  for (const [field, spec] of Object.entries(pipeline.columns) as [LogicalField, ColumnSpec][]) {
+  const claimedBy = new Map<number, string>();
+  /** The column `spec` names, or undefined when the file has none; `name` is how errors call it. */
+  const locate = (name: string, spec: ColumnSpec, setting: string): number | undefined => {
     let col: number;
     if (!Array.isArray(spec)) {
       col = spec.column - 1;
       if (col >= header.length) {
-        throw new RostermatchError('FILE_MISSING_COLUMN', `columns.${field} is column ${spec.column}, but the header has ${header.length} columns`, { file, line: 1, field });
+        throw new RostermatchError('FILE_MISSING_COLUMN', `${setting} is column ${spec.column}, but the header has ${header.length} columns`, { file, line: 1, field: name });
       }
     } else {
       const found = [...new Set(spec.flatMap((a) => positions.get(headerKey(a)) ?? []))].sort((a, b) => a - b);
-      if (found.length === 0) continue;
+      if (found.length === 0) return undefined;
       if (found.length > 1) {
         const cols = found.map((i) => describeColumn(header, i));
         const list = cols.length === 2 ? `${cols[0]} and ${cols[1]}` : `${cols.slice(0, -1).join(', ')} and ${cols.at(-1)}`;
         throw new RostermatchError(
           'FILE_DUPLICATE_COLUMN',
-          `${list} could each be "${field}"; remove one, or set columns.${field}: { column: N } in the pipeline`,
-          { file, line: 1, field },
+          `${list} could each be "${name}"; remove one, or set ${setting}: { column: N } in the pipeline`,
+          { file, line: 1, field: name },
         );
       }
       col = found[0]!;
     }
     const other = claimedBy.get(col);
     if (other) {
-      throw new RostermatchError('FILE_DUPLICATE_COLUMN', `${describeColumn(header, col)} maps to both "${other}" and "${field}"`, { file, line: 1, field });
+      throw new RostermatchError('FILE_DUPLICATE_COLUMN', `${describeColumn(header, col)} maps to both "${other}" and "${name}"`, { file, line: 1, field: name });
     }
-    claimedBy.set(col, field);
-    map[field] = col;
+    claimedBy.set(col, name);
+    return col;
+  };
+  for (const [field, spec] of Object.entries(pipeline.columns) as [LogicalField, ColumnSpec][]) {
+    const col = locate(field, spec, `columns.${field}`);
+    if (col !== undefined) map[field] = col;
   }
+  const identifiers = pipeline.identifiers.map((id, i) => locate(`identifier ${id.name ?? id.system}`, id.columns, `identifiers[${i}].columns`));
   if (header.length === 1) {
     // One header cell holding another separator: the file is delimited differently from what
     // the pipeline says (Excel's "Unicode text" export is tab-separated).
@@ -81,5 +93,5 @@ export function mapHeader(header: readonly string[], pipeline: Pipeline, file: s
       throw new RostermatchError('FILE_MISSING_COLUMN', `no column for "${field}" (expected a header "${expected}")`, { file, line: 1, field });
     }
   }
-  return map;
+  return { fields: map, identifiers };
 }

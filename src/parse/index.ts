@@ -8,7 +8,7 @@ import type { LogicalField, NormalisedRow, RawRow } from '../model/index.ts';
 import type { Pipeline } from '../pipeline/index.ts';
 import { isRostermatchError, RostermatchError } from '../errors/index.ts';
 import { chain, openText } from '../intake/index.ts';
-import { describeColumn, mapHeader, type ColumnMap } from './header.ts';
+import { describeColumn, mapHeader, type Columns } from './header.ts';
 import { normaliseRow } from './row.ts';
 import { normaliseName } from '../normalise/index.ts';
 
@@ -150,7 +150,7 @@ interface RawRecord {
 async function* rawRows(file: string, pipeline: Pipeline, label: string, onHeader?: (header: string[]) => void): AsyncGenerator<RawRecord> {
   // State is kept as csv-parse reads, in on_record, not as we consume: a fault destroys the
   // stream before the rows parsed ahead of it are delivered, and must still name its own line.
-  const s: ParseState = { header: undefined, columns: {}, fieldOf: new Map(), start: 1, drift: 0 };
+  const s: ParseState = { header: undefined, columns: { fields: {}, identifiers: [] }, fieldOf: new Map(), start: 1, drift: 0 };
   const onRecord = ({ record, info }: CsvRecord): LocatedRecord | null => {
     const line = s.start;
     const inside = record.reduce((n, c) => n + lineBreaks(c), 0);
@@ -161,7 +161,8 @@ async function* rawRows(file: string, pipeline: Pipeline, label: string, onHeade
     if (!s.header) {
       s.columns = mapHeader(record, pipeline, label);
       s.header = record;
-      s.fieldOf = new Map((Object.entries(s.columns) as [LogicalField, number][]).map(([f, c]) => [c, f]));
+      s.fieldOf = new Map((Object.entries(s.columns.fields) as [LogicalField, number][]).map(([f, c]) => [c, f]));
+      for (const c of s.columns.identifiers) if (c !== undefined) s.fieldOf.set(c, 'identifier');
       return { record, line, bytes: info.bytes, header: true };
     }
     if (record.length !== s.header.length) {
@@ -181,7 +182,8 @@ async function* rawRows(file: string, pipeline: Pipeline, label: string, onHeade
         continue;
       }
       const raw: RawRow = { line, index: count++, recordId: '', fields: {} };
-      for (const [field, col] of Object.entries(s.columns) as [LogicalField, number][]) raw.fields[field] = record[col] ?? '';
+      for (const [field, col] of Object.entries(s.columns.fields) as [LogicalField, number][]) raw.fields[field] = record[col] ?? '';
+      if (s.columns.identifiers.length > 0) raw.identifierCells = s.columns.identifiers.map((c) => (c === undefined ? '' : (record[c] ?? '')));
       raw.recordId = (raw.fields.recordId ?? '').trim();
       yield { raw, bytes };
     }
@@ -233,7 +235,7 @@ function refuseNul(record: string[], line: number, s: ParseState, file: string):
 
 interface ParseState {
   header: string[] | undefined;
-  columns: ColumnMap;
+  columns: Columns;
   fieldOf: Map<number, LogicalField>;
   /** The physical line the record being read starts on. */
   start: number;

@@ -1,18 +1,26 @@
 /**
- * One raw row to one normalised row, or to `invalid` with every reason. Unusable optional fields
- * (a 7-digit phone, an unknown sex code) become warnings and are left out of matching rather than
- * failing a row that can still be matched on the rest.
+ * One raw row to one normalised row, or to `invalid` with every reason. A row is invalid only when
+ * it cannot identify anyone (no record id; no name and no identifier; no birth date and no
+ * identifier). Anything else that is blank, malformed or a placeholder (a 7-digit phone, a date in
+ * no agreed format, BABY BOY) becomes a warning and is left out of matching: missing evidence
+ * weighs nothing, and the identity guards keep a row short of evidence from an automatic match.
  */
-import type { NormalisedRow, PersonFields, RawRow, RowProblem } from '../model/index.ts';
+import type { NormalisedRow, PersonFields, RawRow, RowIdentifier, RowProblem } from '../model/index.ts';
 import type { Pipeline } from '../pipeline/index.ts';
 import {
+  isPlaceholderPhone,
+  isPlaceholderStreet,
+  NO_ADDITIONS,
   nonLatinScript,
+  placeholderNames,
+  readIdentifier,
+  normaliseStreetLines,
+  type PlaceholderAdditions,
   normaliseIdentifier,
   normaliseName,
   normalisePhone,
   normaliseSex,
   normaliseState,
-  normaliseStreet,
   normaliseZip,
   parseBirthDate,
   splitFullName,
@@ -50,33 +58,69 @@ export function normaliseRow(raw: RawRow, pipeline: Pipeline, today: string): No
   const nameCells: [RowProblem['field'], string, string][] = fullNameMode
     ? [['fullName', cell('fullName'), `${given}${family}`]]
     : [['given', cell('given'), given], ['family', cell('family'), family], ['middle', cell('middle'), middle]];
-  const unsupported = new Set<RowProblem['field']>();
+  const unsupported = new Set<string>();
   for (const [field, text, folded] of nameCells) {
     const script = nonLatinScript(text);
     if (script === undefined) continue;
     const label = field === 'fullName' ? 'name' : `${field} name`;
     const what = `${label} is in ${script} script; names are matched in Latin letters, so send it transliterated`;
     if (folded === '' && field !== 'middle') {
-      problems.push({ field, code: 'unsupported_script', message: what });
-      unsupported.add(field === 'fullName' ? 'given' : field).add(field === 'fullName' ? 'family' : field);
+      warnings.push({ field, code: 'unsupported_script', message: `${what}; left out of matching` });
+      unsupported.add(script);
     } else warnings.push({ field, code: 'unsupported_script', message: `${label} has letters in ${script} script, left out of matching` });
   }
-  if (given === '' && !unsupported.has('given')) problems.push({ field: 'given', code: 'missing', message: 'given name is blank' });
-  if (family === '' && !unsupported.has('family')) problems.push({ field: 'family', code: 'missing', message: 'family name is blank' });
+  const extra = placeholderAdditions(pipeline);
+  const placeholder = placeholderNames(given, family, extra);
+  for (const field of ['given', 'family'] as const) {
+    if (placeholder[field]) warnings.push({ field: fullNameMode ? 'fullName' : field, code: 'placeholder', message: `${field} name is a placeholder (a newborn's, unknown or test name): not evidence, and the row goes to a person` });
+  }
 
-  const dob = parseBirthDate(cell('birthDate'), pipeline.dates.birthDate, today);
-  if (!dob.ok) problems.push({ field: 'birthDate', code: dob.code, message: dob.message });
+  const identifiers = rowIdentifiers(raw, pipeline, extra, warnings);
 
+  // A malformed or impossible birth date is missing evidence, not a lost row: the row can still
+  // be found by name, address or identifier and offered to a person.
+  let dob = parseBirthDate(cell('birthDate'), pipeline.dates.birthDate, today);
+  if (!dob.ok && dob.code === 'unparseable' && !pipeline.dates.birthDate.includes('YYYY-MM-DD')) {
+    const iso = parseBirthDate(cell('birthDate'), ['YYYY-MM-DD'], today);
+    if (iso.ok || iso.code !== 'unparseable') dob = iso;
+  }
+  if (!dob.ok && dob.code !== 'missing') warnings.push({ field: 'birthDate', code: dob.code, message: `${dob.message}; left out of matching` });
+
+  // A row is lost only when it cannot identify anyone; any other blank weighs nothing.
+  const named = (given !== '' && !placeholder.given) || (family !== '' && !placeholder.family);
   if (raw.recordId === '') problems.push({ field: 'recordId', code: 'missing', message: 'record id is blank' });
+  if (!named && identifiers.length === 0) {
+    const field = fullNameMode ? 'fullName' : given === '' && family !== '' ? 'given' : 'family';
+    const why =
+      unsupported.size > 0
+        ? `the name is in ${[...unsupported].join(' and ')} script (names are matched in Latin letters: send it transliterated)`
+        : given === '' && family === ''
+          ? 'the name is blank'
+          : 'the name is a placeholder';
+    problems.push({ field, code: unsupported.size > 0 ? 'unsupported_script' : 'no_name', message: `${why}, and no identifier: the row cannot identify anyone` });
+  }
+  if (!dob.ok && identifiers.length === 0) {
+    const why = dob.code === 'missing' ? 'birth date is blank' : dob.message;
+    problems.push({ field: 'birthDate', code: dob.code, message: `${why}, and no identifier: the row cannot identify anyone` });
+  }
 
   const sex = normaliseSex(cell('sex'));
   if (sex === null) warnings.push({ field: 'sex', code: 'unrecognised', message: 'sex code not recognised; ignored' });
   const zip = normaliseZip(cell('zip'));
   if (zip === null) warnings.push({ field: 'zip', code: 'malformed', message: 'ZIP is not 5 or 9 digits; ignored' });
-  const phone = normalisePhone(cell('phone'));
+  let phone = normalisePhone(cell('phone'));
   if (phone === null) warnings.push({ field: 'phone', code: 'malformed', message: 'phone is not a 10-digit number; ignored' });
+  else if (phone !== '' && isPlaceholderPhone(phone)) {
+    warnings.push({ field: 'phone', code: 'placeholder', message: 'phone is a placeholder number; ignored' });
+    phone = '';
+  }
   const state = normaliseState(cell('state'));
   if (state === null) warnings.push({ field: 'state', code: 'unrecognised', message: 'state is not a US state; ignored' });
+  let street = normaliseStreetLines([cell('street'), cell('street2')]);
+  if (street !== '' && isPlaceholderStreet(street, extra)) {
+    warnings.push({ field: 'street', code: 'placeholder', message: 'street is not an address (general delivery, unknown, homeless); ignored' });
+    street = '';
+  }
 
   if (problems.length > 0) return { kind: 'invalid', line: raw.line, index: raw.index, recordId: raw.recordId, problems };
 
@@ -87,13 +131,49 @@ export function normaliseRow(raw: RawRow, pipeline: Pipeline, today: string): No
     suffix,
     birthDate: dob.ok ? dob.value : '',
     sex: sex ?? '',
-    street: normaliseStreet(`${cell('street')} ${cell('street2')}`.trim()),
+    street,
     city: normaliseName(cell('city')),
     state: state ?? '',
     zip: zip ?? '',
     phone: phone ?? '',
   };
-  const row: NormalisedRow = { kind: 'valid', line: raw.line, index: raw.index, recordId: raw.recordId, person, warnings };
-  if (pipeline.identifier) row.identifier = { system: pipeline.identifier.system, value: normaliseIdentifier(raw.recordId) };
+  const row: NormalisedRow = { kind: 'valid', line: raw.line, index: raw.index, recordId: raw.recordId, person, identifiers, warnings };
+  if (placeholder.given || placeholder.family) row.placeholder = placeholder;
   return row;
+}
+
+/** The record id as an identifier (when the pipeline says it is one), then each identifier column. */
+function rowIdentifiers(raw: RawRow, pipeline: Pipeline, extra: PlaceholderAdditions, warnings: RowProblem[]): RowIdentifier[] {
+  const out: RowIdentifier[] = [];
+  if (pipeline.identifier) {
+    const r = readIdentifier('generic', raw.recordId, extra.identifiers);
+    if (r.ok && r.value !== '') out.push({ system: pipeline.identifier.system, value: r.value, label: pipeline.identifier.name ?? systemLabel(pipeline.identifier.system) });
+  }
+  pipeline.identifiers.forEach((spec, i) => {
+    const r = readIdentifier(spec.kind, raw.identifierCells?.[i] ?? '', extra.identifiers);
+    const label = spec.name ?? systemLabel(spec.system);
+    if (!r.ok) warnings.push({ field: 'identifier', code: r.code, message: `${label}: ${r.message}` });
+    else if (r.value !== '' && !out.some((x) => x.system === spec.system && x.value === r.value)) {
+      out.push(spec.kind === 'ssn-last4' ? { system: spec.system, value: r.value, label, last4: true } : { system: spec.system, value: r.value, label });
+    }
+  });
+  return out;
+}
+
+/** "us-ssn" for http://hl7.org/fhir/sid/us-ssn; the OID itself for urn:oid:… */
+export function systemLabel(system: string): string {
+  return system.split(/[/:]/).filter(Boolean).at(-1) ?? system;
+}
+
+const additionsCache = new WeakMap<Pipeline, PlaceholderAdditions>();
+
+function placeholderAdditions(pipeline: Pipeline): PlaceholderAdditions {
+  if (!pipeline.placeholders) return NO_ADDITIONS;
+  let a = additionsCache.get(pipeline);
+  if (!a) {
+    const p = pipeline.placeholders;
+    a = { names: new Set(p.names.map(normaliseName)), streets: new Set(p.streets.map((x) => normaliseStreetLines([x]))), identifiers: new Set(p.identifiers.map(normaliseIdentifier)) };
+    additionsCache.set(pipeline, a);
+  }
+  return a;
 }

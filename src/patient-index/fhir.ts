@@ -1,12 +1,14 @@
 /** FHIR R4 Patient → the matcher's view of a patient. Pure. */
 import type { Identifier, IndexPatient } from '../model/index.ts';
 import {
-  normaliseIdentifier,
+  indexIdentifierValue,
+  isPlaceholderPhone,
+  isPlaceholderStreet,
+  normaliseStreetLines,
   normaliseName,
   normalisePhone,
   normaliseSex,
   normaliseState,
-  normaliseStreet,
   normaliseZip,
   splitSuffix,
 } from '../normalise/index.ts';
@@ -52,7 +54,8 @@ export function patientFromFhir(r: FhirPatient): IndexPatient {
   const birthDate = r.birthDate && FHIR_DATE.test(r.birthDate) ? r.birthDate : '';
   const identifiers: Identifier[] = (r.identifier ?? [])
     .filter((i) => i.system && i.value)
-    .map((i) => ({ system: i.system!, value: normaliseIdentifier(i.value!) }));
+    .map((i) => ({ system: i.system!, value: indexIdentifierValue(i.system!, i.value!) }))
+    .filter((i) => i.value !== '');
   const replacedBy = r.link?.find((l) => l.type === 'replaced-by')?.other?.reference?.replace(/^Patient\//, '');
   const patient: IndexPatient = {
     id: r.id,
@@ -64,15 +67,24 @@ export function patientFromFhir(r: FhirPatient): IndexPatient {
       suffix: sfx || fam.suffix,
       birthDate,
       sex: normaliseSex(r.gender ?? '') ?? '',
-      street: normaliseStreet((address?.line ?? []).join(' ')),
+      street: usableStreet(normaliseStreetLines(address?.line ?? [])),
       city: normaliseName(address?.city ?? ''),
       state: normaliseState(address?.state ?? '') ?? '',
       zip: normaliseZip(address?.postalCode ?? '') ?? '',
-      phone: normalisePhone(phoneCell?.value ?? '') ?? '',
+      phone: usablePhone(normalisePhone(phoneCell?.value ?? '') ?? ''),
     },
   };
   if (replacedBy) patient.replacedBy = replacedBy;
   return patient;
+}
+
+/** Placeholders (GENERAL DELIVERY, 555-0100) are not where or how anyone is reached: no evidence. */
+function usableStreet(street: string): string {
+  return isPlaceholderStreet(street) ? '' : street;
+}
+
+function usablePhone(phone: string): string {
+  return phone !== '' && isPlaceholderPhone(phone) ? '' : phone;
 }
 
 function pick<T>(list: T[] | undefined, pred: (x: T) => boolean): T | undefined {

@@ -35,6 +35,8 @@ function bits([lo, hi]: readonly [number, number]): string {
   return `must be between ${lo} and ${hi} (log2 odds)`;
 }
 
+const identifierName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,30}$/, 'lower-case letters, digits and hyphens');
+
 const DATE_TOKENS = /^(YYYY|YY|MM|M|DD|D|[-/. ])+$/;
 
 export const PipelineSchema = z
@@ -64,7 +66,36 @@ export const PipelineSchema = z
       .strict()
       .default({ birthDate: ['YYYY-MM-DD'] }),
     /** When the partner's record id is an identifier the IIS also holds (a clinic MRN), its system. */
-    identifier: z.object({ system: z.string().min(1) }).strict().optional(),
+    identifier: z.object({ system: z.string().min(1), name: identifierName.optional() }).strict().optional(),
+    /**
+     * Columns that carry identifiers the IIS also holds (SSN, Medicaid id, state student id): each
+     * with the FHIR system the index stores it under. Agreement is strong evidence for a match, a
+     * different value strong evidence against.
+     */
+    identifiers: z
+      .array(
+        z
+          .object({
+            columns: headerList,
+            system: z.string().min(1),
+            /** @defaultValue generic */
+            kind: z.enum(['ssn', 'ssn-last4', 'generic']).default('generic'),
+            /** The label in reasons, e.g. identifier[medicaid]:agree. @defaultValue the system's last segment */
+            name: identifierName.optional(),
+          })
+          .strict(),
+      )
+      .max(10)
+      .default([]),
+    /** Values this partner's files use for "not known", on top of the built-in lists. */
+    placeholders: z
+      .object({
+        names: z.array(z.string().min(1)).default([]),
+        streets: z.array(z.string().min(1)).default([]),
+        identifiers: z.array(z.string().min(1)).default([]),
+      })
+      .strict()
+      .optional(),
     group: z
       .object({
         id: z.string().regex(/^[A-Za-z0-9\-.]{1,64}$/, 'a FHIR id: letters, digits, - and ., at most 64'),
@@ -104,6 +135,18 @@ export const PipelineSchema = z
     for (const f of ['recordId', 'birthDate'] as const) {
       if (!has(f)) ctx.addIssue({ code: 'custom', path: ['columns', f], message: `columns.${f} is required` });
     }
+    if (has('identifier')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['columns', 'identifier'],
+        message: 'an identifier column needs its system: use identifiers: [{ columns: [...], system: "...", kind: ssn | ssn-last4 | generic }]',
+      });
+    }
+    p.identifiers.forEach((id, i) => {
+      if (Array.isArray(id.columns)) return;
+      const other = positions.get(id.columns.column);
+      if (other) ctx.addIssue({ code: 'custom', path: ['identifiers', i, 'columns'], message: `column ${id.columns.column} is already columns.${other}` });
+    });
     if (!has('fullName') && !(has('given') && has('family'))) {
       ctx.addIssue({ code: 'custom', path: ['columns'], message: 'columns needs given and family, or fullName' });
     }

@@ -3,7 +3,7 @@
  * from random pairs of index patients, m from EM over the file's blocked pairs; the result is
  * stored for the partner and used by its later runs, under any overrides in its pipeline file.
  */
-import { blockingKeys, comparePair } from '../match/index.ts';
+import { comparePair, rowKeys } from '../match/index.ts';
 import { estimateM, estimateU, levelVector, type LevelVector } from '../match/train.ts';
 import { mergeLevels, type LevelOverrides, type Levels } from '../match/model.ts';
 import type { IndexPatient } from '../model/index.ts';
@@ -35,7 +35,7 @@ export async function trainModel(db: Queryable, pipeline: Pipeline, file: string
   for (let i = 0; i < wanted; i++) {
     const a = sample[next() % sample.length]!;
     const b = sample[next() % sample.length]!;
-    if (a.id !== b.id) randomVectors.push(levelVector(comparePair(a.person, undefined, b, ctx).comparisons));
+    if (a.id !== b.id) randomVectors.push(levelVector(comparePair({ person: a.person, identifiers: [] }, b, ctx).comparisons));
   }
   const u = estimateU(randomVectors);
 
@@ -44,14 +44,14 @@ export async function trainModel(db: Queryable, pipeline: Pipeline, file: string
   const blocked: LevelVector[] = [];
   for (const row of rows) {
     if (row.kind !== 'valid') continue;
-    const keys = blockingKeys(row.person, row.identifier ? [row.identifier] : []);
+    const keys = rowKeys(row);
     const hits = await source.byKeys(keys);
     const seen = new Set<string>();
     for (const list of hits.values()) {
       for (const cand of list) {
         if (seen.has(cand.id)) continue;
         seen.add(cand.id);
-        blocked.push(levelVector(comparePair(row.person, row.identifier, cand, ctx).comparisons));
+        blocked.push(levelVector(comparePair(row, cand, ctx).comparisons));
       }
     }
   }

@@ -12,7 +12,7 @@ export interface ReviewView {
   patients: ReadonlyMap<string, IndexPatient>;
 }
 
-const FIELDS: [keyof PersonFields | 'identifier', string][] = [
+const FIELDS: [keyof PersonFields, string][] = [
   ['given', 'Given name'],
   ['middle', 'Middle name'],
   ['family', 'Family name'],
@@ -24,15 +24,32 @@ const FIELDS: [keyof PersonFields | 'identifier', string][] = [
   ['state', 'State'],
   ['zip', 'ZIP'],
   ['phone', 'Phone'],
-  ['identifier', 'Identifier'],
 ];
 
 export const ITEMS_PER_PAGE = 20;
 
-function candidateValue(p: IndexPatient | undefined, field: (typeof FIELDS)[number][0], system: string | undefined): string {
-  if (!p) return '';
-  if (field === 'identifier') return p.identifiers.filter((i) => !system || i.system === system).map((i) => i.value).join(', ');
-  return p.person[field];
+/** One table row: the label, the roster's value, each candidate's, and the comparison's field name. */
+interface CompareRow {
+  label: string;
+  mine: string;
+  theirs: (p: IndexPatient | undefined) => string;
+  field: string;
+}
+
+/**
+ * The person's fields, then one row per identifier the roster row carried (each beside the
+ * candidates' values of the same system), or a single row of the candidates' identifiers.
+ */
+function compareRows(submitted: RowResult['submitted']): CompareRow[] {
+  const rows: CompareRow[] = FIELDS.map(([field, label]) => ({ label, mine: submitted?.person[field] ?? '', theirs: (p) => p?.person[field] ?? '', field }));
+  const legacy = (submitted as { identifier?: { system: string; value: string } } | undefined)?.identifier;
+  const ids = submitted?.identifiers ?? (legacy ? [{ ...legacy, label: 'id' }] : []);
+  const valuesOf = (p: IndexPatient | undefined, system?: string) => (p?.identifiers ?? []).filter((i) => !system || i.system === system).map((i) => i.value).join(', ');
+  if (ids.length === 0) rows.push({ label: 'Identifier', mine: '', theirs: (p) => valuesOf(p), field: 'identifier' });
+  for (const id of ids) {
+    rows.push({ label: `Identifier (${id.label})`, mine: id.last4 ? `…${id.value}` : id.value, theirs: (p) => valuesOf(p, id.system), field: legacy ? 'identifier' : `identifier[${id.label}]` });
+  }
+  return rows;
 }
 
 function levelCell(c: ScoredCandidate, field: string): Html {
@@ -45,7 +62,6 @@ function levelCell(c: ScoredCandidate, field: string): Html {
 function itemCard(v: ReviewView, returnTo: string): Html {
   const { item, row } = v;
   const submitted = row?.submitted;
-  const system = submitted?.identifier?.system;
   const cands: ScoredCandidate[] = item.candidates.map(
     (id) => row?.candidates.find((c) => c.patientId === id) ?? { patientId: id, score: item.scores.find((s) => s.patientId === id)?.score ?? 0, probability: 0, comparisons: [] },
   );
@@ -58,10 +74,9 @@ ${open ? '' : html`<p class="decided">${item.state}${item.patientId ? html` Pati
 <div class="compare-wrap"><table class="compare">
 <thead><tr><th></th><th class="roster">Roster row</th>${cands.map((c) => html`<th>Patient/${c.patientId}</th>`)}</tr></thead>
 <tbody>
-${FIELDS.map(([field, label]) => {
-  const mine = field === 'identifier' ? (submitted?.identifier?.value ?? '') : (submitted?.person[field] ?? '');
+${compareRows(submitted).map(({ label, mine, theirs: valueOf, field }) => {
   return html`<tr><th>${label}</th><td class="roster">${mine}</td>${cands.map((c) => {
-    const theirs = candidateValue(v.patients.get(c.patientId), field, system);
+    const theirs = valueOf(v.patients.get(c.patientId));
     return html`<td class="${mine && theirs && mine === theirs ? 'same' : ''}">${theirs} ${levelCell(c, field)}</td>`;
   })}</tr>`;
 })}
