@@ -29,8 +29,8 @@ import { writeToString } from 'fast-csv';
 import { DEMO_FILES } from '../src/cli/demo.ts';
 import { createLogger } from '../src/config/index.ts';
 import { accuracy, readTruth, type TruthRow } from '../src/evaluate/index.ts';
-import { blockingKeys, CandidateIndex, comparePair, guardFailure, type Levels } from '../src/match/index.ts';
-import type { Identifier, IndexPatient, NameFrequencies, NormalisedRow, RowResult } from '../src/model/index.ts';
+import { blockingKeys, CandidateIndex, comparePair, guardFailure, rowKeys } from '../src/match/index.ts';
+import type { IndexPatient, RowResult } from '../src/model/index.ts';
 import { readRoster } from '../src/parse/index.ts';
 import { csvToResource, PATIENT_CSV_COLUMNS } from '../src/patient-index/csv-form.ts';
 import { patientFromFhir, type FhirPatient } from '../src/patient-index/fhir.ts';
@@ -72,23 +72,6 @@ const DATA = process.env.BENCH_DATA ?? '/work/shared/bench/data';
 /** A made-up SSN-like identifier system for FEBRL's soc_sec_id. */
 const SSN_SYSTEM = 'urn:oid:2.16.840.1.113883.3.9999.99';
 const TODAY = new Date().toISOString().slice(0, 10);
-
-type ValidRow = Extract<NormalisedRow, { kind: 'valid' }>;
-
-// --- A roster row's identifiers: the one place that knows their shape. ---------------------
-
-/** The row's identifiers as the matcher takes them. */
-function rowIdentifiers(row: ValidRow): Identifier[] {
-  return row.identifier ? [row.identifier] : [];
-}
-/** The row's blocking keys, as matchChunk computes them. */
-function rowKeys(row: ValidRow): string[] {
-  return blockingKeys(row.person, rowIdentifiers(row));
-}
-/** The row scored against one patient, as matchChunk scores it. */
-function scorePair(row: ValidRow, cand: IndexPatient, freq: NameFrequencies, levels: Levels) {
-  return comparePair(row.person, row.identifier, cand, { freq, levels });
-}
 
 // --- Sets: each writes its index and rosters into a work dir. -------------------------------
 
@@ -372,7 +355,7 @@ async function scoreRoster(
       trueLevels = levelsOf(listed.comparisons);
     } else if (row?.kind === 'valid' && mine) {
       // Not listed: score the true pair as the run would have, to show how far it fell short.
-      const pair = scorePair(row, mine.patient, index.candidates.freq, levels);
+      const pair = comparePair(row, mine.patient, { freq: index.candidates.freq, levels });
       trueScore = `${pair.score.toFixed(2)} (recomputed)`;
       trueGuard = guardFailure(pair) ?? '';
       trueLevels = levelsOf(pair.comparisons);
