@@ -29,7 +29,7 @@ import { writeToString } from 'fast-csv';
 import { DEMO_FILES } from '../src/cli/demo.ts';
 import { createLogger } from '../src/config/index.ts';
 import { accuracy, readTruth, type TruthRow } from '../src/evaluate/index.ts';
-import { blockingKeys, CandidateIndex, comparePair, guardFailure, rowKeys } from '../src/match/index.ts';
+import { CandidateIndex, comparePair, guardFailure, rowKeys } from '../src/match/index.ts';
 import type { IndexPatient, RowResult } from '../src/model/index.ts';
 import { readRoster } from '../src/parse/index.ts';
 import { csvToResource, PATIENT_CSV_COLUMNS } from '../src/patient-index/csv-form.ts';
@@ -224,7 +224,7 @@ function prepare(set: SetName, work: string): Promise<Prepared> {
 
 interface IndexView {
   candidates: CandidateIndex;
-  byId: Map<string, { patient: IndexPatient; keys: Set<string> }>;
+  byId: Map<string, { patient: IndexPatient }>;
 }
 
 /** The index file read as loadIndexFile reads it (NDJSON, or the CSV form), merged-away patients left out. */
@@ -244,7 +244,7 @@ async function readIndex(file: string): Promise<IndexView> {
     }
     if (p.replacedBy) continue;
     view.candidates.add(p);
-    view.byId.set(p.id, { patient: p, keys: new Set(blockingKeys(p.person, p.identifiers)) });
+    view.byId.set(p.id, { patient: p });
   }
   view.candidates.seal();
   return view;
@@ -315,19 +315,23 @@ async function scoreRoster(
   // Blocking, from the product's own parse of the same file.
   const { rows } = await readRoster(spec.file, pipeline, TODAY, spec.label);
   const parsed = new Map(rows.map((r) => [r.index, r]));
+  const outcomeOf = new Map(results.map((r) => [r.index, r.outcome]));
   const sizes: number[] = [];
   let validInIndex = 0;
   let sharing = 0;
   const reach = new Map<number, { shares: boolean | undefined; size: number }>();
   for (const row of rows) {
     if (row.kind !== 'valid') continue;
-    const keys = rowKeys(row);
+    // As matching does: the first round's keys for every row, the second's for a row the first did not match.
+    const { first, second } = rowKeys(row);
     const union = new Set<string>();
-    for (const list of index.candidates.byKeys(keys).values()) for (const p of list) union.add(p.id);
-    sizes.push(union.size);
+    for (const list of index.candidates.byKeys(first).values()) for (const p of list) union.add(p.id);
+    const reachable = new Set(union);
+    for (const list of index.candidates.byKeys(second).values()) for (const p of list) reachable.add(p.id);
+    sizes.push(outcomeOf.get(row.index) === 'matched' ? union.size : reachable.size);
     const t = truth.get(row.recordId)?.patientId ?? '';
-    const mine = t === '' ? undefined : index.byId.get(t);
-    const shares = mine ? keys.some((k) => mine.keys.has(k)) : undefined;
+    // Pairs completeness counts a pair as found when either round reaches it (a large broad block is skipped, as in matching).
+    const shares = t === '' ? undefined : reachable.has(t);
     if (t !== '') {
       validInIndex++;
       if (shares) sharing++;

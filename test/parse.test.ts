@@ -59,7 +59,7 @@ describe('reading partner files', () => {
     );
     const [r1, r2, r3, r4, r5] = parsed.rows;
     // A blank given name is missing evidence; a birth date no format reads, with no identifier, leaves nothing to find the person by.
-    expect(r1).toMatchObject({ kind: 'invalid', problems: [{ field: 'birthDate', code: 'impossible', message: expect.stringMatching(/no identifier: the row cannot identify anyone$/) }] });
+    expect(r1).toMatchObject({ kind: 'invalid', problems: [{ field: 'birthDate', code: 'impossible', message: expect.stringMatching(/no identifier, address or phone either: the row cannot identify anyone$/) }] });
     if (r1?.kind === 'invalid') expect(r1.problems).toHaveLength(1);
     // r2 twice: one row has a bad birth date, so the two cannot be told to be one person.
     expect(r2).toMatchObject({ kind: 'invalid', problems: [{ field: 'birthDate', code: 'too_old' }, { field: 'recordId', code: 'duplicate_conflict' }] });
@@ -219,11 +219,13 @@ describe('missing, malformed and placeholder values', () => {
   const H = `${HEADER},ssn,medicaid`;
 
   it('keeps a row with a blank given name, family name or birth date, as missing evidence', async () => {
-    const { parsed } = await parseText([HEADER, 'r1,,Martinez,,2015-03-14,F,,,', 'r2,Ava,,,2015-03-14,F,,,', 'r3,Ava,Martinez,,,F,12 Oak St,62701,'].join('\n'), withSsn());
-    expect(parsed.rows.map((r) => r.kind)).toEqual(['valid', 'valid', 'invalid']);
+    const { parsed } = await parseText([HEADER, 'r1,,Martinez,,2015-03-14,F,,,', 'r2,Ava,,,2015-03-14,F,,,', 'r3,Ava,Martinez,,,F,12 Oak St,62701,', 'r4,Ava,Martinez,,,F,,,'].join('\n'), withSsn());
+    expect(parsed.rows.map((r) => r.kind)).toEqual(['valid', 'valid', 'valid', 'invalid']);
     expect(parsed.rows[0]).toMatchObject({ person: { given: '', family: 'MARTINEZ' } });
-    // No birth date and no identifier: the reason says what is missing.
-    expect(parsed.rows[2]).toMatchObject({ problems: [{ field: 'birthDate', code: 'missing', message: 'birth date is blank, and no identifier: the row cannot identify anyone' }] });
+    // A name and an address, no birth date: a person can still tell who it is.
+    expect(parsed.rows[2]).toMatchObject({ person: { birthDate: '', street: '12 OAK ST' } });
+    // A name alone: the reason says what is missing.
+    expect(parsed.rows[3]).toMatchObject({ problems: [{ field: 'birthDate', code: 'missing', message: 'birth date is blank, and there is no identifier, address or phone either: the row cannot identify anyone' }] });
   });
 
   it('reads an ISO 8601 date whatever formats the pipeline lists, and makes a malformed one a warning when an identifier can stand in', async () => {

@@ -31,16 +31,24 @@ export function blockingKeys(person: PersonFields, identifiers: readonly (Identi
     for (const code of familyCodes) keys.push(`df:${dob}|${code}`);
     if (givenCode !== '') keys.push(`dg:${dob}|${givenCode}`);
   }
-  if (givenCode !== '' && wholeFamily !== '' && dob !== '') {
-    const pair = givenCode < wholeFamily ? `${givenCode}|${wholeFamily}` : `${wholeFamily}|${givenCode}`;
-    keys.push(`ny:${pair}|${year}`, `nm:${pair}|${dob.slice(5)}`);
-  }
+  const pair = givenCode === '' || wholeFamily === '' ? '' : givenCode < wholeFamily ? `${givenCode}|${wholeFamily}` : `${wholeFamily}|${givenCode}`;
+  if (pair !== '' && dob !== '') keys.push(`ny:${pair}|${year}`, `nm:${pair}|${dob.slice(5)}`);
+  if (pair !== '' && person.zip !== '') keys.push(`nz:${pair}|${person.zip}`);
   if (initial !== '' && year !== '') for (const code of familyCodes) keys.push(`fy:${code}|${initial}|${year}`);
+  if (givenCode !== '' && family !== '' && year !== '') keys.push(`gy:${givenCode}|${family.charAt(0)}|${year}`);
+  // Birth date and both initials, '_' standing for a blank name: survives a typo in each name.
+  if (dob !== '' && (given !== '' || family !== '')) keys.push(`di:${dob}|${initial || '_'}|${family.charAt(0) || '_'}`);
+  if (pair !== '') keys.push(`nn:${pair}`);
   const house = houseNumber(person.street);
-  const streetCode = house === '' ? '' : phonetic(streetName(person.street, house.length));
+  // The street name's first four letters: survive a suffix glued on (WOLFFCRESCENT) or spelled out.
+  const streetCode = streetName(person.street, house.length).slice(0, 4);
   if (house !== '' && person.zip !== '' && initial !== '') keys.push(`zh:${person.zip}|${house}|${initial}`);
-  if (streetCode !== '' && year !== '') keys.push(`ay:${house}|${streetCode}|${year}`);
-  if (streetCode !== '' && wholeFamily !== '') keys.push(`af:${house}|${streetCode}|${wholeFamily}`);
+  if (house !== '' && streetCode !== '' && year !== '') keys.push(`ay:${house}|${streetCode}|${year}`);
+  if (streetCode !== '' && wholeFamily !== '') keys.push(`af:${streetCode}|${wholeFamily}`);
+  if (house !== '' && streetCode !== '') keys.push(`ad:${house}|${streetCode}|${person.zip || person.city}`);
+  // Birth date and where they live, no name at all: survives both names misspelt or replaced.
+  if (dob !== '' && streetCode !== '') keys.push(`ds:${dob}|${streetCode}`);
+  if (dob !== '' && house !== '') keys.push(`dh:${dob}|${house}`);
   for (const id of identifiers) if (id.value !== '' && !id.last4) keys.push(`id:${id.system}|${id.value}`);
   return [...new Set(keys)];
 }
@@ -53,6 +61,59 @@ function streetName(street: string, after: number): string {
 }
 
 const DIRECTIONS = new Set(['N', 'S', 'E', 'W', 'NE', 'NW', 'SE', 'SW']);
+
+export interface RowKeys {
+  /** Passes on the birth date and a name, and identifiers: what finds most people. */
+  first: string[];
+  /** Every other pass, and the keys the row would have with its names swapped or a blank name filled. */
+  second: string[];
+}
+
+const FIRST_PASSES = new Set(['df', 'dg', 'ny', 'nm', 'id']);
+const LETTERS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ_';
+
+/**
+ * The keys a roster row is looked up by: those its patient would have in the index (the same
+ * function makes both), then those it would have with given and family names swapped — the
+ * commonest keying error — and, for a blank name, with every initial the blank one could have.
+ */
+export function rowKeys(row: { person: PersonFields; identifiers: readonly (Identifier & { last4?: boolean })[]; placeholder?: PlaceholderNames | undefined }): RowKeys {
+  const p = row.person;
+  const ph = row.placeholder;
+  const first: string[] = [];
+  const second: string[] = [];
+  for (const key of blockingKeys(p, row.identifiers, ph)) (FIRST_PASSES.has(key.slice(0, 2)) ? first : second).push(key);
+  const given = ph?.given ? '' : p.given;
+  const family = ph?.family ? '' : p.family;
+  if (p.birthDate !== '' && (given !== '' || family !== '')) {
+    const g = given === '' ? LETTERS : `${given.charAt(0)}_`;
+    const f = family === '' ? LETTERS : `${family.charAt(0)}_`;
+    for (const a of g) for (const b of f) second.push(`di:${p.birthDate}|${a}|${b}`);
+  }
+  if (given !== '' && family !== '' && given !== family) {
+    second.push(...blockingKeys({ ...p, given: p.family, family: p.given }, [], { given: false, family: false }));
+  }
+  return { first, second: [...new Set(second)].filter((k) => !first.includes(k)) };
+}
+
+/**
+ * Passes keyed on little (names without a birth date, a surname and an initial over a whole
+ * year, a surname along a street name): a block of a rare name there is a handful of people and
+ * finds a person whose birth date and address both changed, but a common one (JOHN SMITH, SMITH
+ * on MAIN ST) is hundreds, says little, and would multiply the comparisons. Such a block is
+ * skipped when it holds more than BROAD_BLOCK_MAX patients; the narrower passes still apply.
+ */
+export const BROAD_BLOCK_MAX = 6;
+const BROAD_PASSES = new Set(['nn', 'fy', 'gy', 'af', 'ad']);
+
+export function isBroadKey(key: string): boolean {
+  return BROAD_PASSES.has(key.slice(0, 2));
+}
+
+/** Whether a block of `size` patients found by `key` is used (every candidate source applies this). */
+export function keepBlock(key: string, size: number): boolean {
+  return size <= BROAD_BLOCK_MAX || !isBroadKey(key);
+}
 
 function firstToken(name: string): string {
   const i = name.indexOf(' ');

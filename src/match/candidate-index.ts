@@ -10,7 +10,7 @@
  * rejects; it can never hide one.
  */
 import type { IndexPatient, NameFrequencies, PersonFields, Sex } from '../model/index.ts';
-import { blockingKeys } from './blocking.ts';
+import { BROAD_BLOCK_MAX, blockingKeys, isBroadKey } from './blocking.ts';
 
 const FIELDS = ['given', 'middle', 'family', 'suffix', 'birthDate', 'sex', 'street', 'city', 'state', 'zip', 'phone'] as const;
 
@@ -65,6 +65,7 @@ export class CandidateIndex {
     for (const key of keys) {
       const low = hashKey(key) * ORDINAL_SPAN;
       let i = this.#lowerBound(low);
+      if (isBroadKey(key) && i + BROAD_BLOCK_MAX < this.#pairs.length && this.#pairs[i + BROAD_BLOCK_MAX]! < low + ORDINAL_SPAN) continue;
       const found: IndexPatient[] = [];
       for (; i < this.#pairs.length && this.#pairs[i]! < low + ORDINAL_SPAN; i++) {
         const o = this.#pairs[i]! - low;

@@ -68,40 +68,73 @@ export const DEFAULT_MARGIN = 10;
 /** How many candidates a possible/ambiguous row lists for the reviewer. */
 export const MAX_LISTED_CANDIDATES = 5;
 
+/** Birth years this far apart are another generation: an identifier shared across them is a subscriber's or a parent's. */
+export const GENERATION_YEARS = 15;
+
+type Core = 'given_name' | 'family_name' | 'birth_date';
+
 /**
- * Why a candidate may not be auto-matched, or null when it may. An automatic match needs given
- * name, family name and birth date to agree; an identifier both sides hold and agree on may stand
- * in for one of them that is missing (blank, malformed or a placeholder on either side), never
- * for two. Whatever fails here can still be offered to a person as `possible`.
+ * Whether a candidate may be auto-matched: the guard it fails, and the one core field an agreeing
+ * identifier stands in for. An automatic match needs given name, family name and birth date to
+ * agree. An identifier both sides hold and agree on may stand in for ONE of them that is missing
+ * (blank, malformed or a placeholder on either side) or disagrees — never for two, never for a
+ * birth date a generation away, and (see `contested`) never against another candidate that does
+ * agree on that field.
  */
-export function guardFailure(p: PairComparison): string | null {
-  if (p.placeholderName) return 'placeholder_name';
-  if (p.suffixConflict) return 'suffix_conflict';
+function assess(p: PairComparison): { failure: string | null; standIn: Core | null } {
+  const fail = (failure: string) => ({ failure, standIn: null });
+  if (p.placeholderName) return fail('placeholder_name');
+  if (p.suffixConflict) return fail('suffix_conflict');
   // Equal demographics and a different SSN or member id: parent and child, or twins.
-  if (p.identifier === 'different') return 'identifier';
+  if (p.identifier === 'different') return fail('identifier');
   // JOHN SMITH JR born in 2005 is not JOHN SMITH born in 1975, however close the digits.
-  if (p.relative && p.birthDate !== 'exact') return 'relative';
+  if (p.relative && p.birthDate !== 'exact') return fail('relative');
   const idAgrees = p.identifier === 'agree';
-  const missing: string[] = [];
+  const short: Core[] = [];
   const strongNames = (p.given === 'exact' || p.given === 'nickname') && (p.family === 'exact' || p.family === 'compound');
   // A Jr/Sr pair differs only in birth date; so may a sibling born in another year. And among a
   // million patients a namesake born a digit away is common: a near-miss birth date needs the
   // names and something independent of them — the household or an identifier.
-  if (p.birthDate === 'missing') missing.push('birth_date');
-  else if (p.birthDate !== 'exact') {
+  if (p.birthDate !== 'exact') {
     const nearMiss = p.birthDate === 'day_month_swap' || p.birthDate === 'typo';
-    if (!(nearMiss && strongNames && (p.householdAgrees || idAgrees))) return 'birth_date';
+    if (nearMiss && strongNames && (p.householdAgrees || idAgrees)) {
+      // accepted as a keying slip
+    } else if (p.birthDate === 'missing' || (idAgrees && p.birthYearGap < GENERATION_YEARS)) short.push('birth_date');
+    else return fail('birth_date');
   }
   // Twins share everything but the given name, so the given name must really agree.
-  if (p.given === 'missing') missing.push('given_name');
-  else if (!(p.given === 'exact' || p.given === 'nickname' || p.given === 'typo' || p.given === 'token' || p.given === 'middle_as_given')) {
-    return 'given_name';
+  if (!(p.given === 'exact' || p.given === 'nickname' || p.given === 'typo' || p.given === 'token' || p.given === 'middle_as_given')) {
+    if (p.given === 'missing' || idAgrees) short.push('given_name');
+    else return fail('given_name');
   }
   // A changed surname is accepted only with independent support from the household or an identifier.
-  if (p.family === 'missing') missing.push('family_name');
-  else if (p.family === 'different' && !(p.householdAgrees || idAgrees)) return 'family_name';
-  if (missing.length > 1 || (missing.length === 1 && !idAgrees)) return missing[0]!;
-  return null;
+  if (p.family === 'missing') short.push('family_name');
+  else if (p.family === 'different' && !(p.householdAgrees || idAgrees)) return fail('family_name');
+  if (short.length === 0) return { failure: null, standIn: null };
+  if (!idAgrees || short.length > 1) return fail(short[0]!);
+  return { failure: null, standIn: short[0]! };
+}
+
+/** Why a candidate may not be auto-matched, or null when it may. Whatever fails can still be offered to a person as `possible`. */
+export function guardFailure(p: PairComparison): string | null {
+  return assess(p).failure;
+}
+
+/**
+ * An identifier standing in for a disagreeing given name or birth date is contested when another
+ * candidate agrees on that very field — the row's twin or sibling (same surname and birth date)
+ * whose given name the row spells, or a relative of the same name born on the row's birth date:
+ * the row may be that person carrying a family member's id, and a person must decide.
+ */
+function contested(c: Scored, others: readonly Scored[], t: Thresholds): boolean {
+  const field = assess(c.pair).standIn;
+  if (field === 'given_name') {
+    return others.some((o) => o !== c && o.score >= t.possible && (o.pair.given === 'exact' || o.pair.given === 'nickname') && o.household?.family === c.household?.family && o.household?.birthDate === c.household?.birthDate);
+  }
+  if (field === 'birth_date') {
+    return others.some((o) => o !== c && o.score >= t.possible && o.pair.birthDate === 'exact' && o.pair.given !== 'different' && o.pair.given !== 'missing');
+  }
+  return false;
 }
 
 export interface Classification {
@@ -117,7 +150,7 @@ export function classify(scored: Scored[], t: Thresholds): Classification {
   if (scored.length === 0) return { outcome: 'no_match', candidates: [] };
   const ranked = [...scored].sort((a, b) => b.score - a.score || a.patientId.localeCompare(b.patientId));
   const best = ranked[0]!;
-  const high = ranked.filter((c) => c.score >= t.match && guardFailure(c.pair) === null);
+  const high = ranked.filter((c) => c.score >= t.match && guardFailure(c.pair) === null && !contested(c, ranked, t));
   const lead = leader(high, t.margin ?? DEFAULT_MARGIN);
   if (lead) return { outcome: 'matched', patientId: lead.patientId, score: lead.score, candidates: [lead] };
   if (high.length > 1) return { outcome: 'ambiguous', score: best.score, candidates: high.slice(0, MAX_LISTED_CANDIDATES) };

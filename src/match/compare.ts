@@ -27,6 +27,8 @@ export interface PairComparison {
   suffixConflict: boolean;
   /** A generational suffix on either side and birth years in different decades: father and son. */
   relative: boolean;
+  /** Years between the two birth dates (Infinity when either is missing). */
+  birthYearGap: number;
   /** The row's name is a placeholder (BABY BOY, UNKNOWN): never auto-matched. */
   placeholderName: boolean;
   householdAgrees: boolean;
@@ -123,7 +125,8 @@ export function comparePair(row: MatchRow, cand: IndexPatient, ctx: ScoringConte
   // Names, in both orientations: the better one stands, so a first/last swap costs only a little.
   const straight = nameWeights(rowNames.given, rowNames.family, candNames, ctx);
   const crossed = nameWeights(rowNames.family, rowNames.given, candNames, ctx);
-  const swapped = crossed.total - SWAP_PENALTY > straight.total && crossed.given !== 'different' && crossed.family !== 'different';
+  const swapped =
+    crossed.total - SWAP_PENALTY > straight.total && crossed.given !== 'different' && crossed.family !== 'different' && !(crossed.given === 'missing' && crossed.family === 'missing');
   const names = swapped ? crossed : straight;
   add('given', swapped ? `swapped:${names.given}` : names.given, names.givenWeight - (swapped ? SWAP_PENALTY / 2 : 0));
   add('family', swapped ? `swapped:${names.family}` : names.family, names.familyWeight - (swapped ? SWAP_PENALTY / 2 : 0));
@@ -181,6 +184,7 @@ export function comparePair(row: MatchRow, cand: IndexPatient, ctx: ScoringConte
     swapped,
     suffixConflict,
     relative,
+    birthYearGap: r.birthDate === '' || c.birthDate === '' ? Infinity : Math.abs(Number(r.birthDate.slice(0, 4)) - Number(c.birthDate.slice(0, 4))),
     placeholderName: !!(rp?.given || rp?.family),
     householdAgrees: streetExact || phoneAgrees,
     identifier,

@@ -99,11 +99,6 @@ export function normaliseRow(raw: RawRow, pipeline: Pipeline, today: string): No
           : 'the name is a placeholder';
     problems.push({ field, code: unsupported.size > 0 ? 'unsupported_script' : 'no_name', message: `${why}, and no identifier: the row cannot identify anyone` });
   }
-  if (!dob.ok && identifiers.length === 0) {
-    const why = dob.code === 'missing' ? 'birth date is blank' : dob.message;
-    problems.push({ field: 'birthDate', code: dob.code, message: `${why}, and no identifier: the row cannot identify anyone` });
-  }
-
   const sex = normaliseSex(cell('sex'));
   if (sex === null) warnings.push({ field: 'sex', code: 'unrecognised', message: 'sex code not recognised; ignored' });
   const zip = normaliseZip(cell('zip'));
@@ -120,6 +115,12 @@ export function normaliseRow(raw: RawRow, pipeline: Pipeline, today: string): No
   if (street !== '' && isPlaceholderStreet(street, extra)) {
     warnings.push({ field: 'street', code: 'placeholder', message: 'street is not an address (general delivery, unknown, homeless); ignored' });
     street = '';
+  }
+
+  // Without a birth date, a name needs an identifier, or an address or phone a person can check.
+  if (!dob.ok && identifiers.length === 0 && street === '' && zip === '' && phone === '') {
+    const why = dob.code === 'missing' ? 'birth date is blank' : dob.message;
+    problems.push({ field: 'birthDate', code: dob.code, message: `${why}, and there is no identifier, address or phone either: the row cannot identify anyone` });
   }
 
   if (problems.length > 0) return { kind: 'invalid', line: raw.line, index: raw.index, recordId: raw.recordId, problems };

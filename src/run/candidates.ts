@@ -3,7 +3,7 @@
  * The copy costs a load (about 8.5 s and 450 MB per million patients) and pays for itself on large files and
  * in long-lived workers; it is rebuilt when the index changes (index_state.version).
  */
-import { CandidateIndex, type CandidateSource } from '../match/index.ts';
+import { CandidateIndex, keepBlock, type CandidateSource } from '../match/index.ts';
 import type { NameFrequencies } from '../model/index.ts';
 import { countIndex, indexVersion, matchablePatients, nameFrequencies, patientsByBlockKeys, type Queryable } from '../store/index.ts';
 
@@ -54,5 +54,5 @@ export async function candidatesFor(db: Queryable, mode: CandidateMode, rows = 0
     const idx = await memoryIndex(db);
     return { source: idx, freq: idx.freq };
   }
-  return { source: { byKeys: (keys) => patientsByBlockKeys(db, keys) }, freq: await frequencies(db) };
+  return { source: { byKeys: (keys) => patientsByBlockKeys(db, keys, keepBlock) }, freq: await frequencies(db) };
 }

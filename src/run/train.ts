@@ -44,7 +44,7 @@ export async function trainModel(db: Queryable, pipeline: Pipeline, file: string
   const blocked: LevelVector[] = [];
   for (const row of rows) {
     if (row.kind !== 'valid') continue;
-    const keys = rowKeys(row);
+    const keys = rowKeys(row).first;
     const hits = await source.byKeys(keys);
     const seen = new Set<string>();
     for (const list of hits.values()) {

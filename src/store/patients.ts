@@ -190,10 +190,14 @@ function toIndexPatient(r: PatientRow): IndexPatient {
  * join of a few thousand keys tempts the planner into hashing the whole patient table, which
  * grows with the index, while these stay proportional to the candidates.
  */
-export async function patientsByBlockKeys(db: Queryable, keys: string[]): Promise<Map<string, IndexPatient[]>> {
+/** `keep` may drop a whole block by its key and size before its patients are read. */
+export async function patientsByBlockKeys(db: Queryable, keys: string[], keep?: (key: string, size: number) => boolean): Promise<Map<string, IndexPatient[]>> {
   const out = new Map<string, IndexPatient[]>();
   if (keys.length === 0) return out;
-  const { rows: hits } = await db.query<{ key: string; patient_id: string }>('SELECT key, patient_id FROM patient_block WHERE key = ANY($1::text[])', [keys]);
+  const { rows: found } = await db.query<{ key: string; patient_id: string }>('SELECT key, patient_id FROM patient_block WHERE key = ANY($1::text[])', [keys]);
+  const size = new Map<string, number>();
+  if (keep) for (const h of found) size.set(h.key, (size.get(h.key) ?? 0) + 1);
+  const hits = keep ? found.filter((h) => keep(h.key, size.get(h.key)!)) : found;
   if (hits.length === 0) return out;
   const byId = await patientsByIds(db, hits.map((h) => h.patient_id));
   for (const h of hits) {
