@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { blockingKeys, classify, compareBirthDate, compareFamily, compareGiven, comparePair, guardFailure } from '../src/match/index.ts';
+import { blockingKeys, CandidateIndex, classify, compareBirthDate, compareFamily, compareGiven, comparePair, guardFailure, keepBlock, matchChunk, rowKeys } from '../src/match/index.ts';
 import { oneEditApart } from '../src/match/string-metrics.ts';
-import type { Identifier, IndexPatient, PersonFields } from '../src/model/index.ts';
+import type { Identifier, IndexPatient, NormalisedRow, PersonFields, RowIdentifier } from '../src/model/index.ts';
+import { placeholderNames } from '../src/normalise/index.ts';
 
 const person = (p: Partial<PersonFields>): PersonFields => ({
   given: 'AVA',
@@ -200,5 +201,125 @@ describe('telling apart several qualifying candidates', () => {
     expect(guardFailure(off)).toBe('birth_date');
     const offAtHome = pairOf(person({ birthDate: '2015-03-15', phone: '2175550100' }), undefined, patient('a', { phone: '2175550100' }), ctx);
     expect(guardFailure(offAtHome)).toBeNull();
+  });
+});
+
+describe('identifiers, missing evidence, placeholders and relatives', () => {
+  const SSN = 'http://hl7.org/fhir/sid/us-ssn';
+  const ssn = (value: string): RowIdentifier => ({ system: SSN, value, label: 'us-ssn' });
+  const withSsn = (id: string, fields: Partial<PersonFields>, value?: string): IndexPatient => ({ ...patient(id, fields), identifiers: value ? [{ system: SSN, value }] : [] });
+  let line = 1;
+  const row = (fields: Partial<PersonFields>, identifiers: RowIdentifier[] = []): NormalisedRow => {
+    const p = person(fields);
+    const ph = placeholderNames(p.given, p.family);
+    return { kind: 'valid', line: ++line, index: line - 2, recordId: `r${line}`, person: p, identifiers, warnings: [], ...(ph.given || ph.family ? { placeholder: ph } : {}) };
+  };
+  /** Matches rows against these patients through the in-memory index, as a run does. */
+  const match = async (patients: IndexPatient[], ...rows: NormalisedRow[]) => {
+    const idx = new CandidateIndex();
+    for (const p of patients) idx.add(p);
+    return matchChunk(rows, idx.seal(), { thresholds: T, freq: idx.freq });
+  };
+  const home = { street: '40 ELM AVE', zip: '62702', phone: '2175550200' };
+
+  it('weighs an identifier per system, names it in the reasons, and blocks an auto-match when it differs', async () => {
+    const ava = withSsn('ava', home, '123456780');
+    const [same, other, slip] = await match([ava], row(home, [ssn('123456780')]), row(home, [ssn('123456781')].map((i) => ({ ...i, value: '223456781' }))), row(home, [ssn('123456708')]));
+    expect(same).toMatchObject({ outcome: 'matched', patientId: 'ava' });
+    expect(same!.candidates[0]!.comparisons).toContainEqual(expect.objectContaining({ field: 'identifier[us-ssn]', level: 'agree' }));
+    // Everything else agrees, the SSN does not: parent and child, twins — a person decides.
+    expect(other).toMatchObject({ outcome: 'possible', candidates: [{ patientId: 'ava', guard: 'identifier' }] });
+    expect(other!.candidates[0]!.comparisons).toContainEqual(expect.objectContaining({ field: 'identifier[us-ssn]', level: 'different' }));
+    // One keystroke apart: weak evidence, and no block.
+    expect(slip).toMatchObject({ outcome: 'matched', patientId: 'ava' });
+    expect(slip!.candidates[0]!.comparisons).toContainEqual(expect.objectContaining({ field: 'identifier[us-ssn]', level: 'typo' }));
+  });
+
+  it('lets an agreeing identifier stand in for one missing name or birth date, and only one', async () => {
+    const ava = withSsn('ava', home, '123456780');
+    const [noGiven, noGivenNoId, noDob, twoMissing] = await match(
+      [ava],
+      row({ ...home, given: '' }, [ssn('123456780')]),
+      row({ ...home, given: '' }),
+      row({ ...home, birthDate: '' }, [ssn('123456780')]),
+      row({ ...home, given: '', birthDate: '' }, [ssn('123456780')]),
+    );
+    expect(noGiven).toMatchObject({ outcome: 'matched', patientId: 'ava' });
+    expect(noGivenNoId).toMatchObject({ outcome: 'possible', candidates: [{ patientId: 'ava', guard: 'given_name' }] });
+    expect(noDob).toMatchObject({ outcome: 'matched', patientId: 'ava' });
+    expect(twoMissing!.outcome).toBe('possible');
+  });
+
+  it('never lets an identifier carry a birth date a generation away, or win against the relative the row names', async () => {
+    const mother = withSsn('mother', { ...home, birthDate: '1985-03-14' }, '123456780');
+    const daughter = withSsn('daughter', { ...home, birthDate: '2015-03-14' });
+    // The mother's SSN on the daughter's row (a subscriber's id on a dependent): never the mother.
+    const [alone] = await match([mother], row(home, [ssn('123456780')]));
+    expect(alone).toMatchObject({ outcome: 'possible', candidates: [{ patientId: 'mother', guard: 'birth_date' }] });
+    // With the daughter in the index too, the row is hers: the subscriber's SSN does not pull it to the mother.
+    const [both] = await match([mother, daughter], row(home, [ssn('123456780')]));
+    expect(both).toMatchObject({ outcome: 'matched', patientId: 'daughter' });
+    // A changed birth date within a generation, with a namesake born on the row's date: a person decides.
+    const cousin = withSsn('cousin', { ...home, birthDate: '2013-08-01' }, '123456780');
+    const [contest] = await match([cousin, daughter], row(home, [ssn('123456780')]));
+    expect(contest!.outcome).toBe('ambiguous');
+    // Within a generation the identifier may carry a changed birth date.
+    const [close] = await match([withSsn('ava', { ...home, birthDate: '2013-08-01' }, '123456780')], row(home, [ssn('123456780')]));
+    expect(close).toMatchObject({ outcome: 'matched', patientId: 'ava' });
+  });
+
+  it('does not let an identifier pick one twin when the row spells the other\'s name', async () => {
+    const noah = withSsn('noah', { ...home, given: 'NOAH' }, '123456780');
+    const liam = withSsn('liam', { ...home, given: 'LIAM' });
+    const [r] = await match([noah, liam], row({ ...home, given: 'LIAM' }, [ssn('123456780')]));
+    expect(r!.outcome).toBe('ambiguous');
+    const [alone] = await match([noah], row({ ...home, given: 'NOAH' }, [ssn('123456780')]));
+    expect(alone).toMatchObject({ outcome: 'matched', patientId: 'noah' });
+  });
+
+  it('never auto-matches a placeholder name, and finds no one by it', async () => {
+    const baby = patient('baby', { ...home, given: 'BABY GIRL', birthDate: '2026-10-30' });
+    const twin = patient('twin', { ...home, given: 'BABY GIRL', birthDate: '2026-10-30' });
+    const [r] = await match([baby], row({ ...home, given: 'BABY GIRL', birthDate: '2026-10-30' }));
+    expect(r).toMatchObject({ outcome: 'possible', candidates: [{ patientId: 'baby', guard: 'placeholder_name' }] });
+    expect(r!.candidates[0]!.comparisons[0]).toMatchObject({ field: 'given', level: 'missing', weight: 0 });
+    const [two] = await match([baby, twin], row({ ...home, given: 'BABY GIRL', birthDate: '2026-10-30' }, [ssn('123456780')]));
+    expect(two!.outcome).not.toBe('matched');
+    expect(blockingKeys(person({ given: 'BABY BOY', family: 'DOE' }), [])).toEqual([]);
+    // A newborn registered as BABY BOY, named since: the given name is missing evidence on the index side.
+    const [named] = await match([patient('nb', { ...home, given: 'BABY BOY', birthDate: '2026-10-30' })], row({ ...home, given: 'NOAH', birthDate: '2026-10-30' }));
+    expect(named).toMatchObject({ outcome: 'possible', candidates: [{ patientId: 'nb', guard: 'given_name' }] });
+  });
+
+  it('never auto-matches a Jr to a namesake born in another decade, whatever the digits', () => {
+    const jr = pairOf(person({ ...home, suffix: 'JR', birthDate: '1985-03-14' }), undefined, patient('sr', { ...home, birthDate: '1975-03-14' }), ctx);
+    expect(jr.birthDate).toBe('typo');
+    expect(guardFailure(jr)).toBe('relative');
+  });
+
+  it('compares a given name cut short as its own weaker level, and one name spaced two ways as one', () => {
+    expect(compareGiven('MI', 'MINNIE', '')).toBe('prefix');
+    expect(compareGiven('MARYANN', 'MARY ANN', '')).toBe('exact');
+    for (const f of ['DJONES', 'D JONES']) expect(compareFamily(f, 'DJONES')).toBe('exact');
+    expect(guardFailure(pairOf(person({ given: 'MI' }), undefined, patient('a', { given: 'MINNIE' }), ctx))).toBe('given_name');
+  });
+
+  it('finds a person whose birth date is wrong and whose given name has a typo, in the second round only', () => {
+    const truth = new Set(blockingKeys(person({ given: 'KAYLA', family: 'HARRINGTON', birthDate: '1915-06-12', street: '14 MALTBY CIR', zip: '03465' }), []));
+    const keys = rowKeys({ person: person({ given: 'KAYLS', family: 'HARRINGTON', birthDate: '1951-06-12', street: '14 MALTBY CIR', zip: '03465' }), identifiers: [] });
+    expect(keys.first.some((k) => truth.has(k))).toBe(false);
+    expect(keys.second.some((k) => truth.has(k))).toBe(true);
+    const swapped = rowKeys({ person: person({ given: 'HARRINGTON', family: 'KAYLA', birthDate: '1915-06-12' }), identifiers: [] });
+    expect(swapped.second.some((k) => truth.has(k))).toBe(true);
+  });
+
+  it('skips a broad block too big to say anything, in memory as in the database', () => {
+    expect(keepBlock('nn:JN|SM0', 6)).toBe(true);
+    expect(keepBlock('nn:JN|SM0', 7)).toBe(false);
+    expect(keepBlock('df:2015-03-14|MRTN', 500)).toBe(true);
+    const idx = new CandidateIndex();
+    for (let i = 0; i < 8; i++) idx.add(patient(`s${i}`, { given: 'JOHN', family: 'SMITH', birthDate: `19${50 + i}-01-01` }));
+    const key = blockingKeys(person({ given: 'JOHN', family: 'SMITH' }), []).find((k) => k.startsWith('nn:'))!;
+    expect(idx.seal().byKeys([key]).size).toBe(0);
   });
 });

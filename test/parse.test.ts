@@ -55,7 +55,7 @@ describe('reading partner files', () => {
 
   it('marks rows invalid with every reason, and loads the rest', async () => {
     const { parsed } = await parseText(
-      [HEADER, 'r1,,Martinez,,13/45/2015,F,,,', 'r2,Ava,Martinez,,1850-01-01,F,,,', 'r2,Mia,Obrien,,2014-11-30,F,,,', ',Zoe,Ng,,2014-11-30,F,,,', 'r5,Eli,Ng,,2014-11-30,Q,,1234567,555-0134'].join('\n'),
+      [HEADER, 'r1,,Martinez,,13/45/2015,F,,,', 'r2,Ava,Martinez,,1850-01-01,F,,,', 'r2,Mia,Obrien,,2014-11-30,F,,,', ',Zoe,Ng,,2014-11-30,F,,,', 'r5,Eli,Ng,,2014-11-30,Q,,1234567,555-0234'].join('\n'),
     );
     const [r1, r2, r3, r4, r5] = parsed.rows;
     // A blank given name is missing evidence; a birth date no format reads, with no identifier, leaves nothing to find the person by.

@@ -63,7 +63,7 @@ describe.each(STORES)('loading the patient index (%s)', (store) => {
     const patients = await writeText(
       path.join(dir, 'patients.csv'),
       'id,family,given,middle,suffix,birth_date,sex,street,city,state,zip,phone,identifier_system,identifier_value\n' +
-        'c1,Núñez,José,Luis,Jr,2013-02-03,male,12 Oak Street,Springfield,IL,62701,217-555-0134,urn:mrn,M-001\n',
+        'c1,Núñez,José,Luis,Jr,2013-02-03,male,12 Oak Street,Springfield,IL,62701,217-555-0234,urn:mrn,M-001\n',
     );
     const imms = await writeText(path.join(dir, 'imms.csv'), 'id,patient_id,cvx,occurrence_date\nci1,c1,08,2013-02-04\n');
     expect((await loadIndexFile(db, patients)).patients.inserted).toBe(1);
@@ -78,7 +78,7 @@ describe.each(STORES)('loading the patient index (%s)', (store) => {
       sex: 'male',
       street: '12 OAK ST',
       zip: '62701',
-      phone: '2175550134',
+      phone: '2175550234',
       identifiers: [{ system: 'urn:mrn', value: 'M001' }],
     });
   });

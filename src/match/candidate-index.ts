@@ -6,8 +6,10 @@
  * Compact on purpose, so a million patients fit well inside a worker's memory budget: each
  * patient is one tab-joined string, parsed only when it becomes a candidate, and the blocking
  * keys are one sorted Float64Array of (30-bit key hash, 23-bit ordinal) pairs — 8 bytes a key,
- * where a Map cost ten times that. A hash collision only adds a candidate that scoring then
- * rejects; it can never hide one.
+ * where a Map cost ten times that. A second, 16-bit hash of each key, kept per patient, is checked
+ * before a patient is handed out, so that a collision of the first (one look-up in sixty on a
+ * million patients, at seventeen keys each) neither adds work nor makes the in-memory copy answer
+ * differently from the database's blocking table. A collision can never hide a patient.
  */
 import type { IndexPatient, NameFrequencies, PersonFields, Sex } from '../model/index.ts';
 import { BROAD_BLOCK_MAX, blockingKeys, isBroadKey } from './blocking.ts';
@@ -22,6 +24,9 @@ export class CandidateIndex {
   readonly #rows: string[] = [];
   #pairs = new Float64Array(1 << 16);
   #pairCount = 0;
+  /** Check hashes of each patient's keys, patient after patient; patient o's are [#checkStart[o], #checkStart[o + 1]). */
+  #checks = new Uint16Array(1 << 16);
+  #checkStart = new Uint32Array(1 << 12);
   #sealed = false;
   readonly freq: NameFrequencies = { total: 0, given: new Map(), family: new Map() };
 
@@ -35,14 +40,16 @@ export class CandidateIndex {
     if (ordinal >= ORDINAL_SPAN) throw new Error(`the in-memory index holds at most ${ORDINAL_SPAN} patients; use candidates from the database`);
     const f = p.person;
     this.#rows.push(`${p.id}\t${FIELDS.map((k) => f[k]).join('\t')}\t${p.identifiers.map((i) => `${i.system}\u0001${i.value}`).join('\u0002')}`);
+    if (ordinal + 1 >= this.#checkStart.length) this.#checkStart = grow(this.#checkStart);
     for (const key of blockingKeys(f, p.identifiers)) {
       if (this.#pairCount === this.#pairs.length) {
-        const grown = new Float64Array(this.#pairs.length * 2);
-        grown.set(this.#pairs);
-        this.#pairs = grown;
+        this.#pairs = grow(this.#pairs);
+        this.#checks = grow(this.#checks);
       }
+      this.#checks[this.#pairCount] = checkHash(key);
       this.#pairs[this.#pairCount++] = hashKey(key) * ORDINAL_SPAN + ordinal;
     }
+    this.#checkStart[ordinal + 1] = this.#pairCount;
     this.freq.total++;
     if (f.given) this.freq.given.set(f.given, (this.freq.given.get(f.given) ?? 0) + 1);
     if (f.family) this.freq.family.set(f.family, (this.freq.family.get(f.family) ?? 0) + 1);
@@ -52,6 +59,8 @@ export class CandidateIndex {
   seal(): this {
     if (!this.#sealed) {
       this.#pairs = this.#pairs.slice(0, this.#pairCount).sort();
+      this.#checks = this.#checks.slice(0, this.#pairCount);
+      this.#checkStart = this.#checkStart.slice(0, this.#rows.length + 1);
       this.#sealed = true;
     }
     return this;
@@ -64,18 +73,32 @@ export class CandidateIndex {
     const parsed = new Map<number, IndexPatient>();
     for (const key of keys) {
       const low = hashKey(key) * ORDINAL_SPAN;
-      let i = this.#lowerBound(low);
-      if (isBroadKey(key) && i + BROAD_BLOCK_MAX < this.#pairs.length && this.#pairs[i + BROAD_BLOCK_MAX]! < low + ORDINAL_SPAN) continue;
-      const found: IndexPatient[] = [];
-      for (; i < this.#pairs.length && this.#pairs[i]! < low + ORDINAL_SPAN; i++) {
+      const high = low + ORDINAL_SPAN;
+      const check = checkHash(key);
+      const limit = isBroadKey(key) ? BROAD_BLOCK_MAX : Infinity;
+      const ordinals: number[] = [];
+      for (let i = this.#lowerBound(low); i < this.#pairs.length && this.#pairs[i]! < high && ordinals.length <= limit; i++) {
         const o = this.#pairs[i]! - low;
-        let p = parsed.get(o);
-        if (!p) parsed.set(o, (p = this.#patient(o)));
-        found.push(p);
+        if (this.#holds(o, check)) ordinals.push(o);
       }
-      if (found.length > 0) out.set(key, found);
+      // The same rule as keepBlock, on verified patients only, so both sources skip the same blocks.
+      if (ordinals.length === 0 || ordinals.length > limit) continue;
+      out.set(
+        key,
+        ordinals.map((o) => {
+          let p = parsed.get(o);
+          if (!p) parsed.set(o, (p = this.#patient(o)));
+          return p;
+        }),
+      );
     }
     return out;
+  }
+
+  /** Whether patient `ordinal` has a key with this check hash (false: the first hash collided). */
+  #holds(ordinal: number, check: number): boolean {
+    for (let j = this.#checkStart[ordinal]!, end = this.#checkStart[ordinal + 1]!; j < end; j++) if (this.#checks[j] === check) return true;
+    return false;
   }
 
   #lowerBound(value: number): number {
@@ -103,6 +126,19 @@ export class CandidateIndex {
       }),
     };
   }
+}
+
+function grow<T extends Float64Array | Uint16Array | Uint32Array>(a: T): T {
+  const next = new (a.constructor as new (n: number) => T)(a.length * 2);
+  next.set(a);
+  return next;
+}
+
+/** A second hash, independent of hashKey (djb2, xor form), folded to 16 bits. */
+function checkHash(key: string): number {
+  let h = 5381;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h, 33) ^ key.charCodeAt(i);
+  return (h ^ (h >>> 16)) & 0xffff;
 }
 
 /** FNV-1a, folded to 30 bits so every key is a small integer (V8 stores those unboxed). */

@@ -124,7 +124,7 @@ export function guardFailure(p: PairComparison): string | null {
  * An identifier standing in for a disagreeing given name or birth date is contested when another
  * candidate agrees on that very field — the row's twin or sibling (same surname and birth date)
  * whose given name the row spells, or a relative of the same name born on the row's birth date:
- * the row may be that person carrying a family member's id, and a person must decide.
+ * the row may be that person carrying a family member's id, and the row is ambiguous.
  */
 function contested(c: Scored, others: readonly Scored[], t: Thresholds): boolean {
   const field = assess(c.pair).standIn;
@@ -150,7 +150,9 @@ export function classify(scored: Scored[], t: Thresholds): Classification {
   if (scored.length === 0) return { outcome: 'no_match', candidates: [] };
   const ranked = [...scored].sort((a, b) => b.score - a.score || a.patientId.localeCompare(b.patientId));
   const best = ranked[0]!;
-  const high = ranked.filter((c) => c.score >= t.match && guardFailure(c.pair) === null && !contested(c, ranked, t));
+  const high = ranked.filter((c) => c.score >= t.match && guardFailure(c.pair) === null);
+  // The row names one family member and carries another's identifier: a person must decide.
+  if (high.some((c) => contested(c, ranked, t))) return { outcome: 'ambiguous', score: best.score, candidates: ranked.filter((c) => c.score >= t.possible).slice(0, MAX_LISTED_CANDIDATES) };
   const lead = leader(high, t.margin ?? DEFAULT_MARGIN);
   if (lead) return { outcome: 'matched', patientId: lead.patientId, score: lead.score, candidates: [lead] };
   if (high.length > 1) return { outcome: 'ambiguous', score: best.score, candidates: high.slice(0, MAX_LISTED_CANDIDATES) };
