@@ -90,7 +90,8 @@ describe('the operators\' console in Chromium', () => {
     await page.locator('#runs-body tr[data-state=matching] progress[max="8"]').waitFor({ timeout: 30_000 });
     await shot(page, '02-runs-in-progress');
     await page.locator('#runs-body tr[data-state=completed]').waitFor({ timeout: 60_000 });
-    expect(await row.textContent()).toMatch(/matched 692.*possible 2.*no match 102.*invalid 4/s);
+    expect(await row.textContent()).toMatch(/matched 696.*possible 4.*no match 100/s);
+    expect(await row.textContent()).not.toMatch(/invalid/);
     await shot(page, '03-runs-completed');
 
     // The run's page: timeline, counts, files, rows with their reasons.
@@ -98,13 +99,13 @@ describe('the operators\' console in Chromium', () => {
     await page.waitForURL(/\/runs\/[0-9a-f-]{36}$/);
     const timeline = await page.locator('ol.timeline li').allTextContents();
     expect(timeline.map((t) => t.trim().split(/\s+/)[0])).toEqual(['received', 'parsing', 'matching', 'completed']);
-    expect(await page.locator('table.counts').textContent()).toMatch(/possible\s*2/);
+    expect(await page.locator('table.counts').textContent()).toMatch(/possible\s*4/);
     const results = await page.request.get(await page.locator('a', { hasText: 'result file' }).getAttribute('href').then((h) => `${s.url}${h}`));
     expect(results.status()).toBe(200);
     expect((await results.text()).split('\n')[0]).toContain('outcome');
     await shot(page, '04-run', false);
     await page.click('nav.tabs a:has-text("possible")');
-    expect(await page.locator('table.rows tbody tr').count()).toBe(2);
+    expect(await page.locator('table.rows tbody tr').count()).toBe(4);
     expect(await page.locator('table.rows .reason').count()).toBeGreaterThan(4);
     await shot(page, '05-run-possible-rows');
 
@@ -112,13 +113,13 @@ describe('the operators\' console in Chromium', () => {
     await page.click('header.top nav a:has-text("Groups")');
     await page.click('a:has-text("riverside-clinic-panel")');
     const size = async () => Number(await page.textContent('#group-size'));
-    expect(await size()).toBe(692);
+    expect(await size()).toBe(696);
     expect(await page.locator('pre.json').textContent()).toContain('"type": "Patient"');
 
     // Review: the roster row beside each candidate; one click accepts.
     await page.click('header.top nav a:has-text("Review")');
     const items = page.locator('.review-item');
-    expect(await items.count()).toBe(2);
+    expect(await items.count()).toBe(4);
     const first = items.first();
     expect(await first.locator('table.compare tbody tr').count()).toBeGreaterThanOrEqual(12);
     expect((await first.locator('td.roster').nth(0).textContent())?.trim()).not.toBe('');
@@ -127,21 +128,21 @@ describe('the operators\' console in Chromium', () => {
     const patient = (await accept.textContent())!.replace('Accept ', '').trim();
     await accept.click();
     await expect.poll(() => page.textContent('.flash')).toContain(`accepted ${patient}`);
-    expect(await page.locator('.review-item').count()).toBe(1);
+    expect(await page.locator('.review-item').count()).toBe(3);
     await shot(page, '07-review-after-accept');
 
     // The Group grew by that patient, and its history says who decided.
     await page.click('header.top nav a:has-text("Groups")');
-    expect(await page.textContent('td[data-size="riverside-clinic-panel"]')).toBe('693');
+    expect(await page.textContent('td[data-size="riverside-clinic-panel"]')).toBe('697');
     await page.click('a:has-text("riverside-clinic-panel")');
-    expect(await size()).toBe(693);
+    expect(await size()).toBe(697);
     const latest = page.locator('table.history tbody tr').first();
     expect(await latest.textContent()).toMatch(new RegExp(`joined\\s*${patient}.*review decision by\\s*alice`, 's'));
     await shot(page, '08-group-after-accept', false);
     // Its export predates the decision until the operator exports again.
     expect(await page.textContent('form.stale')).toContain('changed after this export');
     await page.click('form.stale button');
-    await expect.poll(() => page.textContent('.flash')).toContain('Exported 693 Patient');
+    await expect.poll(() => page.textContent('.flash')).toContain('Exported 697 Patient');
     expect(await page.locator('form.stale').count()).toBe(0);
 
     // Bull Board, the audit trail and /metrics, all behind the same sign-in.

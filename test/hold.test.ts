@@ -88,6 +88,7 @@ describe.each(STORES)('a replace file that would empty its Group (%s)', (store) 
     // Now the run's review items are queued (superseding the earlier file's r11), and the outputs say it was applied.
     expect((await listReviewItems(s.db, { state: 'open' })).map((i) => [i.runId, i.recordId])).toEqual([
       [s.first.run.id, 'r6'],
+      [s.first.run.id, 'r10'],
       [held.run.id, 'r11'],
     ]);
     const summary = await readJson(held.summaryPath);

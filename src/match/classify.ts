@@ -156,7 +156,10 @@ export function classify(scored: Scored[], t: Thresholds): Classification {
   const lead = leader(high, t.margin ?? DEFAULT_MARGIN);
   if (lead) return { outcome: 'matched', patientId: lead.patientId, score: lead.score, candidates: [lead] };
   if (high.length > 1) return { outcome: 'ambiguous', score: best.score, candidates: high.slice(0, MAX_LISTED_CANDIDATES) };
-  const possible = ranked.filter((c) => c.score >= t.possible);
+  // A reviewer is shown people the row may be, not the row's household: the identity fields
+  // alone must not say "someone else" (a sibling at the same address, with another given name
+  // and birth date, scores high on the address and phone only).
+  const possible = ranked.filter((c) => c.score >= t.possible && identityScore(c) >= 0);
   if (possible.length > 0) return { outcome: 'possible', score: best.score, candidates: possible.slice(0, MAX_LISTED_CANDIDATES) };
   return { outcome: 'no_match', score: best.score, candidates: [] };
 }

@@ -90,7 +90,7 @@ export function normaliseRow(raw: RawRow, pipeline: Pipeline, today: string): No
   const named = (given !== '' && !placeholder.given) || (family !== '' && !placeholder.family);
   if (raw.recordId === '') problems.push({ field: 'recordId', code: 'missing', message: 'record id is blank' });
   if (!named && identifiers.length === 0) {
-    const field = fullNameMode ? 'fullName' : given === '' && family !== '' ? 'given' : 'family';
+    const field = fullNameMode ? 'fullName' : 'given';
     const why =
       unsupported.size > 0
         ? `the name is in ${[...unsupported].join(' and ')} script (names are matched in Latin letters: send it transliterated)`
