@@ -8,14 +8,20 @@
  *   nm  both names' phonetic codes (sorted) + month-day  survives a wrong birth year
  *   id  identifier system + value                         survives anything but the identifier
  *
- * Sorting the two name codes makes first/last swaps land in the same block. The same function
- * computes keys for index patients (stored) and roster rows (looked up), so they always agree.
+ * Those are the first round. A row they do not match looks up a second round that survives a
+ * wrong or missing birth date together with a name error — birth date with initials or with the
+ * address, surname or given code with an initial and the year, address with an initial or the
+ * year, names with the ZIP — and the keys the row would have with its names swapped (the README
+ * has the table). Sorting the two name codes makes first/last swaps land in the same block. The
+ * same function computes keys for index patients (stored) and roster rows (looked up), so they
+ * always agree.
  */
 import type { Identifier, PersonFields } from '../model/index.ts';
+import type { MatchRow } from './compare.ts';
 import { houseNumber, nicknameRoots, placeholderNames, type PlaceholderNames } from '../normalise/index.ts';
 import { phonetic } from './string-metrics.ts';
 
-export function blockingKeys(person: PersonFields, identifiers: readonly (Identifier & { last4?: boolean })[], placeholder?: PlaceholderNames): string[] {
+export function blockingKeys(person: PersonFields, identifiers: MatchRow['identifiers'] | readonly Identifier[], placeholder?: PlaceholderNames): string[] {
   const keys: string[] = [];
   const ph = placeholder ?? placeholderNames(person.given, person.family);
   // A placeholder name finds nobody: BABY BOY would put every newborn in one block.
@@ -49,7 +55,8 @@ export function blockingKeys(person: PersonFields, identifiers: readonly (Identi
   // Birth date and where they live, no name at all: survives both names misspelt or replaced.
   if (dob !== '' && streetCode !== '') keys.push(`ds:${dob}|${streetCode}`);
   if (dob !== '' && house !== '') keys.push(`dh:${dob}|${house}`);
-  for (const id of identifiers) if (id.value !== '' && !id.last4) keys.push(`id:${id.system}|${id.value}`);
+  // Four digits of an SSN name thousands of people: agreement on them is scored, never blocked on.
+  for (const id of identifiers) if (id.value !== '' && !('last4' in id && id.last4)) keys.push(`id:${id.system}|${id.value}`);
   return [...new Set(keys)];
 }
 
@@ -77,7 +84,7 @@ const LETTERS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ_';
  * function makes both), then those it would have with given and family names swapped — the
  * commonest keying error — and, for a blank name, with every initial the blank one could have.
  */
-export function rowKeys(row: { person: PersonFields; identifiers: readonly (Identifier & { last4?: boolean })[]; placeholder?: PlaceholderNames | undefined }): RowKeys {
+export function rowKeys(row: MatchRow): RowKeys {
   const p = row.person;
   const ph = row.placeholder;
   const first: string[] = [];
