@@ -224,15 +224,30 @@ describe('identifiers, missing evidence, placeholders and relatives', () => {
 
   it('weighs an identifier per system, names it in the reasons, and blocks an auto-match when it differs', async () => {
     const ava = withSsn('ava', home, '123456780');
-    const [same, other, slip] = await match([ava], row(home, [ssn('123456780')]), row(home, [ssn('123456781')].map((i) => ({ ...i, value: '223456781' }))), row(home, [ssn('123456708')]));
+    const [same, other, slip] = await match([ava], row(home, [ssn('123456780')]), row(home, [ssn('223456781')]), row(home, [ssn('123456708')]));
     expect(same).toMatchObject({ outcome: 'matched', patientId: 'ava' });
     expect(same!.candidates[0]!.comparisons).toContainEqual(expect.objectContaining({ field: 'identifier[us-ssn]', level: 'agree' }));
     // Everything else agrees, the SSN does not: parent and child, twins — a person decides.
     expect(other).toMatchObject({ outcome: 'possible', candidates: [{ patientId: 'ava', guard: 'identifier' }] });
     expect(other!.candidates[0]!.comparisons).toContainEqual(expect.objectContaining({ field: 'identifier[us-ssn]', level: 'different' }));
-    // One keystroke apart: weak evidence, and no block.
+    // One keystroke apart: weak evidence, no block where the given name agrees exactly…
     expect(slip).toMatchObject({ outcome: 'matched', patientId: 'ava' });
     expect(slip!.candidates[0]!.comparisons).toContainEqual(expect.objectContaining({ field: 'identifier[us-ssn]', level: 'typo' }));
+    // …but twins are often given consecutive SSNs: ISABELLA with ISABEL's number plus one is not ISABEL.
+    const [twin] = await match([withSsn('isabel', { ...home, given: 'ISABEL' }, '123456781')], row({ ...home, given: 'ISABELLA' }, [ssn('123456782')]));
+    expect(twin).toMatchObject({ outcome: 'possible', candidates: [{ patientId: 'isabel', guard: 'identifier' }] });
+  });
+
+  it('never lets an identifier carry another given name, or two disagreeing fields', async () => {
+    const mary = withSsn('mary', { ...home, given: 'MARY', family: 'SMITH' }, '123456780');
+    // JOHN, with his twin MARY's SSN, while the index does not hold JOHN yet.
+    const [john] = await match([mary], row({ ...home, given: 'JOHN', family: 'SMITH' }, [ssn('123456780')]));
+    expect(john).toMatchObject({ outcome: 'possible', candidates: [{ patientId: 'mary', guard: 'given_name' }] });
+    // A changed surname on the identifier alone is its one stand-in: a blank given name as well is two.
+    const [married] = await match([mary], row({ given: 'MARY', family: 'JONES' }, [ssn('123456780')]));
+    expect(married).toMatchObject({ outcome: 'matched', patientId: 'mary' });
+    const [two] = await match([mary], row({ given: '', family: 'JONES' }, [ssn('123456780')]));
+    expect(two).toMatchObject({ outcome: 'possible', candidates: [{ patientId: 'mary', guard: 'given_name' }] });
   });
 
   it('lets an agreeing identifier stand in for one missing name or birth date, and only one', async () => {
@@ -256,9 +271,10 @@ describe('identifiers, missing evidence, placeholders and relatives', () => {
     // The mother's SSN on the daughter's row (a subscriber's id on a dependent): never the mother.
     const [alone] = await match([mother], row(home, [ssn('123456780')]));
     expect(alone).toMatchObject({ outcome: 'possible', candidates: [{ patientId: 'mother', guard: 'birth_date' }] });
-    // With the daughter in the index too, the row is hers: the subscriber's SSN does not pull it to the mother.
+    // With the daughter in the index too, the row names her and carries her mother's SSN: a person decides.
     const [both] = await match([mother, daughter], row(home, [ssn('123456780')]));
-    expect(both).toMatchObject({ outcome: 'matched', patientId: 'daughter' });
+    expect(both).toMatchObject({ outcome: 'ambiguous' });
+    expect(both!.candidates.map((c) => c.patientId).sort()).toEqual(['daughter', 'mother']);
     // A changed birth date within a generation, with a namesake born on the row's date: a person decides.
     const cousin = withSsn('cousin', { ...home, birthDate: '2013-08-01' }, '123456780');
     const [contest] = await match([cousin, daughter], row(home, [ssn('123456780')]));

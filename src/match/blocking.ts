@@ -21,7 +21,13 @@ import type { MatchRow } from './compare.ts';
 import { houseNumber, nicknameRoots, placeholderNames, type PlaceholderNames } from '../normalise/index.ts';
 import { phonetic } from './string-metrics.ts';
 
-export function blockingKeys(person: PersonFields, identifiers: MatchRow['identifiers'] | readonly Identifier[], placeholder?: PlaceholderNames): string[] {
+export function blockingKeys(
+  person: PersonFields,
+  identifiers: MatchRow['identifiers'] | readonly Identifier[],
+  placeholder?: PlaceholderNames,
+  /** Only the first round's keys (what a row looks up first). */
+  firstOnly = false,
+): string[] {
   const keys: string[] = [];
   const ph = placeholder ?? placeholderNames(person.given, person.family);
   // A placeholder name finds nobody: BABY BOY would put every newborn in one block.
@@ -30,7 +36,6 @@ export function blockingKeys(person: PersonFields, identifiers: MatchRow['identi
   const dob = person.birthDate;
   const year = dob.slice(0, 4);
   const givenCode = given === '' ? '' : phonetic(nicknameRoots(firstToken(given))[0] ?? given);
-  const initial = given.charAt(0);
   const familyCodes = familyTokens(family).map(phonetic).filter((c) => c !== '');
   const wholeFamily = phonetic(family.replaceAll(' ', ''));
   if (dob !== '') {
@@ -39,9 +44,12 @@ export function blockingKeys(person: PersonFields, identifiers: MatchRow['identi
   }
   const pair = givenCode === '' || wholeFamily === '' ? '' : givenCode < wholeFamily ? `${givenCode}|${wholeFamily}` : `${wholeFamily}|${givenCode}`;
   if (pair !== '' && dob !== '') keys.push(`ny:${pair}|${year}`, `nm:${pair}|${dob.slice(5)}`);
-  if (pair !== '' && person.zip !== '') keys.push(`nz:${pair}|${person.zip}`);
+  // Four digits of an SSN name thousands of people: agreement on them is scored, never blocked on.
+  for (const id of identifiers) if (id.value !== '' && !('kind' in id && id.kind === 'ssn-last4')) keys.push(`id:${id.system}|${id.value}`);
+  if (firstOnly) return [...new Set(keys)];
+
+  const initial = given.charAt(0);
   if (initial !== '' && year !== '') for (const code of familyCodes) keys.push(`fy:${code}|${initial}|${year}`);
-  if (givenCode !== '' && family !== '' && year !== '') keys.push(`gy:${givenCode}|${family.charAt(0)}|${year}`);
   // Birth date and both initials, '_' standing for a blank name: survives a typo in each name.
   if (dob !== '' && (given !== '' || family !== '')) keys.push(`di:${dob}|${initial || '_'}|${family.charAt(0) || '_'}`);
   if (pair !== '') keys.push(`nn:${pair}`);
@@ -51,12 +59,9 @@ export function blockingKeys(person: PersonFields, identifiers: MatchRow['identi
   if (house !== '' && person.zip !== '' && initial !== '') keys.push(`zh:${person.zip}|${house}|${initial}`);
   if (house !== '' && streetCode !== '' && year !== '') keys.push(`ay:${house}|${streetCode}|${year}`);
   if (streetCode !== '' && wholeFamily !== '') keys.push(`af:${streetCode}|${wholeFamily}`);
-  if (house !== '' && streetCode !== '') keys.push(`ad:${house}|${streetCode}|${person.zip || person.city}`);
   // Birth date and where they live, no name at all: survives both names misspelt or replaced.
   if (dob !== '' && streetCode !== '') keys.push(`ds:${dob}|${streetCode}`);
   if (dob !== '' && house !== '') keys.push(`dh:${dob}|${house}`);
-  // Four digits of an SSN name thousands of people: agreement on them is scored, never blocked on.
-  for (const id of identifiers) if (id.value !== '' && !('last4' in id && id.last4)) keys.push(`id:${id.system}|${id.value}`);
   return [...new Set(keys)];
 }
 
@@ -76,31 +81,47 @@ export interface RowKeys {
   second: string[];
 }
 
-const FIRST_PASSES = new Set(['df', 'dg', 'ny', 'nm', 'id']);
 const LETTERS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ_';
 
+/** The keys a row looks up first: those its patient would have in the index, of the first round. */
+export function firstKeys(row: MatchRow): string[] {
+  return blockingKeys(row.person, row.identifiers, row.placeholder, true);
+}
+
 /**
- * The keys a roster row is looked up by: those its patient would have in the index (the same
- * function makes both), then those it would have with given and family names swapped — the
- * commonest keying error — and, for a blank name, with every initial the blank one could have.
+ * The keys a row the first round did not match looks up next: the second round's passes, and
+ * the keys it would have with given and family names swapped — the commonest keying error — or,
+ * for a blank name, with every initial the blank one could have.
  */
-export function rowKeys(row: MatchRow): RowKeys {
+export function secondKeys(row: MatchRow, first: readonly string[] = firstKeys(row)): string[] {
   const p = row.person;
   const ph = row.placeholder;
-  const first: string[] = [];
+  const seen = new Set(first);
   const second: string[] = [];
-  for (const key of blockingKeys(p, row.identifiers, ph)) (FIRST_PASSES.has(key.slice(0, 2)) ? first : second).push(key);
+  const add = (k: string) => {
+    if (!seen.has(k)) {
+      seen.add(k);
+      second.push(k);
+    }
+  };
+  for (const k of blockingKeys(p, row.identifiers, ph)) add(k);
   const given = ph?.given ? '' : p.given;
   const family = ph?.family ? '' : p.family;
   if (p.birthDate !== '' && (given !== '' || family !== '')) {
     const g = given === '' ? LETTERS : `${given.charAt(0)}_`;
     const f = family === '' ? LETTERS : `${family.charAt(0)}_`;
-    for (const a of g) for (const b of f) second.push(`di:${p.birthDate}|${a}|${b}`);
+    for (const a of g) for (const b of f) add(`di:${p.birthDate}|${a}|${b}`);
   }
   if (given !== '' && family !== '' && given !== family) {
-    second.push(...blockingKeys({ ...p, given: p.family, family: p.given }, [], { given: false, family: false }));
+    for (const k of blockingKeys({ ...p, given: p.family, family: p.given }, [], { given: false, family: false })) add(k);
   }
-  return { first, second: [...new Set(second)].filter((k) => !first.includes(k)) };
+  return second;
+}
+
+/** Both rounds' keys of a row (for measuring blocking; matching computes the second only when needed). */
+export function rowKeys(row: MatchRow): RowKeys {
+  const first = firstKeys(row);
+  return { first, second: secondKeys(row, first) };
 }
 
 /**

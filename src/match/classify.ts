@@ -58,6 +58,22 @@ function spelledExactly(c: Scored): boolean {
   return c.pair.given === 'exact' && !c.pair.swapped;
 }
 
+/**
+ * Whether a person should be shown this candidate for a row that is not matched: someone the row
+ * may be, not its household (a sibling at the same address, with another given name and birth
+ * date, scores high on the address and phone alone) nor a namesake (among a million patients
+ * every common name has several, born on other dates, living elsewhere; and many share a given
+ * name and a birthday): a candidate that disagrees on a core field must share the ZIP, the street
+ * or the phone, or the identifier.
+ */
+function worthReview(c: Scored): boolean {
+  if (identityScore(c) < 0) return false;
+  const p = c.pair;
+  const disagrees = p.birthDate === 'different' || p.given === 'different' || p.family === 'different';
+  if (!disagrees || p.identifier === 'agree') return true;
+  return c.comparisons.some((x) => (x.field === 'zip' && x.level === 'agree') || (x.field === 'street' && x.level !== 'different') || (x.field === 'phone' && x.level === 'agree'));
+}
+
 /** The qualifying candidate that leads every other by the margin, if one does. */
 function leader(high: readonly Scored[], margin: number): Scored | undefined {
   return high.find((c) => high.every((o) => o === c || leads(c, o, margin)));
@@ -77,16 +93,20 @@ type Core = 'given_name' | 'family_name' | 'birth_date';
  * Whether a candidate may be auto-matched: the guard it fails, and the one core field an agreeing
  * identifier stands in for. An automatic match needs given name, family name and birth date to
  * agree. An identifier both sides hold and agree on may stand in for ONE of them that is missing
- * (blank, malformed or a placeholder on either side) or disagrees — never for two, never for a
- * birth date a generation away, and (see `contested`) never against another candidate that does
- * agree on that field.
+ * (blank, malformed or a placeholder on either side), weak (a given initial), or, for the birth
+ * date and the surname, different — never for two, never for a birth date a generation away, never
+ * for another given name, and (see `contested`) never against another candidate that does agree
+ * on that field.
  */
 function assess(p: PairComparison): { failure: string | null; standIn: Core | null } {
   const fail = (failure: string) => ({ failure, standIn: null });
   if (p.placeholderName) return fail('placeholder_name');
   if (p.suffixConflict) return fail('suffix_conflict');
-  // Equal demographics and a different SSN or member id: parent and child, or twins.
+  // Equal demographics and a different SSN or member id: parent and child, or twins. One digit
+  // off is a likely slip, but twins are often issued consecutive numbers: it is no evidence for a
+  // name that does not agree exactly.
   if (p.identifier === 'different') return fail('identifier');
+  if (p.identifier === 'typo' && p.given !== 'exact') return fail('identifier');
   // JOHN SMITH JR born in 2005 is not JOHN SMITH born in 1975, however close the digits.
   if (p.relative && p.birthDate !== 'exact') return fail('relative');
   const idAgrees = p.identifier === 'agree';
@@ -102,14 +122,20 @@ function assess(p: PairComparison): { failure: string | null; standIn: Core | nu
     } else if (p.birthDate === 'missing' || (idAgrees && p.birthYearGap < GENERATION_YEARS)) short.push('birth_date');
     else return fail('birth_date');
   }
-  // Twins share everything but the given name, so the given name must really agree.
+  // Twins share everything but the given name, so the given name must really agree: an identifier
+  // stands in only for one that is missing or merely weak (an initial, a name cut short), never
+  // for another name — the row may be the co-twin the index does not hold yet.
   if (!(p.given === 'exact' || p.given === 'nickname' || p.given === 'typo' || p.given === 'token' || p.given === 'middle_as_given')) {
-    if (p.given === 'missing' || idAgrees) short.push('given_name');
+    if (p.given === 'missing' || (idAgrees && (p.given === 'initial' || p.given === 'prefix'))) short.push('given_name');
     else return fail('given_name');
   }
-  // A changed surname is accepted only with independent support from the household or an identifier.
+  // A changed surname is accepted with independent support from the household; the identifier
+  // alone may carry it, as its one stand-in.
   if (p.family === 'missing') short.push('family_name');
-  else if (p.family === 'different' && !(p.householdAgrees || idAgrees)) return fail('family_name');
+  else if (p.family === 'different' && !p.householdAgrees) {
+    if (idAgrees) short.push('family_name');
+    else return fail('family_name');
+  }
   if (short.length === 0) return { failure: null, standIn: null };
   if (!idAgrees || short.length > 1) return fail(short[0]!);
   return { failure: null, standIn: short[0]! };
@@ -154,12 +180,13 @@ export function classify(scored: Scored[], t: Thresholds): Classification {
   // The row names one family member and carries another's identifier: a person must decide.
   if (high.some((c) => contested(c, ranked, t))) return { outcome: 'ambiguous', score: best.score, candidates: ranked.filter((c) => c.score >= t.possible).slice(0, MAX_LISTED_CANDIDATES) };
   const lead = leader(high, t.margin ?? DEFAULT_MARGIN);
+  // The row's identifier belongs to another of its candidates (a twin's SSN on this twin's row, a
+  // subscriber's on a dependent's): the row contradicts itself, and a person must decide.
+  const idElsewhere = lead && lead.pair.identifier !== 'agree' && ranked.some((o) => o !== lead && o.pair.identifier === 'agree' && o.score >= t.possible);
+  if (lead && idElsewhere) return { outcome: 'ambiguous', score: best.score, candidates: ranked.filter((c) => c.score >= t.possible).slice(0, MAX_LISTED_CANDIDATES) };
   if (lead) return { outcome: 'matched', patientId: lead.patientId, score: lead.score, candidates: [lead] };
   if (high.length > 1) return { outcome: 'ambiguous', score: best.score, candidates: high.slice(0, MAX_LISTED_CANDIDATES) };
-  // A reviewer is shown people the row may be, not the row's household: the identity fields
-  // alone must not say "someone else" (a sibling at the same address, with another given name
-  // and birth date, scores high on the address and phone only).
-  const possible = ranked.filter((c) => c.score >= t.possible && identityScore(c) >= 0);
+  const possible = ranked.filter((c) => c.score >= t.possible && worthReview(c));
   if (possible.length > 0) return { outcome: 'possible', score: best.score, candidates: possible.slice(0, MAX_LISTED_CANDIDATES) };
   return { outcome: 'no_match', score: best.score, candidates: [] };
 }

@@ -3,7 +3,7 @@
  * comparison level; the level's weight is its Fellegi–Sunter log2 Bayes factor. Pure functions.
  */
 import type { FieldComparison, IndexPatient, NameFrequencies, PersonFields, RowIdentifier } from '../model/index.ts';
-import { areNicknames, houseNumber, placeholderNames, type PlaceholderNames } from '../normalise/index.ts';
+import { areNicknames, houseNumber, placeholderNames, readIdentifier, type PlaceholderNames } from '../normalise/index.ts';
 import { DEFAULT_LEVELS, termFrequencyU, weight, type Level, type Levels } from './model.ts';
 import { jaroWinkler, oneEditApart, phonetic } from './string-metrics.ts';
 
@@ -191,6 +191,11 @@ export function comparePair(row: MatchRow, cand: IndexPatient, ctx: ScoringConte
   };
 }
 
+function asSsn(raw: string): string {
+  const r = readIdentifier('ssn', raw);
+  return r.ok ? r.value : '';
+}
+
 /** A disagreement outranks any agreement: one system saying "someone else" is enough to stop. */
 const IDENTIFIER_RANK = { missing: 0, typo: 1, last4: 2, agree: 3, different: 4 } as const;
 
@@ -202,12 +207,15 @@ export function compareIdentifier(id: RowIdentifier, cand: IndexPatient): 'agree
   let held = false;
   let typo = false;
   for (const x of cand.identifiers) {
-    if (x.system !== id.system || x.value === '') continue;
+    if (x.system !== id.system) continue;
+    // Read as the row's was: an SSN the index holds with dots, or as a placeholder, is no other SSN.
+    const value = id.kind === undefined ? x.value : asSsn(x.value);
+    if (value === '') continue;
     held = true;
-    if (id.last4) {
-      if (x.value.endsWith(id.value)) return 'last4';
-    } else if (x.value === id.value) return 'agree';
-    else if (id.value.length >= 5 && x.value.length === id.value.length && oneEditApart(x.value, id.value)) typo = true;
+    if (id.kind === 'ssn-last4') {
+      if (value.endsWith(id.value)) return 'last4';
+    } else if (value === id.value) return 'agree';
+    else if (id.value.length >= 5 && value.length === id.value.length && oneEditApart(value, id.value)) typo = true;
   }
   return !held ? 'missing' : typo ? 'typo' : 'different';
 }

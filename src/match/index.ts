@@ -4,12 +4,12 @@
  * a time, so memory stays bounded by the chunk and not the file.
  */
 import type { IndexPatient, NameFrequencies, NormalisedRow, RowResult, StandingDecision } from '../model/index.ts';
-import { rowKeys } from './blocking.ts';
+import { firstKeys, secondKeys } from './blocking.ts';
 import { classify, guardFailure, type Classification, type Scored, type Thresholds } from './classify.ts';
 import { comparePair } from './compare.ts';
 import type { Levels } from './model.ts';
 
-export { blockingKeys, keepBlock, rowKeys, type RowKeys } from './blocking.ts';
+export { blockingKeys, firstKeys, keepBlock, rowKeys, secondKeys, type RowKeys } from './blocking.ts';
 export { CandidateIndex } from './candidate-index.ts';
 export { DEFAULT_LEVELS, mergeLevels, weight, type LevelOverrides, type Levels } from './model.ts';
 export { classify, guardFailure, type Thresholds } from './classify.ts';
@@ -38,15 +38,16 @@ export interface MatchOptions {
  * birth date, names or address went wrong together but bring four times the candidates.
  */
 export async function matchChunk(rows: readonly NormalisedRow[], source: CandidateSource, opts: MatchOptions): Promise<RowResult[]> {
-  const keys = rows.map((r) => (r.kind === 'valid' ? rowKeys(r) : undefined));
+  const keys = rows.map((r) => (r.kind === 'valid' ? firstKeys(r) : []));
   const prior = opts.freq.total > 0 ? Math.log2(opts.freq.total) : 0;
   const ctx = opts.levels ? { freq: opts.freq, levels: opts.levels } : { freq: opts.freq };
-  const first = await source.byKeys([...new Set(keys.flatMap((k) => k?.first ?? []))]);
-  const outcome = rows.map((row, i) => (row.kind === 'valid' ? judge(row, keys[i]!.first, first, new Map(), opts, ctx, prior) : undefined));
+  const first = await source.byKeys([...new Set(keys.flat())]);
+  const outcome = rows.map((row, i) => (row.kind === 'valid' ? judge(row, keys[i]!, first, new Map(), opts, ctx, prior) : undefined));
   const again = rows.flatMap((row, i) => (row.kind === 'valid' && outcome[i]!.c.outcome !== 'matched' ? [i] : []));
   if (again.length > 0) {
-    const second = await source.byKeys([...new Set(again.flatMap((i) => keys[i]!.second))]);
-    for (const i of again) outcome[i] = judge(rows[i] as ValidRow, keys[i]!.second, second, outcome[i]!.candidates, opts, ctx, prior);
+    const more = new Map(again.map((i) => [i, secondKeys(rows[i] as ValidRow, keys[i])]));
+    const second = await source.byKeys([...new Set([...more.values()].flat())]);
+    for (const i of again) outcome[i] = judge(rows[i] as ValidRow, more.get(i)!, second, outcome[i]!.candidates, opts, ctx, prior);
   }
   return rows.map((row, i) => {
     if (row.kind === 'invalid') {

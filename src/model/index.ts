@@ -39,8 +39,11 @@ export interface Identifier {
 export interface RowIdentifier extends Identifier {
   /** Its name in reasons, e.g. "us-ssn" in identifier[us-ssn]:agree. */
   label: string;
-  /** Only the last four digits are known: compared with the last four of the index's value. */
-  last4?: boolean;
+  /**
+   * How the value was read: `ssn` compares with the index's values read as SSNs too, `ssn-last4`
+   * with the last four digits of them. @defaultValue generic
+   */
+  kind?: 'ssn' | 'ssn-last4';
 }
 
 /** A patient of the IIS as the matcher sees it. */
@@ -61,8 +64,8 @@ export interface RawRow {
   /** The partner's own record id, echoed back in the result file. */
   recordId: string;
   fields: Partial<Record<LogicalField, string>>;
-  /** The cell of each of the pipeline's `identifiers`, in their order ('' when the file has no such column). */
-  identifierCells?: string[];
+  /** The cell of each of the pipeline's `identifiers`, in their order (undefined when the file has no such column). */
+  identifierCells?: (string | undefined)[];
 }
 
 export const LOGICAL_FIELDS = [

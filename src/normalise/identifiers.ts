@@ -40,13 +40,15 @@ export type IdentifierKind = 'ssn' | 'ssn-last4' | 'generic';
 
 /** The FHIR identifier system for US SSNs: index values under it are held to the SSN rules too. */
 export const US_SSN_SYSTEM = 'http://hl7.org/fhir/sid/us-ssn';
+/** Systems an index's SSNs come under: FHIR's, and HL7 v2's OID for the SSA. */
+const SSN_SYSTEMS: ReadonlySet<string> = new Set([US_SSN_SYSTEM, 'urn:oid:2.16.840.1.113883.4.1']);
 
 export type IdentifierReading = { ok: true; value: string } | { ok: false; code: 'malformed' | 'placeholder'; message: string };
 
 const BLANK: IdentifierReading = { ok: true, value: '' };
 
 /** Cells that mean "no id", and numbers handed out as examples (the 1938 Woolworth wallet card). */
-const NO_ID_WORDS: ReadonlySet<string> = new Set(['UNKNOWN', 'UNK', 'NONE', 'NA', 'N/A', 'NULL', 'TBD', 'PENDING', 'REFUSED', 'DECLINED', 'APPLIEDFOR', 'NOTAPPLICABLE']);
+const NO_ID_WORDS: ReadonlySet<string> = new Set(['UNKNOWN', 'UNK', 'NONE', 'NA', 'N/A', '#N/A', 'NULL', 'TBD', 'PENDING', 'REFUSED', 'DECLINED', 'APPLIEDFOR', 'NOTAPPLICABLE']);
 const EXAMPLE_SSNS: ReadonlySet<string> = new Set(['123456789', '012345678', '987654321', '078051120', '219099999', '111223333', '123121234']);
 
 /** One identifier cell read as `kind`: its canonical value, '' when blank, or why it cannot be used. */
@@ -85,6 +87,6 @@ function placeholder(kind: IdentifierKind): IdentifierReading {
 
 /** An index Patient's identifier value, or '' when it carries no identity (placeholders, impossible SSNs). */
 export function indexIdentifierValue(system: string, raw: string): string {
-  const r = readIdentifier(system === US_SSN_SYSTEM ? 'ssn' : 'generic', raw);
+  const r = readIdentifier(SSN_SYSTEMS.has(system) ? 'ssn' : 'generic', raw);
   return r.ok ? r.value : '';
 }

@@ -5,7 +5,8 @@
  * both say BABY GIRL SMITH, born the same day, may be twins: agreement on a placeholder is no
  * evidence at all, so the matcher treats these values as absent, and a row whose name is one is
  * never matched without a person looking at it. Every list is of folded forms (upper case,
- * single spaces, no punctuation or digits: "Baby Boy #2" folds to "BABY BOY").
+ * single spaces, no punctuation or digits: "Baby Boy #2" folds to "BABY BOY", "N/A" to "N A").
+ * NA alone is a name (Korean Na), so only the spaced "N/A" form counts.
  */
 
 /** Words that, alone or together, make a newborn's or an unnamed person's placeholder given name. */
@@ -21,12 +22,12 @@ const NEWBORN_HEADS: ReadonlySet<string> = new Set([
 
 /** Whole given-name cells that say the name is not known. */
 const UNKNOWN_GIVEN: ReadonlySet<string> = new Set([
-  'UNKNOWN', 'UNK', 'UNKN', 'UNKNWN', 'ANONYMOUS', 'ANON', 'NONE', 'NA', 'NULL', 'NFN', 'FNU', 'NOFIRSTNAME',
+  'UNKNOWN', 'UNK', 'UNKN', 'UNKNWN', 'ANONYMOUS', 'ANON', 'NONE', 'N A', 'NULL', 'NFN', 'FNU', 'NOFIRSTNAME',
   'NO FIRST NAME', 'NO NAME', 'NONAME', 'NOT GIVEN', 'NOTGIVEN', 'UNNAMED', 'TEST', 'PATIENT', 'TEST PATIENT', 'XXX', 'XXXX',
 ]);
 /** Whole family-name cells that say the name is not known. */
 const UNKNOWN_FAMILY: ReadonlySet<string> = new Set([
-  'UNKNOWN', 'UNK', 'UNKN', 'UNKNWN', 'ANONYMOUS', 'ANON', 'NONE', 'NA', 'NULL', 'NLN', 'LNU', 'NOLASTNAME',
+  'UNKNOWN', 'UNK', 'UNKN', 'UNKNWN', 'ANONYMOUS', 'ANON', 'NONE', 'N A', 'NULL', 'NLN', 'LNU', 'NOLASTNAME',
   'NO LAST NAME', 'NO NAME', 'NONAME', 'NOT GIVEN', 'NOTGIVEN', 'UNNAMED', 'TEST', 'PATIENT', 'TEST PATIENT', 'XXX', 'XXXX',
 ]);
 /** Given names that are placeholders only with the family name DOE (a real surname on its own). */
@@ -68,7 +69,7 @@ export function placeholderNames(given: string, family: string, extra: Placehold
 
 /** Street cells that are not where anyone lives (folded). */
 const PLACEHOLDER_STREETS: ReadonlySet<string> = new Set([
-  'GENERAL DELIVERY', 'GEN DELIVERY', 'GENERAL DEL', 'UNKNOWN', 'UNK', 'NONE', 'NA', 'NULL', 'HOMELESS', 'NO ADDRESS',
+  'GENERAL DELIVERY', 'GEN DELIVERY', 'GENERAL DEL', 'UNKNOWN', 'UNK', 'NONE', 'NA', 'N A', 'NULL', 'HOMELESS', 'NO ADDRESS',
   'NO FIXED ADDRESS', 'NFA', 'NO PERMANENT ADDRESS', 'ADDRESS UNKNOWN', 'UNKNOWN ADDRESS', 'NOT GIVEN', 'UNDOMICILED', 'TRANSIENT',
   'REFUSED', 'DECLINED', 'XXX',
 ]);

@@ -183,7 +183,7 @@ async function* rawRows(file: string, pipeline: Pipeline, label: string, onHeade
       }
       const raw: RawRow = { line, index: count++, recordId: '', fields: {} };
       for (const [field, col] of Object.entries(s.columns.fields) as [LogicalField, number][]) raw.fields[field] = record[col] ?? '';
-      if (s.columns.identifiers.length > 0) raw.identifierCells = s.columns.identifiers.map((c) => (c === undefined ? '' : (record[c] ?? '')));
+      if (s.columns.identifiers.length > 0) raw.identifierCells = s.columns.identifiers.map((c) => (c === undefined ? undefined : (record[c] ?? '')));
       raw.recordId = (raw.fields.recordId ?? '').trim();
       yield { raw, bytes };
     }

@@ -1,7 +1,7 @@
 /**
  * One raw row to one normalised row, or to `invalid` with every reason. A row is invalid only when
- * it cannot identify anyone (no record id; no name and no identifier; no birth date and no
- * identifier). Anything else that is blank, malformed or a placeholder (a 7-digit phone, a date in
+ * it cannot identify anyone (no record id; no name and no identifier; no birth date, no identifier
+ * and no address or phone either). Anything else that is blank, malformed or a placeholder (a 7-digit phone, a date in
  * no agreed format, BABY BOY) becomes a warning and is left out of matching: missing evidence
  * weighs nothing, and the identity guards keep a row short of evidence from an automatic match.
  */
@@ -118,7 +118,7 @@ export function normaliseRow(raw: RawRow, pipeline: Pipeline, today: string): No
   }
 
   // Without a birth date, a name needs an identifier, or an address or phone a person can check.
-  if (!dob.ok && identifiers.length === 0 && street === '' && zip === '' && phone === '') {
+  if (!dob.ok && identifiers.length === 0 && street === '' && !zip && !phone) {
     const why = dob.code === 'missing' ? 'birth date is blank' : dob.message;
     problems.push({ field: 'birthDate', code: dob.code, message: `${why}, and there is no identifier, address or phone either: the row cannot identify anyone` });
   }
@@ -151,11 +151,17 @@ function rowIdentifiers(raw: RawRow, pipeline: Pipeline, extra: PlaceholderAddit
     if (r.ok && r.value !== '') out.push({ system: pipeline.identifier.system, value: r.value, label: pipeline.identifier.name ?? systemLabel(pipeline.identifier.system) });
   }
   pipeline.identifiers.forEach((spec, i) => {
-    const r = readIdentifier(spec.kind, raw.identifierCells?.[i] ?? '', extra.identifiers);
     const label = spec.name ?? systemLabel(spec.system);
+    const cell = raw.identifierCells?.[i];
+    // Said on every row, so a renamed header cannot make the identifier silently vanish.
+    if (cell === undefined) {
+      warnings.push({ field: 'identifier', code: 'no_column', message: `${label}: the file has no column for this identifier` });
+      return;
+    }
+    const r = readIdentifier(spec.kind, cell, extra.identifiers);
     if (!r.ok) warnings.push({ field: 'identifier', code: r.code, message: `${label}: ${r.message}` });
     else if (r.value !== '' && !out.some((x) => x.system === spec.system && x.value === r.value)) {
-      out.push(spec.kind === 'ssn-last4' ? { system: spec.system, value: r.value, label, last4: true } : { system: spec.system, value: r.value, label });
+      out.push(spec.kind === 'generic' ? { system: spec.system, value: r.value, label } : { system: spec.system, value: r.value, label, kind: spec.kind });
     }
   });
   return out;

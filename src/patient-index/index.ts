@@ -10,7 +10,7 @@ import readline from 'node:readline';
 import { parse } from 'csv-parse';
 import { blockingKeys } from '../match/index.ts';
 import type { Db, ImmunizationWrite, PatientWrite, UpsertCounts } from '../store/index.ts';
-import { upsertImmunizations, upsertPatients } from '../store/index.ts';
+import { markMatchForm, patientResources, rewriteMatchView, storedMatchForm, upsertImmunizations, upsertPatients } from '../store/index.ts';
 import { RostermatchError } from '../errors/index.ts';
 import { csvKind, csvToResource } from './csv-form.ts';
 import { FHIR_ID, patientFromFhir, type FhirPatient } from './fhir.ts';
@@ -34,6 +34,38 @@ export interface LoadReport {
   rejections: RejectedLine[];
 }
 
+/**
+ * The version of normalisation and blocking that stored person columns, identifiers and blocking
+ * keys follow. Bump it with any change to either: a store behind it is rewritten from its stored
+ * resources before it is matched against, so the database's blocking table and an in-memory copy
+ * built from the same rows always agree, and no patient keeps keys an older version gave it.
+ * 2: identifiers and placeholders read per issue 10, multi-line streets, second-round blocking keys.
+ */
+export const MATCH_FORM = 2;
+
+/**
+ * Brings a store written by an older version up to MATCH_FORM (a no-op when it is current);
+ * returns how many patients were rewritten. Safe to repeat, or to run from two processes at once.
+ */
+export async function ensureMatchForm(db: Db): Promise<number> {
+  if ((await storedMatchForm(db)) >= MATCH_FORM) return 0;
+  let rewritten = 0;
+  for await (const resources of patientResources(db, 512)) {
+    const writes = resources.flatMap((r) => {
+      try {
+        const patient = patientFromFhir(r as FhirPatient);
+        return [{ patient, blockKeys: patient.replacedBy ? [] : blockingKeys(patient.person, patient.identifiers) }];
+      } catch {
+        return []; // a resource the loader accepted once and cannot read now keeps its old view
+      }
+    });
+    await db.transaction((tx) => rewriteMatchView(tx, writes));
+    rewritten += writes.length;
+  }
+  await db.transaction((tx) => markMatchForm(tx, MATCH_FORM));
+  return rewritten;
+}
+
 /** How many rows are written per transaction: large enough to amortise, small enough to stream. */
 const BATCH = 1000;
 const MAX_LISTED_REJECTIONS = 1000;
@@ -45,6 +77,8 @@ interface Record_ {
 
 export async function loadIndexFile(db: Db, file: string, opts: { now?: () => Date } = {}): Promise<LoadReport> {
   const now = opts.now ?? (() => new Date());
+  // Unchanged patients are not rewritten by a load: bring their stored view up to date first.
+  await ensureMatchForm(db);
   const report: LoadReport = {
     file,
     lines: 0,

@@ -4,8 +4,13 @@
  * in long-lived workers; it is rebuilt when the index changes (index_state.version).
  */
 import { CandidateIndex, keepBlock, type CandidateSource } from '../match/index.ts';
+import { ensureMatchForm } from '../patient-index/index.ts';
 import type { NameFrequencies } from '../model/index.ts';
-import { countIndex, indexVersion, matchablePatients, nameFrequencies, patientsByBlockKeys, type Queryable } from '../store/index.ts';
+import { countIndex, indexVersion, matchablePatients, nameFrequencies, patientsByBlockKeys, type Db, type Queryable } from '../store/index.ts';
+
+function isDb(q: Queryable): q is Db {
+  return typeof (q as Partial<Db>).transaction === 'function';
+}
 
 /** memory: always the in-memory copy; database: always the blocking table; auto: by file size. */
 export type CandidateMode = 'memory' | 'database' | 'auto';
@@ -48,6 +53,8 @@ function frequencies(db: Queryable): Promise<NameFrequencies> {
 
 /** @param rows how many rows are about to be matched, for `auto`. */
 export async function candidatesFor(db: Queryable, mode: CandidateMode, rows = 0): Promise<Candidates> {
+  // A store written by an older normalisation or blocking is brought up to date first.
+  if (isDb(db)) await ensureMatchForm(db);
   let useMemory = mode === 'memory';
   if (mode === 'auto') useMemory = cache.has(db) || rows >= (await countIndex(db)).patients * AUTO_ROWS_PER_PATIENT;
   if (useMemory) {

@@ -3,7 +3,8 @@
  * from random pairs of index patients, m from EM over the file's blocked pairs; the result is
  * stored for the partner and used by its later runs, under any overrides in its pipeline file.
  */
-import { comparePair, rowKeys } from '../match/index.ts';
+import { comparePair, firstKeys } from '../match/index.ts';
+import { placeholderNames } from '../normalise/index.ts';
 import { estimateM, estimateU, levelVector, type LevelVector } from '../match/train.ts';
 import { mergeLevels, type LevelOverrides, type Levels } from '../match/model.ts';
 import type { IndexPatient } from '../model/index.ts';
@@ -35,7 +36,7 @@ export async function trainModel(db: Queryable, pipeline: Pipeline, file: string
   for (let i = 0; i < wanted; i++) {
     const a = sample[next() % sample.length]!;
     const b = sample[next() % sample.length]!;
-    if (a.id !== b.id) randomVectors.push(levelVector(comparePair({ person: a.person, identifiers: [] }, b, ctx).comparisons));
+    if (a.id !== b.id) randomVectors.push(levelVector(comparePair({ person: a.person, identifiers: [], placeholder: placeholderNames(a.person.given, a.person.family) }, b, ctx).comparisons));
   }
   const u = estimateU(randomVectors);
 
@@ -44,7 +45,7 @@ export async function trainModel(db: Queryable, pipeline: Pipeline, file: string
   const blocked: LevelVector[] = [];
   for (const row of rows) {
     if (row.kind !== 'valid') continue;
-    const keys = rowKeys(row).first;
+    const keys = firstKeys(row);
     const hits = await source.byKeys(keys);
     const seen = new Set<string>();
     for (const list of hits.values()) {

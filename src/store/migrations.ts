@@ -245,4 +245,10 @@ export const MIGRATIONS: readonly string[] = [
   -- (state 'held', then 'completed' when confirmed or 'discarded'): the change as it was shown.
   ALTER TABLE run ADD COLUMN hold jsonb;
   `,
+  `
+  -- Which version of normalisation and blocking the stored person columns, identifiers and
+  -- blocking keys were computed with (1: before issue 10). A store behind the code's version is
+  -- rewritten from the stored resources before it is matched against (ensureMatchForm).
+  ALTER TABLE index_state ADD COLUMN match_form integer NOT NULL DEFAULT 1;
+  `,
 ];

@@ -61,11 +61,16 @@ export async function upsertPatients(tx: Queryable, batch: PatientWrite[]): Prom
     ],
   );
   await tx.query('UPDATE index_state SET version = version + 1 WHERE id = 1');
-  const changedIds = col((w) => w.patient.id);
-  await tx.query('DELETE FROM patient_block WHERE patient_id = ANY($1::text[])', [changedIds]);
+  await replaceBlocks(tx, changed);
+  return counts;
+}
+
+/** Each patient's blocking keys, instead of what it had. */
+async function replaceBlocks(tx: Queryable, writes: readonly Pick<PatientWrite, 'patient' | 'blockKeys'>[]): Promise<void> {
+  await tx.query('DELETE FROM patient_block WHERE patient_id = ANY($1::text[])', [writes.map((w) => w.patient.id)]);
   const keys: string[] = [];
   const owners: string[] = [];
-  for (const w of changed) {
+  for (const w of writes) {
     // A merged-away patient is kept for export history but can no longer be matched.
     if (w.patient.replacedBy) continue;
     for (const k of new Set(w.blockKeys)) {
@@ -76,7 +81,66 @@ export async function upsertPatients(tx: Queryable, batch: PatientWrite[]): Prom
   if (keys.length > 0) {
     await tx.query('INSERT INTO patient_block (key, patient_id) SELECT * FROM unnest($1::text[], $2::text[])', [keys, owners]);
   }
-  return counts;
+}
+
+/** The version of normalisation and blocking the stored index was computed with. */
+export async function storedMatchForm(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ match_form: number }>('SELECT match_form FROM index_state WHERE id = 1');
+  return Number(rows[0]?.match_form ?? 1);
+}
+
+/**
+ * Rewrites the matcher's view of these patients (person columns, identifiers, blocking keys),
+ * computed again from their stored resources; the resources themselves and their hashes stay.
+ */
+export async function rewriteMatchView(tx: Queryable, writes: readonly Pick<PatientWrite, 'patient' | 'blockKeys'>[]): Promise<void> {
+  if (writes.length === 0) return;
+  const p = (f: (x: PersonFields) => string) => writes.map((w) => f(w.patient.person));
+  await tx.query(
+    `UPDATE patient t SET given = u.given, middle = u.middle, family = u.family, suffix = u.suffix, birth_date = u.birth_date,
+            sex = u.sex, street = u.street, city = u.city, state = u.state, zip = u.zip, phone = u.phone, identifiers = u.identifiers
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                   $10::text[], $11::text[], $12::text[], $13::jsonb[])
+            AS u (id, given, middle, family, suffix, birth_date, sex, street, city, state, zip, phone, identifiers)
+      WHERE t.id = u.id`,
+    [
+      writes.map((w) => w.patient.id),
+      p((x) => x.given),
+      p((x) => x.middle),
+      p((x) => x.family),
+      p((x) => x.suffix),
+      p((x) => x.birthDate),
+      p((x) => x.sex),
+      p((x) => x.street),
+      p((x) => x.city),
+      p((x) => x.state),
+      p((x) => x.zip),
+      p((x) => x.phone),
+      writes.map((w) => JSON.stringify(w.patient.identifiers)),
+    ],
+  );
+  await replaceBlocks(tx, writes);
+}
+
+/** Records that the whole index is in `form` now (and bumps the version, so in-memory copies reload). */
+export async function markMatchForm(tx: Queryable, form: number): Promise<void> {
+  await tx.query('UPDATE index_state SET match_form = $1, version = version + 1 WHERE id = 1', [form]);
+}
+
+/** Every patient's stored resource, a slice of the table at a time in physical order. */
+export async function* patientResources(db: Queryable, blocksPerSlice = 4096): AsyncGenerator<unknown[]> {
+  for await (const rows of tidSlices<{ resource: unknown }>(db, 'SELECT resource FROM patient WHERE ctid >= $1::tid AND ctid < $2::tid', blocksPerSlice)) {
+    yield rows.map((r) => (typeof r.resource === 'string' ? JSON.parse(r.resource) : r.resource));
+  }
+}
+
+async function* tidSlices<R>(db: Queryable, sql: string, blocksPerSlice: number): AsyncGenerator<R[]> {
+  const { rows: size } = await db.query<{ blocks: string | number }>(`SELECT (pg_relation_size('patient') / current_setting('block_size')::int) AS blocks`);
+  const blocks = Number(size[0]?.blocks ?? 0);
+  for (let from = 0; from <= blocks; from += blocksPerSlice) {
+    const { rows } = await db.query<R & object>(sql, [`(${from},0)`, `(${from + blocksPerSlice},0)`]);
+    if (rows.length > 0) yield rows;
+  }
 }
 
 /**
@@ -232,18 +296,9 @@ export async function indexVersion(db: Queryable): Promise<number> {
  * (updated meanwhile) may be seen twice or missed; callers that cache compare index versions.
  */
 export async function* matchablePatients(db: Queryable, blocksPerSlice = 4096): AsyncGenerator<IndexPatient[]> {
-  const { rows: size } = await db.query<{ blocks: string | number }>(
-    `SELECT (pg_relation_size('patient') / current_setting('block_size')::int) AS blocks`,
-  );
-  const blocks = Number(size[0]?.blocks ?? 0);
-  for (let from = 0; from <= blocks; from += blocksPerSlice) {
-    const { rows } = await db.query<PatientRow>(
-      `SELECT id, given, middle, family, suffix, birth_date, sex, street, city, state, zip, phone, identifiers
-         FROM patient WHERE ctid >= $1::tid AND ctid < $2::tid AND replaced_by IS NULL`,
-      [`(${from},0)`, `(${from + blocksPerSlice},0)`],
-    );
-    if (rows.length > 0) yield rows.map(toIndexPatient);
-  }
+  const sql = `SELECT id, given, middle, family, suffix, birth_date, sex, street, city, state, zip, phone, identifiers
+                 FROM patient WHERE ctid >= $1::tid AND ctid < $2::tid AND replaced_by IS NULL`;
+  for await (const rows of tidSlices<PatientRow>(db, sql, blocksPerSlice)) yield rows.map(toIndexPatient);
 }
 
 /** How often each given and family name occurs, for term-frequency-adjusted weights. */

@@ -47,7 +47,9 @@ function compareRows(submitted: RowResult['submitted']): CompareRow[] {
   const valuesOf = (p: IndexPatient | undefined, system?: string) => (p?.identifiers ?? []).filter((i) => !system || i.system === system).map((i) => i.value).join(', ');
   if (ids.length === 0) rows.push({ label: 'Identifier', mine: '', theirs: (p) => valuesOf(p), field: 'identifier' });
   for (const id of ids) {
-    rows.push({ label: `Identifier (${id.label})`, mine: id.last4 ? `…${id.value}` : id.value, theirs: (p) => valuesOf(p, id.system), field: legacy ? 'identifier' : `identifier[${id.label}]` });
+    // A reviewer needs to see whether SSNs agree, not the numbers: the last four tell.
+    const shown = id.kind === undefined ? (v: string) => v : (v: string) => v.split(', ').map((x) => `…${x.slice(-4)}`).join(', ');
+    rows.push({ label: `Identifier (${id.label})`, mine: shown(id.value), theirs: (p) => shown(valuesOf(p, id.system)), field: legacy ? 'identifier' : `identifier[${id.label}]` });
   }
   return rows;
 }
