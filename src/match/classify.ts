@@ -63,13 +63,15 @@ function spelledExactly(c: Scored): boolean {
  * may be, not its household (a sibling at the same address, with another given name and birth
  * date, scores high on the address and phone alone) nor a namesake (among a million patients
  * every common name has several, born on other dates, living elsewhere; and many share a given
- * name and a birthday): a candidate that disagrees on a core field must share the ZIP, the street
- * or the phone, or the identifier.
+ * name and a birthday): a candidate that disagrees on the surname or the birth date must share the
+ * ZIP, the street or the phone, or the identifier.
  */
 function worthReview(c: Scored): boolean {
   if (identityScore(c) < 0) return false;
   const p = c.pair;
-  const disagrees = p.birthDate === 'different' || p.given === 'different' || p.family === 'different';
+  // Another given name with the surname and birth date agreeing is how twins look, and rare by
+  // chance: that is worth a person's look wherever they live.
+  const disagrees = p.birthDate === 'different' || p.family === 'different';
   if (!disagrees || p.identifier === 'agree') return true;
   return c.comparisons.some((x) => (x.field === 'zip' && x.level === 'agree') || (x.field === 'street' && x.level !== 'different') || (x.field === 'phone' && x.level === 'agree'));
 }
