@@ -12,7 +12,7 @@
  *        [--misses DIR]   one CSV per set of the in-index rows whose true patient was not auto-matched
  *        [--help]
  *
- * Data: /work/shared/bench/data (BENCH_DATA overrides), read only; see its README.md. Exit status
+ * Data: ../shared/bench/data beside the checkout (BENCH_DATA overrides), read only; see its README.md. Exit status
  * is 1 when a set failed (its error is printed and the other sets still run), 2 on a usage error.
  *
  * Figures per set: shares of rows by outcome; precision and recall of auto-matches; found-recall,
@@ -68,7 +68,13 @@ if (unknown.length > 0 || chosen.length === 0) {
   process.exit(2);
 }
 
-const DATA = process.env.BENCH_DATA ?? '/work/shared/bench/data';
+const DATA = process.env.BENCH_DATA ?? path.resolve(import.meta.dirname, '..', '..', 'shared', 'bench', 'data');
+try {
+  await fs.access(path.join(DATA, 'febrl', 'dataset1.csv'));
+} catch {
+  console.error(`no FEBRL data under ${DATA}: set BENCH_DATA to the folder holding febrl/ and splink/`);
+  process.exit(2);
+}
 /** A made-up SSN-like identifier system for FEBRL's soc_sec_id. */
 const SSN_SYSTEM = 'urn:oid:2.16.840.1.113883.3.9999.99';
 const TODAY = new Date().toISOString().slice(0, 10);
