@@ -33,9 +33,10 @@ export interface MatchOptions {
  * Matches one chunk of rows. Invalid rows pass through as `invalid` with their problems.
  *
  * Candidates come in two rounds. The first looks up the passes that find a person whose birth
- * date and one name survive (most rows: on a million patients, three candidates a row); only a
- * row that is not matched on those looks up the wider passes as well, which find a person whose
- * birth date, names or address went wrong together but bring four times the candidates.
+ * date and one name survive (most rows: on a million patients, under three candidates a row);
+ * only a row that is not matched on those looks up the wider passes as well, which find a person
+ * whose birth date, names or address went wrong together (about five more candidates for each
+ * such row, and some thirty more look-ups).
  */
 export async function matchChunk(rows: readonly NormalisedRow[], source: CandidateSource, opts: MatchOptions): Promise<RowResult[]> {
   const keys = rows.map((r) => (r.kind === 'valid' ? firstKeys(r) : []));
