@@ -23,26 +23,45 @@ import { loadIndexFile } from '../src/patient-index/index.ts';
 import { loadPartnerPipeline } from '../src/pipeline/index.ts';
 import { runFile, type CandidateMode } from '../src/run/index.ts';
 import { generateSamples } from '../src/samples/index.ts';
-import { openEmbedded, openPostgres, openStore, streamRunResults } from '../src/store/index.ts';
+import { countIndex, openEmbedded, openPostgres, openStore, streamRunResults } from '../src/store/index.ts';
 
-const { values } = parseArgs({
-  options: {
-    patients: { type: 'string', default: '100000' },
-    roster: { type: 'string', default: '10000' },
-    seed: { type: 'string', default: '7' },
-    json: { type: 'string' },
-    keep: { type: 'string' },
-    store: { type: 'string', default: 'pglite' },
-    candidates: { type: 'string', default: 'auto' },
-    // Internal: the matching phase, run by the benchmark in a child process.
-    phase: { type: 'string' },
-    work: { type: 'string' },
-    'database-url': { type: 'string' },
-    reuse: { type: 'boolean', default: false },
-    // V8 grows its heap lazily up to its own limit; capped, it collects sooner and RSS follows the live set.
-    'heap-mb': { type: 'string', default: '1024' },
-  },
-});
+const USAGE = `usage: npm run bench:match -- [--patients N] [--roster N] [--seed N] [--store pglite|postgres]
+       [--candidates auto|memory|database] [--json FILE] [--keep DIR] [--heap-mb N]
+       [--reuse --keep DIR [--database-url URL]]   match again the data and index an earlier --keep run left
+  defaults: --patients 100000 --roster 10000 --seed 7 --store pglite --candidates auto --heap-mb 1024`;
+
+const options = {
+  patients: { type: 'string', default: '100000' },
+  roster: { type: 'string', default: '10000' },
+  seed: { type: 'string', default: '7' },
+  json: { type: 'string' },
+  keep: { type: 'string' },
+  store: { type: 'string', default: 'pglite' },
+  candidates: { type: 'string', default: 'auto' },
+  // Internal: the matching phase, run by the benchmark in a child process.
+  phase: { type: 'string' },
+  work: { type: 'string' },
+  'database-url': { type: 'string' },
+  reuse: { type: 'boolean', default: false },
+  // V8 grows its heap lazily up to its own limit; capped, it collects sooner and RSS follows the live set.
+  'heap-mb': { type: 'string', default: '1024' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+let values: ReturnType<typeof parseArgs<{ options: typeof options }>>['values'];
+try {
+  ({ values } = parseArgs({ options }));
+} catch (e) {
+  console.error(`${(e as Error).message}\n${USAGE}`);
+  process.exit(2);
+}
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+if (values.reuse && !values.keep) {
+  console.error(`--reuse needs --keep DIR, the folder an earlier run kept\n${USAGE}`);
+  process.exit(2);
+}
 if (!['pglite', 'postgres'].includes(values.store)) throw new Error('--store is pglite or postgres');
 if (!['auto', 'memory', 'database'].includes(values.candidates)) throw new Error('--candidates is auto, memory or database');
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? `postgres://${os.userInfo().username}@127.0.0.1:5432/postgres`;
@@ -69,14 +88,15 @@ async function matchPhase(): Promise<void> {
 }
 
 /** Scores a run against the ground truth, in the parent: the matching process's memory stays its own. */
-async function score(databaseUrl: string | undefined, work: string, runId: string): Promise<ReturnType<typeof accuracy>> {
+async function score(databaseUrl: string | undefined, work: string, runId: string): Promise<ReturnType<typeof accuracy> & { indexPatients: number }> {
   const db = await openStore({ databaseUrl, embeddedDir: path.join(work, 'db') });
+  const indexPatients = (await countIndex(db)).patients;
   const scored = [];
   for await (const page of streamRunResults(db, runId)) {
     for (const r of page) scored.push({ recordId: r.recordId, outcome: r.outcome, patientId: r.patientId, candidateIds: r.candidates.map((c) => c.patientId) });
   }
   await db.close();
-  return accuracy(scored, await readTruth(path.join(work, 'truth', 'district7-fall.truth.csv')));
+  return { ...accuracy(scored, await readTruth(path.join(work, 'truth', 'district7-fall.truth.csv'))), indexPatients };
 }
 
 async function benchmark(): Promise<void> {
@@ -132,12 +152,13 @@ async function benchmark(): Promise<void> {
       cpus: os.cpus().length,
       store: values.store,
       candidates: values.candidates,
-      patients,
+      // What the store holds: with --reuse, --patients is not what an earlier run loaded.
+      patients: a.indexPatients,
       rosterRows: s.rows,
       seed,
       generateSeconds: +generateS.toFixed(1),
-      indexLoadSeconds: +loadS.toFixed(1),
-      indexLoadPatientsPerSecond: loadS ? Math.round(loaded / loadS) : 0,
+      indexLoadSeconds: values.reuse ? null : +loadS.toFixed(1),
+      indexLoadPatientsPerSecond: values.reuse ? null : Math.round(loaded / loadS),
       precision: +a.precision.toFixed(5),
       recall: +a.recall.toFixed(5),
       f1: +a.f1.toFixed(5),
@@ -155,8 +176,8 @@ async function benchmark(): Promise<void> {
     const table: [string, string | number][] = [
       ['index patients', figures.patients],
       ['roster rows', figures.rosterRows],
-      ['index load (s)', figures.indexLoadSeconds],
-      ['index load (patients/s)', figures.indexLoadPatientsPerSecond],
+      ['index load (s)', figures.indexLoadSeconds ?? '— (reused)'],
+      ['index load (patients/s)', figures.indexLoadPatientsPerSecond ?? '— (reused)'],
       ['precision (auto-matched)', figures.precision],
       ['recall (auto-matched)', figures.recall],
       ['F1', figures.f1],
