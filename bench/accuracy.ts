@@ -23,10 +23,10 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { writeToString } from 'fast-csv';
 import { DEMO_FILES } from '../src/cli/demo.ts';
+import { benchArgs } from './args.ts';
 import { createLogger } from '../src/config/index.ts';
 import { accuracy, readTruth, type TruthRow } from '../src/evaluate/index.ts';
 import { CandidateIndex, comparePair, guardFailure, rowKeys } from '../src/match/index.ts';
@@ -48,19 +48,7 @@ const USAGE = `usage: npm run bench:accuracy -- [--sets ${SETS.join(',')}] [--js
   --misses  write DIR/<set>.misses.csv: in-index rows whose true patient was not auto-matched
   --help    this text`;
 
-let values: { sets?: string; json?: string; misses?: string; help?: boolean };
-try {
-  ({ values } = parseArgs({
-    options: { sets: { type: 'string' }, json: { type: 'string' }, misses: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-  }));
-} catch (e) {
-  console.error(`${(e as Error).message}\n${USAGE}`);
-  process.exit(2);
-}
-if (values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
+const values = benchArgs({ sets: { type: 'string' }, json: { type: 'string' }, misses: { type: 'string' } }, USAGE);
 const chosen = (values.sets ?? SETS.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
 const unknown = chosen.filter((s) => !(SETS as readonly string[]).includes(s));
 if (unknown.length > 0 || chosen.length === 0) {

@@ -15,9 +15,9 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { createLogger } from '../src/config/index.ts';
+import { benchArgs } from './args.ts';
 import { accuracy, readTruth } from '../src/evaluate/index.ts';
 import { loadIndexFile } from '../src/patient-index/index.ts';
 import { loadPartnerPipeline } from '../src/pipeline/index.ts';
@@ -45,19 +45,8 @@ const options = {
   reuse: { type: 'boolean', default: false },
   // V8 grows its heap lazily up to its own limit; capped, it collects sooner and RSS follows the live set.
   'heap-mb': { type: 'string', default: '1024' },
-  help: { type: 'boolean', short: 'h' },
 } as const;
-let values: ReturnType<typeof parseArgs<{ options: typeof options }>>['values'];
-try {
-  ({ values } = parseArgs({ options }));
-} catch (e) {
-  console.error(`${(e as Error).message}\n${USAGE}`);
-  process.exit(2);
-}
-if (values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
+const values = benchArgs(options, USAGE);
 if (values.reuse && !values.keep) {
   console.error(`--reuse needs --keep DIR, the folder an earlier run kept\n${USAGE}`);
   process.exit(2);

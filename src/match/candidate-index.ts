@@ -12,7 +12,7 @@
  * differently from the database's blocking table. A collision can never hide a patient.
  */
 import type { IndexPatient, NameFrequencies, PersonFields, Sex } from '../model/index.ts';
-import { BROAD_BLOCK_MAX, blockingKeys, isBroadKey } from './blocking.ts';
+import { BROAD_BLOCK_MAX, blockingKeys, isBroadKey, keepBlock } from './blocking.ts';
 
 const FIELDS = ['given', 'middle', 'family', 'suffix', 'birthDate', 'sex', 'street', 'city', 'state', 'zip', 'phone'] as const;
 
@@ -81,8 +81,8 @@ export class CandidateIndex {
         const o = this.#pairs[i]! - low;
         if (this.#holds(o, check)) ordinals.push(o);
       }
-      // The same rule as keepBlock, on verified patients only, so both sources skip the same blocks.
-      if (ordinals.length === 0 || ordinals.length > limit) continue;
+      // Judged on verified patients only, so both sources skip the same blocks.
+      if (ordinals.length === 0 || !keepBlock(key, ordinals.length)) continue;
       out.set(
         key,
         ordinals.map((o) => {

@@ -27,7 +27,6 @@ export async function upsertPatients(tx: Queryable, batch: PatientWrite[]): Prom
   if (changed.length === 0) return counts;
 
   const col = <T>(f: (w: PatientWrite) => T) => changed.map(f);
-  const p = (f: (x: PersonFields) => string) => col((w) => f(w.patient.person));
   await tx.query(
     `INSERT INTO patient (id, given, middle, family, suffix, birth_date, sex, street, city, state, zip, phone,
                           identifiers, replaced_by, resource, content_hash, last_updated)
@@ -41,19 +40,7 @@ export async function upsertPatients(tx: Queryable, batch: PatientWrite[]): Prom
        replaced_by = excluded.replaced_by, resource = excluded.resource, content_hash = excluded.content_hash,
        last_updated = excluded.last_updated`,
     [
-      col((w) => w.patient.id),
-      p((x) => x.given),
-      p((x) => x.middle),
-      p((x) => x.family),
-      p((x) => x.suffix),
-      p((x) => x.birthDate),
-      p((x) => x.sex),
-      p((x) => x.street),
-      p((x) => x.city),
-      p((x) => x.state),
-      p((x) => x.zip),
-      p((x) => x.phone),
-      col((w) => JSON.stringify(w.patient.identifiers)),
+      ...matchViewColumns(changed),
       col((w) => w.patient.replacedBy ?? null),
       col((w) => JSON.stringify(w.resource)),
       col((w) => w.contentHash),
@@ -63,6 +50,17 @@ export async function upsertPatients(tx: Queryable, batch: PatientWrite[]): Prom
   await tx.query('UPDATE index_state SET version = version + 1 WHERE id = 1');
   await replaceBlocks(tx, changed);
   return counts;
+}
+
+const PERSON_COLUMNS = ['given', 'middle', 'family', 'suffix', 'birthDate', 'sex', 'street', 'city', 'state', 'zip', 'phone'] as const satisfies readonly (keyof PersonFields)[];
+
+/** The matcher's view of each patient as query parameters: id, the person's columns, identifiers (JSON). */
+function matchViewColumns(writes: readonly Pick<PatientWrite, 'patient'>[]): (string | null)[][] {
+  return [
+    writes.map((w) => w.patient.id),
+    ...PERSON_COLUMNS.map((f) => writes.map((w) => w.patient.person[f])),
+    writes.map((w) => JSON.stringify(w.patient.identifiers)),
+  ];
 }
 
 /** Each patient's blocking keys, instead of what it had. */
@@ -95,7 +93,6 @@ export async function storedMatchForm(db: Queryable): Promise<number> {
  */
 export async function rewriteMatchView(tx: Queryable, writes: readonly Pick<PatientWrite, 'patient' | 'blockKeys'>[]): Promise<void> {
   if (writes.length === 0) return;
-  const p = (f: (x: PersonFields) => string) => writes.map((w) => f(w.patient.person));
   await tx.query(
     `UPDATE patient t SET given = u.given, middle = u.middle, family = u.family, suffix = u.suffix, birth_date = u.birth_date,
             sex = u.sex, street = u.street, city = u.city, state = u.state, zip = u.zip, phone = u.phone, identifiers = u.identifiers
@@ -103,21 +100,7 @@ export async function rewriteMatchView(tx: Queryable, writes: readonly Pick<Pati
                    $10::text[], $11::text[], $12::text[], $13::jsonb[])
             AS u (id, given, middle, family, suffix, birth_date, sex, street, city, state, zip, phone, identifiers)
       WHERE t.id = u.id`,
-    [
-      writes.map((w) => w.patient.id),
-      p((x) => x.given),
-      p((x) => x.middle),
-      p((x) => x.family),
-      p((x) => x.suffix),
-      p((x) => x.birthDate),
-      p((x) => x.sex),
-      p((x) => x.street),
-      p((x) => x.city),
-      p((x) => x.state),
-      p((x) => x.zip),
-      p((x) => x.phone),
-      writes.map((w) => JSON.stringify(w.patient.identifiers)),
-    ],
+    matchViewColumns(writes),
   );
   await replaceBlocks(tx, writes);
 }
@@ -252,9 +235,9 @@ function toIndexPatient(r: PatientRow): IndexPatient {
 /**
  * Every patient reachable by any of `keys`, by key. Two index look-ups rather than one join: a
  * join of a few thousand keys tempts the planner into hashing the whole patient table, which
- * grows with the index, while these stay proportional to the candidates.
+ * grows with the index, while these stay proportional to the candidates. `keep` may drop a whole
+ * block by its key and size before its patients are read.
  */
-/** `keep` may drop a whole block by its key and size before its patients are read. */
 export async function patientsByBlockKeys(db: Queryable, keys: string[], keep?: (key: string, size: number) => boolean): Promise<Map<string, IndexPatient[]>> {
   const out = new Map<string, IndexPatient[]>();
   if (keys.length === 0) return out;
