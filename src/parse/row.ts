@@ -1,9 +1,10 @@
 /**
  * One raw row to one normalised row, or to `invalid` with every reason. A row is invalid only when
  * it cannot identify anyone (no record id; no name and no identifier; no birth date, no identifier
- * and no address or phone either). Anything else that is blank, malformed or a placeholder (a 7-digit phone, a date in
- * no agreed format, BABY BOY) becomes a warning and is left out of matching: missing evidence
- * weighs nothing, and the identity guards keep a row short of evidence from an automatic match.
+ * and no address or phone either). Anything else that is blank, malformed or a placeholder (a
+ * 7-digit phone, a date in no agreed format, BABY BOY) becomes a warning and is left out of
+ * matching: missing evidence weighs nothing, and the identity guards keep a row short of evidence
+ * from an automatic match.
  */
 import type { NormalisedRow, PersonFields, RawRow, RowIdentifier, RowProblem } from '../model/index.ts';
 import type { Pipeline } from '../pipeline/index.ts';
@@ -168,7 +169,7 @@ function rowIdentifiers(raw: RawRow, pipeline: Pipeline, extra: PlaceholderAddit
 }
 
 /** "us-ssn" for http://hl7.org/fhir/sid/us-ssn; the OID itself for urn:oid:… */
-export function systemLabel(system: string): string {
+function systemLabel(system: string): string {
   return system.split(/[/:]/).filter(Boolean).at(-1) ?? system;
 }
 
