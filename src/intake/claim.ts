@@ -80,6 +80,10 @@ export async function claimFile(db: Db, log: Logger, dirs: IntakeDirs, partner: 
     log.warn({ partner, reason: pipelineProblem || reason }, 'file rejected');
     return { kind: 'rejected', reason };
   }
+  // While the database is away every listing would claim the file and put it back: the partner
+  // would see it vanish from inbound and return. Ask first; the move-back below covers an outage
+  // that begins between the question and the insert.
+  await db.query('SELECT 1');
   const claimed = await moveInto(file, path.join(service.spool, partner));
   try {
     return await recordClaim(db, log, dirs, partner, claimed, name, pipeline!);
