@@ -55,7 +55,8 @@ export function compareGiven(a: string, b: string, middleOfB: string): GivenLeve
   // MARY ANN and MARYANN, ANNE-MARIE and ANNEMARIE: one name, spaced two ways.
   if ((a.includes(' ') || b.includes(' ')) && a.replaceAll(' ', '') === b.replaceAll(' ', '')) return 'exact';
   if (areNicknames(a, b)) return 'nickname';
-  if (isTypo(a, b)) return 'typo';
+  const jw = jaroWinkler(a, b);
+  if (isTypo(a, b, jw)) return 'typo';
   const a0 = firstToken(a);
   const b0 = firstToken(b);
   if (a0 === b0 || (a0.length > 1 && b0.length > 1 && areNicknames(a0, b0))) return 'token';
@@ -64,7 +65,7 @@ export function compareGiven(a: string, b: string, middleOfB: string): GivenLeve
   // A name cut short by a field width or a clerk (MI for MINNIE, CHRIS for CHRISTINE): weaker
   // than a nickname, since one prefix fits many names.
   if (a.length < b.length ? b.startsWith(a) : a.startsWith(b)) return 'prefix';
-  if (phonetic(a) === phonetic(b) || jaroWinkler(a, b) >= PHONETIC_JW) return 'phonetic';
+  if (jw >= PHONETIC_JW || phonetic(a) === phonetic(b)) return 'phonetic';
   return 'different';
 }
 
@@ -75,8 +76,9 @@ export function compareFamily(a: string, b: string): FamilyLevel | 'missing' {
   const rb = b.replaceAll(' ', '');
   if (ra === rb) return 'exact';
   if (sharesToken(a, b)) return 'compound';
-  if (isTypo(ra, rb)) return 'typo';
-  if (phonetic(ra) === phonetic(rb) || jaroWinkler(ra, rb) >= PHONETIC_JW) return 'phonetic';
+  const jw = jaroWinkler(ra, rb);
+  if (isTypo(ra, rb, jw)) return 'typo';
+  if (jw >= PHONETIC_JW || phonetic(ra) === phonetic(rb)) return 'phonetic';
   return 'different';
 }
 
@@ -91,12 +93,14 @@ export function compareBirthDate(a: string, b: string): DobLevel | 'missing' {
   return 'different';
 }
 
-function isTypo(a: string, b: string): boolean {
-  if (Math.min(a.length, b.length) >= 4 && oneEditApart(a, b)) return true;
-  return jaroWinkler(a, b) >= TYPO_JW;
+/** @param jw the pair's Jaro-Winkler similarity, which the caller needs again. */
+function isTypo(a: string, b: string, jw: number): boolean {
+  return jw >= TYPO_JW || (Math.min(a.length, b.length) >= 4 && oneEditApart(a, b));
 }
 
 function sharesToken(a: string, b: string): boolean {
+  // One token each (most names): a shared token counts only with a compound name on one side.
+  if (!a.includes(' ') && !b.includes(' ')) return false;
   const ta = a.split(' ').filter((t) => t.length > 2);
   if (ta.length === 0) return false;
   const tb = new Set(b.split(' ').filter((t) => t.length > 2));
