@@ -303,7 +303,7 @@ describe('metrics when a source is down', () => {
     const pool = new pg.Pool({ host: '127.0.0.1', port, user: 'nobody', database: 'none', connectionTimeoutMillis: 500 });
     pool.on('error', () => {});
     onCleanup(() => pool.end());
-    const db: Queryable = { query: async <T>(sql: string, params?: unknown[]) => ({ rows: (await pool.query(sql, params)).rows as T[] }), exec: (sql) => pool.query(sql) };
+    const db: Queryable = { query: async <T>(sql: string, params?: unknown[]) => ({ rows: (await pool.query(sql, params)).rows as T[] }), exec: (sql) => pool.query(sql), copyIn: () => Promise.reject(new Error('metrics never copy')) };
 
     const m = await metricsFor(db, sharedRedis(), testPrefix(), 1000);
     const s = await scrape(m);

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadIndexFile } from '../src/patient-index/index.ts';
+import { ensureMatchForm, loadIndexFile } from '../src/patient-index/index.ts';
 import { countIndex } from '../src/store/index.ts';
 import { fhirImmunization, fhirPatient, tempDb, writeNdjson, writeText, STORES } from './helpers.ts';
 
@@ -23,6 +23,37 @@ describe.each(STORES)('loading the patient index (%s)', (store) => {
     const changed = [PATIENTS[0], { ...PATIENTS[1], birthDate: '2016-07-03' }];
     const third = await loadIndexFile(db, await writeNdjson(path.join(dir, 'P2.ndjson'), changed));
     expect(third.patients).toEqual({ inserted: 0, updated: 1, unchanged: 1 });
+    const { rows: keys } = await db.query<{ key: string }>(`SELECT key FROM patient_block WHERE patient_id = 'b' AND key LIKE 'df:%'`);
+    expect(keys.map((k) => k.key)).toEqual(['df:2016-07-03|ALSN']);
+  });
+
+  it('keeps every character through COPY, lets the later of two lines for one id win, and ends a first load with its indexes built', async () => {
+    const { db, dir } = await tempDb(store);
+    // Tabs, line breaks, backslashes, quotes and braces: what COPY's text format and an array literal must escape.
+    const odd = { ...fhirPatient({ id: 'odd', given: 'Zoë', family: "O'Brien", birthDate: '2014-05-06' }), identifier: [{ system: 'urn:mrn', value: 'M"1\\2,{3}' }], note: 'tab\there\nline\\end' };
+    const first = { ...PATIENTS[0], birthDate: '2015-03-15' };
+    const file = await writeNdjson(path.join(dir, 'P.ndjson'), [first, odd, PATIENTS[1], PATIENTS[0]]);
+    const r = await loadIndexFile(db, file);
+    expect(r.patients).toEqual({ inserted: 3, updated: 0, unchanged: 0 });
+    const { rows } = await db.query<{ id: string; birth_date: string; resource: Record<string, unknown> }>('SELECT id, birth_date, resource FROM patient ORDER BY id');
+    expect(rows.map((x) => [x.id, x.birth_date])).toEqual([['a', '2015-03-14'], ['b', '2016-07-02'], ['odd', '2014-05-06']]);
+    const { meta: _meta, ...stored } = rows[2]!.resource;
+    expect(stored).toEqual(odd);
+    const { rows: keys } = await db.query<{ key: string }>(`SELECT key FROM patient_block WHERE patient_id = 'odd' AND key LIKE 'id:%'`);
+    expect(keys.map((k) => k.key)).toEqual(['id:urn:mrn|M"1\\2,{3}']);
+    const { rows: idx } = await db.query<{ indexname: string }>("SELECT indexname FROM pg_indexes WHERE tablename = 'patient_block' ORDER BY indexname");
+    expect(idx.map((x) => x.indexname)).toEqual(['patient_block_patient', 'patient_block_pkey']);
+  });
+
+  it('builds the blocking indexes again when a first load died without them', async () => {
+    const { db, dir } = await tempDb(store);
+    await loadIndexFile(db, await writeNdjson(path.join(dir, 'P.ndjson'), PATIENTS));
+    await db.exec('ALTER TABLE patient_block DROP CONSTRAINT patient_block_pkey; DROP INDEX patient_block_patient');
+    await ensureMatchForm(db);
+    const { rows: idx } = await db.query<{ indexname: string }>("SELECT indexname FROM pg_indexes WHERE tablename = 'patient_block' ORDER BY indexname");
+    expect(idx.map((x) => x.indexname)).toEqual(['patient_block_patient', 'patient_block_pkey']);
+    // A delta keeps them, and replaces the keys of the patient it changes.
+    await loadIndexFile(db, await writeNdjson(path.join(dir, 'P2.ndjson'), [{ ...PATIENTS[1], birthDate: '2016-07-03' }]));
     const { rows: keys } = await db.query<{ key: string }>(`SELECT key FROM patient_block WHERE patient_id = 'b' AND key LIKE 'df:%'`);
     expect(keys.map((k) => k.key)).toEqual(['df:2016-07-03|ALSN']);
   });

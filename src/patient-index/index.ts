@@ -10,7 +10,7 @@ import readline from 'node:readline';
 import { parse } from 'csv-parse';
 import { blockingKeys } from '../match/index.ts';
 import type { Db, ImmunizationWrite, PatientWrite, UpsertCounts } from '../store/index.ts';
-import { markMatchForm, patientResources, rewriteMatchView, storedMatchForm, upsertImmunizations, upsertPatients } from '../store/index.ts';
+import { analyzeIndex, dropBlockIndexesIfEmpty, markMatchForm, mergeImmunizations, mergePatients, patientResources, restoreBlockIndexes, rewriteMatchView, storedMatchForm } from '../store/index.ts';
 import { RostermatchError } from '../errors/index.ts';
 import { csvKind, csvToResource } from './csv-form.ts';
 import { FHIR_ID, patientFromFhir, type FhirPatient } from './fhir.ts';
@@ -48,6 +48,7 @@ export const MATCH_FORM = 2;
  * returns how many patients were rewritten. Safe to repeat, or to run from two processes at once.
  */
 export async function ensureMatchForm(db: Db): Promise<number> {
+  await restoreBlockIndexes(db);
   if ((await storedMatchForm(db)) >= MATCH_FORM) return 0;
   let rewritten = 0;
   for await (const resources of patientResources(db, 512)) {
@@ -66,8 +67,11 @@ export async function ensureMatchForm(db: Db): Promise<number> {
   return rewritten;
 }
 
-/** How many rows are written per transaction: large enough to amortise, small enough to stream. */
-const BATCH = 1000;
+/**
+ * Lines per batch: one transaction stages and merges them. Large, so each statement's fixed cost
+ * is spread over many rows; bounded, so a file of any size streams through in constant memory.
+ */
+const BATCH = 20_000;
 const MAX_LISTED_REJECTIONS = 1000;
 
 interface Record_ {
@@ -91,29 +95,36 @@ export async function loadIndexFile(db: Db, file: string, opts: { now?: () => Da
     report.rejected++;
     if (report.rejections.length < MAX_LISTED_REJECTIONS) report.rejections.push({ file, line, reason });
   };
-  let patients: PatientWrite[] = [];
-  let immunizations: (ImmunizationWrite & { line: number })[] = [];
   const add = (counts: UpsertCounts, c: UpsertCounts) => {
     counts.inserted += c.inserted;
     counts.updated += c.updated;
     counts.unchanged += c.unchanged;
   };
+  let patients: PatientWrite[] = [];
+  let immunizations: (ImmunizationWrite & { line: number })[] = [];
+  // One batch is merged while the next is read and prepared, so Node's work and the database's
+  // overlap; batches land in file order.
+  let merging: Promise<void> = Promise.resolve();
   const flush = async () => {
-    if (patients.length > 0) {
-      const batch = patients;
-      patients = [];
-      add(report.patients, await db.transaction((tx) => upsertPatients(tx, batch)));
-    }
-    if (immunizations.length > 0) {
-      const batch = immunizations;
-      immunizations = [];
-      const c = await db.transaction((tx) => upsertImmunizations(tx, batch));
+    const p = patients;
+    const im = immunizations;
+    patients = [];
+    immunizations = [];
+    await merging;
+    if (p.length === 0 && im.length === 0) return;
+    merging = db.transaction(async (tx) => {
+      // Patients first, so an Immunization in the same batch finds its patient.
+      add(report.patients, await mergePatients(tx, p));
+      const c = await mergeImmunizations(tx, im);
       add(report.immunizations, c);
-      for (const w of batch) if (c.orphans.has(w.id)) reject(w.line, `Immunization.patient references a Patient not in the index`);
-    }
+      for (const w of im) if (c.orphans.has(w.id)) reject(w.line, 'Immunization.patient references a Patient not in the index');
+    });
+    // Its failure is thrown where it is awaited: at the next batch or the end.
+    merging.catch(() => {});
   };
 
   const source = /\.csv$/i.test(file) ? csvRecords(file) : ndjsonRecords(file, reject);
+  const dropped = await dropBlockIndexesIfEmpty(db);
   try {
     for await (const { line, resource } of source) {
       report.lines = line;
@@ -126,15 +137,18 @@ export async function loadIndexFile(db: Db, file: string, opts: { now?: () => Da
         reject(line, (e as Error).message);
         continue;
       }
-      // Patients first, so an Immunization in the same batch finds its patient.
-      if (patients.length >= BATCH || immunizations.length >= BATCH) await flush();
+      if (patients.length + immunizations.length >= BATCH) await flush();
     }
     await flush();
+    await merging;
   } catch (e) {
     if (e instanceof RostermatchError) throw e;
     throw new RostermatchError('FILE_UNREADABLE', 'cannot read the index file', { file }, { cause: e });
+  } finally {
+    if (dropped) await restoreBlockIndexes(db);
   }
-  // Orphaned immunizations are found a batch later than the lines around them.
+  if (report.patients.inserted + report.patients.updated + report.immunizations.inserted + report.immunizations.updated > 0) await analyzeIndex(db);
+  // Orphaned immunizations are found when their batch is merged, after the lines read since.
   report.rejections.sort((a, b) => a.line - b.line);
   return report;
 }

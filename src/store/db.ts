@@ -5,15 +5,34 @@
 import { unlinkSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import { RostermatchError } from '../errors/index.ts';
 import { MIGRATIONS } from './migrations.ts';
 
 export interface Queryable {
   query<T>(sql: string, params?: unknown[]): Promise<{ rows: T[] }>;
   exec(sql: string): Promise<unknown>;
+  /**
+   * Bulk-writes `text` — whole lines in COPY's text format (see copyLine) — into `table (columns)`
+   * with COPY FROM STDIN: the way PostgreSQL takes rows fastest, on both engines.
+   */
+  copyIn(table: string, columns: readonly string[], text: string): Promise<void>;
 }
+
+/** One line of COPY text format: tab-separated, `\N` for null, backslash, tab and line breaks escaped. */
+export function copyLine(values: readonly (string | null)[]): string {
+  return `${values.map((v) => (v === null ? '\\N' : COPY_SPECIAL.test(v) ? v.replace(COPY_ESCAPES, (c) => COPY_ESCAPE[c]!) : v)).join('\t')}\n`;
+}
+
+const COPY_SPECIAL = /[\\\t\n\r]/;
+const COPY_ESCAPES = /[\\\t\n\r]/g;
+const COPY_ESCAPE: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+
+const copySql = (table: string, columns: readonly string[], source: string) => `COPY ${table} (${columns.join(', ')}) FROM ${source}`;
 
 export interface Db extends Queryable {
   readonly kind: 'pglite' | 'postgres';
@@ -43,11 +62,16 @@ export async function openEmbedded(dir: string): Promise<Db> {
     throw e;
   }
   let closing: Promise<void> | undefined;
+  // PGlite's COPY reads its rows from a Blob standing in for the file /dev/blob.
+  const copyIn = (on: Pick<PGlite, 'query'>) => async (table: string, columns: readonly string[], text: string) => {
+    await on.query(copySql(table, columns, `'/dev/blob'`), [], { blob: new Blob([text]) });
+  };
   const db: Opening = {
     kind: 'pglite',
     query: (sql, params) => pg.query(sql, params as unknown[]),
     exec: (sql) => pg.exec(sql),
-    transaction: (fn) => pg.transaction((tx) => fn({ query: (s, p) => tx.query(s, p as unknown[]), exec: (s) => tx.exec(s) })),
+    copyIn: copyIn(pg),
+    transaction: (fn) => pg.transaction((tx) => fn({ query: (s, p) => tx.query(s, p as unknown[]), exec: (s) => tx.exec(s), copyIn: copyIn(tx) })),
     close: () => (closing ??= pg.close().finally(release)),
   };
   try {
@@ -145,9 +169,23 @@ export async function openPostgres(url: string, opts: { max?: number; /** @defau
   const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10, application_name: 'rostermatch', ...(opts.connectTimeoutMs ? { connectionTimeoutMillis: opts.connectTimeoutMs } : {}) });
   // An idle client's error (the server restarted) must not crash the process; the pool replaces it.
   pool.on('error', () => {});
+  const copyInto = async (c: pg.PoolClient, table: string, columns: readonly string[], text: string) => {
+    const stream = c.query(copyFrom(copySql(table, columns, 'STDIN')));
+    await pipeline(Readable.from([text]), stream);
+  };
   const asQueryable = (c: pg.Pool | pg.PoolClient): Queryable => ({
     query: async <T>(sql: string, params?: unknown[]) => ({ rows: (await c.query(sql, params)).rows as T[] }),
     exec: (sql) => c.query(sql),
+    copyIn: async (table, columns, text) => {
+      if (c instanceof pg.Pool) {
+        const client = await c.connect();
+        try {
+          await copyInto(client, table, columns, text);
+        } finally {
+          client.release();
+        }
+      } else await copyInto(c, table, columns, text);
+    },
   });
   const db: Opening = {
     kind: 'postgres',

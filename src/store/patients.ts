@@ -1,6 +1,6 @@
 /** The patient index: upserts by id, candidate look-up by blocking key, name frequencies. */
 import type { IndexPatient, NameFrequencies, PersonFields, Sex } from '../model/index.ts';
-import type { Queryable } from './db.ts';
+import { copyLine, type Queryable } from './db.ts';
 
 export interface PatientWrite {
   patient: IndexPatient;
@@ -17,42 +17,78 @@ export interface UpsertCounts {
 }
 
 /**
- * Inserts new patients, rewrites changed ones (by content hash) and leaves identical ones alone,
- * so loading the same extract twice changes nothing — not even last_updated.
+ * Statements of a merge probe the index's large tables by their indexes, whatever statistics
+ * the server has (none, on a fresh load with autovacuum off): a probe per written row stays
+ * proportional to the batch, where a scan grows with the index and made loads quadratic. The
+ * stage tables have no index and are read whole anyway. More sort memory keeps the key sort
+ * of a batch off disk.
  */
-export async function upsertPatients(tx: Queryable, batch: PatientWrite[]): Promise<UpsertCounts> {
-  const counts: UpsertCounts = { inserted: 0, updated: 0, unchanged: 0 };
-  if (batch.length === 0) return counts;
-  const changed = await changedByHash(tx, 'patient', batch, (w) => w.patient.id, counts);
-  if (changed.length === 0) return counts;
+const MERGE_SETTINGS = "SET LOCAL enable_seqscan = off; SET LOCAL work_mem = '64MB'; SET LOCAL jit = off";
 
-  const col = <T>(f: (w: PatientWrite) => T) => changed.map(f);
-  await tx.query(
-    `INSERT INTO patient (id, given, middle, family, suffix, birth_date, sex, street, city, state, zip, phone,
-                          identifiers, replaced_by, resource, content_hash, last_updated)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                          $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::jsonb[], $14::text[],
-                          $15::jsonb[], $16::text[], $17::timestamptz[])
-     ON CONFLICT (id) DO UPDATE SET
-       given = excluded.given, middle = excluded.middle, family = excluded.family, suffix = excluded.suffix,
-       birth_date = excluded.birth_date, sex = excluded.sex, street = excluded.street, city = excluded.city,
-       state = excluded.state, zip = excluded.zip, phone = excluded.phone, identifiers = excluded.identifiers,
-       replaced_by = excluded.replaced_by, resource = excluded.resource, content_hash = excluded.content_hash,
-       last_updated = excluded.last_updated`,
-    [
-      ...matchViewColumns(changed),
-      col((w) => w.patient.replacedBy ?? null),
-      col((w) => JSON.stringify(w.resource)),
-      col((w) => w.contentHash),
-      col((w) => w.lastUpdated),
-    ],
-  );
-  await tx.query('UPDATE index_state SET version = version + 1 WHERE id = 1');
-  await replaceBlocks(tx, changed);
+const PATIENT_COLUMNS = ['id', 'given', 'middle', 'family', 'suffix', 'birth_date', 'sex', 'street', 'city', 'state', 'zip', 'phone', 'identifiers', 'replaced_by', 'resource', 'content_hash', 'last_updated'] as const;
+
+/**
+ * Inserts new patients, rewrites changed ones (by content hash) and leaves identical ones alone,
+ * so loading the same extract twice changes nothing — not even last_updated. The batch goes to a
+ * stage table by COPY, each patient with its blocking keys, and is merged by a few set-based
+ * statements: a statement per thousand rows kept Node and the database waiting on each other.
+ */
+export async function mergePatients(tx: Queryable, batch: readonly PatientWrite[]): Promise<UpsertCounts> {
+  if (batch.length === 0) return { inserted: 0, updated: 0, unchanged: 0 };
+  await tx.exec(`${MERGE_SETTINGS};
+    CREATE TEMP TABLE stage_patient (id text, given text, middle text, family text, suffix text, birth_date text, sex text, street text, city text,
+      state text, zip text, phone text, identifiers jsonb, replaced_by text, resource jsonb, content_hash text, last_updated timestamptz, block_keys text[]) ON COMMIT DROP`);
+  const lines = lastPerId(batch, (w) => w.patient.id).map((w) => {
+    const p = w.patient;
+    // A merged-away patient is kept for export history but can no longer be matched.
+    const keys = p.replacedBy ? [] : [...new Set(w.blockKeys)];
+    return copyLine([...matchView(p), p.replacedBy ?? null, JSON.stringify(w.resource), w.contentHash, w.lastUpdated, arrayLiteral(keys)]);
+  });
+  await tx.copyIn('stage_patient', [...PATIENT_COLUMNS, 'block_keys'], lines.join(''));
+  const counts = await stageChanges(tx, 'stage_patient', 'patient');
+  if (counts.inserted + counts.updated === 0) return counts;
+  const set = PATIENT_COLUMNS.slice(1).map((c) => `${c} = excluded.${c}`).join(', ');
+  await tx.exec(`
+    INSERT INTO patient (${PATIENT_COLUMNS.join(', ')}) SELECT ${PATIENT_COLUMNS.join(', ')} FROM stage_patient_changed
+      ON CONFLICT (id) DO UPDATE SET ${set};
+    DELETE FROM patient_block b USING stage_patient_changed c WHERE NOT c.is_new AND b.patient_id = c.id;
+    INSERT INTO patient_block (key, patient_id) SELECT unnest(block_keys), id FROM stage_patient_changed ON CONFLICT DO NOTHING;
+    UPDATE index_state SET version = version + 1 WHERE id = 1`);
   return counts;
 }
 
+/** The last write of each id: a later line for the same id wins, as if the lines were loaded one by one. */
+function lastPerId<W>(batch: readonly W[], id: (w: W) => string): W[] {
+  return [...new Map(batch.map((w) => [id(w), w])).values()];
+}
+
+/** A text[] literal of `values`, each quoted. */
+function arrayLiteral(values: readonly string[]): string {
+  return `{${values.map((v) => `"${v.replace(/[\\"]/g, '\\$&')}"`).join(',')}}`;
+}
+
+/**
+ * From a stage table of one row per id to `<stage>_changed`: the rows (those meeting `where`)
+ * that are new or whose content hash differs from the stored one, with `is_new`; and the counts
+ * of what the batch does.
+ */
+async function stageChanges(tx: Queryable, stage: string, table: 'patient' | 'immunization', where = 'true'): Promise<UpsertCounts> {
+  await tx.exec(`CREATE TEMP TABLE ${stage}_changed ON COMMIT DROP AS
+      SELECT s.*, t.id IS NULL AS is_new FROM ${stage} s LEFT JOIN ${table} t ON t.id = s.id
+       WHERE (${where}) AND (t.id IS NULL OR t.content_hash <> s.content_hash)`);
+  const { rows } = await tx.query<{ ids: number; inserted: number; changed: number }>(
+    `SELECT (SELECT count(*) FROM ${stage} s WHERE ${where})::int AS ids, count(*) FILTER (WHERE is_new)::int AS inserted, count(*)::int AS changed FROM ${stage}_changed`,
+  );
+  const { ids, inserted, changed } = rows[0]!;
+  return { inserted, updated: changed - inserted, unchanged: ids - changed };
+}
+
 const PERSON_COLUMNS = ['given', 'middle', 'family', 'suffix', 'birthDate', 'sex', 'street', 'city', 'state', 'zip', 'phone'] as const satisfies readonly (keyof PersonFields)[];
+
+/** The matcher's view of a patient as column values: id, the person's columns, identifiers (JSON). */
+function matchView(p: IndexPatient): string[] {
+  return [p.id, ...PERSON_COLUMNS.map((f) => p.person[f]), JSON.stringify(p.identifiers)];
+}
 
 /** The matcher's view of each patient as query parameters: id, the person's columns, identifiers (JSON). */
 function matchViewColumns(writes: readonly Pick<PatientWrite, 'patient'>[]): (string | null)[][] {
@@ -126,36 +162,6 @@ async function* tidSlices<R>(db: Queryable, sql: string, blocksPerSlice: number)
   }
 }
 
-/**
- * The writes in `batch` whose content differs from what is stored, counting each as inserted,
- * updated or unchanged. A later line for the same id wins, as if the lines were loaded one by one.
- */
-async function changedByHash<W extends { contentHash: string }>(
-  tx: Queryable,
-  table: 'patient' | 'immunization',
-  batch: readonly W[],
-  idOf: (w: W) => string,
-  counts: UpsertCounts,
-): Promise<W[]> {
-  const byId = new Map(batch.map((w) => [idOf(w), w]));
-  const { rows } = await tx.query<{ id: string; content_hash: string }>(`SELECT id, content_hash FROM ${table} WHERE id = ANY($1::text[])`, [
-    [...byId.keys()],
-  ]);
-  const stored = new Map(rows.map((r) => [r.id, r.content_hash]));
-  const changed: W[] = [];
-  for (const [id, w] of byId) {
-    const hash = stored.get(id);
-    if (hash === w.contentHash) {
-      counts.unchanged++;
-      continue;
-    }
-    if (hash === undefined) counts.inserted++;
-    else counts.updated++;
-    changed.push(w);
-  }
-  return changed;
-}
-
 export interface ImmunizationWrite {
   id: string;
   patientId: string;
@@ -164,36 +170,62 @@ export interface ImmunizationWrite {
   lastUpdated: string;
 }
 
-/** Same contract as upsertPatients. Returns also the ids whose patient is not in the index. */
-export async function upsertImmunizations(
-  tx: Queryable,
-  batch: ImmunizationWrite[],
-): Promise<UpsertCounts & { orphans: Set<string> }> {
-  const counts = { inserted: 0, updated: 0, unchanged: 0, orphans: new Set<string>() };
-  if (batch.length === 0) return counts;
-  const known = new Set(
-    (await tx.query<{ id: string }>('SELECT id FROM patient WHERE id = ANY($1::text[])', [[...new Set(batch.map((w) => w.patientId))]])).rows.map(
-      (r) => r.id,
-    ),
-  );
-  for (const w of batch) if (!known.has(w.patientId)) counts.orphans.add(w.id);
-  const changed = await changedByHash(tx, 'immunization', batch.filter((w) => known.has(w.patientId)), (w) => w.id, counts);
-  if (changed.length > 0) {
-    await tx.query(
-      `INSERT INTO immunization (id, patient_id, resource, content_hash, last_updated)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::timestamptz[])
-       ON CONFLICT (id) DO UPDATE SET patient_id = excluded.patient_id, resource = excluded.resource,
-         content_hash = excluded.content_hash, last_updated = excluded.last_updated`,
-      [
-        changed.map((w) => w.id),
-        changed.map((w) => w.patientId),
-        changed.map((w) => JSON.stringify(w.resource)),
-        changed.map((w) => w.contentHash),
-        changed.map((w) => w.lastUpdated),
-      ],
-    );
+/**
+ * Same contract as mergePatients, for Immunizations whose patient is in the index (merge the
+ * batch's patients first); returns also the ids of those whose patient is not.
+ */
+export async function mergeImmunizations(tx: Queryable, batch: readonly ImmunizationWrite[]): Promise<UpsertCounts & { orphans: Set<string> }> {
+  if (batch.length === 0) return { inserted: 0, updated: 0, unchanged: 0, orphans: new Set() };
+  await tx.exec(`${MERGE_SETTINGS};
+    CREATE TEMP TABLE stage_immunization (id text, patient_id text, resource jsonb, content_hash text, last_updated timestamptz) ON COMMIT DROP`);
+  const columns = ['id', 'patient_id', 'resource', 'content_hash', 'last_updated'];
+  const lines = lastPerId(batch, (w) => w.id).map((w) => copyLine([w.id, w.patientId, JSON.stringify(w.resource), w.contentHash, w.lastUpdated]));
+  await tx.copyIn('stage_immunization', columns, lines.join(''));
+  const known = 'EXISTS (SELECT 1 FROM patient p WHERE p.id = s.patient_id)';
+  const { rows } = await tx.query<{ id: string }>(`SELECT id FROM stage_immunization s WHERE NOT ${known}`);
+  const counts = await stageChanges(tx, 'stage_immunization', 'immunization', known);
+  if (counts.inserted + counts.updated > 0) {
+    await tx.exec(`
+      INSERT INTO immunization (${columns.join(', ')}) SELECT ${columns.join(', ')} FROM stage_immunization_changed
+        ON CONFLICT (id) DO UPDATE SET patient_id = excluded.patient_id, resource = excluded.resource,
+          content_hash = excluded.content_hash, last_updated = excluded.last_updated`);
   }
-  return counts;
+  return { ...counts, orphans: new Set(rows.map((r) => r.id)) };
+}
+
+/**
+ * A load into an empty index writes every blocking key at once (thirteen million for a million
+ * patients): kept up row by row, patient_block's two indexes cost ten times the writing itself,
+ * and built once at the end they cost a third of that. So the first load drops them
+ * (returns whether it did) and restoreBlockIndexes builds them again; a later load (a delta)
+ * keeps them, since it needs them to find the keys it replaces.
+ */
+export async function dropBlockIndexesIfEmpty(db: Queryable): Promise<boolean> {
+  const { rows } = await db.query<{ empty: boolean }>('SELECT NOT EXISTS (SELECT 1 FROM patient_block) AS empty');
+  if (!rows[0]!.empty) return false;
+  await db.exec('ALTER TABLE patient_block DROP CONSTRAINT IF EXISTS patient_block_pkey; DROP INDEX IF EXISTS patient_block_patient');
+  return true;
+}
+
+/** Builds patient_block's indexes where they are missing (after a first load, or one that died midway). */
+export async function restoreBlockIndexes(db: Queryable): Promise<void> {
+  const { rows } = await db.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM pg_indexes WHERE tablename = 'patient_block' AND indexname IN ('patient_block_pkey', 'patient_block_patient')",
+  );
+  if (rows[0]!.n === 2) return;
+  await db.exec(`SET maintenance_work_mem = '512MB';
+    DO $$ BEGIN
+      IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'patient_block_pkey') THEN
+        ALTER TABLE patient_block ADD CONSTRAINT patient_block_pkey PRIMARY KEY (key, patient_id);
+      END IF;
+    END $$;
+    CREATE INDEX IF NOT EXISTS patient_block_patient ON patient_block (patient_id);
+    RESET maintenance_work_mem`);
+}
+
+/** Statistics for the tables a load changed, so the planner sees their size without autovacuum. */
+export async function analyzeIndex(db: Queryable): Promise<void> {
+  await db.exec('ANALYZE patient; ANALYZE patient_block; ANALYZE immunization');
 }
 
 interface PatientRow {
