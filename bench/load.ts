@@ -17,6 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { benchArgs } from './args.ts';
+import { admin, databaseUrl } from './server.ts';
 import { loadIndexFile } from '../src/patient-index/index.ts';
 import { generateSamples } from '../src/samples/index.ts';
 import { openEmbedded, openPostgres, type Db } from '../src/store/index.ts';
@@ -37,17 +38,10 @@ if (!['pglite', 'postgres'].includes(values.store)) {
   console.error(`--store is pglite or postgres\n${USAGE}`);
   process.exit(2);
 }
-const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? `postgres://${os.userInfo().username}@127.0.0.1:5432/postgres`;
-const secs = (t: number) => +((performance.now() - t) / 1000).toFixed(1);
+const secs = (t: number) => +((performance.now() - t) / 1000).toFixed(2);
 
 const work = await fs.mkdtemp(path.join(os.tmpdir(), 'rostermatch-bench-load-'));
 const pgName = `rm_bench_load_${process.pid}`;
-const admin = async (sql: string) => {
-  const c = new pg.Client({ connectionString: ADMIN_URL });
-  await c.connect();
-  await c.query(sql);
-  await c.end();
-};
 try {
   await generateSamples({ patients: Number(values.patients), seed: Number(values.seed), outDir: work, rosterRows: { school: 1, payer: 1, clinic: 1 }, immunizations: values.immunizations });
   const files = ['Patient.ndjson', ...(values.immunizations ? ['Immunization.ndjson'] : [])].map((f) => path.join(work, 'iis', f));
@@ -55,7 +49,7 @@ try {
   let floor: (file: string) => Promise<void>;
   if (values.store === 'postgres') {
     await admin(`CREATE DATABASE ${pgName}`);
-    const url = Object.assign(new URL(ADMIN_URL), { pathname: `/${pgName}` }).href;
+    const url = databaseUrl(pgName);
     db = await openPostgres(url);
     floor = async (file) => {
       const c = new pg.Client({ connectionString: url });

@@ -15,9 +15,9 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { createLogger } from '../src/config/index.ts';
 import { benchArgs } from './args.ts';
+import { admin, databaseUrl as urlOf } from './server.ts';
 import { accuracy, readTruth } from '../src/evaluate/index.ts';
 import { loadIndexFile } from '../src/patient-index/index.ts';
 import { loadPartnerPipeline } from '../src/pipeline/index.ts';
@@ -53,7 +53,6 @@ if (values.reuse && !values.keep) {
 }
 if (!['pglite', 'postgres'].includes(values.store)) throw new Error('--store is pglite or postgres');
 if (!['auto', 'memory', 'database'].includes(values.candidates)) throw new Error('--candidates is auto, memory or database');
-const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? `postgres://${os.userInfo().username}@127.0.0.1:5432/postgres`;
 const ROSTER = path.join('rosters', 'district7-fall.csv');
 
 if (values.phase === 'match') await matchPhase();
@@ -95,12 +94,6 @@ async function benchmark(): Promise<void> {
   const work = values.keep ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'rostermatch-bench-')));
   const secs = (t: number) => (performance.now() - t) / 1000;
   let pgName: string | undefined;
-  const admin = async (sql: string) => {
-    const c = new pg.Client({ connectionString: ADMIN_URL });
-    await c.connect();
-    await c.query(sql);
-    await c.end();
-  };
   try {
     // --reuse: the data in --keep and the index in --database-url were made by an earlier run.
     let generateS = 0;
@@ -114,7 +107,7 @@ async function benchmark(): Promise<void> {
       if (values.store === 'postgres') {
         pgName = `rm_bench_${process.pid}`;
         await admin(`CREATE DATABASE ${pgName}`);
-        databaseUrl = Object.assign(new URL(ADMIN_URL), { pathname: `/${pgName}` }).href;
+        databaseUrl = urlOf(pgName);
       }
       const db = databaseUrl ? await openPostgres(databaseUrl) : await openEmbedded(path.join(work, 'db'));
       t = performance.now();
