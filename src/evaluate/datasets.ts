@@ -1,0 +1,221 @@
+/**
+ * The labelled data sets matching is measured on, written out as the product reads them: an
+ * index file and one or more rosters with their pipeline YAML and ground truth. FEBRL 1–3 (each
+ * without and with its social-security-like identifier) and Splink's fake_1000 come from the
+ * external data folder (../shared/bench/data beside the checkout, BENCH_DATA overrides); the
+ * committed samples are used as they are. bench:accuracy runs them through the product path;
+ * test/outcomes-identical.test.ts matches them in memory to hold the matcher's results fixed.
+ *
+ * Its own entry, not re-exported by src/evaluate/index.ts: it reads the demo's file list from
+ * src/cli, which imports src/evaluate.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { parse as parseCsv } from 'csv-parse/sync';
+import { writeToString } from 'fast-csv';
+import { DEMO_FILES } from '../cli/demo.ts';
+import { CandidateIndex } from '../match/index.ts';
+import type { IndexPatient } from '../model/index.ts';
+import { csvToResource, PATIENT_CSV_COLUMNS } from '../patient-index/csv-form.ts';
+import { patientFromFhir, type FhirPatient } from '../patient-index/fhir.ts';
+import { readTruth, type TruthRow } from './index.ts';
+
+export const SETS = ['febrl1', 'febrl1-id', 'febrl2', 'febrl2-id', 'febrl3', 'febrl3-id', 'fake1000', 'samples'] as const;
+export type SetName = (typeof SETS)[number];
+
+/** The external data folder: BENCH_DATA, else ../shared/bench/data beside the checkout. */
+export function benchDataDir(): string {
+  return process.env.BENCH_DATA ?? path.resolve(import.meta.dirname, '..', '..', '..', 'shared', 'bench', 'data');
+}
+
+/** Whether `dir` holds the external sets (FEBRL and fake_1000); the committed samples need none. */
+export async function hasBenchData(dir: string): Promise<boolean> {
+  try {
+    await fs.access(path.join(dir, 'febrl', 'dataset1.csv'));
+    await fs.access(path.join(dir, 'splink', 'fake_1000.csv'));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A made-up SSN-like identifier system for FEBRL's soc_sec_id. */
+const SSN_SYSTEM = 'urn:oid:2.16.840.1.113883.3.9999.99';
+
+export interface RosterSpec {
+  /** Table label and file name of its misses CSV. */
+  label: string;
+  file: string;
+  pipelineFile: string;
+  truth: () => Promise<Map<string, TruthRow>>;
+}
+export interface Prepared {
+  indexFile: string;
+  rosters: RosterSpec[];
+}
+
+/** Writes rows (the first is the header) as RFC 4180 CSV, quoting only where a cell needs it. */
+export async function writeCsv(file: string, rows: string[][]): Promise<void> {
+  await fs.writeFile(file, `${await writeToString(rows)}\n`);
+}
+
+/** YYYYMMDD or YYYY-MM-DD → YYYY-MM-DD when it is a real calendar date, else ''. */
+function calendarDate(s: string): string {
+  const m = /^(\d{4})-?(\d{2})-?(\d{2})$/.exec(s.trim());
+  if (!m) return '';
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const t = new Date(Date.UTC(y, mo - 1, d));
+  return t.getUTCFullYear() === y && t.getUTCMonth() === mo - 1 && t.getUTCDate() === d ? `${m[1]}-${m[2]}-${m[3]}` : '';
+}
+
+function pipelineYaml(partner: string, displayName: string, columns: Record<string, string>, dateFormat: string, extra = ''): string {
+  const cols = Object.entries(columns).map(([f, h]) => `  ${f}: [${JSON.stringify(h)}]`).join('\n');
+  return `partner: ${partner}
+displayName: ${JSON.stringify(displayName)}
+file: { namePattern: "*.csv", encoding: utf-8, delimiter: "," }
+columns:
+${cols}
+dates: { birthDate: [${dateFormat}] }
+group: { id: ${partner}, name: ${JSON.stringify(displayName)}, mode: replace }
+${extra}`;
+}
+
+/**
+ * FEBRL: originals (rec-N-org) are the index, corrupted copies (rec-N-dup-k) the roster. The
+ * file is ", "-separated without quoting; the roster is rewritten as ordinary CSV with
+ * street_number and address_1 joined into one street (address_2, a locality or building line,
+ * goes in as street2; the index's CSV form has one street line, so the index leaves it out).
+ */
+async function prepareFebrl(n: 1 | 2 | 3, withId: boolean, data: string, work: string): Promise<Prepared> {
+  const set = `febrl${n}${withId ? '-id' : ''}`;
+  const text = await fs.readFile(path.join(data, 'febrl', `dataset${n}.csv`), 'utf8');
+  const [head, ...lines] = text.split(/\r?\n/).filter((l) => l.trim() !== '');
+  const cols = head!.split(',').map((c) => c.trim());
+  const records = lines.map((l, i) => {
+    const cells = l.split(', ');
+    if (cells.length !== cols.length) throw new Error(`dataset${n}.csv line ${i + 2}: ${cells.length} cells, the header has ${cols.length}`);
+    return Object.fromEntries(cols.map((c, j) => [c, cells[j]!.trim()])) as Record<string, string>;
+  });
+  const person = (recId: string) => /^rec-(\d+)-(org|dup-\d+)$/.exec(recId);
+  const street = (r: Record<string, string>) => `${r.street_number} ${r.address_1}`.trim();
+
+  const indexHeader = [...PATIENT_CSV_COLUMNS, ...(withId ? ['identifier_system', 'identifier_value'] : [])];
+  const index: string[][] = [indexHeader];
+  const roster: string[][] = [['rec_id', 'given_name', 'surname', 'street', 'address_2', 'suburb', 'postcode', 'state', 'date_of_birth', 'soc_sec_id']];
+  const truth = new Map<string, TruthRow>();
+  for (const r of records) {
+    const m = person(r.rec_id!);
+    if (!m) throw new Error(`dataset${n}.csv: rec_id ${r.rec_id} is neither rec-N-org nor rec-N-dup-k`);
+    if (m[2] === 'org') {
+      const row: Record<string, string> = {
+        id: `febrl-${m[1]}`, family: r.surname!, given: r.given_name!, middle: '', suffix: '', birth_date: calendarDate(r.date_of_birth!), sex: '',
+        street: street(r), city: r.suburb!, state: r.state!, zip: r.postcode!, phone: '',
+        identifier_system: r.soc_sec_id ? SSN_SYSTEM : '', identifier_value: r.soc_sec_id!,
+      };
+      index.push(indexHeader.map((c) => row[c] ?? ''));
+    } else {
+      roster.push([r.rec_id!, r.given_name!, r.surname!, street(r), r.address_2!, r.suburb!, r.postcode!, r.state!, r.date_of_birth!, r.soc_sec_id!]);
+      truth.set(r.rec_id!, { line: roster.length, recordId: r.rec_id!, patientId: `febrl-${m[1]}` });
+    }
+  }
+  const indexFile = path.join(work, 'index.csv');
+  const file = path.join(work, `${set}.csv`);
+  const pipelineFile = path.join(work, `${set}.yaml`);
+  await writeCsv(indexFile, index);
+  await writeCsv(file, roster);
+  const identifiers = withId ? `identifiers:\n  - columns: [soc_sec_id]\n    system: "${SSN_SYSTEM}"\n` : '';
+  await fs.writeFile(
+    pipelineFile,
+    pipelineYaml(`bench-${set}`, `FEBRL dataset${n} duplicates${withId ? ' with soc_sec_id' : ''}`, {
+      recordId: 'rec_id', given: 'given_name', family: 'surname', street: 'street', street2: 'address_2', city: 'suburb', zip: 'postcode', state: 'state', birthDate: 'date_of_birth',
+    }, 'YYYYMMDD', identifiers),
+  );
+  return { indexFile, rosters: [{ label: set, file, pipelineFile, truth: async () => truth }] };
+}
+
+/** Splink fake_1000: the lowest unique_id of each cluster is the index, the other rows the roster. */
+async function prepareFake(data: string, work: string): Promise<Prepared> {
+  const rows = parseCsv(await fs.readFile(path.join(data, 'splink', 'fake_1000.csv')), { columns: true, bom: true }) as Record<string, string>[];
+  const first = new Map<string, Record<string, string>>();
+  for (const r of rows) {
+    const f = first.get(r.cluster!);
+    if (!f || Number(r.unique_id) < Number(f.unique_id)) first.set(r.cluster!, r);
+  }
+  const index: string[][] = [[...PATIENT_CSV_COLUMNS]];
+  for (const r of first.values()) {
+    const row: Record<string, string> = { id: `fake-${r.unique_id}`, family: r.surname!.trim(), given: r.first_name!.trim(), birth_date: calendarDate(r.dob!), city: r.city!.trim() };
+    index.push(PATIENT_CSV_COLUMNS.map((c) => row[c] ?? ''));
+  }
+  const cols = ['unique_id', 'first_name', 'surname', 'dob', 'city', 'email', 'cluster'];
+  const roster: string[][] = [cols];
+  const truth = new Map<string, TruthRow>();
+  for (const r of rows) {
+    const f = first.get(r.cluster!)!;
+    if (f === r) continue;
+    roster.push(cols.map((c) => r[c] ?? ''));
+    truth.set(r.unique_id!, { line: roster.length, recordId: r.unique_id!, patientId: `fake-${f.unique_id}` });
+  }
+  const indexFile = path.join(work, 'index.csv');
+  const file = path.join(work, 'fake1000.csv');
+  const pipelineFile = path.join(work, 'fake1000.yaml');
+  await writeCsv(indexFile, index);
+  await writeCsv(file, roster);
+  await fs.writeFile(
+    pipelineFile,
+    pipelineYaml('bench-fake1000', 'Splink fake_1000, all but the first of each cluster', { recordId: 'unique_id', given: 'first_name', family: 'surname', birthDate: 'dob', city: 'city' }, 'YYYY-MM-DD'),
+  );
+  return { indexFile, rosters: [{ label: 'fake1000', file, pipelineFile, truth: async () => truth }] };
+}
+
+/**
+ * A sample set as the generator lays it out (the committed one in `samples`, or one
+ * generateSamples wrote): one index, the three partners' rosters and their pipelines.
+ */
+export function prepareSamples(dir = 'samples', label = 'samples'): Prepared {
+  return {
+    indexFile: path.join(dir, 'iis', 'Patient.ndjson'),
+    rosters: DEMO_FILES.map(({ partner, file }) => ({
+      label: `${label}-${partner}`,
+      file: path.join(dir, 'rosters', file),
+      pipelineFile: path.join('pipelines', `${partner}.yaml`),
+      truth: () => readTruth(path.join(dir, 'truth', file.replace(/\.[^.]+$/, '.truth.csv'))),
+    })),
+  };
+}
+
+/** Writes a set's files into `work` (the samples are read in place) from the external data in `data`. */
+export function prepare(set: SetName, data: string, work: string): Promise<Prepared> {
+  if (set === 'fake1000') return prepareFake(data, work);
+  if (set === 'samples') return Promise.resolve(prepareSamples());
+  const m = /^febrl([123])(-id)?$/.exec(set)!;
+  return prepareFebrl(Number(m[1]) as 1 | 2 | 3, !!m[2], data, work);
+}
+
+/** The index as the matcher sees it: the in-memory candidate index, and each patient by id. */
+export interface IndexView {
+  candidates: CandidateIndex;
+  byId: Map<string, { patient: IndexPatient }>;
+}
+
+/** The index file read as loadIndexFile reads it (NDJSON, or the CSV form), merged-away patients left out. */
+export async function readIndex(file: string): Promise<IndexView> {
+  const text = await fs.readFile(file, 'utf8');
+  const resources: unknown[] = /\.csv$/i.test(file)
+    ? (parseCsv(text, { bom: true, skip_empty_lines: true, trim: true, columns: (h: string[]) => h.map((c) => c.toLowerCase()) }) as Record<string, string>[]).map((r) => csvToResource('Patient', r))
+    : text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as unknown);
+  const view: IndexView = { candidates: new CandidateIndex(), byId: new Map() };
+  for (const r of resources) {
+    if ((r as { resourceType?: string }).resourceType !== 'Patient') continue;
+    let p: IndexPatient;
+    try {
+      p = patientFromFhir(r as FhirPatient);
+    } catch {
+      continue; // rejected by the loader too
+    }
+    if (p.replacedBy) continue;
+    view.candidates.add(p);
+    view.byId.set(p.id, { patient: p });
+  }
+  view.candidates.seal();
+  return view;
+}
