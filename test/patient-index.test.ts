@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ensureMatchForm, loadIndexFile } from '../src/patient-index/index.ts';
+import { ensureMatchForm, loadIndexFile, LOAD_BATCH_LINES } from '../src/patient-index/index.ts';
 import { countIndex } from '../src/store/index.ts';
 import { fhirImmunization, fhirPatient, tempDb, writeNdjson, writeText, STORES } from './helpers.ts';
 
@@ -43,6 +43,19 @@ describe.each(STORES)('loading the patient index (%s)', (store) => {
     expect(keys.map((k) => k.key)).toEqual(['id:urn:mrn|M"1\\2,{3}']);
     const { rows: idx } = await db.query<{ indexname: string }>("SELECT indexname FROM pg_indexes WHERE tablename = 'patient_block' ORDER BY indexname");
     expect(idx.map((x) => x.indexname)).toEqual(['patient_block_patient', 'patient_block_pkey']);
+  });
+
+  it('merges a batch of a first load whose patient came in an earlier batch: the later line wins', async () => {
+    const { db, dir } = await tempDb(store);
+    const many = Array.from({ length: LOAD_BATCH_LINES }, (_, i) => fhirPatient({ id: `p${i}`, given: 'Ava', family: `Family${i}`, birthDate: '2015-03-14' }));
+    const again = { ...many[5]!, birthDate: '2015-03-16' };
+    const r = await loadIndexFile(db, await writeNdjson(path.join(dir, 'P.ndjson'), [...many, again]));
+    expect(r.patients).toEqual({ inserted: LOAD_BATCH_LINES, updated: 1, unchanged: 0 });
+    const { rows } = await db.query<{ birth_date: string }>("SELECT birth_date FROM patient WHERE id = 'p5'");
+    expect(rows).toEqual([{ birth_date: '2015-03-16' }]);
+    const { rows: keys } = await db.query<{ key: string }>(`SELECT key FROM patient_block WHERE patient_id = 'p5' AND key LIKE 'df:%'`);
+    expect(keys.map((k) => k.key)).toEqual(['df:2015-03-16|FML']);
+    expect((await countIndex(db)).patients).toBe(LOAD_BATCH_LINES);
   });
 
   it('builds the blocking indexes again when a first load died without them', async () => {

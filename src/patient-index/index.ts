@@ -71,7 +71,7 @@ export async function ensureMatchForm(db: Db): Promise<number> {
  * Lines per batch: one transaction stages and merges them. Large, so each statement's fixed cost
  * is spread over many rows; bounded, so a file of any size streams through in constant memory.
  */
-const BATCH = 20_000;
+export const LOAD_BATCH_LINES = 20_000;
 const MAX_LISTED_REJECTIONS = 1000;
 
 interface Record_ {
@@ -100,6 +100,8 @@ export async function loadIndexFile(db: Db, file: string, opts: { now?: () => Da
     counts.updated += c.updated;
     counts.unchanged += c.unchanged;
   };
+  // Into an empty index, batches are written straight in (and its key indexes built at the end).
+  const fresh = await dropBlockIndexesIfEmpty(db);
   let patients: PatientWrite[] = [];
   let immunizations: (ImmunizationWrite & { line: number })[] = [];
   // One batch is merged while the next is read and prepared, so Node's work and the database's
@@ -114,7 +116,7 @@ export async function loadIndexFile(db: Db, file: string, opts: { now?: () => Da
     if (p.length === 0 && im.length === 0) return;
     merging = db.transaction(async (tx) => {
       // Patients first, so an Immunization in the same batch finds its patient.
-      add(report.patients, await mergePatients(tx, p));
+      add(report.patients, await mergePatients(tx, p, { fresh }));
       const c = await mergeImmunizations(tx, im);
       add(report.immunizations, c);
       for (const w of im) if (c.orphans.has(w.id)) reject(w.line, 'Immunization.patient references a Patient not in the index');
@@ -124,7 +126,6 @@ export async function loadIndexFile(db: Db, file: string, opts: { now?: () => Da
   };
 
   const source = /\.csv$/i.test(file) ? csvRecords(file) : ndjsonRecords(file, reject);
-  const dropped = await dropBlockIndexesIfEmpty(db);
   try {
     for await (const { line, resource } of source) {
       report.lines = line;
@@ -137,7 +138,7 @@ export async function loadIndexFile(db: Db, file: string, opts: { now?: () => Da
         reject(line, (e as Error).message);
         continue;
       }
-      if (patients.length + immunizations.length >= BATCH) await flush();
+      if (patients.length + immunizations.length >= LOAD_BATCH_LINES) await flush();
     }
     await flush();
     await merging;
@@ -145,7 +146,7 @@ export async function loadIndexFile(db: Db, file: string, opts: { now?: () => Da
     if (e instanceof RostermatchError) throw e;
     throw new RostermatchError('FILE_UNREADABLE', 'cannot read the index file', { file }, { cause: e });
   } finally {
-    if (dropped) await restoreBlockIndexes(db);
+    if (fresh) await restoreBlockIndexes(db);
   }
   if (report.patients.inserted + report.patients.updated + report.immunizations.inserted + report.immunizations.updated > 0) await analyzeIndex(db);
   // Orphaned immunizations are found when their batch is merged, after the lines read since.
@@ -163,9 +164,12 @@ type Prepared = { kind: 'Patient'; write: PatientWrite } | { kind: 'Immunization
 function prepare(resource: unknown, now: string): Prepared {
   if (typeof resource !== 'object' || resource === null || Array.isArray(resource)) throw new Error('not a JSON object');
   const r = resource as Record<string, unknown>;
-  const { meta: _meta, ...content } = r;
-  const contentHash = createHash('sha256').update(JSON.stringify(content)).digest('hex');
-  const stored = { ...r, meta: { ...(typeof _meta === 'object' ? _meta : {}), lastUpdated: now } };
+  const { meta, ...content } = r;
+  const text = JSON.stringify(content);
+  const contentHash = createHash('sha256').update(text).digest('hex');
+  // Stored as jsonb, which keeps no key order: meta goes first, without serialising the resource twice.
+  const stamped = JSON.stringify({ ...(typeof meta === 'object' ? meta : {}), lastUpdated: now });
+  const stored = text === '{}' ? `{"meta":${stamped}}` : `{"meta":${stamped},${text.slice(1)}`;
   if (r.resourceType === 'Patient') {
     const patient = patientFromFhir(r as unknown as FhirPatient);
     const keys = patient.replacedBy ? [] : blockingKeys(patient.person, patient.identifiers);

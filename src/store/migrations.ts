@@ -256,4 +256,11 @@ export const MIGRATIONS: readonly string[] = [
   -- deleted): the foreign key added a lookup of patient per key, thirteen per patient, to every load.
   ALTER TABLE patient_block DROP CONSTRAINT IF EXISTS patient_block_patient_id_fkey;
   `,
+  `
+  -- Blocking keys compare byte by byte: they are only ever looked up by equality, and under a
+  -- linguistic collation (the server's default, C.UTF-8 here) each comparison goes through
+  -- strcoll and sorts lose abbreviated keys, which made building the key index at the end of a
+  -- first load half again as slow. Rewrites the table once.
+  ALTER TABLE patient_block ALTER COLUMN key TYPE text COLLATE "C";
+  `,
 ];

@@ -4,7 +4,8 @@ import { copyLine, type Queryable } from './db.ts';
 
 export interface PatientWrite {
   patient: IndexPatient;
-  resource: unknown;
+  /** The FHIR resource as JSON text. */
+  resource: string;
   contentHash: string;
   lastUpdated: string;
   blockKeys: string[];
@@ -33,17 +34,14 @@ const PATIENT_COLUMNS = ['id', 'given', 'middle', 'family', 'suffix', 'birth_dat
  * stage table by COPY, each patient with its blocking keys, and is merged by a few set-based
  * statements: a statement per thousand rows kept Node and the database waiting on each other.
  */
-export async function mergePatients(tx: Queryable, batch: readonly PatientWrite[]): Promise<UpsertCounts> {
+export async function mergePatients(tx: Queryable, batch: readonly PatientWrite[], opts: { fresh?: boolean } = {}): Promise<UpsertCounts> {
   if (batch.length === 0) return { inserted: 0, updated: 0, unchanged: 0 };
+  const writes = lastPerId(batch, (w) => w.patient.id);
+  if (opts.fresh && (await insertFresh(tx, writes))) return { inserted: writes.length, updated: 0, unchanged: 0 };
   await tx.exec(`${MERGE_SETTINGS};
     CREATE TEMP TABLE stage_patient (id text, given text, middle text, family text, suffix text, birth_date text, sex text, street text, city text,
       state text, zip text, phone text, identifiers jsonb, replaced_by text, resource jsonb, content_hash text, last_updated timestamptz, block_keys text[]) ON COMMIT DROP`);
-  const lines = lastPerId(batch, (w) => w.patient.id).map((w) => {
-    const p = w.patient;
-    // A merged-away patient is kept for export history but can no longer be matched.
-    const keys = p.replacedBy ? [] : [...new Set(w.blockKeys)];
-    return copyLine([...matchView(p), p.replacedBy ?? null, JSON.stringify(w.resource), w.contentHash, w.lastUpdated, arrayLiteral(keys)]);
-  });
+  const lines = writes.map((w) => patientLine(w, arrayLiteral(matchableKeys(w))));
   await tx.copyIn('stage_patient', [...PATIENT_COLUMNS, 'block_keys'], lines.join(''));
   const counts = await stageChanges(tx, 'stage_patient', 'patient');
   if (counts.inserted + counts.updated === 0) return counts;
@@ -57,6 +55,41 @@ export async function mergePatients(tx: Queryable, batch: readonly PatientWrite[
   return counts;
 }
 
+/**
+ * A batch of a load into an index that held no patient when the load began goes by COPY straight
+ * into patient and patient_block, as the floor it is measured against does: no stage table, no
+ * comparison with stored rows. A patient already there (an id repeated from an earlier batch, or
+ * written meanwhile by another load) fails the COPY: the savepoint takes the batch back and the
+ * merge applies it instead (returns false).
+ */
+async function insertFresh(tx: Queryable, writes: readonly PatientWrite[]): Promise<boolean> {
+  await tx.exec('SAVEPOINT fresh');
+  try {
+    await tx.copyIn('patient', PATIENT_COLUMNS, writes.map((w) => patientLine(w)).join(''));
+    const blocks = writes.flatMap((w) => matchableKeys(w).map((k) => copyLine([k, w.patient.id])));
+    await tx.copyIn('patient_block', ['key', 'patient_id'], blocks.join(''));
+  } catch (e) {
+    if ((e as { code?: string }).code !== UNIQUE_VIOLATION) throw e;
+    await tx.exec('ROLLBACK TO SAVEPOINT fresh');
+    return false;
+  }
+  await tx.exec('RELEASE SAVEPOINT fresh; UPDATE index_state SET version = version + 1 WHERE id = 1');
+  return true;
+}
+
+const UNIQUE_VIOLATION = '23505';
+
+/** One COPY line of the patient table's columns, and of any columns after them. */
+function patientLine(w: PatientWrite, ...more: string[]): string {
+  const p = w.patient;
+  return copyLine([...matchView(p), p.replacedBy ?? null, w.resource, w.contentHash, w.lastUpdated, ...more]);
+}
+
+/** The keys a patient can be found by, each once; none for a merged-away patient, kept for export history only. */
+function matchableKeys(w: PatientWrite): string[] {
+  return w.patient.replacedBy ? [] : [...new Set(w.blockKeys)];
+}
+
 /** The last write of each id: a later line for the same id wins, as if the lines were loaded one by one. */
 function lastPerId<W>(batch: readonly W[], id: (w: W) => string): W[] {
   return [...new Map(batch.map((w) => [id(w), w])).values()];
@@ -64,7 +97,7 @@ function lastPerId<W>(batch: readonly W[], id: (w: W) => string): W[] {
 
 /** A text[] literal of `values`, each quoted. */
 function arrayLiteral(values: readonly string[]): string {
-  return `{${values.map((v) => `"${v.replace(/[\\"]/g, '\\$&')}"`).join(',')}}`;
+  return `{${values.map((v) => (/[\\"]/.test(v) ? `"${v.replace(/[\\"]/g, '\\$&')}"` : `"${v}"`)).join(',')}}`;
 }
 
 /**
@@ -165,7 +198,8 @@ async function* tidSlices<R>(db: Queryable, sql: string, blocksPerSlice: number)
 export interface ImmunizationWrite {
   id: string;
   patientId: string;
-  resource: unknown;
+  /** The FHIR resource as JSON text. */
+  resource: string;
   contentHash: string;
   lastUpdated: string;
 }
@@ -179,7 +213,7 @@ export async function mergeImmunizations(tx: Queryable, batch: readonly Immuniza
   await tx.exec(`${MERGE_SETTINGS};
     CREATE TEMP TABLE stage_immunization (id text, patient_id text, resource jsonb, content_hash text, last_updated timestamptz) ON COMMIT DROP`);
   const columns = ['id', 'patient_id', 'resource', 'content_hash', 'last_updated'];
-  const lines = lastPerId(batch, (w) => w.id).map((w) => copyLine([w.id, w.patientId, JSON.stringify(w.resource), w.contentHash, w.lastUpdated]));
+  const lines = lastPerId(batch, (w) => w.id).map((w) => copyLine([w.id, w.patientId, w.resource, w.contentHash, w.lastUpdated]));
   await tx.copyIn('stage_immunization', columns, lines.join(''));
   const known = 'EXISTS (SELECT 1 FROM patient p WHERE p.id = s.patient_id)';
   const { rows } = await tx.query<{ id: string }>(`SELECT id FROM stage_immunization s WHERE NOT ${known}`);
@@ -201,7 +235,8 @@ export async function mergeImmunizations(tx: Queryable, batch: readonly Immuniza
  * keeps them, since it needs them to find the keys it replaces.
  */
 export async function dropBlockIndexesIfEmpty(db: Queryable): Promise<boolean> {
-  const { rows } = await db.query<{ empty: boolean }>('SELECT NOT EXISTS (SELECT 1 FROM patient_block) AS empty');
+  // Keys are written only beside their patient: no patient, no key.
+  const { rows } = await db.query<{ empty: boolean }>('SELECT NOT EXISTS (SELECT 1 FROM patient) AS empty');
   if (!rows[0]!.empty) return false;
   await db.exec('ALTER TABLE patient_block DROP CONSTRAINT IF EXISTS patient_block_pkey; DROP INDEX IF EXISTS patient_block_patient');
   return true;
