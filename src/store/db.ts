@@ -5,11 +5,11 @@
 import { unlinkSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Transform, type TransformCallback, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { RostermatchError } from '../errors/index.ts';
 import { MIGRATIONS } from './migrations.ts';
 
@@ -34,6 +34,55 @@ const COPY_ESCAPE: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '
 
 const copySql = (table: string, columns: readonly string[], source: string) => `COPY ${table} (${columns.join(', ')}) FROM ${source}`;
 
+/** Rows a PGlite cursor hands over per FETCH: a few hundred kilobytes of resources. */
+const CURSOR_BATCH = 2000;
+
+const BACKSLASH = 0x5c;
+/** What COPY TO writes after a backslash (CopyAttributeOutText), decoded; any other character stands for itself. */
+const UNESCAPED = Uint8Array.from({ length: 256 }, (_, c) => c);
+for (const [c, value] of Object.entries({ b: 8, f: 12, n: 10, r: 13, t: 9, v: 11 })) UNESCAPED[c.charCodeAt(0)] = value;
+
+/** Runs `write`, destroying `sink` should it fail, so that no file is left open. */
+async function orDestroy<T>(sink: Writable, write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (e) {
+    sink.destroy();
+    throw e;
+  }
+}
+
+/**
+ * Turns COPY TO's text format back into the values, a line per row. A chunk without a backslash
+ * (nearly every chunk of JSON) passes through as it is, without a copy.
+ */
+class CopyTextDecoder extends Transform {
+  /** The last chunk ended in a backslash: the next chunk opens with the character it escapes. */
+  #escaping = false;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    let from = this.#escaping ? 1 : 0;
+    let next = chunk.indexOf(BACKSLASH, from);
+    if (next < 0 && !this.#escaping) return done(null, chunk);
+    const out = Buffer.allocUnsafe(chunk.length);
+    let o = 0;
+    if (this.#escaping) out[o++] = UNESCAPED[chunk[0]!]!;
+    this.#escaping = false;
+    for (; next >= 0; next = chunk.indexOf(BACKSLASH, from)) {
+      o += chunk.copy(out, o, from, next);
+      if (next + 1 === chunk.length) {
+        this.#escaping = true;
+        from = chunk.length;
+        break;
+      }
+      out[o++] = UNESCAPED[chunk[next + 1]!]!;
+      from = next + 2;
+    }
+    o += chunk.copy(out, o, from);
+    done(null, out.subarray(0, o));
+  }
+}
+
 export interface Db extends Queryable {
   readonly kind: 'pglite' | 'postgres';
   /**
@@ -43,6 +92,14 @@ export interface Db extends Queryable {
   readonly storeId: string;
   /** Runs `fn` in one transaction: all of its writes land, or none. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Streams the rows of `select` — one text column, never null, no parameters (COPY takes none:
+   * values go in as literals) — into `sink` as lines (`value\n`) and ends it (destroys it on failure). `settings`
+   * (`SET LOCAL …` statements) hold for this query alone. Memory stays bounded whatever the size of
+   * the result: the server streams COPY TO STDOUT, PGlite a cursor a batch at a time. Resolves
+   * with the number of lines.
+   */
+  copyOut(select: string, sink: Writable, settings?: string): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -66,11 +123,29 @@ export async function openEmbedded(dir: string): Promise<Db> {
   const copyIn = (on: Pick<PGlite, 'query'>) => async (table: string, columns: readonly string[], text: string) => {
     await on.query(copySql(table, columns, `'/dev/blob'`), [], { blob: new Blob([text]) });
   };
+  // One transaction holds the cursor; PGlite runs one query at a time anyway.
+  const copyOut = (select: string, sink: Writable, settings = '') =>
+    orDestroy(sink, () =>
+      pg.transaction(async (tx) => {
+        await tx.exec(`${settings}; DECLARE copy_out NO SCROLL CURSOR FOR ${select}`);
+        let count = 0;
+        await pipeline(async function* () {
+          for (;;) {
+            const { rows } = await tx.query<[string]>(`FETCH ${CURSOR_BATCH} FROM copy_out`, [], { rowMode: 'array' });
+            if (rows.length === 0) return;
+            count += rows.length;
+            yield `${rows.map((r) => r[0]).join('\n')}\n`;
+          }
+        }, sink);
+        return count;
+      }),
+    );
   const db: Opening = {
     kind: 'pglite',
     query: (sql, params) => pg.query(sql, params as unknown[]),
     exec: (sql) => pg.exec(sql),
     copyIn: copyIn(pg),
+    copyOut,
     transaction: (fn) => pg.transaction((tx) => fn({ query: (s, p) => tx.query(s, p as unknown[]), exec: (s) => tx.exec(s), copyIn: copyIn(tx) })),
     close: () => (closing ??= pg.close().finally(release)),
   };
@@ -187,9 +262,27 @@ export async function openPostgres(url: string, opts: { max?: number; /** @defau
       } else await copyInto(c, table, columns, text);
     },
   });
+  // SET LOCAL needs a transaction. A client that failed mid-COPY may be mid-protocol: it is closed, not reused.
+  const copyOut = (select: string, sink: Writable, settings = '') =>
+    orDestroy(sink, async () => {
+      const client = await pool.connect();
+      try {
+        await client.query(`BEGIN; ${settings}`);
+        const rows = client.query(copyTo(`COPY (${select}) TO STDOUT`));
+        await pipeline(rows, new CopyTextDecoder(), sink);
+        await client.query('COMMIT');
+        client.release();
+        // Known once the server's CommandComplete is read, and COMMIT's reply comes after it.
+        return rows.rowCount;
+      } catch (e) {
+        client.release(e as Error);
+        throw e;
+      }
+    });
   const db: Opening = {
     kind: 'postgres',
     ...asQueryable(pool),
+    copyOut,
     async transaction(fn) {
       const client = await pool.connect();
       try {
