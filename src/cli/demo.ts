@@ -31,6 +31,7 @@ export async function runDemo(ctx: Context, samplesDir: string): Promise<void> {
       pipeline,
       outDir: path.join(ctx.paths.dropRoot, partner, 'outbound'),
       exportsDir: ctx.paths.exportsDir,
+      snapshotDir: ctx.paths.snapshotDir,
       actor: 'demo',
     });
     console.log(printRun(out));

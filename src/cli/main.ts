@@ -94,6 +94,7 @@ program
         pipeline,
         outDir: o.out ?? path.join(paths.dropRoot, pipeline.partner, 'outbound'),
         exportsDir: paths.exportsDir,
+        snapshotDir: paths.snapshotDir,
         force: !!o.force,
         ...(progress ? { onProgress: (p) => progress.update(p) } : {}),
       }).then(
@@ -434,6 +435,7 @@ program
       stalledIntervalMs: o.stalledMs,
       shutdownGraceMs: o.graceMs,
       log: createLogger(process.env.LOG_LEVEL ?? 'info'),
+      snapshotDir: resolvePaths(globals().dataDir).snapshotDir,
       ...(delay ? { chunkDelayMs: delay } : {}),
     });
     console.log(`worker ${workerId()} taking match jobs`);

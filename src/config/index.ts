@@ -7,6 +7,8 @@ export interface Paths {
   dataDir: string;
   dbDir: string;
   exportsDir: string;
+  /** The in-memory candidate index's snapshot (it holds demographics, as the database does). */
+  snapshotDir: string;
   /** Where `match` writes results when no --out is given, per partner: <outboundRoot>/<partner>/outbound. */
   dropRoot: string;
 }
@@ -18,6 +20,7 @@ export function resolvePaths(dataDir?: string): Paths {
     dataDir: root,
     dbDir: path.join(root, 'db'),
     exportsDir: path.join(root, 'exports'),
+    snapshotDir: path.join(root, 'cache'),
     dropRoot: path.join(root, 'drop'),
   };
 }

@@ -12,15 +12,41 @@
  * misses were the largest cost of matching. Both hashes must agree before a patient is handed
  * out, so that a collision neither adds work nor makes the in-memory copy answer differently
  * from the database's blocking table; a collision can never hide a patient.
+ *
+ * A sealed index is never changed: `withChanges` makes the next one (sharing the row strings), so
+ * a chunk matching against the old one meanwhile sees one version of the index throughout.
  */
 import type { IndexPatient, NameFrequencies, Sex } from '../model/index.ts';
 import { BROAD_BLOCK_MAX, blockingKeys, isBroadKey, keepBlock } from './blocking.ts';
 
+/** Room made for a new patient's keys (they grow as needed; thirteen is usual). */
+const KEYS_PER_PATIENT = 16;
+
 const FIELDS = ['given', 'middle', 'family', 'suffix', 'birthDate', 'sex', 'street', 'city', 'state', 'zip', 'phone'] as const;
 
+/** A patient written to the index since a copy was made: its new view, or gone from matching. */
+export interface IndexChange {
+  id: string;
+  /** Absent when the patient can no longer be matched (merged away). */
+  patient?: IndexPatient;
+}
+
+/** A sealed index's contents as typed arrays and strings, for a snapshot on disk. */
+export interface IndexParts {
+  rows: string[];
+  entries: Uint32Array;
+  bucketStart: Uint32Array;
+  bucketShift: number;
+  freq: NameFrequencies;
+}
+
 export class CandidateIndex {
-  /** id, the person's fields, then identifiers, tab-joined. */
-  readonly #rows: string[] = [];
+  /** id, the person's fields, then identifiers, tab-joined; shared, append-only, with the indexes made from this one by withChanges. */
+  #rows: string[] = [];
+  /** Rows of this index from #rows[0] to #rows[#end - 1]; those marked in #dead were replaced or removed. */
+  #end = 0;
+  #dead = new Uint8Array(0);
+  #live = 0;
   /** Per key of every patient, side by side (one cache line): its hash, the patient's ordinal, its check hash; after seal, grouped by bucket. */
   #entries = new Uint32Array(3 << 16);
   #count = 0;
@@ -30,16 +56,22 @@ export class CandidateIndex {
   #sealed = false;
   readonly freq: NameFrequencies = { total: 0, given: new Map(), family: new Map() };
 
+  /** Patients that can be found. */
   get size(): number {
-    return this.#rows.length;
+    return this.#live;
   }
 
   add(p: IndexPatient): void {
     if (this.#sealed) throw new Error('CandidateIndex is sealed; build a new one');
-    const ordinal = this.#rows.length;
+    this.#append(p);
+  }
+
+  #append(p: IndexPatient): void {
+    const ordinal = this.#end++;
+    this.#live++;
     const f = p.person;
     // One join, so the string is flat: a concatenated one is flattened (copied) on its first split.
-    this.#rows.push([p.id, ...FIELDS.map((k) => f[k]), p.identifiers.map((i) => `${i.system}\u0001${i.value}`).join('\u0002')].join('\t'));
+    this.#rows[ordinal] = [p.id, ...FIELDS.map((k) => f[k]), p.identifiers.map((i) => `${i.system}\u0001${i.value}`).join('\u0002')].join('\t');
     for (const key of blockingKeys(f, p.identifiers)) {
       if (3 * this.#count === this.#entries.length) this.#entries = grow(this.#entries);
       const at = 3 * this.#count++;
@@ -47,9 +79,90 @@ export class CandidateIndex {
       this.#entries[at + 1] = ordinal;
       this.#entries[at + 2] = checkHash(key);
     }
-    this.freq.total++;
-    if (f.given) this.freq.given.set(f.given, (this.freq.given.get(f.given) ?? 0) + 1);
-    if (f.family) this.freq.family.set(f.family, (this.freq.family.get(f.family) ?? 0) + 1);
+    countNames(this.freq, f.given, f.family, 1);
+  }
+
+  /**
+   * The next index: this one with `changes` applied — each changed patient's old row dropped,
+   * its new view (if any) added at the end. A patient listed twice takes its last change.
+   */
+  withChanges(changes: readonly IndexChange[]): CandidateIndex {
+    this.seal();
+    const last = new Map(changes.map((c) => [c.id, c]));
+    const next = new CandidateIndex();
+    next.#rows = this.#rows;
+    next.#end = this.#end;
+    next.#live = this.#live;
+    next.#dead = new Uint8Array(this.#end + last.size);
+    next.#dead.set(this.#dead.subarray(0, this.#end));
+    next.freq.total = this.freq.total;
+    for (const [k, v] of this.freq.given) next.freq.given.set(k, v);
+    for (const [k, v] of this.freq.family) next.freq.family.set(k, v);
+    for (let o = 0; o < this.#end; o++) {
+      if (next.#dead[o]) continue;
+      const row = this.#rows[o]!;
+      if (!last.has(row.slice(0, row.indexOf('\t')))) continue;
+      next.#dead[o] = 1;
+      next.#live--;
+      const c = row.split('\t', 4);
+      countNames(next.freq, c[1]!, c[3]!, -1);
+    }
+    // The live keys, still in bucket order, then the new patients' keys; seal groups them again.
+    const e = this.#entries;
+    next.#entries = new Uint32Array(3 * this.#count + 3 * KEYS_PER_PATIENT * last.size);
+    for (let i = 0; i < 3 * this.#count; i += 3) {
+      if (next.#dead[e[i + 1]!]) continue;
+      next.#entries.set(e.subarray(i, i + 3), 3 * next.#count++);
+    }
+    for (const c of last.values()) if (c.patient) next.#append(c.patient);
+    return next.seal();
+  }
+
+  /** The live contents, renumbered from 0, for a snapshot on disk. */
+  parts(): IndexParts {
+    this.seal();
+    const renumber = new Uint32Array(this.#end);
+    const rows: string[] = [];
+    for (let o = 0; o < this.#end; o++) {
+      if (this.#dead[o]) continue;
+      renumber[o] = rows.length;
+      rows.push(this.#rows[o]!);
+    }
+    const entries = new Uint32Array(3 * this.#count);
+    let n = 0;
+    for (let i = 0; i < 3 * this.#count; i += 3) {
+      const o = this.#entries[i + 1]!;
+      if (this.#dead[o]) continue;
+      entries[n++] = this.#entries[i]!;
+      entries[n++] = renumber[o]!;
+      entries[n++] = this.#entries[i + 2]!;
+    }
+    return { rows, entries: entries.subarray(0, n), bucketStart: this.#recount(entries.subarray(0, n)), bucketShift: this.#bucketShift, freq: this.freq };
+  }
+
+  /** Bucket starts of bucket-ordered `entries`. */
+  #recount(entries: Uint32Array): Uint32Array {
+    const start = new Uint32Array(this.#bucketStart.length);
+    for (let i = 0; i < entries.length; i += 3) start[(entries[i]! >>> this.#bucketShift) + 1]!++;
+    for (let b = 1; b < start.length; b++) start[b]! += start[b - 1]!;
+    return start;
+  }
+
+  /** An index from a snapshot's parts (sealed). */
+  static fromParts(p: IndexParts): CandidateIndex {
+    const idx = new CandidateIndex();
+    idx.#rows = p.rows;
+    idx.#end = idx.#live = p.rows.length;
+    idx.#dead = new Uint8Array(p.rows.length);
+    idx.#entries = p.entries as Uint32Array<ArrayBuffer>;
+    idx.#count = p.entries.length / 3;
+    idx.#bucketStart = p.bucketStart as Uint32Array<ArrayBuffer>;
+    idx.#bucketShift = p.bucketShift;
+    idx.freq.total = p.freq.total;
+    for (const [k, v] of p.freq.given) idx.freq.given.set(k, v);
+    for (const [k, v] of p.freq.family) idx.freq.family.set(k, v);
+    idx.#sealed = true;
+    return idx;
   }
 
   /**
@@ -60,6 +173,11 @@ export class CandidateIndex {
     if (this.#sealed) return this;
     const n = this.#count;
     const from = this.#entries;
+    if (this.#dead.length < this.#end) {
+      const dead = new Uint8Array(this.#end);
+      dead.set(this.#dead);
+      this.#dead = dead;
+    }
     const bits = Math.max(4, Math.min(30, Math.ceil(Math.log2(n + 1)) - 2));
     const shift = 32 - bits;
     const start = new Uint32Array((1 << bits) + 1);
@@ -122,6 +240,19 @@ export class CandidateIndex {
       }),
     };
   }
+}
+
+/** Counts a patient's names in (by 1) or out (by -1), so the figures equal those of an index built afresh. */
+function countNames(freq: NameFrequencies, given: string, family: string, by: 1 | -1): void {
+  freq.total += by;
+  const count = (names: Map<string, number>, name: string) => {
+    if (!name) return;
+    const n = (names.get(name) ?? 0) + by;
+    if (n > 0) names.set(name, n);
+    else names.delete(name);
+  };
+  count(freq.given, given);
+  count(freq.family, family);
 }
 
 function grow(a: Uint32Array<ArrayBuffer>): Uint32Array<ArrayBuffer> {

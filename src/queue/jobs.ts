@@ -48,6 +48,8 @@ export interface JobContext {
   chunkRows?: number;
   /** Where match jobs find candidates. @defaultValue memory (a long-lived worker amortises the load) */
   candidates?: CandidateMode;
+  /** Where the in-memory candidate index is kept between processes, so a fresh worker reads it instead of building it. */
+  snapshotDir?: string;
   /** Test fixture: a pause before each chunk, to make a run slow enough to interrupt. */
   chunkDelayMs?: number;
   /** Test fixture: a pause between recording a run and publishing it, the window a crash must survive. */
@@ -130,14 +132,14 @@ export async function addMatchFlow(
 }
 
 /** Match one chunk. Its results replace any from an earlier attempt, so a retry counts no row twice. */
-export async function execChunk(ctx: Pick<JobContext, 'db' | 'workerId' | 'chunkDelayMs' | 'candidates'>, data: ChunkJob, progress?: (pct: number) => Promise<void>): Promise<void> {
+export async function execChunk(ctx: Pick<JobContext, 'db' | 'workerId' | 'chunkDelayMs' | 'candidates' | 'snapshotDir'>, data: ChunkJob, progress?: (pct: number) => Promise<void>): Promise<void> {
   const run = await runOf(ctx.db, data);
   if (run.state !== 'matching') return;
   if (ctx.chunkDelayMs) await new Promise((r) => setTimeout(r, ctx.chunkDelayMs));
   const pipeline = pipelineOf(run);
   const rows = await readRunInput(ctx.db, run.id, data.from, data.to);
   const decisions = await partnerDecisions(ctx.db, run.partner, rows.map((r) => r.recordId));
-  const { source, freq } = await candidatesFor(ctx.db, ctx.candidates ?? 'memory');
+  const { source, freq } = await candidatesFor(ctx.db, ctx.candidates ?? 'memory', ctx.snapshotDir ? { snapshotDir: ctx.snapshotDir } : {});
   const results = await matchChunk(rows, source, { thresholds: pipeline.thresholds, freq, decisions, levels: await levelsFor(ctx.db, pipeline) });
   const done = await ctx.db.transaction(async (tx) => {
     await insertRunRows(tx, run.id, results);

@@ -33,7 +33,7 @@ export interface WorkerSet {
 }
 
 /** What a matching-only process has: no drop folders, no flows to add. */
-export type MatchContext = Pick<JobContext, 'db' | 'log' | 'workerId' | 'chunkDelayMs' | 'candidates'>;
+export type MatchContext = Pick<JobContext, 'db' | 'log' | 'workerId' | 'chunkDelayMs' | 'candidates' | 'snapshotDir'>;
 
 /**
  * A refused job waits `delay` in the delayed set, where any worker may take it once it is due,

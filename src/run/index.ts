@@ -36,6 +36,8 @@ export interface RunInput {
   force?: boolean;
   /** Where candidates come from. @defaultValue auto */
   candidates?: CandidateMode;
+  /** Where the in-memory candidate index is kept between processes (see candidates.ts). */
+  snapshotDir?: string;
   /** Who or what started the run, for the Group's history. @defaultValue "cli" */
   actor?: string;
   now?: () => Date;
@@ -60,7 +62,7 @@ export const MATCH_CHUNK_ROWS = 500;
 
 /** Matches rows chunk by chunk against the store's index (for callers that hold the rows). */
 export async function matchAll(db: Queryable, rows: readonly NormalisedRow[], pipeline: Pipeline, candidates: Candidates | CandidateMode = 'auto'): Promise<RowResult[]> {
-  const c = typeof candidates === 'string' ? await candidatesFor(db, candidates, rows.length) : candidates;
+  const c = typeof candidates === 'string' ? await candidatesFor(db, candidates, { rows: rows.length }) : candidates;
   const levels = await levelsFor(db, pipeline);
   const results: RowResult[] = [];
   for (let i = 0; i < rows.length; i += MATCH_CHUNK_ROWS) results.push(...(await matchRows(db, rows.slice(i, i + MATCH_CHUNK_ROWS), pipeline, c, levels)));
@@ -113,7 +115,7 @@ export async function runFile(db: Db, log: Logger, input: RunInput): Promise<Run
     const t1 = performance.now();
     const bytesTotal = (await fs.stat(file)).size;
     const estimatedRows = bytesTotal / BYTES_PER_ROW;
-    const candidates = await candidatesFor(db, input.candidates ?? 'auto', estimatedRows);
+    const candidates = await candidatesFor(db, input.candidates ?? 'auto', { rows: estimatedRows, ...(input.snapshotDir ? { snapshotDir: input.snapshotDir } : {}) });
     const levels = await levelsFor(db, pipeline);
     const tc = performance.now();
     let matchMs = 0;

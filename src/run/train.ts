@@ -21,7 +21,7 @@ export interface TrainOptions {
 }
 
 export async function trainModel(db: Queryable, pipeline: Pipeline, file: string, o: TrainOptions = {}): Promise<TrainedModel> {
-  const { source, freq } = await candidatesFor(db, 'auto', Number.MAX_SAFE_INTEGER);
+  const { source, freq } = await candidatesFor(db, 'memory');
   const ctx = { freq };
 
   // u: random pairs drawn from a sample of the index.

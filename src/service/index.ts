@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { FlowProducer, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Logger } from '../config/index.ts';
+import { resolvePaths, type Logger } from '../config/index.ts';
 import { isRostermatchError } from '../errors/index.ts';
 import { claimFile, recoverSpool, type ClaimOutcome } from '../intake/claim.ts';
 import {
@@ -106,6 +106,7 @@ export async function startServe(o: ServeOptions): Promise<Service> {
     dropRoot: o.dropRoot,
     dataDir: o.dataDir,
     exportsDir: path.join(o.dataDir, 'exports'),
+    snapshotDir: resolvePaths(o.dataDir).snapshotDir,
     flows,
     finaliseQueue,
     ...(o.chunkDelayMs ? { chunkDelayMs: o.chunkDelayMs } : {}),
@@ -252,6 +253,8 @@ export interface RemoteWorkerOptions {
   stalledIntervalMs?: number;
   shutdownGraceMs?: number;
   chunkDelayMs?: number;
+  /** Where the in-memory candidate index is kept between processes. */
+  snapshotDir?: string;
   log: Logger;
 }
 
@@ -263,7 +266,7 @@ export async function startRemoteWorker(o: RemoteWorkerOptions): Promise<{ prefi
   await warnOfOtherDeployments(redis, prefix, db.storeId, o.log);
   redis.disconnect();
   const workers = startWorkers(
-    { db, log: o.log, workerId: workerId(), ...(o.chunkDelayMs ? { chunkDelayMs: o.chunkDelayMs } : {}) },
+    { db, log: o.log, workerId: workerId(), ...(o.chunkDelayMs ? { chunkDelayMs: o.chunkDelayMs } : {}), ...(o.snapshotDir ? { snapshotDir: o.snapshotDir } : {}) },
     {
       redisUrl: o.redisUrl,
       prefix,

@@ -263,4 +263,13 @@ export const MIGRATIONS: readonly string[] = [
   -- first load half again as slow. Rewrites the table once.
   ALTER TABLE patient_block ALTER COLUMN key TYPE text COLLATE "C";
   `,
+  `
+  -- In-memory copies of the index follow its changes instead of reloading it whole: each patient
+  -- row names the index version that last wrote it, and index_state the version of the last
+  -- wholesale rewrite (a new match form), before which a copy cannot be brought up to date.
+  ALTER TABLE patient ADD COLUMN changed_in bigint NOT NULL DEFAULT 0;
+  CREATE INDEX patient_changed_in ON patient (changed_in, id);
+  ALTER TABLE index_state ADD COLUMN rewritten_in bigint NOT NULL DEFAULT 0;
+  UPDATE index_state SET rewritten_in = version;
+  `,
 ];

@@ -37,7 +37,7 @@ const PATIENT_COLUMNS = ['id', 'given', 'middle', 'family', 'suffix', 'birth_dat
 export async function mergePatients(tx: Queryable, batch: readonly PatientWrite[], opts: { fresh?: boolean } = {}): Promise<UpsertCounts> {
   if (batch.length === 0) return { inserted: 0, updated: 0, unchanged: 0 };
   const writes = lastPerId(batch, (w) => w.patient.id);
-  if (opts.fresh && (await insertFresh(tx, writes))) return { inserted: writes.length, updated: 0, unchanged: 0 };
+  if (opts.fresh && (await insertFresh(tx, writes, await nextVersion(tx)))) return { inserted: writes.length, updated: 0, unchanged: 0 };
   await tx.exec(`${MERGE_SETTINGS};
     CREATE TEMP TABLE stage_patient (id text, given text, middle text, family text, suffix text, birth_date text, sex text, street text, city text,
       state text, zip text, phone text, identifiers jsonb, replaced_by text, resource jsonb, content_hash text, last_updated timestamptz, block_keys text[]) ON COMMIT DROP`);
@@ -45,13 +45,13 @@ export async function mergePatients(tx: Queryable, batch: readonly PatientWrite[
   await tx.copyIn('stage_patient', [...PATIENT_COLUMNS, 'block_keys'], lines.join(''));
   const counts = await stageChanges(tx, 'stage_patient', 'patient');
   if (counts.inserted + counts.updated === 0) return counts;
-  const set = PATIENT_COLUMNS.slice(1).map((c) => `${c} = excluded.${c}`).join(', ');
+  const version = await nextVersion(tx);
+  const set = [...PATIENT_COLUMNS.slice(1), 'changed_in'].map((c) => `${c} = excluded.${c}`).join(', ');
   await tx.exec(`
-    INSERT INTO patient (${PATIENT_COLUMNS.join(', ')}) SELECT ${PATIENT_COLUMNS.join(', ')} FROM stage_patient_changed
+    INSERT INTO patient (${PATIENT_COLUMNS.join(', ')}, changed_in) SELECT ${PATIENT_COLUMNS.join(', ')}, ${version} FROM stage_patient_changed
       ON CONFLICT (id) DO UPDATE SET ${set};
     DELETE FROM patient_block b USING stage_patient_changed c WHERE NOT c.is_new AND b.patient_id = c.id;
-    INSERT INTO patient_block (key, patient_id) SELECT unnest(block_keys), id FROM stage_patient_changed ON CONFLICT DO NOTHING;
-    UPDATE index_state SET version = version + 1 WHERE id = 1`);
+    INSERT INTO patient_block (key, patient_id) SELECT unnest(block_keys), id FROM stage_patient_changed ON CONFLICT DO NOTHING`);
   return counts;
 }
 
@@ -62,10 +62,10 @@ export async function mergePatients(tx: Queryable, batch: readonly PatientWrite[
  * written meanwhile by another load) fails the COPY: the savepoint takes the batch back and the
  * merge applies it instead (returns false).
  */
-async function insertFresh(tx: Queryable, writes: readonly PatientWrite[]): Promise<boolean> {
+async function insertFresh(tx: Queryable, writes: readonly PatientWrite[], version: number): Promise<boolean> {
   await tx.exec('SAVEPOINT fresh');
   try {
-    await tx.copyIn('patient', PATIENT_COLUMNS, writes.map((w) => patientLine(w)).join(''));
+    await tx.copyIn('patient', [...PATIENT_COLUMNS, 'changed_in'], writes.map((w) => patientLine(w, String(version))).join(''));
     const blocks = writes.flatMap((w) => matchableKeys(w).map((k) => copyLine([k, w.patient.id])));
     await tx.copyIn('patient_block', ['key', 'patient_id'], blocks.join(''));
   } catch (e) {
@@ -73,8 +73,18 @@ async function insertFresh(tx: Queryable, writes: readonly PatientWrite[]): Prom
     await tx.exec('ROLLBACK TO SAVEPOINT fresh');
     return false;
   }
-  await tx.exec('RELEASE SAVEPOINT fresh; UPDATE index_state SET version = version + 1 WHERE id = 1');
+  await tx.exec('RELEASE SAVEPOINT fresh');
   return true;
+}
+
+/**
+ * The index version this transaction writes: patients it writes carry it, so a copy in memory
+ * can fetch what changed after its own version. The row stays locked until commit, so versions
+ * become visible in order and a copy that saw version v has seen every patient written up to v.
+ */
+async function nextVersion(tx: Queryable): Promise<number> {
+  const { rows } = await tx.query<{ version: string | number }>('UPDATE index_state SET version = version + 1 WHERE id = 1 RETURNING version');
+  return Number(rows[0]!.version);
 }
 
 const UNIQUE_VIOLATION = '23505';
@@ -176,7 +186,7 @@ export async function rewriteMatchView(tx: Queryable, writes: readonly Pick<Pati
 
 /** Records that the whole index is in `form` now (and bumps the version, so in-memory copies reload). */
 export async function markMatchForm(tx: Queryable, form: number): Promise<void> {
-  await tx.query('UPDATE index_state SET match_form = $1, version = version + 1 WHERE id = 1', [form]);
+  await tx.query('UPDATE index_state SET match_form = $1, version = version + 1, rewritten_in = version + 1 WHERE id = 1', [form]);
 }
 
 /** Every patient's stored resource, a slice of the table at a time in physical order. */
@@ -335,9 +345,42 @@ export async function patientsByIds(db: Queryable, ids: readonly string[]): Prom
   return new Map(rows.map((r) => [r.id, toIndexPatient(r)]));
 }
 
-export async function indexVersion(db: Queryable): Promise<number> {
-  const { rows } = await db.query<{ version: string | number }>('SELECT version FROM index_state WHERE id = 1');
-  return Number(rows[0]?.version ?? 0);
+export interface IndexState {
+  version: number;
+  /** The version of the last wholesale rewrite: a copy older than it must be rebuilt, not updated. */
+  rewrittenIn: number;
+}
+
+export async function indexState(db: Queryable): Promise<IndexState> {
+  const { rows } = await db.query<{ version: string | number; rewritten_in: string | number }>('SELECT version, rewritten_in FROM index_state WHERE id = 1');
+  return { version: Number(rows[0]?.version ?? 0), rewrittenIn: Number(rows[0]?.rewritten_in ?? 0) };
+}
+
+/** How many patients were written after index version `since`. */
+export async function countChangedSince(db: Queryable, since: number): Promise<number> {
+  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM patient WHERE changed_in > $1', [since]);
+  return rows[0]!.n;
+}
+
+/**
+ * The patients written after index version `since`, a page at a time in the order they were
+ * written; `replaced` ones can no longer be matched. Keyset pages along (changed_in, id), so each
+ * page is an index range whatever the statistics say.
+ */
+export async function* patientsChangedSince(db: Queryable, since: number, page = 5000): AsyncGenerator<{ patient: IndexPatient; replaced: boolean }[]> {
+  // Ids are never empty: (since + 1, '') is before every patient written after `since`.
+  let after: [number, string] = [since + 1, ''];
+  for (;;) {
+    const { rows } = await db.query<PatientRow & { changed_in: string | number; replaced: boolean }>(
+      `SELECT id, given, middle, family, suffix, birth_date, sex, street, city, state, zip, phone, identifiers, changed_in, replaced_by IS NOT NULL AS replaced
+         FROM patient WHERE (changed_in, id) > ($1, $2) ORDER BY changed_in, id LIMIT $3`,
+      [after[0], after[1], page],
+    );
+    if (rows.length === 0) return;
+    yield rows.map((r) => ({ patient: toIndexPatient(r), replaced: r.replaced }));
+    const end = rows[rows.length - 1]!;
+    after = [Number(end.changed_in), end.id];
+  }
 }
 
 /**
