@@ -25,7 +25,12 @@ export interface Queryable {
 
 /** One line of COPY text format: tab-separated, `\N` for null, backslash, tab and line breaks escaped. */
 export function copyLine(values: readonly (string | null)[]): string {
-  return `${values.map((v) => (v === null ? '\\N' : COPY_SPECIAL.test(v) ? v.replace(COPY_ESCAPES, (c) => COPY_ESCAPE[c]!) : v)).join('\t')}\n`;
+  return `${values.map((v) => (v === null ? '\\N' : copyField(v))).join('\t')}\n`;
+}
+
+/** One value as a field of COPY text format. */
+export function copyField(v: string): string {
+  return COPY_SPECIAL.test(v) ? v.replace(COPY_ESCAPES, (c) => COPY_ESCAPE[c]!) : v;
 }
 
 const COPY_SPECIAL = /[\\\t\n\r]/;
