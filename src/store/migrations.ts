@@ -272,4 +272,10 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE index_state ADD COLUMN rewritten_in bigint NOT NULL DEFAULT 0;
   UPDATE index_state SET rewritten_in = version;
   `,
+  `
+  -- Open review items by partner and record: recording a run finds the items it supersedes by
+  -- record (probed per row, or walked in record order beside the run's rows), where a store
+  -- without statistics re-read the run's rows for each open item of the partner.
+  CREATE INDEX review_item_open_record ON review_item (partner, record_id) WHERE state = 'open';
+  `,
 ];

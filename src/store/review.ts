@@ -66,14 +66,18 @@ const SELECT_ITEM = `SELECT i.*, r.group_id, rr.line,
 
 /**
  * Queues a run's possible and ambiguous rows, inside the run's recording transaction. An open item
- * for the same partner record from an earlier file is superseded: the newer row is the one to decide.
+ * for the same partner record from an earlier file is superseded: the newer row is the one to
+ * decide. The run's records are a list read once and joined with the open items by record
+ * (review_item_open_record): as `record_id IN (SELECT …)`, a store without statistics read the
+ * run's rows again for each of the partner's open items.
  */
 export async function queueForReview(tx: Queryable, runId: string, partner: string): Promise<void> {
   const waiting = `SELECT record_id FROM run_row WHERE run_id = $1 AND outcome IN ('possible', 'ambiguous')`;
-  await tx.query(`UPDATE review_item SET state = 'superseded' WHERE partner = $2 AND state = 'open' AND run_id <> $1 AND record_id IN (${waiting})`, [
-    runId,
-    partner,
-  ]);
+  await tx.query(
+    `UPDATE review_item i SET state = 'superseded' FROM (SELECT DISTINCT record_id FROM unnest(ARRAY(${waiting})) AS w(record_id)) w
+      WHERE i.partner = $2 AND i.state = 'open' AND i.record_id = w.record_id AND i.run_id <> $1`,
+    [runId, partner],
+  );
   await tx.query(
     `INSERT INTO review_item (run_id, row_index, partner, record_id, outcome, candidates)
      SELECT run_id, row_index, $2, record_id, outcome,
