@@ -4,7 +4,7 @@
  */
 import type { FieldComparison, IndexPatient, NameFrequencies, PersonFields, RowIdentifier } from '../model/index.ts';
 import { areNicknames, houseNumber, placeholderNames, readIdentifier, type PlaceholderNames } from '../normalise/index.ts';
-import { DEFAULT_LEVELS, termFrequencyU, weight, type Level, type Levels } from './model.ts';
+import { DEFAULT_LEVELS, levelWeights, termFrequencyU, type LevelWeights, type Levels } from './model.ts';
 import { jaroWinkler, oneEditApart, phonetic } from './string-metrics.ts';
 
 export interface ScoringContext {
@@ -114,85 +114,175 @@ function firstToken(s: string): string {
 
 /** Compares a row with a candidate: every field's level and weight, and the facts the guards use. */
 export function comparePair(row: MatchRow, cand: IndexPatient, ctx: ScoringContext): PairComparison {
-  const r = row.person;
-  const c = cand.person;
-  const L = ctx.levels ?? DEFAULT_LEVELS;
-  const comparisons: FieldComparison[] = [];
-  const add = (field: string, level: string, w: number) => comparisons.push({ field, level, weight: round2(w) });
+  return new RowScorer(row, ctx).compare(cand);
+}
 
-  // A placeholder agrees with nothing: it is compared as if blank, on either side.
-  const rp = row.placeholder;
-  const cp = placeholderNames(c.given, c.family);
-  const rowNames = { given: rp?.given ? '' : r.given, family: rp?.family ? '' : r.family };
-  const candNames = cp.given || cp.family ? { ...c, given: cp.given ? '' : c.given, family: cp.family ? '' : c.family } : c;
+/** Swapped names are a known keying error but rarer than straight agreement: cost it two bits. */
+const SWAP_PENALTY = 2;
+/** Term-frequency floors of exact name agreement: one-off names stay sane. */
+const GIVEN_TF_FLOOR = 0.0005;
+const FAMILY_TF_FLOOR = 0.0002;
 
-  // Names, in both orientations: the better one stands, so a first/last swap costs only a little.
-  const straight = nameWeights(rowNames.given, rowNames.family, candNames, ctx);
-  const crossed = nameWeights(rowNames.family, rowNames.given, candNames, ctx);
-  const swapped =
-    crossed.total - SWAP_PENALTY > straight.total && crossed.given !== 'different' && crossed.family !== 'different' && !(crossed.given === 'missing' && crossed.family === 'missing');
-  const names = swapped ? crossed : straight;
-  add('given', swapped ? `swapped:${names.given}` : names.given, names.givenWeight - (swapped ? SWAP_PENALTY / 2 : 0));
-  add('family', swapped ? `swapped:${names.family}` : names.family, names.familyWeight - (swapped ? SWAP_PENALTY / 2 : 0));
+interface SwappedNames {
+  given: GivenLevel | 'missing';
+  family: FamilyLevel | 'missing';
+  givenWeight: number;
+  familyWeight: number;
+}
 
-  const dob = compareBirthDate(r.birthDate, c.birthDate);
-  add('birthDate', dob, dob === 'missing' ? 0 : weight(L.birthDate[dob]));
+/**
+ * comparePair for one row and each of its candidates: what depends on the row alone (its names
+ * with placeholders blanked, its names' term-frequency weights, its house number and birth year,
+ * its identifiers' reason names) is worked out once a row rather than once a pair.
+ */
+export class RowScorer {
+  readonly #row: MatchRow;
+  readonly #L: Levels;
+  readonly #W: LevelWeights;
+  readonly #freq: NameFrequencies;
+  /** The row's names as compared: a placeholder agrees with nothing, so it is compared as if blank. */
+  readonly #given: string;
+  readonly #family: string;
+  readonly #placeholderName: boolean;
+  readonly #year: number;
+  readonly #house: string;
+  readonly #idFields: string[];
+  /** Exact-agreement weights of the row's own names, looked up on first use. */
+  #givenExactWeight: number | undefined;
+  #familyExactWeight: number | undefined;
 
-  if (r.middle !== '' && c.middle !== '') {
-    const agree = r.middle[0] === c.middle[0] && (r.middle.length === 1 || c.middle.length === 1 || jaroWinkler(r.middle, c.middle) >= PHONETIC_JW);
-    add('middle', agree ? 'agree' : 'different', weight(L.middle[agree ? 'agree' : 'different']));
-  }
-  const suffixConflict = r.suffix !== '' && c.suffix !== '' && r.suffix !== c.suffix;
-  if (suffixConflict) add('suffix', 'conflict', weight(L.suffix.conflict));
-  const relative = (r.suffix !== '' || c.suffix !== '') && r.birthDate !== '' && c.birthDate !== '' && r.birthDate.slice(0, 3) !== c.birthDate.slice(0, 3);
-
-  if (isKnownSex(r.sex) && isKnownSex(c.sex)) {
-    const level = r.sex === c.sex ? 'agree' : 'different';
-    add('sex', level, weight(L.sex[level]));
-  }
-  if (r.zip !== '' && c.zip !== '') {
-    const level = r.zip === c.zip ? 'agree' : 'different';
-    add('zip', level, weight(L.zip[level]));
-  }
-  let streetExact = false;
-  if (r.street !== '' && c.street !== '') {
-    streetExact = r.street === c.street;
-    const level = streetExact
-      ? 'exact'
-      : houseNumber(r.street) === houseNumber(c.street) && jaroWinkler(r.street, c.street) >= 0.9
-        ? 'similar'
-        : 'different';
-    add('street', level, weight(L.street[level]));
-  }
-  let phoneAgrees = false;
-  if (r.phone !== '' && c.phone !== '') {
-    phoneAgrees = r.phone === c.phone;
-    const level = phoneAgrees ? 'agree' : 'different';
-    add('phone', level, weight(L.phone[level]));
-  }
-  let identifier: PairComparison['identifier'] = 'missing';
-  for (const id of row.identifiers) {
-    const level = compareIdentifier(id, cand);
-    if (level === 'missing') continue;
-    add(`identifier[${id.label}]`, level, weight(L.identifier[level]));
-    if (IDENTIFIER_RANK[level] > IDENTIFIER_RANK[identifier]) identifier = level;
+  constructor(row: MatchRow, ctx: ScoringContext) {
+    const r = row.person;
+    const rp = row.placeholder;
+    this.#row = row;
+    this.#L = ctx.levels ?? DEFAULT_LEVELS;
+    this.#W = levelWeights(this.#L);
+    this.#freq = ctx.freq;
+    this.#given = rp?.given ? '' : r.given;
+    this.#family = rp?.family ? '' : r.family;
+    this.#placeholderName = !!(rp?.given || rp?.family);
+    this.#year = Number(r.birthDate.slice(0, 4));
+    this.#house = houseNumber(r.street);
+    this.#idFields = row.identifiers.length === 0 ? [] : row.identifiers.map((id) => `identifier[${id.label}]`);
   }
 
-  const score = round2(comparisons.reduce((s, x) => s + x.weight, 0));
-  return {
-    comparisons,
-    score,
-    given: names.given,
-    family: names.family,
-    birthDate: dob,
-    swapped,
-    suffixConflict,
-    relative,
-    birthYearGap: r.birthDate === '' || c.birthDate === '' ? Infinity : Math.abs(Number(r.birthDate.slice(0, 4)) - Number(c.birthDate.slice(0, 4))),
-    placeholderName: !!(rp?.given || rp?.family),
-    householdAgrees: streetExact || phoneAgrees,
-    identifier,
-  };
+  compare(cand: IndexPatient): PairComparison {
+    const r = this.#row.person;
+    const c = cand.person;
+    const W = this.#W;
+    const comparisons: FieldComparison[] = [];
+    let sum = 0;
+
+    const cp = placeholderNames(c.given, c.family);
+    const cGiven = cp.given ? '' : c.given;
+    const cFamily = cp.family ? '' : c.family;
+
+    // Names, in both orientations: the better one stands, so a first/last swap costs only a little.
+    const g = compareGiven(this.#given, cGiven, c.middle);
+    const f = compareFamily(this.#family, cFamily);
+    const givenWeight = g === 'missing' ? 0 : g === 'exact' ? (this.#givenExactWeight ??= this.#givenExact(this.#given)) : W.given[g];
+    const familyWeight = f === 'missing' ? 0 : f === 'exact' ? this.#familyExactOf(cFamily) : W.family[f];
+    const swap = this.#swapped(cGiven, c.middle, cFamily, givenWeight + familyWeight);
+    if (swap) {
+      sum += add(comparisons, 'given', `swapped:${swap.given}`, swap.givenWeight - SWAP_PENALTY / 2);
+      sum += add(comparisons, 'family', `swapped:${swap.family}`, swap.familyWeight - SWAP_PENALTY / 2);
+    } else {
+      sum += add(comparisons, 'given', g, givenWeight);
+      sum += add(comparisons, 'family', f, familyWeight);
+    }
+
+    const dob = compareBirthDate(r.birthDate, c.birthDate);
+    sum += add(comparisons, 'birthDate', dob, dob === 'missing' ? 0 : W.birthDate[dob]);
+
+    if (r.middle !== '' && c.middle !== '') {
+      const agree = r.middle[0] === c.middle[0] && (r.middle.length === 1 || c.middle.length === 1 || jaroWinkler(r.middle, c.middle) >= PHONETIC_JW);
+      sum += add(comparisons, 'middle', agree ? 'agree' : 'different', W.middle[agree ? 'agree' : 'different']);
+    }
+    const suffixConflict = r.suffix !== '' && c.suffix !== '' && r.suffix !== c.suffix;
+    if (suffixConflict) sum += add(comparisons, 'suffix', 'conflict', W.suffix.conflict);
+    const relative = (r.suffix !== '' || c.suffix !== '') && r.birthDate !== '' && c.birthDate !== '' && r.birthDate.slice(0, 3) !== c.birthDate.slice(0, 3);
+
+    if (isKnownSex(r.sex) && isKnownSex(c.sex)) {
+      const level = r.sex === c.sex ? 'agree' : 'different';
+      sum += add(comparisons, 'sex', level, W.sex[level]);
+    }
+    if (r.zip !== '' && c.zip !== '') {
+      const level = r.zip === c.zip ? 'agree' : 'different';
+      sum += add(comparisons, 'zip', level, W.zip[level]);
+    }
+    let streetExact = false;
+    if (r.street !== '' && c.street !== '') {
+      streetExact = r.street === c.street;
+      const level = streetExact ? 'exact' : this.#house === houseNumber(c.street) && jaroWinkler(r.street, c.street) >= 0.9 ? 'similar' : 'different';
+      sum += add(comparisons, 'street', level, W.street[level]);
+    }
+    let phoneAgrees = false;
+    if (r.phone !== '' && c.phone !== '') {
+      phoneAgrees = r.phone === c.phone;
+      const level = phoneAgrees ? 'agree' : 'different';
+      sum += add(comparisons, 'phone', level, W.phone[level]);
+    }
+    let identifier: PairComparison['identifier'] = 'missing';
+    const ids = this.#row.identifiers;
+    for (let i = 0; i < ids.length; i++) {
+      const level = compareIdentifier(ids[i]!, cand);
+      if (level === 'missing') continue;
+      sum += add(comparisons, this.#idFields[i]!, level, W.identifier[level]);
+      if (IDENTIFIER_RANK[level] > IDENTIFIER_RANK[identifier]) identifier = level;
+    }
+
+    return {
+      comparisons,
+      score: round2(sum),
+      given: swap ? swap.given : g,
+      family: swap ? swap.family : f,
+      birthDate: dob,
+      swapped: swap !== undefined,
+      suffixConflict,
+      relative,
+      // Equal dates are the row's own year twice: no second parse.
+      birthYearGap: r.birthDate === '' || c.birthDate === '' ? Infinity : Math.abs(this.#year - (c.birthDate === r.birthDate ? this.#year : Number(c.birthDate.slice(0, 4)))),
+      placeholderName: this.#placeholderName,
+      householdAgrees: streetExact || phoneAgrees,
+      identifier,
+    };
+  }
+
+  /** The names compared crossed (row given with candidate family and back), when that beats `straight` by more than the swap costs. */
+  #swapped(cGiven: string, cMiddle: string, cFamily: string, straight: number): SwappedNames | undefined {
+    // A swap needs both crossed levels to be other than `different`: most pairs stop at the first.
+    const g = compareGiven(this.#family, cGiven, cMiddle);
+    if (g === 'different') return undefined;
+    const f = compareFamily(this.#given, cFamily);
+    if (f === 'different' || (g === 'missing' && f === 'missing')) return undefined;
+    const givenWeight = g === 'missing' ? 0 : g === 'exact' ? this.#givenExact(this.#family) : this.#W.given[g];
+    const familyWeight = f === 'missing' ? 0 : f === 'exact' ? this.#familyExactOf(cFamily) : this.#W.family[f];
+    return givenWeight + familyWeight - SWAP_PENALTY > straight ? { given: g, family: f, givenWeight, familyWeight } : undefined;
+  }
+
+  /** Exact given-name agreement on `name`, weighed by how common the name is in the index. */
+  #givenExact(name: string): number {
+    const { m, u } = this.#L.given.exact;
+    return Math.log2(m / termFrequencyU(this.#freq.given.get(name), this.#freq.total, GIVEN_TF_FLOOR, u));
+  }
+
+  /** Exact family-name agreement, weighed by how common the candidate's family name is (mostly the row's own). */
+  #familyExactOf(cFamily: string): number {
+    if (cFamily === this.#family) return (this.#familyExactWeight ??= this.#familyExact(cFamily));
+    return this.#familyExact(cFamily);
+  }
+
+  #familyExact(name: string): number {
+    const { m, u } = this.#L.family.exact;
+    return Math.log2(m / termFrequencyU(this.#freq.family.get(name), this.#freq.total, FAMILY_TF_FLOOR, u));
+  }
+}
+
+/** Appends one field's comparison; its weight, rounded as shown, is what the score adds up. */
+function add(comparisons: FieldComparison[], field: string, level: string, w: number): number {
+  const weight = round2(w);
+  comparisons.push({ field, level, weight });
+  return weight;
 }
 
 function asSsn(raw: string): string {
@@ -222,24 +312,6 @@ export function compareIdentifier(id: RowIdentifier, cand: IndexPatient): 'agree
     else if (id.value.length >= 5 && value.length === id.value.length && oneEditApart(value, id.value)) typo = true;
   }
   return !held ? 'missing' : typo ? 'typo' : 'different';
-}
-
-/** Swapped names are a known keying error but rarer than straight agreement: cost it two bits. */
-const SWAP_PENALTY = 2;
-
-function nameWeights(given: string, family: string, c: PersonFields, ctx: ScoringContext) {
-  const g = compareGiven(given, c.given, c.middle);
-  const f = compareFamily(family, c.family);
-  const L = ctx.levels ?? DEFAULT_LEVELS;
-  const givenWeight =
-    g === 'missing' ? 0 : g === 'exact' ? weight(tfLevel(L.given.exact, ctx.freq.given.get(given), ctx.freq.total, 0.0005)) : weight(L.given[g]);
-  const familyWeight =
-    f === 'missing' ? 0 : f === 'exact' ? weight(tfLevel(L.family.exact, ctx.freq.family.get(c.family), ctx.freq.total, 0.0002)) : weight(L.family[f]);
-  return { given: g, family: f, givenWeight, familyWeight, total: givenWeight + familyWeight };
-}
-
-function tfLevel(level: Level, count: number | undefined, total: number, floor: number): Level {
-  return { m: level.m, u: termFrequencyU(count, total, floor, level.u) };
 }
 
 function isKnownSex(s: string): boolean {

@@ -6,7 +6,7 @@
 import type { IndexPatient, NameFrequencies, NormalisedRow, RowResult, StandingDecision } from '../model/index.ts';
 import { firstKeys, secondKeys } from './blocking.ts';
 import { classify, guardFailure, type Classification, type Scored, type Thresholds } from './classify.ts';
-import { comparePair } from './compare.ts';
+import { RowScorer, type ScoringContext } from './compare.ts';
 import type { Levels } from './model.ts';
 
 export { blockingKeys, firstKeys, keepBlock, rowKeys, secondKeys, type RowKeys } from './blocking.ts';
@@ -43,18 +43,20 @@ export async function matchChunk(rows: readonly NormalisedRow[], source: Candida
   const prior = opts.freq.total > 0 ? Math.log2(opts.freq.total) : 0;
   const ctx = opts.levels ? { freq: opts.freq, levels: opts.levels } : { freq: opts.freq };
   const first = await source.byKeys([...new Set(keys.flat())]);
-  const outcome = rows.map((row, i) => (row.kind === 'valid' ? judge(row, keys[i]!, first, new Map(), opts, ctx, prior) : undefined));
-  const again = rows.flatMap((row, i) => (row.kind === 'valid' && outcome[i]!.c.outcome !== 'matched' ? [i] : []));
+  // Each row's scored candidates by id: the second round adds to the first's.
+  const scored = rows.map(() => new Map<string, Scored>());
+  const outcome = rows.map((row, i) => (row.kind === 'valid' ? judge(row, keys[i]!, first, scored[i]!, opts, ctx, prior) : undefined));
+  const again = rows.flatMap((row, i) => (row.kind === 'valid' && outcome[i]!.outcome !== 'matched' ? [i] : []));
   if (again.length > 0) {
     const more = new Map(again.map((i) => [i, secondKeys(rows[i] as ValidRow, keys[i])]));
     const second = await source.byKeys([...new Set([...more.values()].flat())]);
-    for (const i of again) outcome[i] = judge(rows[i] as ValidRow, more.get(i)!, second, outcome[i]!.candidates, opts, ctx, prior);
+    for (const i of again) outcome[i] = judge(rows[i] as ValidRow, more.get(i)!, second, scored[i]!, opts, ctx, prior);
   }
   return rows.map((row, i) => {
     if (row.kind === 'invalid') {
       return { line: row.line, index: row.index, recordId: row.recordId, outcome: 'invalid', candidates: [], problems: row.problems };
     }
-    const { c } = outcome[i]!;
+    const c = outcome[i]!;
     const result: RowResult = {
       line: row.line,
       index: row.index,
@@ -76,35 +78,29 @@ export async function matchChunk(rows: readonly NormalisedRow[], source: Candida
 
 type ValidRow = Extract<NormalisedRow, { kind: 'valid' }>;
 
-/** Scores a row's new candidates (those reached by `keys`, besides the ones already scored) and classifies it. */
+/** Scores a row's new candidates (those reached by `keys`, besides the ones already in `scored`), adds them to it and classifies the row. */
 function judge(
   row: ValidRow,
   keys: readonly string[],
   blocks: Map<string, IndexPatient[]>,
   scored: Map<string, Scored>,
   opts: MatchOptions,
-  ctx: Parameters<typeof comparePair>[2],
+  ctx: ScoringContext,
   prior: number,
-): { c: Classification; candidates: Map<string, Scored> } {
+): Classification {
   const decision = opts.decisions?.get(row.recordId);
-  const rejected = new Set(decision?.rejectedIds ?? []);
-  const all = new Map(scored);
+  const rejected = decision?.rejectedIds ?? [];
+  let scorer: RowScorer | undefined;
   for (const key of keys) {
     for (const cand of blocks.get(key) ?? []) {
-      if (all.has(cand.id) || rejected.has(cand.id)) continue;
-      const pair = comparePair(row, cand, ctx);
-      all.set(cand.id, {
-        patientId: cand.id,
-        score: pair.score,
-        probability: probability(pair.score, prior),
-        comparisons: pair.comparisons,
-        pair,
-        household: { street: cand.person.street, phone: cand.person.phone, given: cand.person.given, family: cand.person.family, birthDate: cand.person.birthDate },
-      });
+      if (scored.has(cand.id) || rejected.includes(cand.id)) continue;
+      const pair = (scorer ??= new RowScorer(row, ctx)).compare(cand);
+      // The candidate's household is its own person fields (street, phone, names, birth date).
+      scored.set(cand.id, { patientId: cand.id, score: pair.score, probability: probability(pair.score, prior), comparisons: pair.comparisons, pair, household: cand.person });
     }
   }
-  const list = [...all.values()];
-  return { c: honour(decision, list, opts.thresholds) ?? classify(list, opts.thresholds), candidates: all };
+  const list = [...scored.values()];
+  return honour(decision, list, opts.thresholds) ?? classify(list, opts.thresholds);
 }
 
 /**

@@ -96,6 +96,23 @@ export function weight(level: Level): number {
   return Math.log2(level.m / level.u);
 }
 
+/** Every level's weight, field by field: what a comparison adds up. */
+export type LevelWeights = { [F in FieldName]: { [L in keyof (typeof DEFAULT_LEVELS)[F]]: number } };
+
+// A model is read by every comparison and never changed once built (mergeLevels makes a new one),
+// so its weights are worked out once per model instead of two logarithms a field a pair.
+const weightsOf = new WeakMap<Levels, LevelWeights>();
+
+/** The weights of a model's levels, as weight() gives them, computed once per model. */
+export function levelWeights(levels: Levels): LevelWeights {
+  let w = weightsOf.get(levels);
+  if (!w) {
+    w = Object.fromEntries(Object.entries(levels).map(([f, ls]) => [f, Object.fromEntries(Object.entries(ls).map(([l, mu]) => [l, weight(mu as Level)]))])) as LevelWeights;
+    weightsOf.set(levels, w);
+  }
+  return w;
+}
+
 /** Below this many patients, name frequencies say more about the sample than the population. */
 export const MIN_TF_POPULATION = 1000;
 

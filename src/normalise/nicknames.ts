@@ -336,10 +336,12 @@ export function nicknameRoots(given: string): readonly string[] {
 /** True when two different normalised given names share a root. */
 export function areNicknames(a: string, b: string): boolean {
   if (a === b || a === '' || b === '') return false;
+  // Every root is a name of the table too (its own root), so a name outside the table is no
+  // other's root and shares none: one look-up settles most pairs, where comparison asks this.
   const ra = rootsByName.get(a);
+  if (ra === undefined) return false;
   const rb = rootsByName.get(b);
-  if (ra === undefined) return rb !== undefined && rb.includes(a);
-  if (rb === undefined) return ra.includes(b);
+  if (rb === undefined) return false;
   for (let i = 0; i < ra.length; i++) if (rb.includes(ra[i]!)) return true;
   return false;
 }
