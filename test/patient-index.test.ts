@@ -58,6 +58,22 @@ describe.each(STORES)('loading the patient index (%s)', (store) => {
     expect((await countIndex(db)).patients).toBe(LOAD_BATCH_LINES);
   });
 
+  it('skips unchanged lines of a reload without losing a change the batch before it is still writing', async () => {
+    const { db, dir } = await tempDb(store);
+    const many = Array.from({ length: LOAD_BATCH_LINES }, (_, i) => fhirPatient({ id: `p${i}`, given: 'Ava', family: `Family${i}`, birthDate: '2015-03-14' }));
+    await loadIndexFile(db, await writeNdjson(path.join(dir, 'P.ndjson'), many));
+    // Every patient changes in the first batch (a long merge); p5 comes back as it was in the second,
+    // read and checked while the first is still being written: the later line wins.
+    const file = await writeNdjson(path.join(dir, 'P2.ndjson'), [...many.map((p) => ({ ...p, birthDate: '2015-03-16' })), many[5]!]);
+    const r = await loadIndexFile(db, file);
+    expect(r.patients).toEqual({ inserted: 0, updated: LOAD_BATCH_LINES + 1, unchanged: 0 });
+    const { rows } = await db.query<{ id: string; birth_date: string }>("SELECT id, birth_date FROM patient WHERE id IN ('p5', 'p6') ORDER BY id");
+    expect(rows).toEqual([{ id: 'p5', birth_date: '2015-03-14' }, { id: 'p6', birth_date: '2015-03-16' }]);
+    expect((await loadIndexFile(db, file)).patients).toEqual({ inserted: 0, updated: 2, unchanged: LOAD_BATCH_LINES - 1 });
+    const { rows: keys } = await db.query<{ key: string }>(`SELECT key FROM patient_block WHERE patient_id = 'p5' AND key LIKE 'df:%'`);
+    expect(keys.map((k) => k.key)).toEqual(['df:2015-03-14|FML']);
+  });
+
   it('builds the blocking indexes again when a first load died without them', async () => {
     const { db, dir } = await tempDb(store);
     await loadIndexFile(db, await writeNdjson(path.join(dir, 'P.ndjson'), PATIENTS));

@@ -10,7 +10,19 @@ import readline from 'node:readline';
 import { parse } from 'csv-parse';
 import { blockingKeys } from '../match/index.ts';
 import type { Db, ImmunizationWrite, PatientWrite, UpsertCounts } from '../store/index.ts';
-import { analyzeIndex, dropBlockIndexesIfEmpty, markMatchForm, mergeImmunizations, mergePatients, patientResources, restoreBlockIndexes, rewriteMatchView, storedMatchForm } from '../store/index.ts';
+import {
+  analyzeIndex,
+  dropBlockIndexesIfEmpty,
+  lastPerId,
+  markMatchForm,
+  mergeImmunizations,
+  mergePatients,
+  patientResources,
+  restoreBlockIndexes,
+  rewriteMatchView,
+  storedHashes,
+  storedMatchForm,
+} from '../store/index.ts';
 import { RostermatchError } from '../errors/index.ts';
 import { csvKind, csvToResource } from './csv-form.ts';
 import { FHIR_ID, patientFromFhir, type FhirPatient } from './fhir.ts';
@@ -102,18 +114,37 @@ export async function loadIndexFile(db: Db, file: string, opts: { now?: () => Da
   };
   // Into an empty index, batches are written straight in (and its key indexes built at the end).
   const fresh = await dropBlockIndexesIfEmpty(db);
-  let patients: PatientWrite[] = [];
+  let patients: ReadPatient[] = [];
   let immunizations: (ImmunizationWrite & { line: number })[] = [];
   // One batch is merged while the next is read and prepared, so Node's work and the database's
   // overlap; batches land in file order.
   let merging: Promise<void> = Promise.resolve();
+  // Ids the batch being merged may change: what the database says of them is not final yet.
+  let inFlight = { patients: new Set<string>(), immunizations: new Set<string>() };
   const flush = async () => {
-    const p = patients;
-    const im = immunizations;
+    let readPatients = lastPerId(patients, (w) => w.id);
+    let im = lastPerId(immunizations, (w) => w.id);
     patients = [];
     immunizations = [];
+    if (!fresh) {
+      // Unchanged lines (most of a nightly full extract) are neither normalised nor staged.
+      const before = [readPatients.length, im.length];
+      readPatients = await withoutUnchanged(db, 'patient', readPatients, inFlight.patients);
+      im = await withoutUnchanged(db, 'immunization', im, inFlight.immunizations);
+      report.patients.unchanged += before[0]! - readPatients.length;
+      report.immunizations.unchanged += before[1]! - im.length;
+    }
+    const p = readPatients.flatMap((r) => {
+      try {
+        return [completePatient(r)];
+      } catch (e) {
+        reject(r.line, (e as Error).message);
+        return [];
+      }
+    });
     await merging;
     if (p.length === 0 && im.length === 0) return;
+    inFlight = { patients: new Set(p.map((w) => w.patient.id)), immunizations: new Set(im.map((w) => w.id)) };
     merging = db.transaction(async (tx) => {
       // Patients first, so an Immunization in the same batch finds its patient.
       add(report.patients, await mergePatients(tx, p, { fresh }));
@@ -132,7 +163,7 @@ export async function loadIndexFile(db: Db, file: string, opts: { now?: () => Da
       try {
         const stamped = new Date(Math.floor(now().getTime() / 1000) * 1000).toISOString();
         const prepared = prepare(resource, stamped);
-        if (prepared.kind === 'Patient') patients.push(prepared.write);
+        if (prepared.kind === 'Patient') patients.push({ ...prepared.read, line });
         else immunizations.push({ ...prepared.write, line });
       } catch (e) {
         reject(line, (e as Error).message);
@@ -154,7 +185,17 @@ export async function loadIndexFile(db: Db, file: string, opts: { now?: () => Da
   return report;
 }
 
-type Prepared = { kind: 'Patient'; write: PatientWrite } | { kind: 'Immunization'; write: ImmunizationWrite };
+/** A Patient line as read: checked, hashed, stamped; normalised only if it changes the index. */
+interface ReadPatient {
+  line: number;
+  id: string;
+  fhir: FhirPatient;
+  resource: string;
+  contentHash: string;
+  lastUpdated: string;
+}
+
+type Prepared = { kind: 'Patient'; read: Omit<ReadPatient, 'line'> } | { kind: 'Immunization'; write: ImmunizationWrite };
 
 /**
  * The stored resource carries our own meta.lastUpdated (when this index last changed it), as a
@@ -171,9 +212,8 @@ function prepare(resource: unknown, now: string): Prepared {
   const stamped = JSON.stringify({ ...(typeof meta === 'object' ? meta : {}), lastUpdated: now });
   const stored = text === '{}' ? `{"meta":${stamped}}` : `{"meta":${stamped},${text.slice(1)}`;
   if (r.resourceType === 'Patient') {
-    const patient = patientFromFhir(r as unknown as FhirPatient);
-    const keys = patient.replacedBy ? [] : blockingKeys(patient.person, patient.identifiers);
-    return { kind: 'Patient', write: { patient, resource: stored, contentHash, lastUpdated: now, blockKeys: keys } };
+    if (typeof r.id !== 'string' || !FHIR_ID.test(r.id)) throw new Error('Patient.id is missing or not a valid FHIR id');
+    return { kind: 'Patient', read: { id: r.id, fhir: r as unknown as FhirPatient, resource: stored, contentHash, lastUpdated: now } };
   }
   if (r.resourceType === 'Immunization') {
     if (typeof r.id !== 'string' || !FHIR_ID.test(r.id)) throw new Error('Immunization.id is missing or not a valid FHIR id');
@@ -183,6 +223,19 @@ function prepare(resource: unknown, now: string): Prepared {
     return { kind: 'Immunization', write: { id: r.id, patientId: m[1]!, resource: stored, contentHash, lastUpdated: now } };
   }
   throw new Error(`resourceType must be Patient or Immunization`);
+}
+
+function completePatient(r: ReadPatient): PatientWrite {
+  const patient = patientFromFhir(r.fhir);
+  const keys = patient.replacedBy ? [] : blockingKeys(patient.person, patient.identifiers);
+  return { patient, resource: r.resource, contentHash: r.contentHash, lastUpdated: r.lastUpdated, blockKeys: keys };
+}
+
+/** `lines` less those whose resource is stored with the same content hash (unless the batch in flight may change it). */
+async function withoutUnchanged<W extends { id: string; contentHash: string }>(db: Db, table: 'patient' | 'immunization', lines: W[], inFlight: ReadonlySet<string>): Promise<W[]> {
+  if (lines.length === 0) return lines;
+  const stored = await storedHashes(db, table, lines.map((w) => w.id));
+  return lines.filter((w) => inFlight.has(w.id) || stored.get(w.id) !== w.contentHash);
 }
 
 async function* ndjsonRecords(file: string, reject: (line: number, reason: string) => void): AsyncGenerator<Record_> {

@@ -1,6 +1,6 @@
 /** The patient index: upserts by id, candidate look-up by blocking key, name frequencies. */
 import type { IndexPatient, NameFrequencies, PersonFields, Sex } from '../model/index.ts';
-import { copyField, copyLine, type Queryable } from './db.ts';
+import { copyField, copyLine, type Db, type Queryable } from './db.ts';
 
 export interface PatientWrite {
   patient: IndexPatient;
@@ -107,7 +107,7 @@ function matchableKeys(w: PatientWrite): readonly string[] {
 }
 
 /** The last write of each id: a later line for the same id wins, as if the lines were loaded one by one. */
-function lastPerId<W>(batch: readonly W[], id: (w: W) => string): W[] {
+export function lastPerId<W>(batch: readonly W[], id: (w: W) => string): W[] {
   return [...new Map(batch.map((w) => [id(w), w])).values()];
 }
 
@@ -130,6 +130,15 @@ async function stageChanges(tx: Queryable, stage: string, table: 'patient' | 'im
   );
   const { ids, inserted, changed } = rows[0]!;
   return { inserted, updated: changed - inserted, unchanged: ids - changed };
+}
+
+/** The stored content hash of each of these ids that is in `table`, by id; looked up by primary key whatever the statistics. */
+export async function storedHashes(db: Db, table: 'patient' | 'immunization', ids: readonly string[]): Promise<Map<string, string>> {
+  const { rows } = await db.transaction(async (tx) => {
+    await tx.exec('SET LOCAL enable_seqscan = off; SET LOCAL jit = off');
+    return tx.query<{ id: string; content_hash: string }>(`SELECT id, content_hash FROM ${table} WHERE id = ANY($1::text[])`, [ids]);
+  });
+  return new Map(rows.map((r) => [r.id, r.content_hash]));
 }
 
 const PERSON_COLUMNS = ['given', 'middle', 'family', 'suffix', 'birthDate', 'sex', 'street', 'city', 'state', 'zip', 'phone'] as const satisfies readonly (keyof PersonFields)[];
