@@ -263,16 +263,17 @@ export async function dropBlockIndexesIfEmpty(db: Queryable): Promise<boolean> {
   // Keys are written only beside their patient: no patient, no key.
   const { rows } = await db.query<{ empty: boolean }>('SELECT NOT EXISTS (SELECT 1 FROM patient) AS empty');
   if (!rows[0]!.empty) return false;
-  await db.exec('ALTER TABLE patient_block DROP CONSTRAINT IF EXISTS patient_block_pkey; DROP INDEX IF EXISTS patient_block_patient');
+  // patient_changed_in too: only a copy of the index in memory reads it, and only after the load.
+  await db.exec('ALTER TABLE patient_block DROP CONSTRAINT IF EXISTS patient_block_pkey; DROP INDEX IF EXISTS patient_block_patient; DROP INDEX IF EXISTS patient_changed_in');
   return true;
 }
 
-/** Builds patient_block's indexes where they are missing (after a first load, or one that died midway). */
+/** Builds the indexes a first load drops where they are missing (after a first load, or one that died midway). */
 export async function restoreBlockIndexes(db: Queryable): Promise<void> {
   const { rows } = await db.query<{ n: number }>(
-    "SELECT count(*)::int AS n FROM pg_indexes WHERE tablename = 'patient_block' AND indexname IN ('patient_block_pkey', 'patient_block_patient')",
+    "SELECT count(*)::int AS n FROM pg_indexes WHERE indexname IN ('patient_block_pkey', 'patient_block_patient', 'patient_changed_in')",
   );
-  if (rows[0]!.n === 2) return;
+  if (rows[0]!.n === 3) return;
   await db.exec(`SET maintenance_work_mem = '512MB';
     DO $$ BEGIN
       IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'patient_block_pkey') THEN
@@ -280,6 +281,7 @@ export async function restoreBlockIndexes(db: Queryable): Promise<void> {
       END IF;
     END $$;
     CREATE INDEX IF NOT EXISTS patient_block_patient ON patient_block (patient_id);
+    CREATE INDEX IF NOT EXISTS patient_changed_in ON patient (changed_in, id);
     RESET maintenance_work_mem`);
 }
 
