@@ -1,49 +1,65 @@
 /**
  * Daemon benchmark: drop one roster into a running `serve` backed by PostgreSQL and Redis, with
- * one and then two `worker` processes doing the matching, and print the time from drop to result
- * file, rows/s, and the peak RSS of every process. Figures print as a table and are written as
- * JSON, so runs can be compared.
+ * `worker` processes doing the matching (one configuration per --workers entry), and print the
+ * time from drop (the rename that completes the upload) to the result file, rows/s, the run's
+ * stages and the peak RSS of every process. Figures print as a table and are written as JSON, so
+ * runs can be compared.
  *
- *   npm run bench:daemon -- --patients 1000000 --roster 100000 --seed 7 [--workers 1,2] [--json out.json]
+ * Beside drop→result it prints a floor measured in the same run: reading the roster file and
+ * COPYing its lines into PostgreSQL (a table of one text column, no index), what `\copy` of the
+ * file does. That is the least any run of the file costs — every row read once and stored once —
+ * whatever the matching, so the ratio says how far above the plain I/O of the file a run is.
+ *
+ *   npm run bench:daemon -- --patients 1000000 --roster 100000 --workers 1
  *
  * Needs Redis (REDIS_URL) and a PostgreSQL server where it may create databases
  * (BENCH_DATABASE_URL, default postgres://<user>@127.0.0.1:5432/postgres).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { pipeline } from 'node:stream/promises';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { benchArgs } from './args.ts';
+import { admin, databaseUrl } from './server.ts';
 import { loadIndexFile } from '../src/patient-index/index.ts';
 import { generateSamples } from '../src/samples/index.ts';
 import { openPostgres } from '../src/store/index.ts';
 
-const { values } = parseArgs({
-  options: {
+const USAGE = `usage: npm run bench:daemon -- [--patients N] [--roster N] [--seed N] [--workers N[,N…]] [--chunk-rows N] [--json FILE]
+  --workers     one configuration per entry, each with that many worker processes (serve itself matches none)
+  --chunk-rows  rows per match job (serve --chunk-rows)
+  defaults: --patients 100000 --roster 10000 --seed 7 --workers 1,2 --chunk-rows 1000`;
+const values = benchArgs(
+  {
     patients: { type: 'string', default: '100000' },
     roster: { type: 'string', default: '10000' },
     seed: { type: 'string', default: '7' },
     workers: { type: 'string', default: '1,2' },
     'chunk-rows': { type: 'string', default: '1000' },
     json: { type: 'string' },
-  },
-});
+  } as const,
+  USAGE,
+);
 const patients = Number(values.patients);
 const roster = Number(values.roster);
 const workerCounts = values.workers.split(',').map(Number);
-const adminUrl = process.env.BENCH_DATABASE_URL ?? `postgres://${os.userInfo().username}@127.0.0.1:5432/postgres`;
+if ([patients, roster, ...workerCounts, Number(values['chunk-rows'])].some((n) => !Number.isInteger(n) || n < 1)) {
+  console.error(`--patients, --roster, --workers and --chunk-rows are positive integers\n${USAGE}`);
+  process.exit(2);
+}
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PARTNER = 'school-district-7';
+const ROSTER = path.join('rosters', 'district7-fall.csv');
 
 const work = await fs.mkdtemp(path.join(os.tmpdir(), 'rostermatch-bench-daemon-'));
-const admin = new pg.Client({ connectionString: adminUrl });
-await admin.connect();
 const databases: string[] = [];
-const dbUrl = (name: string) => Object.assign(new URL(adminUrl), { pathname: `/${name}` }).href;
-const secs = (t: number) => +((performance.now() - t) / 1000).toFixed(1);
+const secs = (t: number) => +((performance.now() - t) / 1000).toFixed(2);
 
 try {
   let t = performance.now();
@@ -52,20 +68,21 @@ try {
 
   // Load the index once; each configuration gets a copy made by CREATE DATABASE … TEMPLATE.
   const template = `rm_bench_${randomBytes(4).toString('hex')}`;
-  await admin.query(`CREATE DATABASE ${template}`);
+  await admin(`CREATE DATABASE ${template}`);
   databases.push(template);
-  const db = await openPostgres(dbUrl(template));
+  const db = await openPostgres(databaseUrl(template));
   t = performance.now();
   const load = await loadIndexFile(db, path.join(work, 'iis', 'Patient.ndjson'));
   const indexLoadSeconds = secs(t);
   await db.close();
+  const floorSeconds = await copyFloor(databaseUrl(template), path.join(work, ROSTER));
 
   const runs = [];
   for (const workers of workerCounts) {
     const name = `${template}_w${workers}`;
-    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${template}`);
+    await admin(`CREATE DATABASE ${name} TEMPLATE ${template}`);
     databases.push(name);
-    runs.push(await runConfiguration(workers, dbUrl(name)));
+    runs.push(await runConfiguration(workers, databaseUrl(name)));
   }
   const figures = {
     date: new Date().toISOString(),
@@ -78,22 +95,23 @@ try {
     generateSeconds,
     indexLoadSeconds,
     indexLoadPatientsPerSecond: Math.round(load.patients.inserted / indexLoadSeconds),
-    runs,
+    floorSeconds: +floorSeconds.toFixed(3),
+    runs: runs.map((r) => ({ ...r, dropToResultToFloor: +(r.dropToResultSeconds / floorSeconds).toFixed(1) })),
   };
   console.log(`index: ${figures.patients} patients loaded in ${indexLoadSeconds} s (${figures.indexLoadPatientsPerSecond}/s); roster: ${roster} rows`);
-  console.log(['workers', 'drop→result (s)', 'rows/s', 'run stages (s from claim)', 'peak RSS MB: serve', 'workers'].join('\t'));
-  for (const r of runs) {
+  console.log(`floor: read + COPY of the roster's ${roster} lines into PostgreSQL, ${figures.floorSeconds} s`);
+  console.log(['workers', 'drop→result (s)', '÷ floor', 'rows/s', 'run stages (s from claim)', 'peak RSS MB: serve', 'peak RSS MB: workers'].join('\t'));
+  for (const r of figures.runs) {
     const stages = Object.entries(r.stagesSeconds).map(([k, v]) => `${k} ${v}`).join(', ');
-    console.log([r.workers, r.dropToResultSeconds, r.rowsPerSecond, stages, r.peakRssMb.serve, r.peakRssMb.workers.join(', ')].join('\t'));
+    console.log([r.workers, r.dropToResultSeconds, `${r.dropToResultToFloor}×`, r.rowsPerSecond, stages, r.peakRssMb.serve, r.peakRssMb.workers.join(', ')].join('\t'));
   }
   if (values.json) await fs.writeFile(values.json, `${JSON.stringify(figures, null, 2)}\n`);
 } finally {
-  for (const name of databases.reverse()) await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
-  await admin.end();
+  for (const name of databases.reverse()) await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
   await fs.rm(work, { recursive: true, force: true });
 }
 
-async function runConfiguration(workers: number, databaseUrl: string) {
+async function runConfiguration(workers: number, url: string) {
   const dir = path.join(work, `w${workers}`);
   const drop = path.join(dir, 'drop');
   const inbound = path.join(drop, PARTNER, 'inbound');
@@ -101,7 +119,7 @@ async function runConfiguration(workers: number, databaseUrl: string) {
   const env = {
     ...process.env,
     REDIS_URL: redisUrl,
-    DATABASE_URL: databaseUrl,
+    DATABASE_URL: url,
     ROSTERMATCH_DATA: path.join(dir, 'data'),
     ROSTERMATCH_QUEUE_PREFIX: `rmbench-${randomBytes(4).toString('hex')}`,
     LOG_LEVEL: 'warn',
@@ -116,7 +134,7 @@ async function runConfiguration(workers: number, databaseUrl: string) {
   const ws = Array.from({ length: workers }, () => cli(['worker', '--concurrency', '1']));
   await Promise.all([serve.ready(), ...ws.map((w) => w.ready())]);
 
-  const source = path.join(work, 'rosters', 'district7-fall.csv');
+  const source = path.join(work, ROSTER);
   const results = path.join(drop, PARTNER, 'outbound', 'district7-fall.results.csv');
   // The upload arrives under a temporary name and is renamed when complete (WinSCP, FileZilla).
   await fs.copyFile(source, path.join(inbound, 'district7-fall.csv.part'));
@@ -131,7 +149,7 @@ async function runConfiguration(workers: number, databaseUrl: string) {
   };
   const peakRssMb = { serve: await peak(serve.child), workers: await Promise.all(ws.map((w) => peak(w.child))) };
   await Promise.all([serve, ...ws].map(({ child }) => new Promise((r) => (child.once('exit', r), child.kill('SIGTERM')))));
-  const c = new pg.Client({ connectionString: databaseUrl });
+  const c = new pg.Client({ connectionString: url });
   await c.connect();
   const { rows } = await c.query<{ timeline: { state: string; at: string }[] }>('SELECT timeline FROM run');
   await c.end();
@@ -139,6 +157,22 @@ async function runConfiguration(workers: number, databaseUrl: string) {
   const start = Date.parse(rows[0]!.timeline[0]!.at);
   const stagesSeconds = Object.fromEntries(rows[0]!.timeline.map((e) => [e.state, +((Date.parse(e.at) - start) / 1000).toFixed(1)]));
   return { workers, dropToResultSeconds: +seconds.toFixed(1), rowsPerSecond: Math.round(roster / seconds), stagesSeconds, peakRssMb };
+}
+
+/** Seconds to read `file` and COPY its lines into a table of one text column of the database at `url` (dropped after). */
+async function copyFloor(url: string, file: string): Promise<number> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    await c.query('CREATE TABLE bench_floor (line text)');
+    const t = performance.now();
+    await pipeline(createReadStream(file), c.query(copyFrom('COPY bench_floor (line) FROM STDIN')));
+    const seconds = (performance.now() - t) / 1000;
+    await c.query('DROP TABLE bench_floor');
+    return seconds;
+  } finally {
+    await c.end();
+  }
 }
 
 /** The benchmark's queues are its own: leave Redis as it was found. */
