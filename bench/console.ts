@@ -14,6 +14,10 @@
  * table reports how many each request wrote. --keep leaves the database (its URL is printed) for
  * EXPLAIN ANALYZE; the Redis keys are always removed.
  *
+ * Beside each p50 it prints the ratio to a floor measured in the same run, the same way: GET
+ * /assets/console.css, a request through the same server and HTTP stack answered from memory —
+ * what any answer costs before the page's sign-in check, queries and HTML.
+ *
  * Needs Redis (REDIS_URL) and a PostgreSQL server where it may create databases
  * (BENCH_DATABASE_URL, default postgres://<user>@127.0.0.1:5432/postgres).
  */
@@ -21,7 +25,6 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -32,9 +35,20 @@ import { loadPartnerPipeline } from '../src/pipeline/index.ts';
 import { chunkJobId, connectRedis, intakeJobId, QUEUE } from '../src/queue/index.ts';
 import { createMetrics } from '../src/service/metrics.ts';
 import { openPostgres } from '../src/store/index.ts';
+import { benchArgs } from './args.ts';
+import { admin, databaseUrl } from './server.ts';
 
-const { values } = parseArgs({
-  options: {
+const USAGE = `usage: npm run bench:console -- [--runs N] [--rows N] [--review N] [--members N] [--patients N] [--partners N]
+       [--requests N] [--warmup N] [--concurrency N] [--run-page N] [--group-page N] [--json FILE] [--keep]
+  --rows         rows of the one big run          --review      open review items
+  --members      members (and history events) of the big Group
+  --requests     timed requests per endpoint, sequentially and again with --concurrency in flight
+  --run-page, --group-page   the deep page asked of the big run and the big Group
+  --keep         leave the database for EXPLAIN ANALYZE (its URL is printed)
+  defaults: --runs 2000 --rows 1000000 --review 20000 --members 500000 --patients 200000 --partners 20
+            --requests 30 --warmup 3 --concurrency 4 --run-page 10000 --group-page 2500`;
+const values = benchArgs(
+  {
     runs: { type: 'string', default: '2000' },
     partners: { type: 'string', default: '20' },
     rows: { type: 'string', default: '1000000' },
@@ -48,8 +62,9 @@ const { values } = parseArgs({
     'group-page': { type: 'string', default: '2500' },
     json: { type: 'string' },
     keep: { type: 'boolean', default: false },
-  },
-});
+  } as const,
+  USAGE,
+);
 const N = {
   runs: Math.max(20, Number(values.runs)),
   partners: Math.max(1, Number(values.partners)),
@@ -61,7 +76,6 @@ const N = {
   warmup: Math.max(0, Number(values.warmup)),
   concurrency: Math.max(0, Number(values.concurrency)),
 };
-const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? `postgres://${os.userInfo().username}@127.0.0.1:5432/postgres`;
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** Any p95 above this is called out. */
 const SLOW_MS = 300;
@@ -175,12 +189,10 @@ END $$;
 `;
 
 const dbName = `rm_bench_console_${randomBytes(4).toString('hex')}`;
-const dbUrl = Object.assign(new URL(ADMIN_URL), { pathname: `/${dbName}` }).href;
+const dbUrl = databaseUrl(dbName);
 const prefix = `rmbench-console-${randomBytes(4).toString('hex')}`;
 const work = await fs.mkdtemp(path.join(os.tmpdir(), 'rostermatch-bench-console-'));
-const admin = new pg.Client({ connectionString: ADMIN_URL });
-await admin.connect();
-await admin.query(`CREATE DATABASE ${dbName}`);
+await admin(`CREATE DATABASE ${dbName}`);
 const secs = (t: number) => +((performance.now() - t) / 1000).toFixed(1);
 const mb = (bytes: number) => Math.round(bytes / 2 ** 20);
 const rssStart = process.memoryUsage().rss;
@@ -466,6 +478,7 @@ try {
       accept: JSON_,
     },
   ];
+  const FLOOR = { path: '/assets/console.css', accept: 'text/css' };
   const auditCount = async () => (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_event')).rows[0]!.n;
   const get = async (p: string, accept: string): Promise<{ ms: number; bytes: number }> => {
     const t = performance.now();
@@ -481,11 +494,8 @@ try {
     return { p50: +q(0.5).toFixed(1), p95: +q(0.95).toFixed(1), max: +s[s.length - 1]!.toFixed(1), rps: +((1000 * s.length) / wallMs).toFixed(1) };
   };
   type Stats = ReturnType<typeof stats>;
-  const results: { name: string; path: string; bytes: number; sequential: Stats; concurrent: Stats | null; auditRowsPerRequest: number; slow: boolean }[] = [];
-  const auditBefore = await auditCount();
-  const tMeasure = performance.now();
-  for (const e of endpoints) {
-    const a0 = await auditCount();
+  /** Warm-up, then N.requests one after another, then N.requests with N.concurrency in flight. */
+  const measure = async (e: { path: string; accept: string }) => {
     let bytes = 0;
     for (let i = 0; i < N.warmup; i++) bytes = (await get(e.path, e.accept)).bytes;
     const seq: number[] = [];
@@ -504,10 +514,20 @@ try {
       );
       concurrent = stats(par, performance.now() - t);
     }
+    return { bytes, sequential, concurrent };
+  };
+  const results: { name: string; path: string; bytes: number; sequential: Stats; concurrent: Stats | null; p50ToFloor: number; auditRowsPerRequest: number; slow: boolean }[] = [];
+  const auditBefore = await auditCount();
+  const tMeasure = performance.now();
+  const floor = await measure(FLOOR);
+  for (const e of endpoints) {
+    const a0 = await auditCount();
+    const { bytes, sequential, concurrent } = await measure(e);
     const requests = N.warmup + N.requests + (concurrent ? N.requests : 0);
     const auditRowsPerRequest = +(((await auditCount()) - a0) / requests).toFixed(2);
     const slow = sequential.p95 > SLOW_MS || (concurrent?.p95 ?? 0) > SLOW_MS;
-    results.push({ name: e.name, path: e.path.replace(bigRun, '<big>'), bytes, sequential, concurrent, auditRowsPerRequest, slow });
+    const p50ToFloor = +(sequential.p50 / floor.sequential.p50).toFixed(1);
+    results.push({ name: e.name, path: e.path.replace(bigRun, '<big>'), bytes, sequential, concurrent, p50ToFloor, auditRowsPerRequest, slow });
     console.error(`measured ${e.name}: p50 ${sequential.p50} ms`);
   }
   const measureSeconds = secs(tMeasure);
@@ -528,6 +548,7 @@ try {
     tables: Object.fromEntries(sizes.map((s) => [s.name, { rows: Number(s.rows), mb: s.mb }])),
     fillSeconds,
     requestsPerEndpoint: { warmup: N.warmup, sequential: N.requests, concurrent: N.concurrency > 1 ? N.requests : 0, concurrency: N.concurrency },
+    floor: { path: FLOOR.path, sequential: floor.sequential, concurrent: floor.concurrent },
     endpoints: results,
     measureSeconds,
     auditEventsWritten: auditWritten,
@@ -539,11 +560,12 @@ try {
   );
   console.log(`tables: ${sizes.map((s) => `${s.name} ${s.mb} MB`).join(', ')}`);
   const c = N.concurrency > 1 ? `c=${N.concurrency}` : '';
-  const head = ['endpoint', 'KB', 'p50 ms', 'p95 ms', 'max ms', 'req/s', ...(c ? [`${c} p50`, 'p95', 'max', 'req/s'] : []), 'audit/req', ''];
+  const head = ['endpoint', 'KB', 'p50 ms', '÷ floor', 'p95 ms', 'max ms', 'req/s', ...(c ? [`${c} p50`, 'p95', 'max', 'req/s'] : []), 'audit/req', ''];
   const table = results.map((r) => [
     r.name,
     (r.bytes / 1024).toFixed(1),
     r.sequential.p50,
+    `${r.p50ToFloor}×`,
     r.sequential.p95,
     r.sequential.max,
     r.sequential.rps,
@@ -554,6 +576,8 @@ try {
   const widths = head.map((h, i) => Math.max(h.length, ...table.map((row) => String(row[i]).length)));
   const line = (row: (string | number)[]) => row.map((v, i) => (i === 0 ? String(v).padEnd(widths[i]!) : String(v).padStart(widths[i]!))).join('  ').trimEnd();
   console.log(`${N.warmup} warm-up, ${N.requests} sequential${c ? ` and ${N.requests} with ${N.concurrency} in flight` : ''} requests per endpoint (${measureSeconds} s)`);
+  const f = floor.sequential;
+  console.log(`floor: GET ${FLOOR.path} (answered from memory), measured the same way: p50 ${f.p50} ms, p95 ${f.p95} ms, max ${f.max} ms, ${f.rps} req/s${floor.concurrent ? `; ${c} p50 ${floor.concurrent.p50} ms` : ''}`);
   console.log(line(head));
   for (const row of table) console.log(line(row));
   console.log(`audit_event rows written while measuring: ${auditWritten} (pages showing patient data record who saw what)`);
@@ -562,8 +586,7 @@ try {
   if (values.keep) console.log(`kept database: ${dbUrl}  (big run ${bigRun}, Group ${BIG_GROUP})`);
 } finally {
   for (const fn of cleanups.reverse()) await fn().catch((e: Error) => console.error(`cleanup: ${e.message}`));
-  if (!values.keep) await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => {});
-  await admin.end();
+  if (!values.keep) await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => {});
   await fs.rm(work, { recursive: true, force: true });
 }
 
