@@ -49,23 +49,26 @@ export interface MatchRow {
 const TYPO_JW = 0.92;
 const PHONETIC_JW = 0.85;
 
-export function compareGiven(a: string, b: string, middleOfB: string): GivenLevel | 'missing' {
+/** @param codeOfA phonetic(a), when the caller holds it (a row's name, against many candidates). */
+export function compareGiven(a: string, b: string, middleOfB: string, codeOfA?: string): GivenLevel | 'missing' {
   if (a === '' || b === '') return 'missing';
   if (a === b) return 'exact';
+  const spaced = a.includes(' ') || b.includes(' ');
   // MARY ANN and MARYANN, ANNE-MARIE and ANNEMARIE: one name, spaced two ways.
-  if ((a.includes(' ') || b.includes(' ')) && a.replaceAll(' ', '') === b.replaceAll(' ', '')) return 'exact';
+  if (spaced && a.replaceAll(' ', '') === b.replaceAll(' ', '')) return 'exact';
   if (areNicknames(a, b)) return 'nickname';
   const jw = jaroWinkler(a, b);
   if (isTypo(a, b, jw)) return 'typo';
   const a0 = firstToken(a);
   const b0 = firstToken(b);
-  if (a0 === b0 || (a0.length > 1 && b0.length > 1 && areNicknames(a0, b0))) return 'token';
+  // Unspaced, the first tokens are the names themselves, already found to differ and be no nicknames.
+  if (spaced && (a0 === b0 || (a0.length > 1 && b0.length > 1 && areNicknames(a0, b0)))) return 'token';
   if (middleOfB !== '' && (a === middleOfB || a0 === firstToken(middleOfB))) return 'middle_as_given';
   if (a.length === 1 || b.length === 1) return a[0] === b[0] ? 'initial' : 'different';
   // A name cut short by a field width or a clerk (MI for MINNIE, CHRIS for CHRISTINE): weaker
   // than a nickname, since one prefix fits many names.
   if (a.length < b.length ? b.startsWith(a) : a.startsWith(b)) return 'prefix';
-  if (jw >= PHONETIC_JW || phonetic(a) === phonetic(b)) return 'phonetic';
+  if (jw >= PHONETIC_JW || (codeOfA ?? phonetic(a)) === phonetic(b)) return 'phonetic';
   return 'different';
 }
 
@@ -85,12 +88,48 @@ export function compareFamily(a: string, b: string): FamilyLevel | 'missing' {
 export function compareBirthDate(a: string, b: string): DobLevel | 'missing' {
   if (a === '' || b === '') return 'missing';
   if (a === b) return 'exact';
+  if (isIsoShaped(a) && isIsoShaped(b)) return isoDatesLevel(a, b);
   // YYYY-MM-DD: a partner that confused the two orders gives the same year with month and day crossed.
   if (a.slice(0, 4) === b.slice(0, 4) && a.slice(5, 7) === b.slice(8, 10) && a.slice(8, 10) === b.slice(5, 7)) {
     return 'day_month_swap';
   }
   if (oneEditApart(a.replaceAll('-', ''), b.replaceAll('-', ''))) return 'typo';
   return 'different';
+}
+
+/** Where the eight digits of a YYYY-MM-DD date are. */
+const DATE_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9] as const;
+const HYPHEN = 45;
+
+/** Ten characters with hyphens at 4 and 7 only, as every normalised birth date is. */
+function isIsoShaped(d: string): boolean {
+  if (d.length !== 10 || d.charCodeAt(4) !== HYPHEN || d.charCodeAt(7) !== HYPHEN) return false;
+  for (const i of DATE_DIGITS) if (d.charCodeAt(i) === HYPHEN) return false;
+  return true;
+}
+
+/**
+ * compareBirthDate's day/month swap and one-slip tests for two different ISO-shaped dates,
+ * read in place: the hyphens are the only characters the general form drops, and with eight
+ * characters a side a slip is one substitution or one adjacent transposition.
+ */
+function isoDatesLevel(a: string, b: string): DobLevel {
+  const at = (d: string, i: number) => d.charCodeAt(i);
+  if (at(a, 0) === at(b, 0) && at(a, 1) === at(b, 1) && at(a, 2) === at(b, 2) && at(a, 3) === at(b, 3) &&
+    at(a, 5) === at(b, 8) && at(a, 6) === at(b, 9) && at(a, 8) === at(b, 5) && at(a, 9) === at(b, 6)) {
+    return 'day_month_swap';
+  }
+  let first = -1;
+  let second = -1;
+  for (let j = 0; j < DATE_DIGITS.length; j++) {
+    if (at(a, DATE_DIGITS[j]!) === at(b, DATE_DIGITS[j]!)) continue;
+    if (first < 0) first = j;
+    else if (second < 0) second = j;
+    else return 'different';
+  }
+  if (second < 0) return 'typo';
+  const [x, y] = [DATE_DIGITS[first]!, DATE_DIGITS[second]!];
+  return second === first + 1 && at(a, x) === at(b, y) && at(a, y) === at(b, x) ? 'typo' : 'different';
 }
 
 /** @param jw the pair's Jaro-Winkler similarity, which the caller needs again. */
@@ -150,6 +189,11 @@ export class RowScorer {
   /** Exact-agreement weights of the row's own names, looked up on first use. */
   #givenExactWeight: number | undefined;
   #familyExactWeight: number | undefined;
+  /** The row's family name agreeing exactly with a candidate's given name: the crossed orientation. */
+  #crossedGivenExactWeight: number | undefined;
+  readonly #bestNonExact: BestNonExact;
+  /** The phonetic code of the row's family name, which the crossed orientation compares as a given name. */
+  #familyCode: string | undefined;
 
   constructor(row: MatchRow, ctx: ScoringContext) {
     const r = row.person;
@@ -157,6 +201,7 @@ export class RowScorer {
     this.#row = row;
     this.#L = ctx.levels ?? DEFAULT_LEVELS;
     this.#W = levelWeights(this.#L);
+    this.#bestNonExact = bestNonExact(this.#W);
     this.#freq = ctx.freq;
     this.#given = rp?.given ? '' : r.given;
     this.#family = rp?.family ? '' : r.family;
@@ -182,7 +227,8 @@ export class RowScorer {
     const f = compareFamily(this.#family, cFamily);
     const givenWeight = g === 'missing' ? 0 : g === 'exact' ? (this.#givenExactWeight ??= this.#givenExact(this.#given)) : W.given[g];
     const familyWeight = f === 'missing' ? 0 : f === 'exact' ? this.#familyExactOf(cFamily) : W.family[f];
-    const swap = this.#swapped(cGiven, c.middle, cFamily, givenWeight + familyWeight);
+    const straight = givenWeight + familyWeight;
+    const swap = straight >= this.#crossedCeiling(cGiven, cFamily) - SWAP_PENALTY ? undefined : this.#swapped(cGiven, c.middle, cFamily, straight);
     if (swap) {
       sum += add(comparisons, 'given', `swapped:${swap.given}`, swap.givenWeight - SWAP_PENALTY / 2);
       sum += add(comparisons, 'family', `swapped:${swap.family}`, swap.familyWeight - SWAP_PENALTY / 2);
@@ -248,14 +294,28 @@ export class RowScorer {
     };
   }
 
+  /**
+   * The most the crossed orientation can weigh against this candidate: each name's best level,
+   * exact agreement only where the two are one name spelled alike. A straight weight that this,
+   * less the swap penalty, does not exceed cannot lose to a swap, so the crossed comparisons are
+   * skipped (for most pairs): float sums and differences are monotone, so this never skips a swap
+   * the comparisons would find.
+   */
+  #crossedCeiling(cGiven: string, cFamily: string): number {
+    const best = this.#bestNonExact;
+    const given = sameSpelling(this.#family, cGiven) ? Math.max(best.given, (this.#crossedGivenExactWeight ??= this.#givenExact(this.#family))) : best.given;
+    const family = sameSpelling(this.#given, cFamily) ? Math.max(best.family, this.#familyExactOf(cFamily)) : best.family;
+    return given + family;
+  }
+
   /** The names compared crossed (row given with candidate family and back), when that beats `straight` by more than the swap costs. */
   #swapped(cGiven: string, cMiddle: string, cFamily: string, straight: number): SwappedNames | undefined {
     // A swap needs both crossed levels to be other than `different`: most pairs stop at the first.
-    const g = compareGiven(this.#family, cGiven, cMiddle);
+    const g = compareGiven(this.#family, cGiven, cMiddle, (this.#familyCode ??= phonetic(this.#family)));
     if (g === 'different') return undefined;
     const f = compareFamily(this.#given, cFamily);
     if (f === 'different' || (g === 'missing' && f === 'missing')) return undefined;
-    const givenWeight = g === 'missing' ? 0 : g === 'exact' ? this.#givenExact(this.#family) : this.#W.given[g];
+    const givenWeight = g === 'missing' ? 0 : g === 'exact' ? (this.#crossedGivenExactWeight ??= this.#givenExact(this.#family)) : this.#W.given[g];
     const familyWeight = f === 'missing' ? 0 : f === 'exact' ? this.#familyExactOf(cFamily) : this.#W.family[f];
     return givenWeight + familyWeight - SWAP_PENALTY > straight ? { given: g, family: f, givenWeight, familyWeight } : undefined;
   }
@@ -276,6 +336,28 @@ export class RowScorer {
     const { m, u } = this.#L.family.exact;
     return Math.log2(m / termFrequencyU(this.#freq.family.get(name), this.#freq.total, FAMILY_TF_FLOOR, u));
   }
+}
+
+/** Whether two names compare as exact, given or family: the same, or the same once spaces go. */
+function sameSpelling(a: string, b: string): boolean {
+  return a === b || ((a.includes(' ') || b.includes(' ')) && a.replaceAll(' ', '') === b.replaceAll(' ', ''));
+}
+
+/** The highest weight of a name field short of exact agreement (0, a missing name's, at least). */
+interface BestNonExact {
+  given: number;
+  family: number;
+}
+const bestNonExactOf = new WeakMap<LevelWeights, BestNonExact>();
+
+function bestNonExact(W: LevelWeights): BestNonExact {
+  let best = bestNonExactOf.get(W);
+  if (!best) {
+    const most = (levels: Record<string, number>) => Math.max(0, ...Object.entries(levels).filter(([l]) => l !== 'exact').map(([, w]) => w));
+    best = { given: most(W.given), family: most(W.family) };
+    bestNonExactOf.set(W, best);
+  }
+  return best;
 }
 
 /** Appends one field's comparison; its weight, rounded as shown, is what the score adds up. */

@@ -14,13 +14,55 @@ const PHONETIC_CACHE_MAX = 200_000;
  * window, transposition count and prefix bonus, in the same arithmetic order, so every score is
  * the same to the bit — a test holds it to natural's). Hand-written because every candidate runs
  * it several times, and natural's two fresh arrays per call were a tenth of matching time on a
- * million-patient index; here the match flags live in one scratch buffer.
+ * million-patient index: here the match flags of strings up to 32 characters (every name) are
+ * the bits of two integers, and of longer ones (a street line) live in one scratch buffer.
  */
 export function jaroWinkler(a: string, b: string): number {
   if (a === b) return 1;
   const la = a.length;
   const lb = b.length;
   if (la === 0 || lb === 0) return 0;
+  const jaro = la <= 32 && lb <= 32 ? shortJaro(a, b) : longJaro(a, b);
+  let l = 0;
+  while (l < 4 && l < la && a.charCodeAt(l) === b.charCodeAt(l)) l++;
+  return jaro + l * 0.1 * (1 - jaro);
+}
+
+/** Jaro similarity of two non-empty strings of at most 32 characters: match flags as bits. */
+function shortJaro(a: string, b: string): number {
+  const la = a.length;
+  const lb = b.length;
+  const window = Math.floor(Math.max(la, lb) / 2) - 1;
+  let fa = 0;
+  let fb = 0;
+  let m = 0;
+  for (let i = 0; i < la; i++) {
+    const c = a.charCodeAt(i);
+    for (let k = Math.max(0, i - window), end = Math.min(i + window + 1, lb); k < end; k++) {
+      if ((fb & (1 << k)) === 0 && b.charCodeAt(k) === c) {
+        fa |= 1 << i;
+        fb |= 1 << k;
+        m++;
+        break;
+      }
+    }
+  }
+  if (m === 0) return 0;
+  let t = 0;
+  for (let i = 0, k = 0; i < la; i++) {
+    if ((fa & (1 << i)) === 0) continue;
+    while ((fb & (1 << k)) === 0) k++;
+    if (a.charCodeAt(i) !== b.charCodeAt(k)) t++;
+    k++;
+  }
+  t = t / 2.0;
+  return (m / la + m / lb + (m - t) / m) / 3.0;
+}
+
+/** Jaro similarity of two non-empty strings of any length: match flags in the scratch buffer. */
+function longJaro(a: string, b: string): number {
+  const la = a.length;
+  const lb = b.length;
   const window = Math.floor(Math.max(la, lb) / 2) - 1;
   if (scratch.length < la + lb) scratch = new Uint8Array(2 * (la + lb));
   const flags = scratch;
@@ -37,21 +79,16 @@ export function jaroWinkler(a: string, b: string): number {
       }
     }
   }
-  let jaro = 0;
-  if (m > 0) {
-    let t = 0;
-    for (let i = 0, k = 0; i < la; i++) {
-      if (flags[i] === 0) continue;
-      while (flags[la + k] === 0) k++;
-      if (a.charCodeAt(i) !== b.charCodeAt(k)) t++;
-      k++;
-    }
-    t = t / 2.0;
-    jaro = (m / la + m / lb + (m - t) / m) / 3.0;
+  if (m === 0) return 0;
+  let t = 0;
+  for (let i = 0, k = 0; i < la; i++) {
+    if (flags[i] === 0) continue;
+    while (flags[la + k] === 0) k++;
+    if (a.charCodeAt(i) !== b.charCodeAt(k)) t++;
+    k++;
   }
-  let l = 0;
-  while (l < 4 && l < la && a.charCodeAt(l) === b.charCodeAt(l)) l++;
-  return jaro + l * 0.1 * (1 - jaro);
+  t = t / 2.0;
+  return (m / la + m / lb + (m - t) / m) / 3.0;
 }
 
 let scratch = new Uint8Array(64);
