@@ -7,7 +7,12 @@
  * test/faults); this adds the slow and the disruptive ones (the embedded store under SIGKILL, a
  * crashed PostgreSQL, repeated kills, an upload pausing longer than the quiet period).
  *
- *   npm run bench:faults [-- --only serve-kill,pg-crash] [--json out.json]
+ *   npm run bench:faults [-- --only worker-kill,pg-immediate-5s] [--json out.json]
+ *
+ * Beside each time to recover it prints the ratio to a floor measured in the same run: the same
+ * file dropped into a deployment with the bench's defaults (serve matching two chunks at a time on
+ * PostgreSQL, 400 ms per chunk) and no fault, drop to result — so "1.5×" reads "recovering took
+ * half as long again as a whole run without the fault".
  *
  * Needs Redis (REDIS_URL, default redis://127.0.0.1:6379), a PostgreSQL server where it may create
  * databases (BENCH_DATABASE_URL, default postgres://<user>@127.0.0.1:5432/postgres) and the
@@ -20,7 +25,6 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { parse as parseYaml, stringify } from 'yaml';
@@ -29,9 +33,9 @@ import { loadIndexFile } from '../src/patient-index/index.ts';
 import { loadPipelineFile } from '../src/pipeline/index.ts';
 import { runFile } from '../src/run/index.ts';
 import { openEmbedded, openPostgres, type Db } from '../src/store/index.ts';
+import { benchArgs } from './args.ts';
+import { admin, databaseUrl } from './server.ts';
 
-const { values } = parseArgs({ options: { only: { type: 'string' }, json: { type: 'string' } } });
-const adminUrl = process.env.BENCH_DATABASE_URL ?? `postgres://${os.userInfo().username}@127.0.0.1:5432/postgres`;
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const ROSTER = 'samples/rosters/district7-fall.csv';
 const PARTNER = 'school-district-7';
@@ -99,17 +103,9 @@ function spawnCli(args: string[], env: Record<string, string | undefined>): Proc
 
 async function tempPgDatabase(): Promise<string> {
   const name = `rm_faults_${randomBytes(5).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  cleanups.push(async () => {
-    const c = new pg.Client({ connectionString: adminUrl });
-    await c.connect();
-    await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await c.end();
-  });
-  return Object.assign(new URL(adminUrl), { pathname: `/${name}` }).href;
+  await admin(`CREATE DATABASE ${name}`);
+  cleanups.push(() => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+  return databaseUrl(name);
 }
 
 function prefix(url = redisUrl): string {
@@ -331,6 +327,17 @@ interface Row extends Verdict {
 type Scenario = { id: string; fault: string; limit?: boolean; run(refs: { main: Reference }): Promise<Omit<Row, 'fault' | 'limit'>> };
 
 const since = (t: number) => +((performance.now() - t) / 1000).toFixed(1);
+
+/** The floor: the same file through a deployment with the bench's defaults and no fault, drop to result. */
+async function cleanRunSeconds(): Promise<number> {
+  const d = await deploy();
+  const serve = d.serve(['--concurrency', '2']);
+  await serve.waitForOutput(/health at/);
+  const t = performance.now();
+  await fs.copyFile(ROSTER, path.join(d.inbound(), FILE));
+  await waitForResult(d);
+  return since(t);
+}
 
 // ---------------------------------------------------------------- the faults
 
@@ -661,9 +668,21 @@ const scenarios: Scenario[] = [
 
 // ---------------------------------------------------------------- run them
 
+const USAGE = `usage: npm run bench:faults -- [--only ID[,ID…]] [--json FILE]
+  --only  the faults to inject (default: all): ${scenarios.map((s) => s.id).join(', ')}
+  --json  write one row per fault to FILE`;
+const values = benchArgs({ only: { type: 'string' }, json: { type: 'string' } } as const, USAGE);
 const only = values.only?.split(',');
+const unknown = (only ?? []).filter((id) => !scenarios.some((s) => s.id === id));
+if (unknown.length > 0) {
+  console.error(`unknown fault: ${unknown.join(', ')}\n${USAGE}`);
+  process.exit(2);
+}
 const chosen = scenarios.filter((s) => !only || only.includes(s.id));
 const [main] = (await uninterrupted([{ file: ROSTER, pipelineFile: `pipelines/${PARTNER}.yaml` }])) as [Reference];
+process.stderr.write('floor: the same file, no fault … ');
+const floorSeconds = await cleanRunSeconds().finally(cleanUp);
+process.stderr.write(`${floorSeconds} s\n`);
 const rows: Row[] = [];
 for (const s of chosen) {
   process.stderr.write(`${s.id}: ${s.fault} … `);
@@ -679,10 +698,14 @@ for (const s of chosen) {
 }
 
 const yn = (b: boolean) => (b ? 'yes' : 'NO');
-console.log('\n| fault | result file identical | Group identical | rows lost | rows double-counted | time to recover | note |');
-console.log('|---|---|---|---|---|---|---|');
+const toFloor = (r: Row) => (r.recoverSeconds === null ? '—' : `${(r.recoverSeconds / floorSeconds).toFixed(1)}×`);
+console.log(`\nfloor: the same file, no fault (serve matching 2 chunks at a time on PostgreSQL, 400 ms per chunk), drop to result: ${floorSeconds} s`);
+console.log('| fault | result file identical | Group identical | rows lost | rows double-counted | time to recover | ÷ floor | note |');
+console.log('|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
-  console.log(`| ${r.fault}${r.limit ? ' (known limit)' : ''} | ${yn(r.resultIdentical)} | ${yn(r.groupIdentical)} | ${r.rowsLost} | ${r.rowsDoubled} | ${r.recoverSeconds === null ? '—' : `${r.recoverSeconds} s`} | ${r.note} |`);
+  console.log(
+    `| ${r.fault}${r.limit ? ' (known limit)' : ''} | ${yn(r.resultIdentical)} | ${yn(r.groupIdentical)} | ${r.rowsLost} | ${r.rowsDoubled} | ${r.recoverSeconds === null ? '—' : `${r.recoverSeconds} s`} | ${toFloor(r)} | ${r.note} |`,
+  );
 }
-if (values.json) await fs.writeFile(values.json, JSON.stringify(rows, null, 2));
+if (values.json) await fs.writeFile(values.json, JSON.stringify({ floorSeconds, faults: rows }, null, 2));
 process.exit(rows.every((r) => r.limit || (r.resultIdentical && r.groupIdentical && r.rowsLost === 0 && r.rowsDoubled === 0)) ? 0 : 1);
