@@ -15,6 +15,11 @@
  * Data: ../shared/bench/data beside the checkout (BENCH_DATA overrides), read only; see its README.md. Exit status
  * is 1 when a set failed (its error is printed and the other sets still run), 2 on a usage error.
  *
+ * Beside recall it prints a floor measured in the same run on the same rows: the deterministic
+ * rule many registries start from — a row is matched when exactly one index patient has the same
+ * given name, family name and birth date (as normalised) — and the ratio of recall to it, what the
+ * probabilistic matching finds beyond that rule.
+ *
  * Figures per set: shares of rows by outcome; precision and recall of auto-matches; found-recall,
  * the share of in-index rows whose true patient is auto-matched or listed for review; pairs
  * completeness, the share of valid in-index rows that share a blocking key with their true
@@ -84,6 +89,9 @@ interface Figures {
   candidatesPerRow?: { mean: number; p99: number; max: number; validRows: number };
   /** In-index rows whose true patient was not auto-matched. */
   misses?: number;
+  /** The floor: the exact rule (one index patient with the same given, family and birth date). */
+  exactRule?: { precision: number; recall: number; falseMatches: number };
+  recallToExactRule?: number;
 }
 
 const round = (x: number, d = 4) => +x.toFixed(d);
@@ -106,6 +114,8 @@ async function scoreRoster(
   spec: RosterSpec,
   pipeline: Pipeline,
   index: IndexView,
+  /** The index patients by exact-rule key. */
+  byExactKey: Map<string, string[]>,
   misses: string[][],
 ): Promise<Omit<Figures, 'set' | 'label' | 'indexPatients' | 'indexRejected' | 'indexLoadSeconds' | 'runSeconds' | 'setWallSeconds'>> {
   const truth = await spec.truth();
@@ -145,6 +155,14 @@ async function scoreRoster(
     reach.set(row.index, { shares, size: union.size });
   }
   sizes.sort((x, y) => x - y);
+
+  const exact = accuracy(
+    rows.map((row) => {
+      const ids = row.kind === 'valid' ? (byExactKey.get(exactKey(row.person)) ?? []) : [];
+      return ids.length === 1 ? { recordId: row.recordId, outcome: 'matched', patientId: ids[0], candidateIds: [] } : { recordId: row.recordId, outcome: 'no_match', candidateIds: [] };
+    }),
+    truth,
+  );
 
   // The diagnostic: every in-index row whose true patient was not auto-matched.
   const levels = await levelsFor(db, pipeline);
@@ -202,7 +220,24 @@ async function scoreRoster(
       validRows: sizes.length,
     },
     misses: missCount,
+    exactRule: { precision: round(exact.precision, 5), recall: round(exact.recall, 5), falseMatches: exact.falseMatches },
+    recallToExactRule: round(exact.recall === 0 ? Infinity : a.recall / exact.recall, 2),
   };
+}
+
+/** The exact rule's key: given name, family name and birth date as the matcher normalised them. */
+const exactKey = (p: IndexPatient['person']) => `${p.given}|${p.family}|${p.birthDate}`;
+
+/** The index patients by exact-rule key. */
+function exactKeys(index: IndexView): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const { patient } of index.byId.values()) {
+    const k = exactKey(patient.person);
+    const ids = out.get(k);
+    if (ids) ids.push(patient.id);
+    else out.set(k, [patient.id]);
+  }
+  return out;
 }
 
 /** One set: a fresh store, its index loaded, each roster run and scored. */
@@ -227,6 +262,7 @@ async function runSet(set: SetName): Promise<Figures[]> {
     const indexLoadSeconds = secs(tl);
     if (load.rejected > 0) console.error(`${set}: ${load.rejected} index lines rejected, first: line ${load.rejections[0]?.line}: ${load.rejections[0]?.reason}`);
     const index = await readIndex(prepared.indexFile);
+    const byExactKey = exactKeys(index);
     const base = { set, indexPatients: load.patients.inserted + load.patients.updated + load.patients.unchanged, indexRejected: load.rejected, indexLoadSeconds };
     for (const spec of prepared.rosters) {
       try {
@@ -242,7 +278,7 @@ async function runSet(set: SetName): Promise<Figures[]> {
         if (run.kind === 'duplicate') throw new Error('the run was taken for a duplicate file');
         const runSeconds = secs(tr);
         const misses: string[][] = [MISS_HEADER];
-        const f: Figures = { ...base, label: spec.label, runSeconds, ...(await scoreRoster(db, run.run.id, spec, pipeline, index, misses)) };
+        const f: Figures = { ...base, label: spec.label, runSeconds, ...(await scoreRoster(db, run.run.id, spec, pipeline, index, byExactKey, misses)) };
         if (values.misses) {
           await fs.mkdir(values.misses, { recursive: true });
           await writeCsv(path.join(values.misses, `${spec.label}.misses.csv`), misses);
@@ -282,6 +318,8 @@ const COLUMNS: [string, number, (f: Figures) => string][] = [
   ['false', 5, (f) => String(f.falseMatches)],
   ['precision', 9, (f) => f.precision!.toFixed(4)],
   ['recall', 6, (f) => f.recall!.toFixed(4)],
+  ['exact R', 7, (f) => f.exactRule!.recall.toFixed(4)],
+  ['R/exact', 7, (f) => `${f.recallToExactRule!.toFixed(2)}×`],
   ['found', 6, (f) => f.foundRecall!.toFixed(4)],
   ['pairs-comp', 10, (f) => f.pairsCompleteness!.toFixed(4)],
   ['cand/row', 8, (f) => f.candidatesPerRow!.mean.toFixed(2)],
@@ -304,7 +342,7 @@ for (const set of SETS.filter((s) => chosen.includes(s))) {
   }
 }
 const totalSeconds = round((performance.now() - t0) / 1000, 1);
-console.log(`total ${totalSeconds} s; review = possible + ambiguous; found = auto-matched or listed for review; pairs-comp over valid in-index rows`);
+console.log(`total ${totalSeconds} s; review = possible + ambiguous; exact R = recall of the floor, one index patient with the same given, family and birth date; found = auto-matched or listed for review; pairs-comp over valid in-index rows`);
 if (values.json) {
   await fs.writeFile(values.json, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, data: DATA, totalSeconds, sets: all }, null, 2)}\n`);
 }
