@@ -167,6 +167,11 @@ describe('serve', () => {
     expect(await exists(path.join(s.outbound(), 'bad.results.csv'))).toBe(false);
   });
 
+  it('has the candidate index ready before the first file comes: built at start-up and kept as a snapshot', async () => {
+    const s = await serve();
+    await waitFor('the candidate index snapshot', () => exists(path.join(s.data, 'cache', `candidate-index-${s.service.db.storeId}.snapshot`)));
+  });
+
   it('answers /healthz with the state of Redis, the database and the watcher, and its queue prefix', async () => {
     const s = await serve();
     const res = await fetch(`${s.service.url}/healthz`);

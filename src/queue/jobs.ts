@@ -131,6 +131,26 @@ export async function addMatchFlow(
   });
 }
 
+type CandidateContext = Pick<JobContext, 'db' | 'candidates' | 'snapshotDir'>;
+
+function chunkCandidates(ctx: CandidateContext): ReturnType<typeof candidatesFor> {
+  return candidatesFor(ctx.db, ctx.candidates ?? 'memory', ctx.snapshotDir ? { snapshotDir: ctx.snapshotDir } : {});
+}
+
+/**
+ * Makes the in-memory candidate index ready before the first chunk asks for it (read from its
+ * snapshot or built), so a process that has just started does not make its first run wait. Only a
+ * warm-up: a failure is logged, and the first chunk tries again.
+ */
+export function warmCandidates(ctx: CandidateContext & Pick<JobContext, 'log'>): void {
+  if ((ctx.candidates ?? 'memory') !== 'memory') return;
+  const t = performance.now();
+  chunkCandidates(ctx).then(
+    (c) => ctx.log.info({ patients: c.freq.total, ms: Math.round(performance.now() - t) }, 'candidate index ready'),
+    (e: unknown) => ctx.log.warn({ err: (e as Error).message }, 'candidate index not ready; the first chunk builds it'),
+  );
+}
+
 /** Match one chunk. Its results replace any from an earlier attempt, so a retry counts no row twice. */
 export async function execChunk(ctx: Pick<JobContext, 'db' | 'workerId' | 'chunkDelayMs' | 'candidates' | 'snapshotDir'>, data: ChunkJob, progress?: (pct: number) => Promise<void>): Promise<void> {
   const run = await runOf(ctx.db, data);
@@ -139,7 +159,7 @@ export async function execChunk(ctx: Pick<JobContext, 'db' | 'workerId' | 'chunk
   const pipeline = pipelineOf(run);
   const rows = await readRunInput(ctx.db, run.id, data.from, data.to);
   const decisions = await partnerDecisions(ctx.db, run.partner, rows.map((r) => r.recordId));
-  const { source, freq } = await candidatesFor(ctx.db, ctx.candidates ?? 'memory', ctx.snapshotDir ? { snapshotDir: ctx.snapshotDir } : {});
+  const { source, freq } = await chunkCandidates(ctx);
   const results = await matchChunk(rows, source, { thresholds: pipeline.thresholds, freq, decisions, levels: await levelsFor(ctx.db, pipeline) });
   const done = await ctx.db.transaction(async (tx) => {
     await insertRunRows(tx, run.id, results);

@@ -22,6 +22,7 @@ import {
   RETRY,
   startWorkers,
   storeKey,
+  warmCandidates,
   warnUnlessNoEviction,
   type JobContext,
   type WorkerSet,
@@ -150,6 +151,7 @@ export async function startServe(o: ServeOptions): Promise<Service> {
     ...(o.lockDurationMs ? { lockDurationMs: o.lockDurationMs } : {}),
     ...(o.stalledIntervalMs ? { stalledIntervalMs: o.stalledIntervalMs } : {}),
   });
+  if (o.concurrency !== 0) warmCandidates(ctx);
   await reconcile();
   const sharing = await warnOfOtherDeployments(redis, prefix, db.storeId, log);
 
@@ -276,6 +278,7 @@ export async function startRemoteWorker(o: RemoteWorkerOptions): Promise<{ prefi
       ...(o.stalledIntervalMs ? { stalledIntervalMs: o.stalledIntervalMs } : {}),
     },
   );
+  warmCandidates({ db, log: o.log, ...(o.snapshotDir ? { snapshotDir: o.snapshotDir } : {}) });
   o.log.info({ worker: workerId(), concurrency: o.concurrency, storeId: db.storeId, queuePrefix: prefix }, 'worker started');
   let closing: Promise<string[]> | undefined;
   return {
