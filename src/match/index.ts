@@ -3,7 +3,7 @@
  * Candidates come from a CandidateSource (the patient index's blocking table), a chunk of rows at
  * a time, so memory stays bounded by the chunk and not the file.
  */
-import type { IndexPatient, NameFrequencies, NormalisedRow, RowResult, StandingDecision } from '../model/index.ts';
+import type { IndexPatient, NameFrequencies, NormalisedRow, RowResult, ScoredCandidate, StandingDecision } from '../model/index.ts';
 import { firstKeys, secondKeys } from './blocking.ts';
 import { classify, guardFailure, type Classification, type Scored, type Thresholds } from './classify.ts';
 import { RowScorer, type ScoringContext } from './compare.ts';
@@ -42,14 +42,14 @@ export async function matchChunk(rows: readonly NormalisedRow[], source: Candida
   const keys = rows.map((r) => (r.kind === 'valid' ? firstKeys(r) : []));
   const prior = opts.freq.total > 0 ? Math.log2(opts.freq.total) : 0;
   const ctx = opts.levels ? { freq: opts.freq, levels: opts.levels } : { freq: opts.freq };
-  const first = await source.byKeys([...new Set(keys.flat())]);
+  const first = await source.byKeys(distinct(keys));
   // Each row's scored candidates by id: the second round adds to the first's.
   const scored = rows.map(() => new Map<string, Scored>());
   const outcome = rows.map((row, i) => (row.kind === 'valid' ? judge(row, keys[i]!, first, scored[i]!, opts, ctx, prior) : undefined));
   const again = rows.flatMap((row, i) => (row.kind === 'valid' && outcome[i]!.outcome !== 'matched' ? [i] : []));
   if (again.length > 0) {
     const more = new Map(again.map((i) => [i, secondKeys(rows[i] as ValidRow, keys[i])]));
-    const second = await source.byKeys([...new Set([...more.values()].flat())]);
+    const second = await source.byKeys(distinct(more.values()));
     for (const i of again) outcome[i] = judge(rows[i] as ValidRow, more.get(i)!, second, scored[i]!, opts, ctx, prior);
   }
   return rows.map((row, i) => {
@@ -62,10 +62,7 @@ export async function matchChunk(rows: readonly NormalisedRow[], source: Candida
       index: row.index,
       recordId: row.recordId,
       outcome: c.outcome,
-      candidates: c.candidates.map(({ pair, household: _household, ...rest }) => {
-        const guard = guardFailure(pair);
-        return guard ? { ...rest, guard } : rest;
-      }),
+      candidates: c.candidates.map(asListed),
     };
     if (c.patientId !== undefined) result.patientId = c.patientId;
     if (c.score !== undefined) result.score = c.score;
@@ -77,6 +74,14 @@ export async function matchChunk(rows: readonly NormalisedRow[], source: Candida
 }
 
 type ValidRow = Extract<NormalisedRow, { kind: 'valid' }>;
+
+/** A scored candidate as a result lists it: without the matcher's working (pair, household), with the guard it fails. */
+function asListed(s: Scored): ScoredCandidate {
+  const guard = guardFailure(s.pair);
+  const listed: ScoredCandidate = { patientId: s.patientId, score: s.score, probability: s.probability, comparisons: s.comparisons };
+  if (guard) listed.guard = guard;
+  return listed;
+}
 
 /** Scores a row's new candidates (those reached by `keys`, besides the ones already in `scored`), adds them to it and classifies the row. */
 function judge(
@@ -113,6 +118,13 @@ function honour(decision: StandingDecision | undefined, scored: Scored[], t: Thr
   const chosen = scored.find((s) => s.patientId === decision.patientId);
   if (!chosen || chosen.score < t.possible) return undefined;
   return { outcome: 'matched', patientId: chosen.patientId, score: chosen.score, candidates: [chosen], reviewed: { by: decision.decidedBy, at: decision.decidedAt } };
+}
+
+/** The keys of every row, each once, for one look-up. */
+function distinct(lists: Iterable<readonly string[]>): string[] {
+  const keys = new Set<string>();
+  for (const list of lists) for (const key of list) keys.add(key);
+  return [...keys];
 }
 
 /** Posterior from the weight sum, taking the prior as one true match among the whole index. */
