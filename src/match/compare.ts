@@ -1,6 +1,8 @@
 /**
  * Field-by-field comparison of a roster row with one candidate patient. Each field lands on one
- * comparison level; the level's weight is its Fellegi–Sunter log2 Bayes factor. Pure functions.
+ * comparison level; the level's weight is its Fellegi–Sunter log2 Bayes factor. Pure functions,
+ * and RowScorer, which compares one row with each of its candidates and gives what comparePair
+ * gives, working out once a row what depends on the row alone.
  */
 import type { FieldComparison, IndexPatient, NameFrequencies, PersonFields, RowIdentifier } from '../model/index.ts';
 import { areNicknames, houseNumber, placeholderNames, readIdentifier, type PlaceholderNames } from '../normalise/index.ts';
@@ -186,12 +188,12 @@ export class RowScorer {
   readonly #year: number;
   readonly #house: string;
   readonly #idFields: string[];
+  readonly #bestNonExact: BestNonExact;
   /** Exact-agreement weights of the row's own names, looked up on first use. */
   #givenExactWeight: number | undefined;
   #familyExactWeight: number | undefined;
   /** The row's family name agreeing exactly with a candidate's given name: the crossed orientation. */
   #crossedGivenExactWeight: number | undefined;
-  readonly #bestNonExact: BestNonExact;
   /** The phonetic code of the row's family name, which the crossed orientation compares as a given name. */
   #familyCode: string | undefined;
 
@@ -208,7 +210,7 @@ export class RowScorer {
     this.#placeholderName = !!(rp?.given || rp?.family);
     this.#year = Number(r.birthDate.slice(0, 4));
     this.#house = houseNumber(r.street);
-    this.#idFields = row.identifiers.length === 0 ? [] : row.identifiers.map((id) => `identifier[${id.label}]`);
+    this.#idFields = row.identifiers.map((id) => `identifier[${id.label}]`);
   }
 
   compare(cand: IndexPatient): PairComparison {
