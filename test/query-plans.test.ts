@@ -58,18 +58,19 @@ const EXPLAINABLE = /^\s*(WITH|SELECT|INSERT|UPDATE|DELETE|CREATE\s+TEMP(ORARY)?
  * dollar-quoted bodies, so each can be explained right before it runs (the next may read a
  * temporary table the previous one made).
  */
-export function splitStatements(sql: string): string[] {
+function splitStatements(sql: string): string[] {
   const out: string[] = [];
   let start = 0;
   for (let i = 0; i < sql.length; i++) {
-    const c = sql[i];
-    if (c === "'") i = sql.indexOf("'", i + 1);
-    else if (c === '$' && sql[i + 1] === '$') i = sql.indexOf('$$', i + 2) + 1;
-    else if (c === ';') {
+    const quote = sql[i] === "'" ? "'" : sql.startsWith('$$', i) ? '$$' : undefined;
+    if (quote) {
+      const end = sql.indexOf(quote, i + quote.length);
+      if (end < 0) throw new Error(`unterminated ${quote} in: ${sql}`);
+      i = end + quote.length - 1;
+    } else if (sql[i] === ';') {
       out.push(sql.slice(start, i));
       start = i + 1;
     }
-    if (i < 0) throw new Error(`unterminated quote in: ${sql}`);
   }
   out.push(sql.slice(start));
   return out.map((s) => s.trim()).filter(Boolean);
@@ -202,10 +203,10 @@ const pipelineOf = (partner: string) => testPipeline({ partner, group: { id: `${
 let runs = 0;
 
 /** A run of `partner` with `rows` in run_row, ready to record. */
-async function newRun(partner: string, rows: readonly RowResult[], on: Queryable = db): Promise<string> {
+async function newRun(partner: string, rows: readonly RowResult[]): Promise<string> {
   const id = `run-${++runs}`;
   await createRun(db, { id, partner, fileName: `${id}.csv`, fileSha256: id, receivedAt: new Date(Date.UTC(2025, 0, runs)).toISOString(), state: 'running', pipeline: pipelineOf(partner) });
-  await insertRunRows(on, id, rows);
+  await insertRunRows(db, id, rows);
   return id;
 }
 
@@ -252,6 +253,7 @@ describe('the plan check', () => {
 
   it('splits an exec string at its statements, not inside quotes or dollar-quoted bodies', () => {
     expect(splitStatements(`SET LOCAL a = 'x;y'; DO $$ BEGIN PERFORM 1; END $$;\n SELECT 1`)).toEqual([`SET LOCAL a = 'x;y'`, 'DO $$ BEGIN PERFORM 1; END $$', 'SELECT 1']);
+    expect(() => splitStatements(`DO $$ BEGIN PERFORM 1; END`)).toThrow(/unterminated/);
   });
 });
 
