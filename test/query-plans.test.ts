@@ -10,16 +10,21 @@ import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blockingKeys } from '../src/match/index.ts';
-import type { RowResult } from '../src/model/index.ts';
+import type { NormalisedRow, RowResult } from '../src/model/index.ts';
 import { patientFromFhir, type FhirPatient } from '../src/patient-index/fhir.ts';
 import { recordRun } from '../src/run/index.ts';
 import {
+  appendRunInput,
+  countRunRows,
   createRun,
   insertRunRows,
   mergeImmunizations,
   mergePatients,
   openPostgres,
+  partnerDecisions,
   patientsByIds,
+  readRunInput,
+  recordChunk,
   streamRunResults,
   type Db,
   type ImmunizationWrite,
@@ -29,7 +34,7 @@ import {
 import { fhirImmunization, fhirPatient, TEST_PG_URL, testPipeline } from './helpers.ts';
 
 /** Tables that grow with the index or with the history: none may be read whole by a hot statement. */
-const LARGE = ['patient', 'patient_block', 'immunization', 'run', 'run_row', 'group_member', 'group_event', 'review_item'];
+const LARGE = ['patient', 'patient_block', 'immunization', 'run', 'run_row', 'run_input', 'group_member', 'group_event', 'review_item', 'match_decision'];
 
 const PATIENTS = 30_000;
 const RUN_ROWS = 20_000;
@@ -231,6 +236,12 @@ beforeAll(async () => {
   for (let k = 0; k < EARLIER_RUNS; k++) {
     for (const [p, partner] of PARTNERS.entries()) await record(db, await newRun(partner, runRows(p * 10_000 + k * 500)), partner);
   }
+  // Standing decisions on many records (what the matcher asks about every chunk of every run).
+  await db.query(
+    `INSERT INTO match_decision (partner, record_id, decision, patient_id, decided_by, decided_at)
+     SELECT p, 'r' || n, 'accepted', 'p' || lpad(n::text, 6, '0'), 'alice', now() FROM unnest($1::text[]) p, generate_series(0, $2::int - 1) n`,
+    [PARTNERS, RUN_ROWS],
+  );
 }, 300_000);
 
 afterAll(async () => {
@@ -290,6 +301,21 @@ describe('hot statements on a fresh, never analysed PostgreSQL store', () => {
     const first = await explained((tx) => insertRunRows(tx, id, rows));
     const again = await explained((tx) => insertRunRows(tx, id, rows));
     expectIndexPlans([...first, ...again], [/^INSERT INTO run_row/]);
+  });
+
+  it("a chunk job: its rows of the run's input, the partner's decisions on them, its results and its completion", async () => {
+    const id = await newRun('school-b', []);
+    const input = runRows(0).map((r): NormalisedRow => ({ kind: 'invalid', line: r.line, index: r.index, recordId: r.recordId, problems: [] }));
+    await appendRunInput(db, id, input);
+    const seen = await explained(async (tx) => {
+      const rows = await readRunInput(tx, id, 5000, 6000);
+      expect(rows).toHaveLength(1000);
+      expect((await partnerDecisions(tx, 'school-b', rows.map((r) => r.recordId))).size).toBe(1000);
+      await insertRunRows(tx, id, runRows(0).slice(5000, 6000));
+      await recordChunk(tx, id, 5, 'worker-a', '2025-02-01T00:00:00Z');
+      expect(await countRunRows(tx, id)).toBe(1000);
+    });
+    expectIndexPlans(seen, [/FROM run_input WHERE run_id/, /FROM match_decision WHERE partner = \$1 AND record_id = ANY/, /^INSERT INTO run_chunk/, /FROM run_chunk WHERE run_id/, /FROM run_row WHERE run_id = \$1$/]);
   });
 
   it('recordRun of a replace run: the Group plan, its change and history, the review queue, the completion', async () => {
