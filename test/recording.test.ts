@@ -1,7 +1,7 @@
-/** Row results as they are written and read back: by COPY, a retried chunk replacing its rows, on both stores. */
+/** A run's rows as they are written and read back — its input and its results, by COPY, a retried chunk replacing its results — on both stores. */
 import { describe, expect, it } from 'vitest';
-import type { RowResult } from '../src/model/index.ts';
-import { createRun, insertRunRows, readRunResults, streamRunResults, type Db } from '../src/store/index.ts';
+import type { NormalisedRow, RowResult } from '../src/model/index.ts';
+import { appendRunInput, createRun, insertRunRows, readRunInput, readRunResults, streamRunResults, type Db } from '../src/store/index.ts';
 import { STORES, tempDb, testPipeline } from './helpers.ts';
 
 /** Text COPY must escape: backslashes, tabs, line breaks, quotes, and what is not ASCII. */
@@ -45,6 +45,18 @@ describe.each(STORES)('row results on %s', (kind) => {
     const { db } = await tempDb(kind);
     await expect(insertRunRows(db, 'no-such-run', [row(0, 'matched')])).rejects.toMatchObject({ code: '23503' });
     expect(await readRunResults(db, 'no-such-run')).toEqual([]);
+  });
+
+  it("stores a queued run's normalised rows and hands a chunk of them back as they were", async () => {
+    const { db } = await tempDb(kind);
+    await newRun(db, 'run-d');
+    const person = { given: AWKWARD, middle: '', family: 'NGUYỄN', suffix: '', birthDate: '2014-03-09', sex: 'female' as const, street: '12\tOAK ST', city: 'SPRINGFIELD', state: 'IL', zip: '62701', phone: '' };
+    const rows: NormalisedRow[] = Array.from({ length: 5 }, (_, i) =>
+      i === 3 ? { kind: 'invalid', line: i + 2, index: i, recordId: `r${i}`, problems: [{ field: 'birthDate', code: 'DATE_MISSING', message: AWKWARD }] } : { kind: 'valid', line: i + 2, index: i, recordId: `r${i}`, person, identifiers: [], warnings: [] },
+    );
+    await appendRunInput(db, 'run-d', rows.slice(0, 2));
+    await appendRunInput(db, 'run-d', rows.slice(2));
+    expect(await readRunInput(db, 'run-d', 1, 4)).toEqual(rows.slice(1, 4));
   });
 
   it('pages through a run with gaps in its row indexes', async () => {

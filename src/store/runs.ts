@@ -345,17 +345,10 @@ async function readRunResultPage(db: Queryable, runId: string, after: number, up
   return rows.map(toRowResult);
 }
 
-/** Normalised rows of a queued run, stored so that any worker can match any chunk. */
+/** Normalised rows of a queued run, stored so that any worker can match any chunk; by COPY, like the results. */
 export async function appendRunInput(db: Queryable, runId: string, rows: readonly NormalisedRow[]): Promise<void> {
-  const BATCH = 2000;
-  for (let i = 0; i < rows.length; i += BATCH) {
-    const b = rows.slice(i, i + BATCH);
-    await db.query('INSERT INTO run_input (run_id, row_index, row) SELECT $1, * FROM unnest($2::int[], $3::jsonb[])', [
-      runId,
-      b.map((r) => r.index),
-      b.map((r) => JSON.stringify(r)),
-    ]);
-  }
+  if (rows.length === 0) return;
+  await db.copyIn('run_input', ['run_id', 'row_index', 'row'], rows.map((r) => copyLine([runId, String(r.index), JSON.stringify(r)])).join(''));
 }
 
 export async function readRunInput(db: Queryable, runId: string, from: number, to: number): Promise<NormalisedRow[]> {
