@@ -4,9 +4,9 @@
  * cost hundreds of milliseconds on a million patients (see the bench figures in the README).
  *
  * Compact on purpose, so a million patients fit well inside a worker's memory budget: each
- * patient is one tab-joined string, parsed only when it becomes a candidate, and the blocking
- * keys are three flat arrays — a 32-bit hash of the key, the patient's ordinal and a second,
- * independent 16-bit hash — 10 bytes a key, where a Map cost ten times that. The keys are laid out
+ * patient is one tab-joined string, parsed only when it becomes a candidate, and each blocking
+ * key is three 32-bit words side by side in one flat array — a hash of the key, the patient's
+ * ordinal and a second, independent hash — 12 bytes a key, where a Map cost ten times that. The keys are laid out
  * by hash bucket (a counting sort when the index is sealed), so a look-up reads one bucket of a
  * key or two instead of binary-searching thirteen million: at a dozen keys a row, those cache
  * misses were the largest cost of matching. Both hashes must agree before a patient is handed
@@ -17,7 +17,7 @@
  * a chunk matching against the old one meanwhile sees one version of the index throughout.
  */
 import type { IndexPatient, NameFrequencies, Sex } from '../model/index.ts';
-import { BROAD_BLOCK_MAX, blockingKeys, isBroadKey, keepBlock } from './blocking.ts';
+import { blockingKeys, keepBlock } from './blocking.ts';
 
 /** Room made for a new patient's keys (they grow as needed; thirteen is usual). */
 const KEYS_PER_PATIENT = 16;
@@ -75,9 +75,10 @@ export class CandidateIndex {
     for (const key of blockingKeys(f, p.identifiers)) {
       if (3 * this.#count === this.#entries.length) this.#entries = grow(this.#entries);
       const at = 3 * this.#count++;
-      this.#entries[at] = hashKey(key);
+      hashKey(key);
+      this.#entries[at] = HASHES[0]!;
       this.#entries[at + 1] = ordinal;
-      this.#entries[at + 2] = checkHash(key);
+      this.#entries[at + 2] = HASHES[1]!;
     }
     countNames(this.freq, f.given, f.family, 1);
   }
@@ -203,14 +204,14 @@ export class CandidateIndex {
     this.seal();
     const out = new Map<string, IndexPatient[]>();
     const parsed = new Map<number, IndexPatient>();
+    const e = this.#entries;
     for (const key of keys) {
-      const hash = hashKey(key);
-      const check = checkHash(key);
-      const limit = isBroadKey(key) ? BROAD_BLOCK_MAX : Infinity;
+      hashKey(key);
+      const hash = HASHES[0]!;
+      const check = HASHES[1]!;
       const b = hash >>> this.#bucketShift;
       const ordinals: number[] = [];
-      const e = this.#entries;
-      for (let i = 3 * this.#bucketStart[b]!, end = 3 * this.#bucketStart[b + 1]!; i < end && ordinals.length <= limit; i += 3) {
+      for (let i = 3 * this.#bucketStart[b]!, end = 3 * this.#bucketStart[b + 1]!; i < end; i += 3) {
         if (e[i] === hash && e[i + 2] === check) ordinals.push(e[i + 1]!);
       }
       // Judged on verified patients only, so both sources skip the same blocks.
@@ -261,19 +262,21 @@ function grow(a: Uint32Array<ArrayBuffer>): Uint32Array<ArrayBuffer> {
   return next;
 }
 
-/** A second hash, independent of hashKey (djb2, xor form), 32 bits. */
-function checkHash(key: string): number {
-  let h = 5381;
-  for (let i = 0; i < key.length; i++) h = Math.imul(h, 33) ^ key.charCodeAt(i);
-  return h >>> 0;
-}
+/** hashKey's answer: a key's hash and its check hash. */
+const HASHES = new Uint32Array(2);
 
-/** FNV-1a, 32 bits. */
-function hashKey(key: string): number {
-  let h = 0x811c9dc5;
+/**
+ * Both hashes of a key in one pass, into HASHES: FNV-1a (32 bits), and an independent check,
+ * djb2 in its xor form (32 bits).
+ */
+function hashKey(key: string): void {
+  let hash = 0x811c9dc5;
+  let check = 5381;
   for (let i = 0; i < key.length; i++) {
-    h ^= key.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
+    const c = key.charCodeAt(i);
+    hash = Math.imul(hash ^ c, 0x01000193);
+    check = Math.imul(check, 33) ^ c;
   }
-  return h >>> 0;
+  HASHES[0] = hash;
+  HASHES[1] = check;
 }
