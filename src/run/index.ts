@@ -107,10 +107,12 @@ export async function runFile(db: Db, log: Logger, input: RunInput): Promise<Run
   let recorded: Recorded | undefined;
   let rowCount = 0;
   const timingsMs: Record<string, number> = {};
+  // One chunk's rows are written while the next is matched: the database's work and Node's overlap.
+  let storing: Promise<void> = Promise.resolve();
   try {
     // Another partner's Group is refused before a row is read (and again when recording).
     await assertGroupOwner(db, pipeline.partner, pipeline.group.id);
-    // Rows stream through in chunks, each matched and stored before the next is read, so memory
+    // Rows stream through in chunks, each stored by the time the one after next is read, so memory
     // stays flat for any file size; the Group changes only once every row is through.
     const t1 = performance.now();
     const bytesTotal = (await fs.stat(file)).size;
@@ -125,10 +127,16 @@ export async function runFile(db: Db, log: Logger, input: RunInput): Promise<Run
       const tm = performance.now();
       const results = await matchRows(db, chunk, pipeline, candidates, levels);
       matchMs += performance.now() - tm;
-      await insertRunRows(db, runId, results);
-      rowCount += results.length;
-      input.onProgress?.({ rows: rowCount, bytesRead, bytesTotal });
+      await storing;
+      const read = bytesRead;
+      storing = insertRunRows(db, runId, results).then(() => {
+        rowCount += results.length;
+        input.onProgress?.({ rows: rowCount, bytesRead: read, bytesTotal });
+      });
+      // Its failure is thrown where it is awaited: at the next chunk or the end.
+      storing.catch(() => {});
     }
+    await storing;
     const t2 = performance.now();
     finishedAt = now().toISOString();
     const resultPath = path.join(input.outDir, outputNames(fileName).results);
@@ -143,6 +151,7 @@ export async function runFile(db: Db, log: Logger, input: RunInput): Promise<Run
   } catch (e) {
     const error = isRostermatchError(e) ? { code: e.code, message: e.message } : { code: 'INTERNAL', message: 'internal error' };
     // A failed run leaves no rows behind: nothing half-written for a console or a re-run to find.
+    await storing.catch(() => {});
     await db.transaction(async (tx) => {
       await tx.query('DELETE FROM run_row WHERE run_id = $1', [runId]);
       await failRun(tx, runId, error, now().toISOString());
