@@ -22,6 +22,7 @@ import {
   mergePatients,
   openPostgres,
   partnerDecisions,
+  patientsByBlockKeys,
   patientsByIds,
   readRunInput,
   recordChunk,
@@ -287,6 +288,24 @@ describe('hot statements on a fresh, never analysed PostgreSQL store', () => {
     const batch = [...Array.from({ length: 500 }, (_, i) => immunizationWrite(i * 3, '20')), ...Array.from({ length: 500 }, (_, i) => immunizationWrite(i * 13 + 1))];
     const seen = await explained((tx) => mergeImmunizations(tx, batch));
     expectIndexPlans(seen, [/^SELECT id FROM stage_immunization/, /^CREATE TEMP TABLE stage_immunization_changed/, /^INSERT INTO immunization/]);
+  });
+
+  it('mergePatients of a delta: changed, new and unchanged patients', async () => {
+    const batch = [
+      ...Array.from({ length: 500 }, (_, i) => patientWrite(i * 7, `${i} ELM ST`)),
+      ...Array.from({ length: 500 }, (_, i) => patientWrite(i * 11 + 3)),
+      ...Array.from({ length: 100 }, (_, i) => patientWrite(PATIENTS + i)),
+    ];
+    const seen = await explained((tx) => mergePatients(tx, batch));
+    expectIndexPlans(seen, [/^CREATE TEMP TABLE stage_patient_changed/, /^INSERT INTO patient \(/, /^DELETE FROM patient_block/, /^INSERT INTO patient_block/]);
+  });
+
+  it("patientsByBlockKeys for a chunk's first-round keys", async () => {
+    const firstRound = /^(df|dg|ny|nm|id):/;
+    const keys = [...new Set(Array.from({ length: 500 }, (_, i) => patientWrite(i * 53).blockKeys.filter((k) => firstRound.test(k))).flat())];
+    const seen: Explained[] = [];
+    expect((await patientsByBlockKeys(explainingDb(db, seen), keys)).size).toBeGreaterThan(0);
+    expectIndexPlans(seen, [/FROM patient_block WHERE key = ANY/]);
   });
 
   it('patientsByIds for the candidates a review page shows', async () => {

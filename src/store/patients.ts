@@ -51,7 +51,7 @@ export async function mergePatients(tx: Queryable, batch: readonly PatientWrite[
   await tx.exec(`
     INSERT INTO patient (${PATIENT_COLUMNS.join(', ')}, changed_in) SELECT ${PATIENT_COLUMNS.join(', ')}, ${version} FROM stage_patient_changed
       ON CONFLICT (id) DO UPDATE SET ${set};
-    DELETE FROM patient_block b USING stage_patient_changed c WHERE NOT c.is_new AND b.patient_id = c.id;
+    DELETE FROM patient_block WHERE patient_id = ANY (ARRAY(SELECT id FROM stage_patient_changed WHERE NOT is_new));
     INSERT INTO patient_block (key, patient_id) SELECT unnest(block_keys), id FROM stage_patient_changed ON CONFLICT DO NOTHING`);
   return counts;
 }
@@ -134,10 +134,7 @@ async function stageChanges(tx: Queryable, stage: string, table: 'patient' | 'im
 
 /** The stored content hash of each of these ids that is in `table`, by id; looked up by primary key whatever the statistics. */
 export async function storedHashes(db: Db, table: 'patient' | 'immunization', ids: readonly string[]): Promise<Map<string, string>> {
-  const { rows } = await db.transaction(async (tx) => {
-    await tx.exec('SET LOCAL enable_seqscan = off; SET LOCAL jit = off');
-    return tx.query<{ id: string; content_hash: string }>(`SELECT id, content_hash FROM ${table} WHERE id = ANY($1::text[])`, [ids]);
-  });
+  const { rows } = await probing(db, (q) => q.query<{ id: string; content_hash: string }>(`SELECT id, content_hash FROM ${table} WHERE id = ANY($1::text[])`, [ids]));
   return new Map(rows.map((r) => [r.id, r.content_hash]));
 }
 
@@ -335,7 +332,8 @@ function toIndexPatient(r: PatientRow): IndexPatient {
 export async function patientsByBlockKeys(db: Queryable, keys: string[], keep?: (key: string, size: number) => boolean): Promise<Map<string, IndexPatient[]>> {
   const out = new Map<string, IndexPatient[]>();
   if (keys.length === 0) return out;
-  const { rows: found } = await db.query<{ key: string; patient_id: string }>('SELECT key, patient_id FROM patient_block WHERE key = ANY($1::text[])', [keys]);
+  // Without statistics the planner takes a few thousand keys for the whole table and reads it.
+  const { rows: found } = await probing(db, (q) => q.query<{ key: string; patient_id: string }>('SELECT key, patient_id FROM patient_block WHERE key = ANY($1::text[])', [keys]));
   const size = new Map<string, number>();
   if (keep) for (const h of found) size.set(h.key, (size.get(h.key) ?? 0) + 1);
   const hits = keep ? found.filter((h) => keep(h.key, size.get(h.key)!)) : found;
@@ -349,6 +347,16 @@ export async function patientsByBlockKeys(db: Queryable, keys: string[], keep?: 
     list.push(patient);
   }
   return out;
+}
+
+/** Runs `fn` where sequential scans are off: in a transaction of its own when `db` can open one (inside a caller's, as it is). */
+function probing<T>(db: Queryable, fn: (q: Queryable) => Promise<T>): Promise<T> {
+  const d = db as Partial<Db>;
+  if (typeof d.transaction !== 'function') return fn(db);
+  return d.transaction(async (tx) => {
+    await tx.exec('SET LOCAL enable_seqscan = off');
+    return fn(tx);
+  });
 }
 
 /** The patients with these ids (for showing candidates to a person), by id. */
