@@ -12,7 +12,7 @@
  *        [--misses DIR]   one CSV per set of the in-index rows whose true patient was not auto-matched
  *        [--help]
  *
- * Data: ../shared/bench/data beside the checkout (BENCH_DATA overrides), read only; see its README.md. Exit status
+ * Data: bench/data, a committed copy of the public sets with their licences (BENCH_DATA overrides); see its README.md. Exit status
  * is 1 when a set failed (its error is printed and the other sets still run), 2 on a usage error.
  *
  * Beside recall it prints a floor measured in the same run on the same rows: the deterministic

@@ -9,7 +9,7 @@
  *
  * Sets: the committed samples, a larger generated sample (20,000 patients, 14,000 roster rows),
  * and the external sets bench:accuracy uses (FEBRL 1–3 without and with soc_sec_id, Splink's
- * fake_1000), which are skipped where ../shared/bench/data (or BENCH_DATA) is absent.
+ * fake_1000, committed in bench/data).
  *
  * Regenerate the fixture ONLY for a deliberate change of the model or the rules (and say so in
  * the commit), never to make a refactor pass:
@@ -22,7 +22,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { benchDataDir, hasBenchData, prepare, prepareSamples, readIndex, SETS, type Prepared } from '../src/evaluate/datasets.ts';
+import { benchDataDir, prepare, prepareSamples, readIndex, SETS, type Prepared } from '../src/evaluate/datasets.ts';
 import { matchChunk, mergeLevels, type LevelOverrides } from '../src/match/index.ts';
 import type { RowResult } from '../src/model/index.ts';
 import { readRoster } from '../src/parse/index.ts';
@@ -34,7 +34,6 @@ const FIXTURE = path.join(import.meta.dirname, 'fixtures', 'outcomes-identical.j
 const UPDATE = process.env.UPDATE_OUTCOMES === '1';
 const DUMP = process.env.OUTCOMES_DUMP;
 const GENERATED = { patients: 20_000, seed: 7 };
-const hasExternal = await hasBenchData(benchDataDir());
 
 interface Digest {
   rows: number;
@@ -128,7 +127,7 @@ describe('matching results are identical to the committed fixture', () => {
 
   const data = benchDataDir();
   const external = SETS.filter((s) => s !== 'samples');
-  it.skipIf(!hasExternal).each(external)('on %s', async (set) => {
+  it.each(external)('on %s', async (set) => {
     const dir = path.join(work, set);
     await fs.mkdir(dir);
     await check(await prepare(set, data, dir));

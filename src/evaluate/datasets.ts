@@ -2,7 +2,7 @@
  * The labelled data sets matching is measured on, written out as the product reads them: an
  * index file and one or more rosters with their pipeline YAML and ground truth. FEBRL 1–3 (each
  * without and with its social-security-like identifier) and Splink's fake_1000 come from the
- * external data folder (../shared/bench/data beside the checkout, BENCH_DATA overrides); the
+ * external data folder (bench/data, committed with its licences; BENCH_DATA overrides); the
  * committed samples are used as they are. bench:accuracy runs them through the product path;
  * test/outcomes-identical.test.ts matches them in memory to hold the matcher's results fixed.
  *
@@ -23,9 +23,9 @@ import { readTruth, type TruthRow } from './index.ts';
 export const SETS = ['febrl1', 'febrl1-id', 'febrl2', 'febrl2-id', 'febrl3', 'febrl3-id', 'fake1000', 'samples'] as const;
 export type SetName = (typeof SETS)[number];
 
-/** The external data folder: BENCH_DATA, else ../shared/bench/data beside the checkout. */
+/** The external data folder: BENCH_DATA, else the copy committed in bench/data (see its README.md). */
 export function benchDataDir(): string {
-  return process.env.BENCH_DATA ?? path.resolve(import.meta.dirname, '..', '..', '..', 'shared', 'bench', 'data');
+  return process.env.BENCH_DATA ?? path.resolve(import.meta.dirname, '..', '..', 'bench', 'data');
 }
 
 /** Whether `dir` holds the external sets (FEBRL and fake_1000); the committed samples need none. */
