@@ -166,6 +166,20 @@ describe('the in-memory copy follows the index', () => {
     }
   });
 
+  it('removes what a write cut short left behind, once it is an hour old', async () => {
+    const { db, dir } = await tempDb();
+    const snapshotDir = path.join(dir, 'cache');
+    const file = path.join(snapshotDir, `candidate-index-${db.storeId}.snapshot`);
+    await fs.mkdir(snapshotDir, { recursive: true });
+    await fs.writeFile(`${file}.dead.tmp`, 'cut short');
+    await fs.utimes(`${file}.dead.tmp`, new Date(Date.now() - 2 * 3600_000), new Date(Date.now() - 2 * 3600_000));
+    await fs.writeFile(`${file}.busy.tmp`, 'being written');
+    await loadIndexFile(db, await writeNdjson(path.join(dir, 'a.ndjson'), [fhirPatient({ id: 'a', given: 'Ava', family: 'Martinez', birthDate: '2015-03-14' })]));
+    await candidatesFor(db, 'memory', { snapshotDir });
+    await waitForFile(file);
+    expect((await fs.readdir(snapshotDir)).sort()).toEqual([path.basename(file), `${path.basename(file)}.busy.tmp`]);
+  });
+
   it('sets a snapshot aside when it is unreadable or older than a rewrite of the whole index', async () => {
     const { db, dir, url } = await pgDb();
     const snapshotDir = path.join(dir, 'cache');

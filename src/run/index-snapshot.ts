@@ -60,6 +60,7 @@ export async function writeSnapshot(dir: string, storeId: string, matchForm: num
   const head = Buffer.from(`${JSON.stringify(header)}\n`);
   await fs.mkdir(dir, { recursive: true });
   const file = fileFor(dir, storeId);
+  await removeStaleTemps(dir, path.basename(file));
   const temp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
   const out = await fs.open(temp, 'w', 0o600);
   try {
@@ -121,6 +122,18 @@ export async function readSnapshot(dir: string, storeId: string, matchForm: numb
 
 function view(a: Uint32Array): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** A write older than this was cut short (its process killed): its temporary file goes. */
+const STALE_TEMP_MS = 60 * 60_000;
+
+async function removeStaleTemps(dir: string, name: string): Promise<void> {
+  for (const f of await fs.readdir(dir)) {
+    if (!f.startsWith(`${name}.`) || !f.endsWith('.tmp')) continue;
+    const at = path.join(dir, f);
+    const stat = await fs.stat(at).catch(() => undefined);
+    if (stat && Date.now() - stat.mtimeMs > STALE_TEMP_MS) await fs.rm(at, { force: true });
+  }
 }
 
 export async function hasSnapshot(dir: string, storeId: string): Promise<boolean> {
