@@ -13,19 +13,15 @@ import {
   countChangedSince,
   countIndex,
   indexState,
+  isDb,
   matchablePatients,
   nameFrequencies,
   patientsByBlockKeys,
   patientsChangedSince,
-  type Db,
   type IndexState,
   type Queryable,
 } from '../store/index.ts';
 import { hasSnapshot, readSnapshot, writeSnapshot } from './index-snapshot.ts';
-
-function isDb(q: Queryable): q is Db {
-  return typeof (q as Partial<Db>).transaction === 'function';
-}
 
 /** memory: always the in-memory copy; database: always the blocking table; auto: by file size. */
 export type CandidateMode = 'memory' | 'database' | 'auto';

@@ -37,6 +37,36 @@ const COPY_SPECIAL = /[\\\t\n\r]/;
 const COPY_ESCAPES = /[\\\t\n\r]/g;
 const COPY_ESCAPE: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
 
+/** Whether `q` is a store (which can open transactions), not the Queryable of a transaction already open. */
+export function isDb(q: Queryable): q is Db {
+  return typeof (q as Partial<Db>).transaction === 'function';
+}
+
+/** Runs `fn` in one transaction: a store opens one, the Queryable of a transaction already is one. */
+export function inTransaction<T>(on: Queryable, fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  return isDb(on) ? on.transaction(fn) : fn(on);
+}
+
+/**
+ * Runs `write` (COPY straight into tables with unique keys) under a savepoint. When a row is
+ * already there, the savepoint takes all of `write` back and the answer is false: the caller
+ * writes the batch the slower way, by upsert.
+ */
+export async function unlessPresent(tx: Queryable, write: () => Promise<void>): Promise<boolean> {
+  await tx.exec('SAVEPOINT unless_present');
+  try {
+    await write();
+  } catch (e) {
+    if ((e as { code?: string }).code !== UNIQUE_VIOLATION) throw e;
+    await tx.exec('ROLLBACK TO SAVEPOINT unless_present');
+    return false;
+  }
+  await tx.exec('RELEASE SAVEPOINT unless_present');
+  return true;
+}
+
+const UNIQUE_VIOLATION = '23505';
+
 const copySql = (table: string, columns: readonly string[], source: string) => `COPY ${table} (${columns.join(', ')}) FROM ${source}`;
 
 /** Rows a PGlite cursor hands over per FETCH: a few hundred kilobytes of resources. */

@@ -1,6 +1,6 @@
 /** The patient index: upserts by id, candidate look-up by blocking key, name frequencies. */
 import type { IndexPatient, NameFrequencies, PersonFields, Sex } from '../model/index.ts';
-import { copyField, copyLine, type Db, type Queryable } from './db.ts';
+import { copyField, copyLine, isDb, unlessPresent, type Db, type Queryable } from './db.ts';
 
 export interface PatientWrite {
   patient: IndexPatient;
@@ -63,9 +63,8 @@ export async function mergePatients(tx: Queryable, batch: readonly PatientWrite[
  * written meanwhile by another load) fails the COPY: the savepoint takes the batch back and the
  * merge applies it instead (returns false).
  */
-async function insertFresh(tx: Queryable, writes: readonly PatientWrite[], version: number): Promise<boolean> {
-  await tx.exec('SAVEPOINT fresh');
-  try {
+function insertFresh(tx: Queryable, writes: readonly PatientWrite[], version: number): Promise<boolean> {
+  return unlessPresent(tx, async () => {
     await tx.copyIn('patient', [...PATIENT_COLUMNS, 'changed_in'], writes.map((w) => patientLine(w, String(version))).join(''));
     // Thirteen lines a patient: written out directly, without an array and a join for each.
     let blocks = '';
@@ -74,13 +73,7 @@ async function insertFresh(tx: Queryable, writes: readonly PatientWrite[], versi
       for (const k of matchableKeys(w)) blocks += `${copyField(k)}\t${id}\n`;
     }
     await tx.copyIn('patient_block', ['key', 'patient_id'], blocks);
-  } catch (e) {
-    if ((e as { code?: string }).code !== UNIQUE_VIOLATION) throw e;
-    await tx.exec('ROLLBACK TO SAVEPOINT fresh');
-    return false;
-  }
-  await tx.exec('RELEASE SAVEPOINT fresh');
-  return true;
+  });
 }
 
 /**
@@ -92,8 +85,6 @@ async function nextVersion(tx: Queryable): Promise<number> {
   const { rows } = await tx.query<{ version: string | number }>('UPDATE index_state SET version = version + 1 WHERE id = 1 RETURNING version');
   return Number(rows[0]!.version);
 }
-
-const UNIQUE_VIOLATION = '23505';
 
 /** One COPY line of the patient table's columns, and of any columns after them. */
 function patientLine(w: PatientWrite, ...more: string[]): string {
@@ -351,9 +342,8 @@ export async function patientsByBlockKeys(db: Queryable, keys: string[], keep?: 
 
 /** Runs `fn` where sequential scans are off: in a transaction of its own when `db` can open one (inside a caller's, as it is). */
 function probing<T>(db: Queryable, fn: (q: Queryable) => Promise<T>): Promise<T> {
-  const d = db as Partial<Db>;
-  if (typeof d.transaction !== 'function') return fn(db);
-  return d.transaction(async (tx) => {
+  if (!isDb(db)) return fn(db);
+  return db.transaction(async (tx) => {
     await tx.exec('SET LOCAL enable_seqscan = off');
     return fn(tx);
   });

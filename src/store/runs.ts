@@ -1,6 +1,6 @@
 /** Runs (one per dropped file) and their rows' outcomes. */
 import type { NormalisedRow, Outcome, RowResult } from '../model/index.ts';
-import { copyLine, type Db, type Queryable } from './db.ts';
+import { copyLine, inTransaction, unlessPresent, type Db, type Queryable } from './db.ts';
 
 /**
  * received → parsing → matching → completed | failed. Inline runs go straight to running. A
@@ -188,19 +188,9 @@ export async function insertRunRows(on: Db | Queryable, runId: string, results: 
   if (results.length === 0) return;
   const lines = results.map((r) => runRowLine(runId, r)).join('');
   await inTransaction(on, async (tx) => {
-    await tx.exec('SAVEPOINT run_rows');
-    try {
-      await tx.copyIn('run_row', ['run_id', ...RUN_ROW_COLUMNS], lines);
-    } catch (e) {
-      if ((e as { code?: string }).code !== UNIQUE_VIOLATION) throw e;
-      await tx.exec('ROLLBACK TO SAVEPOINT run_rows');
-      await upsertRunRows(tx, lines);
-    }
-    await tx.exec('RELEASE SAVEPOINT run_rows');
+    if (!(await unlessPresent(tx, () => tx.copyIn('run_row', ['run_id', ...RUN_ROW_COLUMNS], lines)))) await upsertRunRows(tx, lines);
   });
 }
-
-const UNIQUE_VIOLATION = '23505';
 
 /** The rows of `lines` (COPY text of run_row's columns), replacing any with the same run and row. */
 async function upsertRunRows(tx: Queryable, lines: string): Promise<void> {
@@ -217,14 +207,6 @@ async function upsertRunRows(tx: Queryable, lines: string): Promise<void> {
 function runRowLine(runId: string, r: RowResult): string {
   const detail = JSON.stringify({ candidates: r.candidates, problems: r.problems, warnings: r.warnings, reviewed: r.reviewed, submitted: r.submitted });
   return copyLine([runId, String(r.index), String(r.line), r.recordId, r.outcome, r.patientId ?? null, r.score === undefined ? null : String(r.score), detail]);
-}
-
-/**
- * Runs `fn` on one connection in one transaction, which a stage table needs: a store opens one,
- * the Queryable of a transaction already is one.
- */
-function inTransaction<T>(on: Db | Queryable, fn: (tx: Queryable) => Promise<T>): Promise<T> {
-  return 'transaction' in on ? on.transaction(fn) : fn(on);
 }
 
 /** Locks the run's row for the rest of the transaction and returns its state. */
