@@ -29,6 +29,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { benchArgs } from './args.ts';
+import { measuredOn } from './report.ts';
 import { createLogger } from '../src/config/index.ts';
 import { benchDataDir, hasBenchData, prepare, readIndex, SETS, writeCsv, type IndexView, type Prepared, type RosterSpec, type SetName } from '../src/evaluate/datasets.ts';
 import { accuracy } from '../src/evaluate/index.ts';
@@ -344,6 +345,6 @@ for (const set of SETS.filter((s) => chosen.includes(s))) {
 const totalSeconds = round((performance.now() - t0) / 1000, 1);
 console.log(`total ${totalSeconds} s; review = possible + ambiguous; exact R = recall of the floor, one index patient with the same given, family and birth date; found = auto-matched or listed for review; pairs-comp over valid in-index rows`);
 if (values.json) {
-  await fs.writeFile(values.json, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, data: DATA, totalSeconds, sets: all }, null, 2)}\n`);
+  await fs.writeFile(values.json, `${JSON.stringify({ ...measuredOn(), data: DATA, totalSeconds, sets: all }, null, 2)}\n`);
 }
 if (all.some((f) => f.error)) process.exitCode = 1;

@@ -36,6 +36,7 @@ import { chunkJobId, connectRedis, intakeJobId, QUEUE } from '../src/queue/index
 import { createMetrics } from '../src/service/metrics.ts';
 import { openPostgres } from '../src/store/index.ts';
 import { benchArgs } from './args.ts';
+import { measuredOn } from './report.ts';
 import { admin, databaseUrl } from './server.ts';
 
 const USAGE = `usage: npm run bench:console -- [--runs N] [--rows N] [--review N] [--members N] [--patients N] [--partners N]
@@ -540,9 +541,7 @@ try {
   );
   const { rows: version } = await db.query<{ v: string }>("SELECT current_setting('server_version') AS v");
   const figures = {
-    date: new Date().toISOString(),
-    node: process.version,
-    cpus: os.cpus().length,
+    ...measuredOn(),
     postgres: version[0]!.v,
     volume: { runs: N.runs, partners: partners.length, bigRunRows: N.rows, openReviewItems: N.review, patients: N.patients, groupMembers: N.members, groupEvents: N.members },
     tables: Object.fromEntries(sizes.map((s) => [s.name, { rows: Number(s.rows), mb: s.mb }])),

@@ -29,6 +29,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { benchArgs } from './args.ts';
+import { measuredOn } from './report.ts';
 import { admin, databaseUrl } from './server.ts';
 import { loadIndexFile } from '../src/patient-index/index.ts';
 import { generateSamples } from '../src/samples/index.ts';
@@ -88,9 +89,7 @@ try {
     runs.push(await runConfiguration(workers, databaseUrl(name)));
   }
   const figures = {
-    date: new Date().toISOString(),
-    node: process.version,
-    cpus: os.cpus().length,
+    ...measuredOn(),
     store: 'postgresql',
     patients: load.patients.inserted,
     rosterRows: roster,

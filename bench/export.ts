@@ -26,6 +26,7 @@ import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { benchArgs } from './args.ts';
+import { measuredOn, printTable } from './report.ts';
 import { admin, databaseUrl } from './server.ts';
 import { exportGroup } from '../src/export/index.ts';
 import { openEmbedded, openPostgres, openStore, type Db } from '../src/store/index.ts';
@@ -318,9 +319,7 @@ async function sizeOf(dir: string): Promise<number> {
 
 async function report(filled: Filled, m: Measured): Promise<void> {
   const figures = {
-    date: new Date().toISOString(),
-    node: process.version,
-    cpus: os.cpus().length,
+    ...measuredOn(),
     store: filled.store,
     patients: filled.patients,
     immunizations: filled.immunizations,
@@ -349,7 +348,7 @@ async function report(filled: Filled, m: Measured): Promise<void> {
     ['export / index-walk floor', `${figures.exportToIndexWalkFloor}×`],
     ['export process peak RSS (MB)', figures.exportProcessPeakRssMb],
   ];
-  for (const [k, v] of table) console.log(`${k.padEnd(32)} ${v}`);
+  printTable(table);
   if (values.json) await fs.writeFile(values.json, `${JSON.stringify(figures, null, 2)}\n`);
 }
 

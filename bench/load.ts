@@ -17,6 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { benchArgs } from './args.ts';
+import { measuredOn, printTable } from './report.ts';
 import { admin, databaseUrl } from './server.ts';
 import { loadIndexFile } from '../src/patient-index/index.ts';
 import { generateSamples } from '../src/samples/index.ts';
@@ -83,9 +84,7 @@ try {
   const patients = reports[0]!.patients.inserted;
   const immunizations = reports[1]?.immunizations.inserted ?? 0;
   const figures = {
-    date: new Date().toISOString(),
-    node: process.version,
-    cpus: os.cpus().length,
+    ...measuredOn(),
     store: values.store,
     patients,
     immunizations,
@@ -106,7 +105,7 @@ try {
     ['index load (patients/s)', figures.patientsPerSecond],
     ['reload, all unchanged (s)', reloadS],
   ];
-  for (const [k, v] of table) console.log(`${k.padEnd(32)} ${v}`);
+  printTable(table);
   if (values.json) await fs.writeFile(values.json, `${JSON.stringify(figures, null, 2)}\n`);
 } finally {
   if (values.store === 'postgres') await admin(`DROP DATABASE IF EXISTS ${pgName} WITH (FORCE)`).catch(() => {});

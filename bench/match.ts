@@ -20,6 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createLogger } from '../src/config/index.ts';
 import { benchArgs } from './args.ts';
+import { measuredOn, printTable } from './report.ts';
 import { admin, databaseUrl as urlOf } from './server.ts';
 import { accuracy, readTruth } from '../src/evaluate/index.ts';
 import { loadIndexFile } from '../src/patient-index/index.ts';
@@ -157,9 +158,7 @@ async function benchmark(): Promise<void> {
       timingsMs: m.summary.timingsMs,
     });
     const figures = {
-      date: new Date().toISOString(),
-      node: process.version,
-      cpus: os.cpus().length,
+      ...measuredOn(),
       store: values.store,
       candidates: values.candidates,
       // What the store holds: with --reuse, --patients is not what an earlier run loaded.
@@ -201,7 +200,7 @@ async function benchmark(): Promise<void> {
       ['  match stage (rows/s)', both((r) => r.matchStageRowsPerSecond)],
       ['  peak RSS (MB)', `${both((r) => r.peakRssMb)} (heap limit ${values['heap-mb']} MB)`],
     ];
-    for (const [k, v] of table) console.log(`${k.padEnd(32)} ${v}`);
+    printTable(table);
     if (values.json) await fs.writeFile(values.json, `${JSON.stringify(figures, null, 2)}\n`);
   } finally {
     if (pgName) await admin(`DROP DATABASE IF EXISTS ${pgName} WITH (FORCE)`).catch(() => {});

@@ -19,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { benchArgs } from './args.ts';
+import { measuredOn, printTable } from './report.ts';
 import { CandidateIndex, comparePair, firstKeys, matchChunk, mergeLevels, secondKeys, type CandidateSource, type LevelOverrides, type MatchOptions } from '../src/match/index.ts';
 import type { IndexPatient, NormalisedRow } from '../src/model/index.ts';
 import { readRoster } from '../src/parse/index.ts';
@@ -202,9 +203,7 @@ try {
 
   const perSecond = (count: number, s: number) => Math.round(count / s);
   const figures = {
-    date: new Date().toISOString(),
-    node: process.version,
-    cpus: os.cpus().length,
+    ...measuredOn(),
     patients: index.size,
     rosterRows: rows.length,
     validRows: rows.filter((r) => r.kind === 'valid').length,
@@ -246,7 +245,7 @@ try {
     ['floor (field equality only)', `${f(figures.floorPairsPerCoreSecond)} pairs/s per core; the match loop costs ${figures.matchLoopOverFloor}x the floor`],
     ['Splink (published)', `≈${f(SPLINK_PAIRS_PER_VCPU)} pairs/s per vCPU; this is ${figures.overSplink}x`],
   ];
-  for (const [k, v] of table) console.log(`${k.padEnd(30)} ${v}`);
+  printTable(table);
   if (values.json) await fs.writeFile(values.json, `${JSON.stringify(figures, null, 2)}\n`);
 } finally {
   await fs.rm(work, { recursive: true, force: true });

@@ -21,6 +21,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { benchArgs } from './args.ts';
+import { measuredOn, printTable } from './report.ts';
 import { admin, databaseUrl } from './server.ts';
 import type { PersonFields, RowResult, ScoredCandidate } from '../src/model/index.ts';
 import { loadPartnerPipeline } from '../src/pipeline/index.ts';
@@ -109,9 +110,7 @@ try {
   const total = (r: typeof first) => r.insertSeconds + r.recordSeconds;
   const s2 = (x: number) => +x.toFixed(2);
   const figures = {
-    date: new Date().toISOString(),
-    node: process.version,
-    cpus: os.cpus().length,
+    ...measuredOn(),
     store: values.store,
     rows: N,
     groupMembers: first.added,
@@ -129,7 +128,7 @@ try {
     ['same roster again: recorded (s)', figures.again.recordSeconds],
     ['same roster again: total (s)', `${figures.again.totalSeconds}  (${figures.again.toFloor}× floor)`],
   ];
-  for (const [k, v] of table) console.log(`${k.padEnd(38)} ${v}`);
+  printTable(table);
   if (values.json) await fs.writeFile(values.json, `${JSON.stringify(figures, null, 2)}\n`);
 } finally {
   if (values.store === 'postgres') await admin(`DROP DATABASE IF EXISTS ${pgName} WITH (FORCE)`).catch(() => {});

@@ -1,0 +1,13 @@
+/** How every bench:* reports: the machine its figures come from, and its figures as two columns. */
+import os from 'node:os';
+
+/** When and where the figures were measured: the head of every bench's --json. */
+export function measuredOn(): { date: string; node: string; cpus: number } {
+  return { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length };
+}
+
+/** Labels left, values after them, one figure a line. */
+export function printTable(rows: readonly (readonly [string, string | number])[]): void {
+  const width = Math.max(...rows.map(([k]) => k.length)) + 1;
+  for (const [k, v] of rows) console.log(`${k.padEnd(width)} ${v}`);
+}
