@@ -113,7 +113,7 @@ export async function exportGroup(db: Db, req: ExportRequest): Promise<ExportRes
  * analysed (autovacuum off, PGlite), and then the planner reads all 10M immunizations to find a
  * Group's 1.4M, and sorts them.
  */
-const WALK_MEMBERS = [
+export const WALK_MEMBERS = [
   'SET LOCAL enable_seqscan = off',
   'SET LOCAL enable_bitmapscan = off',
   'SET LOCAL enable_hashjoin = off',
@@ -122,21 +122,81 @@ const WALK_MEMBERS = [
 ].join('; ');
 
 async function writeType(db: Db, type: ExportType, groupId: string, since: string | undefined, until: string, file: string): Promise<number> {
-  return db.copyOut(typeQuery(type, groupId, since, until), createWriteStream(file), WALK_MEMBERS);
+  return db.copyOut(selectionQuery(type, { groupId, until, ...(since ? { since } : {}) }), createWriteStream(file), WALK_MEMBERS);
 }
 
+/** A condition on an Immunization, one search parameter of a `_typeFilter` (several in one filter all hold). */
+export type ImmunizationCondition =
+  | { param: 'status'; values: string[] }
+  | { param: 'vaccine-code'; values: { system?: string; code: string }[] }
+  | { param: 'date'; comparator: 'eq' | 'ge' | 'gt' | 'le' | 'lt'; value: string };
+
+/** Which of a Group's resources an export writes: the Bulk Data parameters, checked (see src/fhir). */
+export interface Selection {
+  groupId: string;
+  /** Resources changed after this instant belong to the next export. */
+  until: string;
+  since?: string;
+  /** Only these members (the `patient` parameter). */
+  patients?: readonly string[];
+  /** Top-level elements kept (besides those FHIR makes mandatory); the resource is then tagged SUBSETTED. */
+  elements?: readonly string[];
+  /** Immunizations meeting any one of these lists of conditions (`_typeFilter`). */
+  filters?: readonly (readonly ImmunizationCondition[])[];
+}
+
+/** Elements kept whatever `_elements` says: the resource's identity, and what R4 makes mandatory. */
+const MANDATORY: Record<ExportType, readonly string[]> = {
+  Patient: ['resourceType', 'id', 'meta'],
+  Immunization: ['resourceType', 'id', 'meta', 'status', 'vaccineCode', 'patient', 'occurrenceDateTime', 'occurrenceString'],
+};
+
+const SUBSETTED = '{"system":"http://terminology.hl7.org/CodeSystem/v3-ObservationValue","code":"SUBSETTED"}';
+
 /**
- * One type's resources for the Group, by member id then resource id. Resources changed after the
- * request started belong to the next export, not this one. With `since`, a member who joined after
- * it comes whole, the others with what changed after it (added_at is written at the millisecond,
- * as `since` is given).
+ * One type's resources for the selection, by member id then resource id. With `since`, a member
+ * who joined after it comes whole, the others with what changed after it (added_at is written at
+ * the millisecond, as `since` is given).
  */
-function typeQuery(type: ExportType, groupId: string, since: string | undefined, until: string): string {
+export function selectionQuery(type: ExportType, s: Selection): string {
   const [table, owner] = type === 'Patient' ? ['patient', 'id'] : ['immunization', 'patient_id'];
-  const changed = since ? `AND (m.added_at > ${literal(since)} OR r.last_updated > ${literal(since)})` : '';
-  return `SELECT r.resource::text FROM group_member m JOIN ${table} r ON r.${owner} = m.patient_id
-           WHERE m.group_id = ${literal(groupId)} AND r.last_updated <= ${literal(until)} ${changed}
+  const where = [`m.group_id = ${literal(s.groupId)}`, `r.last_updated <= ${literal(s.until)}`];
+  if (s.since) where.push(`(m.added_at > ${literal(s.since)} OR r.last_updated > ${literal(s.since)})`);
+  if (s.patients) where.push(`m.patient_id = ANY (${textArray(s.patients)})`);
+  if (type === 'Immunization' && s.filters && s.filters.length > 0) where.push(`(${s.filters.map((f) => `(${f.map(condition).join(' AND ') || 'true'})`).join(' OR ')})`);
+  const resource = s.elements ? subset(s.elements, MANDATORY[type]) : 'r.resource';
+  return `SELECT (${resource})::text FROM group_member m JOIN ${table} r ON r.${owner} = m.patient_id
+           WHERE ${where.join(' AND ')}
            ORDER BY m.patient_id, r.id`;
+}
+
+/** The resource with only `elements` (and the mandatory ones) at its top level, its meta tagged SUBSETTED. */
+function subset(elements: readonly string[], mandatory: readonly string[]): string {
+  const keep = textArray([...new Set([...mandatory, ...elements])]);
+  return `(SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(r.resource) e WHERE e.key = ANY (${keep}))
+          || jsonb_build_object('meta', coalesce(r.resource->'meta', '{}'::jsonb)
+               || jsonb_build_object('tag', coalesce(r.resource->'meta'->'tag', '[]'::jsonb) || '[${SUBSETTED}]'::jsonb))`;
+}
+
+function condition(c: ImmunizationCondition): string {
+  switch (c.param) {
+    case 'status':
+      return `r.resource->>'status' = ANY (${textArray(c.values)})`;
+    case 'vaccine-code':
+      return `EXISTS (SELECT 1 FROM jsonb_array_elements(coalesce(r.resource->'vaccineCode'->'coding', '[]'::jsonb)) c WHERE ${c.values
+        .map((v) => `(c->>'code' = ${literal(v.code)}${v.system !== undefined ? ` AND c->>'system' = ${literal(v.system)}` : ''})`)
+        .join(' OR ')})`;
+    case 'date': {
+      // The occurrence's date at the precision of the value asked for (a day, a month, a year).
+      const occurred = `left(r.resource->>'occurrenceDateTime', ${c.value.length})`;
+      const op = { eq: '=', ge: '>=', gt: '>', le: '<=', lt: '<' }[c.comparator];
+      return `${occurred} ${op} ${literal(c.value)}`;
+    }
+  }
+}
+
+function textArray(values: readonly string[]): string {
+  return `ARRAY[${values.map(literal).join(', ') || "''"}]::text[]`;
 }
 
 /** A value as an SQL literal, copyOut taking no parameters; E'' reads the same whatever standard_conforming_strings says. */

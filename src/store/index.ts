@@ -8,3 +8,5 @@ export * from './models.ts';
 export * from './audit.ts';
 export * from './sessions.ts';
 export * from './views.ts';
+export * from './clients.ts';
+export * from './bulk.ts';

@@ -278,4 +278,52 @@ export const MIGRATIONS: readonly string[] = [
   -- without statistics re-read the run's rows for each open item of the partner.
   CREATE INDEX review_item_open_record ON review_item (partner, record_id) WHERE state = 'open';
   `,
+  `
+  -- SMART Backend Services clients (issue 12): each acts for one partner and proves itself with
+  -- a key of its JWKS, registered inline or at a URL. Assertions are remembered by jti until
+  -- they expire, so none is accepted twice; access tokens are kept as their SHA-256 only.
+  CREATE TABLE smart_client (
+    id text PRIMARY KEY,
+    partner text NOT NULL,
+    jwks jsonb,
+    jwks_url text,
+    scopes text NOT NULL,
+    created_at timestamptz NOT NULL,
+    created_by text NOT NULL,
+    CHECK ((jwks IS NULL) <> (jwks_url IS NULL))
+  );
+  CREATE INDEX smart_client_partner ON smart_client (partner);
+  CREATE TABLE client_assertion (
+    client_id text NOT NULL,
+    jti text NOT NULL,
+    expires_at timestamptz NOT NULL,
+    PRIMARY KEY (client_id, jti)
+  );
+  CREATE TABLE access_token (
+    token_hash text PRIMARY KEY,
+    client_id text NOT NULL,
+    partner text NOT NULL,
+    scopes text[] NOT NULL,
+    expires_at timestamptz NOT NULL
+  );
+  -- A Bulk Data export a client asked for: its request, its state, and its files once complete.
+  CREATE TABLE bulk_export (
+    id text PRIMARY KEY,
+    client_id text NOT NULL,
+    partner text NOT NULL,
+    group_id text NOT NULL,
+    request text NOT NULL,
+    params jsonb NOT NULL,
+    state text NOT NULL CHECK (state IN ('queued', 'running', 'completed', 'failed', 'cancelled', 'expired')),
+    transaction_time timestamptz NOT NULL,
+    progress text,
+    manifest jsonb,
+    error text,
+    created_at timestamptz NOT NULL,
+    finished_at timestamptz,
+    expires_at timestamptz,
+    polled_at timestamptz
+  );
+  CREATE INDEX bulk_export_client ON bulk_export (client_id, created_at);
+  `,
 ];
