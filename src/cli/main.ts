@@ -32,6 +32,7 @@ import { redisUrl } from '../queue/index.ts';
 import { startRemoteWorker, startServe, workerId } from '../service/index.ts';
 import { withContext, type GlobalOptions } from './context.ts';
 import { runDemo } from './demo.ts';
+import { registerClientCommands } from './client.ts';
 import { registerOperatorCommands } from './operator.ts';
 import { printLoad, printRun } from './print.ts';
 import { progressReporter } from './progress.ts';
@@ -443,6 +444,7 @@ program
   });
 
 registerOperatorCommands(program, globals);
+registerClientCommands(program, globals);
 
 program
   .command('demo')

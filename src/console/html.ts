@@ -41,7 +41,7 @@ export interface PageMeta {
   title: string;
   operator?: string;
   /** Which navigation entry is current. */
-  nav?: 'runs' | 'groups' | 'review' | 'queues' | 'audit';
+  nav?: 'runs' | 'groups' | 'review' | 'clients' | 'queues' | 'audit';
   flash?: string;
 }
 
@@ -49,6 +49,7 @@ const NAV: [NonNullable<PageMeta['nav']>, string, string][] = [
   ['runs', '/runs', 'Runs'],
   ['groups', '/groups', 'Groups'],
   ['review', '/review', 'Review'],
+  ['clients', '/clients', 'Clients'],
   ['queues', '/admin/queues', 'Queues'],
   ['audit', '/audit', 'Audit'],
 ];

@@ -25,6 +25,7 @@ import {
   knownPartners,
   latestExport,
   listAuditEvents,
+  listClients,
   listGroups,
   listReviewItems,
   listRuns,
@@ -38,6 +39,7 @@ import {
 } from '../store/index.ts';
 import { page, type Html, type PageMeta } from './html.ts';
 import { auditPage } from './pages/audit.ts';
+import { clientsPage, clientView } from './pages/clients.ts';
 import { EVENTS_PER_PAGE, groupPage, groupsPage } from './pages/groups.ts';
 import { ITEMS_PER_PAGE, reviewPage, type ReviewView } from './pages/review.ts';
 import { isFinished, ROWS_PER_PAGE, RUN_STATES, runHead, runPage, runRows, runsPage, type RunView } from './pages/runs.ts';
@@ -306,6 +308,18 @@ export async function consoleRoutes(app: FastifyInstance, o: { db: Db; exportsDi
   app.post('/review/:id/reject', decide('reject', false));
   app.post('/api/review/:id/accept', decide('accept', true));
   app.post('/api/review/:id/reject', decide('reject', true));
+
+  // ── SMART clients (registered with `rostermatch client add`; no key material beyond kid and alg) ──
+  const ClientsQuery = z.object({ partner: z.string().max(100).optional().transform((v) => v || undefined) });
+  const clients = async (q: z.infer<typeof ClientsQuery>) => (await listClients(db, q.partner ? { partner: q.partner } : {})).map(clientView);
+  app.get('/clients', async (req, reply) => {
+    const q = parse(ClientsQuery, req.query, reply);
+    if (q) return send(req, reply, { title: 'SMART clients', nav: 'clients' }, clientsPage(await clients(q)));
+  });
+  app.get('/api/clients', async (req, reply) => {
+    const q = parse(ClientsQuery, req.query, reply);
+    if (q) return { clients: await clients(q) };
+  });
 
   // ── Audit ───────────────────────────────────────────────────────────────────────────────────
   app.get('/audit', async (req, reply) => {
