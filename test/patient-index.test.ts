@@ -2,7 +2,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ensureMatchForm, loadIndexFile, LOAD_BATCH_LINES } from '../src/patient-index/index.ts';
 import { countIndex } from '../src/store/index.ts';
-import { fhirImmunization, fhirPatient, tempDb, writeNdjson, writeText, STORES } from './helpers.ts';
+import { fhirImmunization, fhirPatient, runCli, tempDb, tempDir, writeNdjson, writeText, STORES } from './helpers.ts';
 
 const PATIENTS = [
   fhirPatient({ id: 'a', given: 'Ava', family: 'Martinez', birthDate: '2015-03-14' }),
@@ -30,7 +30,11 @@ describe.each(STORES)('loading the patient index (%s)', (store) => {
   it('keeps every character through COPY, lets the later of two lines for one id win, and ends a first load with its indexes built', async () => {
     const { db, dir } = await tempDb(store);
     // Tabs, line breaks, backslashes, quotes and braces: what COPY's text format and an array literal must escape.
-    const odd = { ...fhirPatient({ id: 'odd', given: 'Zoë', family: "O'Brien", birthDate: '2014-05-06' }), identifier: [{ system: 'urn:mrn', value: 'M"1\\2,{3}' }], note: 'tab\there\nline\\end' };
+    const odd = {
+      ...fhirPatient({ id: 'odd', given: 'Zoë', family: "O'Brien", birthDate: '2014-05-06' }),
+      identifier: [{ system: 'urn:mrn', value: 'M"1\\2,{3}' }],
+      extension: [{ url: 'urn:test:note', valueString: 'tab\there\nline\\end' }],
+    };
     const first = { ...PATIENTS[0], birthDate: '2015-03-15' };
     const file = await writeNdjson(path.join(dir, 'P.ndjson'), [first, odd, PATIENTS[1], PATIENTS[0]]);
     const r = await loadIndexFile(db, file);
@@ -38,7 +42,10 @@ describe.each(STORES)('loading the patient index (%s)', (store) => {
     const { rows } = await db.query<{ id: string; birth_date: string; resource: Record<string, unknown> }>('SELECT id, birth_date, resource FROM patient ORDER BY id');
     expect(rows.map((x) => [x.id, x.birth_date])).toEqual([['a', '2015-03-14'], ['b', '2016-07-02'], ['odd', '2014-05-06']]);
     const { meta: _meta, ...stored } = rows[2]!.resource;
-    expect(stored).toEqual(odd);
+    // All but its empty telecom array, which FHIR JSON does not allow and the loader leaves out.
+    const { telecom, ...sent } = odd as Record<string, unknown>;
+    expect(telecom).toEqual([]);
+    expect(stored).toEqual(sent);
     const { rows: keys } = await db.query<{ key: string }>(`SELECT key FROM patient_block WHERE patient_id = 'odd' AND key LIKE 'id:%'`);
     expect(keys.map((k) => k.key)).toEqual(['id:urn:mrn|M"1\\2,{3}']);
     const { rows: idx } = await db.query<{ indexname: string }>("SELECT indexname FROM pg_indexes WHERE tablename IN ('patient', 'patient_block') ORDER BY indexname");
@@ -155,5 +162,150 @@ describe.each(STORES)('loading the patient index (%s)', (store) => {
     await loadIndexFile(db, await writeNdjson(path.join(dir, 'P.ndjson'), [merged, PATIENTS[1]]));
     const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM patient_block WHERE patient_id = 'a'`);
     expect(rows[0]!.n).toBe(0);
+  });
+});
+
+/** Lines of one file, each with the reason the loader must give for it (undefined: it loads). */
+const P = (over: Record<string, unknown>, id: string) => ({ ...fhirPatient({ id, given: 'Ava', family: 'Martinez', birthDate: '2015-03-14' }), ...over });
+const I = (over: Record<string, unknown>, id: string, drop: string[] = []) => {
+  const r: Record<string, unknown> = { ...fhirImmunization(id, 'ok'), ...over };
+  for (const k of drop) delete r[k];
+  return r;
+};
+const PATIENT_CASES: [Record<string, unknown>, string | undefined][] = [
+  [P({}, 'ok'), undefined],
+  [P({ gender: 'X' }, 'g1'), 'Patient.gender must be male, female, other or unknown'],
+  [P({ gender: 'F' }, 'g2'), 'Patient.gender must be male, female, other or unknown'],
+  [P({ birthDate: '1990-13-45' }, 'd1'), 'Patient.birthDate is not a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD, a real calendar date)'],
+  [P({ birthDate: '2015-02-30' }, 'd2'), 'Patient.birthDate is not a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD, a real calendar date)'],
+  [P({ birthDate: '05/06/2011' }, 'd3'), 'Patient.birthDate is not a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD, a real calendar date)'],
+  [P({ birthDate: '' }, 'd4'), 'Patient.birthDate is not a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD, a real calendar date)'],
+  [P({ birthDate: null }, 'd5'), 'Patient.birthDate is null (FHIR JSON leaves an absent element out)'],
+  [P({ birthDate: '2012-02' }, 'partial'), undefined],
+  [P({ birthDate: '2012-02-29' }, 'leap'), undefined],
+  [P({ name: [{ family: '', given: ['Ava'] }] }, 'n1'), 'Patient.name[0].family is not a non-empty string'],
+  [P({ name: [{ family: 'Martinez', given: 'Ava' }] }, 'n2'), 'Patient.name[0].given is not a non-empty JSON array'],
+  [P({ name: [{ use: 'official', family: 'Martinez', given: ['Ava'], nick: 'A' }] }, 'n3'), 'Patient.name[0].nick is not an element of an R4 HumanName'],
+  [P({ identifier: [{ system: 'urn:x', value: 7 }] }, 'id1'), 'Patient.identifier[0].value is not a non-empty string'],
+  [P({ telecom: [{ value: '217-555-0100' }] }, 't1'), 'Patient.telecom[0].system is missing: R4 requires it when there is a value (cpt-2)'],
+  [P({ telecom: [{ system: 'phone', value: '217-555-0100', use: 'cell' }] }, 't2'), 'Patient.telecom[0].use must be home, work, temp, old or mobile'],
+  [P({ address: [{ line: '12 Oak Street', city: 'Springfield' }] }, 'a1'), 'Patient.address[0].line is not a non-empty JSON array'],
+  [P({ address: {} }, 'a2'), 'Patient.address is not a non-empty JSON array'],
+  [P({ note: 'x' }, 'u1'), 'Patient.note is not an element of an R4 Patient'],
+  [P({ link: [{ other: { reference: 'Patient/ok' } }] }, 'l1'), 'Patient.link[0].type is missing'],
+];
+const IMMUNIZATION_CASES: [Record<string, unknown>, string | undefined][] = [
+  [I({}, 'i-ok'), undefined],
+  [I({ status: 'done' }, 'i1'), 'Immunization.status must be completed, entered-in-error or not-done'],
+  [I({}, 'i2', ['status']), 'Immunization.status is missing (completed, entered-in-error or not-done)'],
+  [I({}, 'i3', ['vaccineCode']), 'Immunization.vaccineCode is missing'],
+  [I({ vaccineCode: { coding: [] } }, 'i4'), 'Immunization.vaccineCode.coding is not a non-empty JSON array'],
+  [I({ vaccineCode: { id: 'v' } }, 'i5'), 'Immunization.vaccineCode has neither a coding nor a text'],
+  [I({ vaccineCode: { text: 'MMR' } }, 'i-text'), undefined],
+  [I({}, 'i6', ['occurrenceDateTime']), 'Immunization.occurrence[x] is missing (occurrenceDateTime or occurrenceString)'],
+  [I({ occurrenceString: 'spring 2015' }, 'i7'), 'Immunization.occurrence[x] is given twice (occurrenceDateTime and occurrenceString)'],
+  [I({ occurrenceString: 'spring 2015' }, 'i-said', ['occurrenceDateTime']), undefined],
+  [I({ occurrenceDateTime: '2015-06-01T10:00:00' }, 'i8'), 'Immunization.occurrenceDateTime is not a FHIR dateTime (YYYY, YYYY-MM or YYYY-MM-DD, a real calendar date, or that with a time and its offset)'],
+  [I({ occurrenceDateTime: '2015-06-01T10:00:00-05:00' }, 'i-time'), undefined],
+  [I({ primarySource: 'yes' }, 'i9'), 'Immunization.primarySource is not true or false'],
+];
+
+describe.each(STORES)('holding the loaded index to FHIR R4 (%s)', (store) => {
+  it('rejects each invalid element with its file, line and the element named, loads the good lines of the same file, and stores nothing invalid', async () => {
+    const { db, dir } = await tempDb(store);
+    const cases = [...PATIENT_CASES, ...IMMUNIZATION_CASES];
+    const file = await writeNdjson(path.join(dir, 'mixed.ndjson'), cases.map(([r]) => r));
+    const r = await loadIndexFile(db, file);
+    const expected = cases.flatMap(([, reason], i) => (reason === undefined ? [] : [{ file, line: i + 1, reason }]));
+    expect(r.rejections).toEqual(expected);
+    expect(r.rejected).toBe(expected.length);
+    const good = (list: typeof cases) => list.filter(([, reason]) => reason === undefined).map(([x]) => x.id as string).sort();
+    const { rows: patients } = await db.query<{ id: string; resource: Record<string, unknown> }>('SELECT id, resource FROM patient ORDER BY id');
+    const { rows: imms } = await db.query<{ id: string; resource: Record<string, unknown> }>('SELECT id, resource FROM immunization ORDER BY id');
+    expect(patients.map((x) => x.id)).toEqual(good(PATIENT_CASES));
+    expect(imms.map((x) => x.id)).toEqual(good(IMMUNIZATION_CASES));
+    // What is stored is what was sent, less the empty telecom array R4 does not allow, plus our meta.
+    for (const { resource } of patients) {
+      expect(resource).not.toHaveProperty('telecom');
+      expect(['male', 'female', 'other', 'unknown']).toContain(resource.gender);
+      expect(resource.birthDate).toMatch(/^\d{4}-\d{2}(-\d{2})?$/);
+    }
+    for (const { resource } of imms) expect(resource.status).toBe('completed');
+  });
+
+  it('maps the CSV form to R4: sex codes to genders, YYYYMMDD to a FHIR date, and refuses a cell it cannot map, naming its column', async () => {
+    const { db, dir } = await tempDb(store);
+    const patients = await writeText(
+      path.join(dir, 'patients.csv'),
+      [
+        'id,family,given,middle,suffix,birth_date,sex,street,city,state,zip,phone',
+        'c1,Martinez,Ava,,,2015-03-14,F,,,,,',
+        'c2,Wilson,Liam,,,20160702,M,,,,,',
+        'c3,Carter,Sam,,,2014-01-01,U,,,,,',
+        'c4,Lee,Kim,,,2013-05-05,x,,,,,',
+        'c5,Nunez,Jose,,,2013-02-03,,,,,,',
+        'c6,Brown,Mia,,,05/06/2011,F,,,,,',
+        'c7,Brown,Zoe,,,2011-02-30,F,,,,,',
+        'c8,Green,Eli,,,2012-01-01,Q,,,,,',
+      ].join('\n'),
+    );
+    const r = await loadIndexFile(db, patients);
+    const dateRule = 'column birth_date is not a date in the form YYYY-MM-DD (or YYYYMMDD), a real calendar date';
+    expect(r.rejections).toEqual([
+      { file: patients, line: 7, reason: dateRule },
+      { file: patients, line: 8, reason: dateRule },
+      { file: patients, line: 9, reason: 'column sex is not a sex code (F, M, O, U, X, female, male, other, unknown, 1, 2, 0 or 9)' },
+    ]);
+    const { rows } = await db.query<{ id: string; sex: string; birth_date: string; resource: Record<string, unknown> }>('SELECT id, sex, birth_date, resource FROM patient ORDER BY id');
+    expect(rows.map((x) => [x.id, x.resource.gender, x.resource.birthDate, x.sex, x.birth_date])).toEqual([
+      ['c1', 'female', '2015-03-14', 'female', '2015-03-14'],
+      ['c2', 'male', '2016-07-02', 'male', '2016-07-02'],
+      ['c3', 'unknown', '2014-01-01', 'unknown', '2014-01-01'],
+      ['c4', 'other', '2013-05-05', 'other', '2013-05-05'],
+      ['c5', undefined, '2013-02-03', '', '2013-02-03'],
+    ]);
+
+    const imms = await writeText(
+      path.join(dir, 'imms.csv'),
+      [
+        'id,patient_id,cvx,occurrence_date,display,status',
+        'ci1,c1,08,20150315,,',
+        'ci2,c1,20,2015-05-15,DTaP,completed',
+        'ci3,c1,20,15/05/2015,,',
+        'ci4,c1,,2015-05-15,,',
+        'ci5,c1,20,2015-05-15,,done',
+        'ci6,c1,20,,,',
+      ].join('\n'),
+    );
+    const ri = await loadIndexFile(db, imms);
+    expect(ri.rejections.map((x) => [x.line, x.reason])).toEqual([
+      [4, 'column occurrence_date is not a date in the form YYYY-MM-DD (or YYYYMMDD), a real calendar date'],
+      [5, 'column cvx is empty: an immunization needs its vaccine code'],
+      [6, 'column status must be completed, entered-in-error, not-done (or empty: completed)'],
+      [7, 'column occurrence_date is empty'],
+    ]);
+    const { rows: stored } = await db.query<{ resource: Record<string, unknown> }>('SELECT resource FROM immunization ORDER BY id');
+    expect(stored.map((x) => [x.resource.occurrenceDateTime, x.resource.status])).toEqual([
+      ['2015-03-15', 'completed'],
+      ['2015-05-15', 'completed'],
+    ]);
+  });
+});
+
+describe('rostermatch index load', () => {
+  it('exits 1 when it rejected lines, having loaded the rest and printed each rejection', async () => {
+    const dir = await tempDir();
+    const env = { ROSTERMATCH_DATA: path.join(dir, 'data') };
+    const file = await writeNdjson(path.join(dir, 'Patient.ndjson'), [P({}, 'ok'), P({ gender: 'X' }, 'bad'), P({}, 'ok2')]);
+    const r = await runCli(['index', 'load', file], env);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/patients 2 new.*; 1 rejected/);
+    expect(r.stdout).toContain(`rejected ${file}:2: Patient.gender must be male, female, other or unknown`);
+    expect(r.stderr.trim()).toBe(`rostermatch: INDEX_LINE_INVALID: 1 line rejected, the other lines loaded (${file}: 1)`);
+    const json = await runCli(['index', 'load', '--json', file], env);
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout)[0]).toMatchObject({ rejected: 1, patients: { unchanged: 2 } });
+    const clean = await runCli(['index', 'load', await writeNdjson(path.join(dir, 'P2.ndjson'), [P({}, 'ok3')])], env);
+    expect([clean.code, clean.stderr]).toEqual([0, '']);
   });
 });

@@ -34,7 +34,7 @@ import { withContext, type GlobalOptions } from './context.ts';
 import { runDemo } from './demo.ts';
 import { registerClientCommands } from './client.ts';
 import { registerOperatorCommands } from './operator.ts';
-import { printLoad, printRun } from './print.ts';
+import { printLoad, printLoadRejections, printRun } from './print.ts';
 import { progressReporter } from './progress.ts';
 import { gatherStatus, printStatus, statusFailed } from './status.ts';
 
@@ -68,6 +68,11 @@ index
         if (!o.json) console.log(printLoad(r));
       }
       if (o.json) console.log(JSON.stringify(reports, null, 2));
+      const rejected = printLoadRejections(reports);
+      if (rejected) {
+        console.error(rejected);
+        process.exitCode = 1;
+      }
     });
   });
 

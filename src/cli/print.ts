@@ -13,6 +13,18 @@ export function printLoad(r: LoadReport): string {
   return lines.join('\n');
 }
 
+/**
+ * The one stderr line of a load that rejected lines (undefined when none was): the command then
+ * exits 1, so a script that loads nightly extracts notices, though the good lines did load.
+ */
+export function printLoadRejections(reports: readonly LoadReport[]): string | undefined {
+  const bad = reports.filter((r) => r.rejected > 0);
+  if (bad.length === 0) return undefined;
+  const total = bad.reduce((n, r) => n + r.rejected, 0);
+  const where = bad.map((r) => `${r.file}: ${r.rejected}`).join(', ');
+  return `rostermatch: INDEX_LINE_INVALID: ${total} ${total === 1 ? 'line' : 'lines'} rejected, the other lines loaded (${where})`;
+}
+
 export function printRun(out: RunOutput): string {
   if (out.kind === 'duplicate') {
     return `duplicate of run ${out.run.id}: these bytes were already processed for ${out.run.partner} at ${out.run.finishedAt}; results: ${out.run.resultPath} (use --force to process again)`;

@@ -12,9 +12,9 @@ import {
   normaliseZip,
   splitSuffix,
 } from '../normalise/index.ts';
+import { FHIR_ID, isFhirDate } from './validate.ts';
 
-export const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
-const FHIR_DATE = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/;
+export { FHIR_ID };
 
 interface HumanName {
   use?: string;
@@ -51,7 +51,8 @@ export function patientFromFhir(r: FhirPatient): IndexPatient {
   const sfx = name?.suffix?.map((s) => splitSuffix(`X ${normaliseName(s)}`).suffix).find((s) => s !== '') ?? '';
   const address = pick(r.address, (a) => a.use === 'home') ?? pick(r.address, () => true);
   const phoneCell = pick(r.telecom, (t) => t.system === 'phone' && t.use === 'home') ?? pick(r.telecom, (t) => t.system === 'phone');
-  const birthDate = r.birthDate && FHIR_DATE.test(r.birthDate) ? r.birthDate : '';
+  // Only a whole date is evidence for matching; a year or a month alone (valid FHIR) is not.
+  const birthDate = r.birthDate?.length === 10 && isFhirDate(r.birthDate) ? r.birthDate : '';
   const identifiers: Identifier[] = (r.identifier ?? [])
     .filter((i) => i.system && i.value)
     .map((i) => ({ system: i.system!, value: indexIdentifierValue(i.system!, i.value!) }))

@@ -26,6 +26,7 @@ import {
 import { RostermatchError } from '../errors/index.ts';
 import { csvKind, csvToResource } from './csv-form.ts';
 import { FHIR_ID, patientFromFhir, type FhirPatient } from './fhir.ts';
+import { checkImmunization, checkMeta, checkPatient } from './validate.ts';
 
 export { patientFromFhir } from './fhir.ts';
 export { PATIENT_CSV_COLUMNS, IMMUNIZATION_CSV_COLUMNS } from './csv-form.ts';
@@ -156,7 +157,7 @@ export async function loadIndexFile(db: Db, file: string, opts: { now?: () => Da
     merging.catch(() => {});
   };
 
-  const source = /\.csv$/i.test(file) ? csvRecords(file) : ndjsonRecords(file, reject);
+  const source = /\.csv$/i.test(file) ? csvRecords(file, reject) : ndjsonRecords(file, reject);
   try {
     for await (const { line, resource } of source) {
       report.lines = line;
@@ -200,29 +201,49 @@ type Prepared = { kind: 'Patient'; read: Omit<ReadPatient, 'line'> } | { kind: '
 /**
  * The stored resource carries our own meta.lastUpdated (when this index last changed it), as a
  * FHIR server's would, so Bulk `_since` means "changed here since"; the content hash ignores meta
- * so a reload of unchanged data is recognised as unchanged.
+ * so a reload of unchanged data is recognised as unchanged. Every line is checked against the R4
+ * rules (validate.ts) — unchanged ones too, so a reload still names a bad line — since what is
+ * stored here is what partners' exports carry.
  */
 function prepare(resource: unknown, now: string): Prepared {
   if (typeof resource !== 'object' || resource === null || Array.isArray(resource)) throw new Error('not a JSON object');
   const r = resource as Record<string, unknown>;
-  const { meta, ...content } = r;
-  const text = JSON.stringify(content);
-  const contentHash = createHash('sha256').update(text).digest('hex');
-  // Stored as jsonb, which keeps no key order: meta goes first, without serialising the resource twice.
-  const stamped = JSON.stringify({ ...(typeof meta === 'object' ? meta : {}), lastUpdated: now });
-  const stored = text === '{}' ? `{"meta":${stamped}}` : `{"meta":${stamped},${text.slice(1)}`;
+  // An empty array means "none" to the exporters that write one, but FHIR JSON forbids it: it is
+  // left out (as are meta, which is ours to stamp) rather than the whole line refused.
+  const content: Record<string, unknown> = {};
+  let meta: unknown;
+  for (const k in r) {
+    const v = r[k];
+    if (k === 'meta') meta = v;
+    else if (!(Array.isArray(v) && v.length === 0)) content[k] = v;
+  }
   if (r.resourceType === 'Patient') {
     if (typeof r.id !== 'string' || !FHIR_ID.test(r.id)) throw new Error('Patient.id is missing or not a valid FHIR id');
-    return { kind: 'Patient', read: { id: r.id, fhir: r as unknown as FhirPatient, resource: stored, contentHash, lastUpdated: now } };
+    checkMeta('Patient', meta);
+    checkPatient(content);
+    const s = stamp(content, meta, now);
+    return { kind: 'Patient', read: { id: r.id, fhir: content as unknown as FhirPatient, resource: s.stored, contentHash: s.contentHash, lastUpdated: now } };
   }
   if (r.resourceType === 'Immunization') {
     if (typeof r.id !== 'string' || !FHIR_ID.test(r.id)) throw new Error('Immunization.id is missing or not a valid FHIR id');
     const ref = (r.patient as { reference?: unknown } | undefined)?.reference;
     const m = typeof ref === 'string' ? /^Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(ref) : null;
     if (!m) throw new Error('Immunization.patient.reference is missing or not "Patient/<id>"');
-    return { kind: 'Immunization', write: { id: r.id, patientId: m[1]!, resource: stored, contentHash, lastUpdated: now } };
+    checkMeta('Immunization', meta);
+    checkImmunization(content);
+    const s = stamp(content, meta, now);
+    return { kind: 'Immunization', write: { id: r.id, patientId: m[1]!, resource: s.stored, contentHash: s.contentHash, lastUpdated: now } };
   }
   throw new Error(`resourceType must be Patient or Immunization`);
+}
+
+function stamp(content: Record<string, unknown>, meta: unknown, now: string): { stored: string; contentHash: string } {
+  const text = JSON.stringify(content);
+  const contentHash = createHash('sha256').update(text).digest('hex');
+  // Stored as jsonb, which keeps no key order: meta goes first, without serialising the resource twice.
+  const stamped = JSON.stringify({ ...(meta as object | undefined), lastUpdated: now });
+  const stored = text === '{}' ? `{"meta":${stamped}}` : `{"meta":${stamped},${text.slice(1)}`;
+  return { stored, contentHash };
 }
 
 function completePatient(r: ReadPatient): PatientWrite {
@@ -256,7 +277,7 @@ async function* ndjsonRecords(file: string, reject: (line: number, reason: strin
   }
 }
 
-async function* csvRecords(file: string): AsyncGenerator<Record_> {
+async function* csvRecords(file: string, reject: (line: number, reason: string) => void): AsyncGenerator<Record_> {
   const parser = createReadStream(file).pipe(parse({ bom: true, info: true, skip_empty_lines: true, trim: true }));
   let header: string[] | undefined;
   let kind: ReturnType<typeof csvKind>;
@@ -268,6 +289,13 @@ async function* csvRecords(file: string): AsyncGenerator<Record_> {
       continue;
     }
     const row = Object.fromEntries(header.map((h, i) => [h, record[i] ?? '']));
-    yield { line: info.lines, resource: csvToResource(kind!, row) };
+    let resource: Record<string, unknown>;
+    try {
+      resource = csvToResource(kind!, row);
+    } catch (e) {
+      reject(info.lines, (e as Error).message);
+      continue;
+    }
+    yield { line: info.lines, resource };
   }
 }

@@ -239,6 +239,7 @@ export function toFhirGroup(g: GroupRecord, members: readonly Member[]): Record<
     actual: true,
     name: g.name,
     quantity: members.length,
-    member: members.map((m) => ({ entity: { reference: `Patient/${m.patientId}` }, period: { start: m.addedAt } })),
+    // FHIR JSON has no empty arrays: a Group nobody is in has no member element at all.
+    ...(members.length > 0 ? { member: members.map((m) => ({ entity: { reference: `Patient/${m.patientId}` }, period: { start: m.addedAt } })) } : {}),
   };
 }
