@@ -1,0 +1,60 @@
+/** Discovery: the CapabilityStatement at [base]/metadata and the SMART configuration. */
+import { SIGNING_ALGS } from './auth.ts';
+import { SUPPORTED_SCOPES } from './scopes.ts';
+
+export const BULK_DATA_SERVER = 'http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data';
+export const GROUP_EXPORT = 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export';
+
+export function capabilityStatement(base: string, o: { version: string; date: string }) {
+  return {
+    resourceType: 'CapabilityStatement',
+    status: 'active',
+    date: o.date,
+    publisher: 'rostermatch',
+    kind: 'instance',
+    instantiates: [BULK_DATA_SERVER],
+    software: { name: 'rostermatch', version: o.version },
+    implementation: { description: 'rostermatch: partner Groups of an immunization information system, for Bulk Data export', url: base },
+    fhirVersion: '4.0.1',
+    format: ['json'],
+    rest: [
+      {
+        mode: 'server',
+        security: {
+          extension: [
+            {
+              url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris',
+              extension: [{ url: 'token', valueUri: `${base}/auth/token` }],
+            },
+          ],
+          service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }] }],
+          description: 'SMART Backend Services: private_key_jwt client assertions (RS384, ES384), system scopes',
+        },
+        resource: [
+          {
+            type: 'Group',
+            interaction: [{ code: 'read' }, { code: 'search-type' }],
+            searchParam: [
+              { name: 'identifier', type: 'token' },
+              { name: 'name', type: 'string' },
+            ],
+            operation: [{ name: 'export', definition: GROUP_EXPORT }],
+          },
+          { type: 'Patient' },
+          { type: 'Immunization' },
+        ],
+      },
+    ],
+  };
+}
+
+export function smartConfiguration(base: string) {
+  return {
+    token_endpoint: `${base}/auth/token`,
+    token_endpoint_auth_methods_supported: ['private_key_jwt'],
+    token_endpoint_auth_signing_alg_values_supported: [...SIGNING_ALGS],
+    grant_types_supported: ['client_credentials'],
+    scopes_supported: SUPPORTED_SCOPES,
+    capabilities: ['client-confidential-asymmetric', 'permission-v1', 'permission-v2'],
+  };
+}

@@ -1,0 +1,204 @@
+/**
+ * The FHIR surface of `serve`, under [base] = <public URL>/fhir: discovery, the SMART token
+ * endpoint, Group read and search, and Group-level Bulk Data `$export` with the asynchronous
+ * request pattern. An adapter only: the export itself runs on a queue worker (src/export), and
+ * every route that names a Group or a job answers for the token's partner and client alone — the
+ * Group of another partner is the same 404 as a Group that does not exist.
+ */
+import { randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { createGzip } from 'node:zlib';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from '../config/index.ts';
+import { bulkJobDir, type BulkManifest, type BulkParams, type BulkType } from '../export/bulk-job.ts';
+import { audit, cancelBulkJob, createBulkJob, getBulkJob, getGroup, groupMembers, listGroups, notePoll, toFhirGroup, type AccessGrant, type Db, type GroupRecord } from '../store/index.ts';
+import { authorise, issueToken, type TokenForm } from './auth.ts';
+import { capabilityStatement, smartConfiguration } from './capability.ts';
+import { FhirError, groupNotFound, operationOutcome } from './outcome.ts';
+import { bodyParams, parseKickOff, preferences, queryParams } from './params.ts';
+import { accessOf, type Permission, type ScopedType } from './scopes.ts';
+
+export interface FhirOptions {
+  db: Db;
+  log: Logger;
+  /** The FHIR base as clients reach it (absolute, no trailing slash): token audience and every URL handed out. */
+  base: () => string;
+  /** Queues an export job; the queue's worker runs it. */
+  enqueue: (jobId: string) => Promise<void>;
+  /** Where export jobs write their files. */
+  bulkRoot: string;
+  /** Seconds a client is asked to wait between status requests. @defaultValue 2 */
+  retryAfterS?: number;
+  version: string;
+}
+
+const FHIR_JSON = 'application/fhir+json; charset=utf-8';
+
+export async function fhirRoutes(app: FastifyInstance, o: FhirOptions): Promise<void> {
+  const retryAfter = o.retryAfterS ?? 2;
+  const started = new Date().toISOString();
+  // FHIR clients send their JSON as application/fhir+json.
+  app.addContentTypeParser(['application/fhir+json'], { parseAs: 'string' }, (_req, body, done) => {
+    try {
+      done(null, JSON.parse(body as string));
+    } catch {
+      done(new FhirError(400, 'invalid', 'the body is not valid JSON'), undefined);
+    }
+  });
+  app.setErrorHandler(async (err: Error & { statusCode?: number }, req, reply) => {
+    if (err instanceof FhirError) return reply.code(err.status).headers(err.headers).type(FHIR_JSON).send(operationOutcome(err.code, err.message));
+    const status = err.statusCode && err.statusCode < 500 ? err.statusCode : 500;
+    if (status >= 500) o.log.error({ url: req.routeOptions.url, err: err.message }, 'FHIR request failed');
+    return reply.code(status).type(FHIR_JSON).send(operationOutcome(status >= 500 ? 'exception' : 'invalid', status >= 500 ? 'internal error' : err.message));
+  });
+  app.setNotFoundHandler(async (req, reply) => reply.code(404).type(FHIR_JSON).send(operationOutcome('not-found', `${req.method} ${req.url.split('?')[0]} is not served`)));
+
+  /** The token's grant, holding `permission` on `type`; 401 without a live token, 403 without the scope. */
+  const need = async (req: FastifyRequest, type: ScopedType, permission: Permission): Promise<AccessGrant> => {
+    const grant = await authorise(o.db, req.headers.authorization);
+    if (!accessOf(grant.scopes)[type].has(permission)) {
+      throw new FhirError(403, 'forbidden', `the token's scopes do not allow ${permission === 'r' ? 'reading' : 'searching'} ${type}`, {
+        'www-authenticate': 'Bearer realm="rostermatch", error="insufficient_scope"',
+      });
+    }
+    return grant;
+  };
+  /** The partner's Group; any other is not found. */
+  const partnersGroup = async (grant: AccessGrant, id: string): Promise<GroupRecord> => {
+    const g = await getGroup(o.db, id);
+    if (!g || g.partner !== grant.partner) throw groupNotFound(id);
+    return g;
+  };
+
+  app.get('/metadata', async (_req, reply) => reply.type(FHIR_JSON).send(capabilityStatement(o.base(), { version: o.version, date: started })));
+  app.get('/.well-known/smart-configuration', async (_req, reply) => reply.header('cache-control', 'no-store').send(smartConfiguration(o.base())));
+
+  app.post<{ Body: TokenForm }>('/auth/token', async (req, reply) => {
+    const form = typeof req.body === 'object' && req.body !== null ? req.body : {};
+    const answer = await issueToken(o.db, form, { tokenUrl: `${o.base()}/auth/token`, log: o.log });
+    return reply.code(answer.status).header('cache-control', 'no-store').header('pragma', 'no-cache').send(answer.body);
+  });
+
+  app.get<{ Params: { id: string } }>('/Group/:id', async (req, reply) => {
+    const grant = await need(req, 'Group', 'r');
+    const g = await partnersGroup(grant, req.params.id);
+    return reply.type(FHIR_JSON).send(toFhirGroup(g, await groupMembers(o.db, g.id)));
+  });
+
+  app.get<{ Querystring: Record<string, string | string[]> }>('/Group', async (req, reply) => {
+    const grant = await need(req, 'Group', 's');
+    const raw = queryParams(req.query);
+    for (const k of raw.keys()) if (!['identifier', 'name', 'name:exact', 'name:contains'].includes(k)) throw new FhirError(400, 'not-supported', `search parameter ${k} is not supported on Group (supported: identifier, name)`);
+    const mine = (await listGroups(o.db)).filter((g) => g.partner === grant.partner);
+    const entries = [];
+    for (const g of mine) {
+      const resource = toFhirGroup(g, await groupMembers(o.db, g.id));
+      if (matchesSearch(resource, raw)) entries.push({ fullUrl: `${o.base()}/Group/${g.id}`, resource, search: { mode: 'match' } });
+    }
+    return reply.type(FHIR_JSON).send({ resourceType: 'Bundle', type: 'searchset', total: entries.length, link: [{ relation: 'self', url: `${o.base()}${req.url.slice(req.url.indexOf('/Group'))}` }], entry: entries });
+  });
+
+  const kickOff = async (req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => {
+    const grant = await authorise(o.db, req.headers.authorization);
+    const prefer = preferences(req.headers.prefer);
+    if (!prefer.has('respond-async')) throw new FhirError(400, 'invalid', 'a Bulk Data kick-off request needs the header Prefer: respond-async');
+    const accept = req.headers.accept;
+    if (accept !== undefined && !/application\/(fhir\+)?json|\*\/\*/.test(accept)) throw new FhirError(400, 'invalid', 'the kick-off request\'s Accept must be application/fhir+json');
+    const method = req.method === 'POST' ? 'POST' : 'GET';
+    const raw = method === 'POST' ? bodyParams(req.body) : queryParams(req.query as Record<string, string | string[]>);
+    if (method === 'POST' && Object.keys(req.query as object).length > 0) throw new FhirError(400, 'invalid', 'a POST kick-off request carries its parameters in the body only');
+    const group = await partnersGroup(grant, req.params.id);
+    const access = accessOf(grant.scopes);
+    const explicit = raw.has('_type');
+    const parsed = parseKickOff(raw, { method, lenient: prefer.has('handling=lenient') });
+    // Without _type, the types the token may read; a type asked for by name must be readable.
+    const types = parsed.types.filter((t) => access[t].has('r') || (explicit && forbid(t)));
+    if (types.length === 0) throw new FhirError(403, 'forbidden', 'the token\'s scopes allow reading none of the exported types');
+    const id = randomUUID();
+    const params: BulkParams = { ...parsed, types, baseUrl: o.base() };
+    const request = `${o.base()}${req.url.slice(req.url.indexOf('/Group'))}`;
+    await createBulkJob(o.db, { id, clientId: grant.clientId, partner: grant.partner, groupId: group.id, request, params, transactionTime: new Date().toISOString() });
+    await audit(o.db, { actor: `client/${grant.clientId}`, action: 'bulk.kickoff', entity: `group/${group.id}`, detail: { job: id, types } });
+    await o.enqueue(id);
+    return reply.code(202).header('content-location', `${o.base()}/bulk/${id}`).type(FHIR_JSON).send(operationOutcome('informational', `export ${id} accepted`, 'information'));
+  };
+  app.get<{ Params: { id: string } }>('/Group/:id/$export', kickOff);
+  app.post<{ Params: { id: string } }>('/Group/:id/$export', kickOff);
+
+  /** The client's own job; another client's is not found. */
+  const clientsJob = async (grant: AccessGrant, id: string) => {
+    const job = await getBulkJob<BulkParams, BulkManifest>(o.db, id);
+    if (!job || job.clientId !== grant.clientId) throw new FhirError(404, 'not-found', `export ${id} is not known`);
+    return job;
+  };
+
+  app.get<{ Params: { job: string } }>('/bulk/:job', async (req, reply) => {
+    const grant = await authorise(o.db, req.headers.authorization);
+    const job = await clientsJob(grant, req.params.job);
+    if (job.state === 'cancelled' || job.state === 'expired') throw new FhirError(404, 'deleted', `export ${job.id} was ${job.state === 'cancelled' ? 'deleted' : 'expired'}`);
+    if (job.state === 'failed') return reply.code(500).type(FHIR_JSON).send(operationOutcome('exception', `export ${job.id} failed; ask again`));
+    if (job.state === 'completed') {
+      return reply.code(200).type('application/json').header('expires', new Date(job.expiresAt!).toUTCString()).send(job.manifest);
+    }
+    const now = new Date();
+    const before = await notePoll(o.db, job.id, now.toISOString());
+    // Polling at well under the asked interval is throttled; polling at it is always answered.
+    if (before && now.getTime() - new Date(before).getTime() < (retryAfter * 1000) / 2) {
+      return reply.code(429).header('retry-after', String(retryAfter)).type(FHIR_JSON).send(operationOutcome('throttled', `poll at most every ${retryAfter} seconds`));
+    }
+    return reply.code(202).header('x-progress', job.progress ?? 'queued').header('retry-after', String(retryAfter)).send();
+  });
+
+  app.delete<{ Params: { job: string } }>('/bulk/:job', async (req, reply) => {
+    const grant = await authorise(o.db, req.headers.authorization);
+    const job = await clientsJob(grant, req.params.job);
+    const was = await cancelBulkJob(o.db, job.id, new Date().toISOString());
+    if (was === undefined) throw new FhirError(404, 'deleted', `export ${job.id} was already deleted`);
+    // A running job removes what it wrote when it sees the cancellation; a finished one's files go now.
+    if (was !== 'queued' && was !== 'running') await fs.rm(bulkJobDir(o.bulkRoot, job.id), { recursive: true, force: true });
+    await audit(o.db, { actor: `client/${grant.clientId}`, action: 'bulk.delete', entity: `bulk/${job.id}`, detail: { was } });
+    return reply.code(202).type(FHIR_JSON).send(operationOutcome('informational', `export ${job.id} deleted`, 'information'));
+  });
+
+  app.get<{ Params: { job: string; file: string } }>('/bulk/:job/:file', async (req, reply) => {
+    const grant = await authorise(o.db, req.headers.authorization);
+    const job = await clientsJob(grant, req.params.job);
+    const listed = job.state === 'completed' ? [...job.manifest!.output, ...job.manifest!.error].find((f) => f.url.endsWith(`/${req.params.file}`)) : undefined;
+    if (!listed) throw new FhirError(404, 'not-found', `no file ${req.params.file} in export ${job.id}`);
+    if (listed.type !== 'OperationOutcome' && !accessOf(grant.scopes)[listed.type as BulkType].has('r')) throw new FhirError(403, 'forbidden', `the token's scopes do not allow reading ${listed.type}`);
+    const file = path.join(bulkJobDir(o.bulkRoot, job.id), path.basename(req.params.file));
+    await audit(o.db, { actor: `client/${grant.clientId}`, action: 'bulk.download', entity: `bulk/${job.id}/${path.basename(file)}`, detail: { group: job.groupId, count: listed.count } });
+    reply.type('application/fhir+ndjson');
+    if (/\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) return reply.header('content-encoding', 'gzip').send(createReadStream(file).pipe(createGzip({ level: 1 })));
+    return reply.header('content-length', (await fs.stat(file)).size).send(createReadStream(file));
+  });
+}
+
+function forbid(type: string): never {
+  throw new FhirError(403, 'forbidden', `the token's scopes do not allow reading ${type}`);
+}
+
+/** FHIR search on a Group resource: identifier as a token ([system]|value), name as a string (starts with, any case). */
+function matchesSearch(g: Record<string, unknown>, raw: Map<string, string[]>): boolean {
+  const ids = (g.identifier as { system?: string; value?: string }[] | undefined) ?? [];
+  const name = String(g.name ?? '');
+  for (const [k, values] of raw) {
+    // Each repetition must hold; a comma lists alternatives.
+    for (const v of values) {
+      const alternatives = v.split(',');
+      const ok = alternatives.some((a) => {
+        if (k === 'identifier') {
+          const bar = a.indexOf('|');
+          return bar < 0 ? ids.some((i) => i.value === a) : ids.some((i) => (bar === 0 ? !i.system : i.system === a.slice(0, bar)) && i.value === a.slice(bar + 1));
+        }
+        if (k === 'name:exact') return name === a;
+        if (k === 'name:contains') return name.toLowerCase().includes(a.toLowerCase());
+        return name.toLowerCase().startsWith(a.toLowerCase());
+      });
+      if (!ok) return false;
+    }
+  }
+  return true;
+}
