@@ -53,6 +53,24 @@ const positiveInt = (v: string) => {
   return n;
 };
 
+const positiveNumber = (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number');
+  return n;
+};
+
+/** An http(s) origin, optionally with a path prefix (a proxy's), without query or fragment. */
+const originUrl = (v: string) => {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new InvalidArgumentError('expected an absolute http or https URL');
+  }
+  if (!/^https?:$/.test(u.protocol) || u.search || u.hash || u.username) throw new InvalidArgumentError('expected an http or https URL without query, fragment or credentials');
+  return u.href.replace(/\/+$/, '');
+};
+
 const index = program.command('index').description('the IIS patient index');
 index
   .command('load')
@@ -389,8 +407,10 @@ program
   .option('--lock-ms <n>', 'job lock; a dead worker\'s jobs are taken over after it', positiveInt, 30000)
   .option('--stalled-ms <n>', 'how often stalled jobs are looked for', positiveInt, 30000)
   .option('--grace-ms <n>', 'on SIGTERM, how long running jobs may take to finish before they are handed back', nonNegativeInt, 20000)
+  .addOption(new Option('--public-url <url>', 'the origin partners\' Bulk Data clients reach this service by (https behind a proxy); the FHIR base is <url>/fhir (default: the address it listens on)').env('ROSTERMATCH_PUBLIC_URL').argParser(originUrl))
+  .option('--export-keep-hours <n>', 'how long a finished Bulk Data export\'s files stay downloadable', positiveNumber, 24)
   .option('--outlive-parent', 'keep running when the process that started this one exits (nohup, setsid); by default it shuts down')
-  .action(async (o: { dropRoot: string; port: number; host: string; operators?: string; secureCookies?: boolean; concurrency: number; chunkRows: number; quietMs: number; scanMs: number; reconcileMs: number; lockMs: number; stalledMs: number; graceMs: number; outliveParent?: boolean }) => {
+  .action(async (o: { dropRoot: string; port: number; publicUrl?: string; exportKeepHours: number; host: string; operators?: string; secureCookies?: boolean; concurrency: number; chunkRows: number; quietMs: number; scanMs: number; reconcileMs: number; lockMs: number; stalledMs: number; graceMs: number; outliveParent?: boolean }) => {
     const g = globals();
     const paths = resolvePaths(g.dataDir);
     const log = createLogger(process.env.LOG_LEVEL ?? 'info');
@@ -413,11 +433,13 @@ program
       lockDurationMs: o.lockMs,
       stalledIntervalMs: o.stalledMs,
       shutdownGraceMs: o.graceMs,
+      ...(o.publicUrl ? { publicUrl: o.publicUrl } : {}),
+      exportKeepMs: o.exportKeepHours * 3600_000,
       log,
       ...(delay ? { chunkDelayMs: delay } : {}),
       ...(testFinaliseDelay() ? { finaliseDelayMs: testFinaliseDelay()! } : {}),
     });
-    console.log(`serving ${path.resolve(o.dropRoot)}; console at ${service.url}/ (health at ${service.url}/healthz)`);
+    console.log(`serving ${path.resolve(o.dropRoot)}; console at ${service.url}/ (health at ${service.url}/healthz); FHIR base ${service.fhirBase}`);
     await runUntilSignalled(service.close, o.graceMs, o.outliveParent);
   });
 

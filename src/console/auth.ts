@@ -69,11 +69,13 @@ export function fromThisSite(req: FastifyRequest): boolean {
   return true;
 }
 
-export function requireOperator(app: FastifyInstance, o: { db: Db; operators: OperatorDirectory; limits: SessionLimits }): void {
+export function requireOperator(app: FastifyInstance, o: { db: Db; operators: OperatorDirectory; limits: SessionLimits; publicPrefixes?: readonly string[] }): void {
   app.decorateRequest('operator', undefined);
+  // Paths with an authorisation of their own (the FHIR surface's SMART tokens).
+  const own = (o.publicPrefixes ?? []).map((p) => (p.endsWith('/') ? p : `${p}/`));
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
     const path = req.url.split('?')[0]!;
-    if (PUBLIC.some((p) => p.test(path))) return;
+    if (PUBLIC.some((p) => p.test(path)) || own.some((p) => path.startsWith(p))) return;
     const auth = req.headers.authorization;
     if (auth?.startsWith('Bearer ')) {
       req.operator = await o.operators.byToken(auth.slice('Bearer '.length).trim());

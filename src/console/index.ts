@@ -22,6 +22,7 @@ import { escape, page } from './html.ts';
 import type { OperatorDirectory } from './operators.ts';
 import { loginPage } from './pages/login.ts';
 import { consoleRoutes } from './routes.ts';
+import { fhirRoutes, smartConfigurationRoute, type FhirOptions } from '../fhir/index.ts';
 
 export { formatDuration } from './html.ts';
 export { OperatorDirectory, hashPassword, newToken, operatorsFile, readOperators, sha256Hex, validOperatorName, writeOperators } from './operators.ts';
@@ -47,6 +48,8 @@ export interface ConsoleOptions {
   secureCookies?: boolean;
   /** Sign-in attempts per client address per minute. @defaultValue 10 */
   loginAttemptsPerMinute?: number;
+  /** The FHIR surface for partners' Bulk Data clients, under `path`: its own auth (SMART tokens), not the console's. */
+  fhir?: Omit<FhirOptions, 'db' | 'log'> & { path: string };
 }
 
 const ASSETS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'assets');
@@ -120,7 +123,15 @@ export async function startConsole(o: ConsoleOptions): Promise<{ server: Fastify
     },
   );
 
-  requireOperator(app, { db: o.db, operators: o.operators, limits });
+  if (o.fhir) {
+    const { path: base, ...fhir } = o.fhir;
+    // Encapsulated: its own error and not-found answers (OperationOutcomes) and body parsers.
+    await app.register(fhirRoutes, { prefix: base, db: o.db, log: o.log, ...fhir });
+    // Widely used clients look for the SMART configuration at the origin too.
+    smartConfigurationRoute(app, fhir.base);
+  }
+
+  requireOperator(app, { db: o.db, operators: o.operators, limits, ...(o.fhir ? { publicPrefixes: [o.fhir.path, '/.well-known/'] } : {}) });
 
   app.post('/logout', async (req, reply) => {
     const sid = req.cookies[SESSION_COOKIE];

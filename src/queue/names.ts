@@ -13,6 +13,8 @@ export const QUEUE = {
   match: 'rostermatch-match',
   /** Record the outcome, write the result file, change the Group, export. Runs in serve. */
   finalise: 'rostermatch-finalise',
+  /** Write one Bulk Data export a client asked for over FHIR. Runs in serve, which serves the files. */
+  export: 'rostermatch-export',
 } as const;
 
 /**
@@ -40,7 +42,7 @@ export const storeKey = (db: { kind: 'pglite' | 'postgres'; storeId: string }, e
  * hands the job back instead of finding "no such run" and calling it done. Absent on jobs queued
  * before stores had an identity: those are taken only by a process that holds their run.
  */
-interface StoreJob {
+export interface StoreJob {
   readonly store?: string;
 }
 export interface IntakeJob extends StoreJob {
@@ -55,11 +57,15 @@ export interface ChunkJob extends StoreJob {
 export interface FinaliseJob extends StoreJob {
   readonly runId: string;
 }
+export interface ExportJob extends StoreJob {
+  readonly bulkJobId: string;
+}
 
 /** The store is in the id: two deployments sharing a prefix would otherwise dedupe each other's files. */
 export const intakeJobId = (store: string, partner: string, sha256: string) => `intake.${store}.${partner}.${sha256}`;
 export const chunkJobId = (runId: string, chunk: number) => `chunk.${runId}.${chunk}`;
 export const finaliseJobId = (runId: string) => `finalise.${runId}`;
+export const exportJobId = (bulkJobId: string) => `export.${bulkJobId}`;
 
 /** Rows per match job: small enough that two workers share even a modest file. */
 export const CHUNK_ROWS = 1000;

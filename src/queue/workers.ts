@@ -5,10 +5,11 @@
 import { DelayedError, Job, Queue, UnrecoverableError, Worker, type Processor } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { isRostermatchError, RostermatchError } from '../errors/index.ts';
-import { getRun, RECORDED_STATES } from '../store/index.ts';
+import { runBulkJob } from '../export/bulk-job.ts';
+import { failBulkJob, getBulkJob, getRun, RECORDED_STATES } from '../store/index.ts';
 import { connectRedis } from './connection.ts';
 import { execChunk, execFinalise, execIntake, failRunPermanently, type JobContext } from './jobs.ts';
-import { QUEUE, RETRY, retryDelayMs, type ChunkJob, type FinaliseJob, type IntakeJob } from './names.ts';
+import { QUEUE, RETRY, retryDelayMs, type ChunkJob, type ExportJob, type FinaliseJob, type IntakeJob, type StoreJob } from './names.ts';
 import { workerName } from './status.ts';
 
 export type Role = keyof typeof QUEUE;
@@ -24,6 +25,8 @@ export interface WorkerOptions {
   lockDurationMs?: number;
   /** How often stalled jobs are looked for. @defaultValue 30000 */
   stalledIntervalMs?: number;
+  /** The export role: where jobs write their files, how long they are kept, how many run at once. */
+  exports?: { root: string; keepMs: number; concurrency: number };
 }
 
 export interface WorkerSet {
@@ -51,9 +54,9 @@ const HAND_BACK = { pauseMs: 1000, firstDelayMs: 250, maxDelayMs: 30_000 };
  *   run is here.
  * - A bad file is not worth retrying: the processor already failed the run and told the partner.
  */
-function processor<T extends IntakeJob>(ctx: MatchContext, fn: (job: Job<T>) => Promise<void>): Processor<T> {
+function processor<T extends StoreJob>(ctx: MatchContext, fn: (job: Job<T>) => Promise<void>, held: (data: T) => Promise<boolean> = async (d) => (await getRun(ctx.db, (d as unknown as IntakeJob).runId)) !== undefined): Processor<T> {
   return async (job, token) => {
-    const mine = job.data.store === undefined ? (await getRun(ctx.db, job.data.runId)) !== undefined : job.data.store === ctx.db.storeId;
+    const mine = job.data.store === undefined ? await held(job.data) : job.data.store === ctx.db.storeId;
     if (!mine) {
       const offered = job.attemptsStarted;
       // Every time at first, then less often: a deployment that is down leaves its jobs circling.
@@ -78,9 +81,10 @@ function processor<T extends IntakeJob>(ctx: MatchContext, fn: (job: Job<T>) => 
 
 export function startWorkers(ctx: JobContext | MatchContext, opts: WorkerOptions): WorkerSet {
   const full = 'flows' in ctx ? ctx : undefined;
-  if (!full && (opts.roles.includes('intake') || opts.roles.includes('finalise'))) {
-    throw new Error('intake and finalise workers need the drop folders and flows of serve');
+  if (!full && (opts.roles.includes('intake') || opts.roles.includes('finalise') || opts.roles.includes('export'))) {
+    throw new Error('intake, finalise and export workers need the drop folders, flows and files of serve');
   }
+  if (opts.roles.includes('export') && !opts.exports) throw new Error('an export worker needs exports: its folder and how long files are kept');
   const connections: Redis[] = [];
   const conn = () => {
     const c = connectRedis(opts.redisUrl);
@@ -125,6 +129,17 @@ export function startWorkers(ctx: JobContext | MatchContext, opts: WorkerOptions
   if (opts.roles.includes('finalise')) {
     workers.push(new Worker<FinaliseJob>(QUEUE.finalise, processor(ctx, (job) => execFinalise(full!, job.data, (pct) => job.updateProgress(pct))), { ...common, connection: conn(), concurrency: 1 }));
   }
+  if (opts.roles.includes('export')) {
+    const ex = opts.exports!;
+    const run = async (job: Job<ExportJob>) => {
+      const outcome = await runBulkJob(ctx.db, job.data.bulkJobId, { root: ex.root, keepMs: ex.keepMs });
+      // A job row that is gone was queued by this store (its store id says so): an anomaly, never done.
+      if (outcome === 'not-found') throw new RostermatchError('RUN_NOT_FOUND', `export ${job.data.bulkJobId} is not in this store (${ctx.db.storeId})`);
+      ctx.log.info({ bulkJobId: job.data.bulkJobId, outcome }, 'bulk export job ended');
+    };
+    // Several at once, so that one partner's large export never holds up another's.
+    workers.push(new Worker<ExportJob>(QUEUE.export, processor(ctx, run, async (d) => (await getBulkJob(ctx.db, d.bulkJobId)) !== undefined), { ...common, connection: conn(), concurrency: ex.concurrency }));
+  }
   for (const w of workers) {
     w.on('error', (e) => ctx.log.warn({ queue: w.name, err: e.message }, 'worker error'));
     // The last attempt of a parse or finalise failed for a reason that was not the file's fault:
@@ -133,6 +148,11 @@ export function startWorkers(ctx: JobContext | MatchContext, opts: WorkerOptions
       if (!job) return;
       const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? RETRY.attempts);
       ctx.log.warn({ queue: w.name, jobId: job.id, attempt: job.attemptsMade, final, err: err.message }, 'job failed');
+      if (final && w.name === QUEUE.export) {
+        // The client's next status request gets a 500 with an OperationOutcome: it may ask again.
+        void failBulkJob(ctx.db, (job.data as ExportJob).bulkJobId, err.message, opts.exports!.keepMs).catch(() => {});
+        return;
+      }
       // A chunk that fails for good is finalise's to report: it finds the chunk's rows missing.
       if (!final || err instanceof UnrecoverableError || w.name === QUEUE.match) return;
       void (async () => {

@@ -4,8 +4,10 @@
  * database, and answers /healthz. `rostermatch worker` is the matching part alone, for more
  * machines. Shutdown is idempotent and runs every step even when one fails.
  */
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import fs from 'node:fs/promises';
 import { FlowProducer, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { resolvePaths, type Logger } from '../config/index.ts';
@@ -14,6 +16,7 @@ import { claimFile, recoverSpool, type ClaimOutcome } from '../intake/claim.ts';
 import {
   addMatchFlow,
   connectRedis,
+  exportJobId,
   finaliseJobId,
   foreignWorkers,
   intakeJobId,
@@ -28,7 +31,8 @@ import {
   type WorkerSet,
 } from '../queue/index.ts';
 import { pipelineGroupWarnings } from '../run/index.ts';
-import { chunkWorkers, openStore, unfinishedRuns, type Db } from '../store/index.ts';
+import { bulkJobDir } from '../export/bulk-job.ts';
+import { chunkWorkers, expireBulkJobs, openStore, unfinishedBulkJobs, unfinishedRuns, type Db } from '../store/index.ts';
 import { DropWatcher } from '../watch/index.ts';
 import { OperatorDirectory, operatorsFile, startConsole } from '../console/index.ts';
 import { createMetrics } from './metrics.ts';
@@ -69,11 +73,30 @@ export interface ServeOptions {
   shutdownGraceMs?: number;
   chunkDelayMs?: number;
   finaliseDelayMs?: number;
+  /**
+   * The origin partners' Bulk Data clients reach this service by (behind a proxy, its public
+   * https URL): the FHIR base is <publicUrl>/fhir, the token audience and every URL handed out.
+   * @defaultValue the address it listens on
+   */
+  publicUrl?: string;
+  /** How long a finished export's files are kept for download. @defaultValue 24 hours */
+  exportKeepMs?: number;
+  /** Exports written at once. @defaultValue 2 */
+  exportConcurrency?: number;
+  /** How often expired exports are removed. @defaultValue 60000 */
+  expiryIntervalMs?: number;
   log: Logger;
 }
 
+const SERVICE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/** The FHIR surface's base path under the service's origin. */
+export const FHIR_PATH = '/fhir';
+
 export interface Service {
   url: string;
+  /** The FHIR base partners' clients use. */
+  fhirBase: string;
   db: Db;
   /** Idempotent; resolves with the problems met on the way down (empty when clean). */
   close(): Promise<string[]>;
@@ -94,11 +117,13 @@ export async function startServe(o: ServeOptions): Promise<Service> {
   const intakeQueue = new Queue(QUEUE.intake, { connection: redis, prefix });
   const finaliseQueue = new Queue(QUEUE.finalise, { connection: redis, prefix });
   const matchQueue = new Queue(QUEUE.match, { connection: redis, prefix });
+  const exportQueue = new Queue(QUEUE.export, { connection: redis, prefix });
   const flows = new FlowProducer({ connection: redis, prefix });
   // Without listeners BullMQ prints every reconnection failure; ioredis retries by itself.
   intakeQueue.on('error', () => {});
   finaliseQueue.on('error', () => {});
   matchQueue.on('error', () => {});
+  exportQueue.on('error', () => {});
   flows.on('error', () => {});
   const ctx: JobContext = {
     db,
@@ -126,8 +151,20 @@ export async function startServe(o: ServeOptions): Promise<Service> {
     await intakeQueue.add('intake', { runId: c.runId, store: db.storeId }, { jobId, ...RETRY });
   };
 
+  const bulkRoot = path.join(o.dataDir, 'bulk');
+  const exportKeepMs = o.exportKeepMs ?? 24 * 3600_000;
+  const enqueueExport = async (bulkJobId: string) => {
+    await exportQueue.add('export', { bulkJobId, store: db.storeId }, { jobId: exportJobId(bulkJobId), ...RETRY });
+  };
+
   /** Re-derives queue state from the database: Redis may have lost it (a restart without persistence). */
   const reconcile = async () => {
+    for (const id of await unfinishedBulkJobs(db)) {
+      if (!(await exportQueue.getJob(exportJobId(id)))) {
+        log.warn({ bulkJobId: id }, 'export job missing from Redis; re-adding');
+        await enqueueExport(id);
+      }
+    }
     for (const run of await unfinishedRuns(db)) {
       if (run.state === 'received' || run.state === 'parsing') {
         if (!(await intakeQueue.getJob(intakeJobId(db.storeId, run.partner, run.fileSha256)))) {
@@ -146,8 +183,9 @@ export async function startServe(o: ServeOptions): Promise<Service> {
   const workers: WorkerSet = startWorkers(ctx, {
     redisUrl: o.redisUrl,
     prefix,
-    roles: o.concurrency === 0 ? ['intake', 'finalise'] : ['intake', 'match', 'finalise'],
+    roles: o.concurrency === 0 ? ['intake', 'finalise', 'export'] : ['intake', 'match', 'finalise', 'export'],
     concurrency: o.concurrency ?? 2,
+    exports: { root: bulkRoot, keepMs: exportKeepMs, concurrency: o.exportConcurrency ?? 2 },
     ...(o.lockDurationMs ? { lockDurationMs: o.lockDurationMs } : {}),
     ...(o.stalledIntervalMs ? { stalledIntervalMs: o.stalledIntervalMs } : {}),
   });
@@ -173,10 +211,18 @@ export async function startServe(o: ServeOptions): Promise<Service> {
       .finally(() => (reconciling = false));
   }, o.reconcileIntervalMs ?? 30_000);
 
+  // Expired exports: the rows say so (the status URL answers 404), then the files go.
+  const expire = async () => {
+    for (const id of await expireBulkJobs(db, new Date().toISOString())) await fs.rm(bulkJobDir(bulkRoot, id), { recursive: true, force: true });
+  };
+  const expiryTimer = setInterval(() => void expire().catch((e: Error) => log.warn({ err: e.message }, 'export expiry failed; will retry')), o.expiryIntervalMs ?? 60_000);
+
   const scanInterval = o.scanIntervalMs ?? 2000;
   const metrics = await createMetrics({ db, connection: redis, prefix });
   const operators = new OperatorDirectory(o.operatorsFile ?? operatorsFile(o.dataDir));
   if (!(await operators.configured())) log.warn({ file: operators.file }, 'no console operators configured; add one with `rostermatch operator add NAME`');
+  let listening = '';
+  const fhirBase = () => `${(o.publicUrl ?? listening).replace(/\/+$/, '')}${FHIR_PATH}`;
   const health = await startConsole({
     // Each list only while it is not empty.
     notes: async () => {
@@ -189,7 +235,15 @@ export async function startServe(o: ServeOptions): Promise<Service> {
     log,
     operators,
     exportsDir: ctx.exportsDir,
-    queues: [intakeQueue, matchQueue, finaliseQueue],
+    queues: [intakeQueue, matchQueue, finaliseQueue, exportQueue],
+    fhir: {
+      path: FHIR_PATH,
+      // Known once listening (port 0 picks one): read when a request needs it.
+      base: () => fhirBase(),
+      enqueue: enqueueExport,
+      bulkRoot,
+      version: SERVICE_VERSION,
+    },
     metrics,
     ...(o.secureCookies ? { secureCookies: true } : {}),
     checks: {
@@ -198,6 +252,7 @@ export async function startServe(o: ServeOptions): Promise<Service> {
       watcher: async () => Date.now() - watcher.lastScanAt < Math.max(3 * scanInterval, 10_000),
     },
   });
+  listening = health.url;
   log.info({ url: health.url, dropRoot: o.dropRoot, store: db.kind, storeId: db.storeId, queuePrefix: prefix, pid: process.pid }, 'serving');
 
   let closing: Promise<string[]> | undefined;
@@ -212,16 +267,17 @@ export async function startServe(o: ServeOptions): Promise<Service> {
         }
       };
       clearInterval(reconcileTimer);
+      clearInterval(expiryTimer);
       await step('console', () => health.server.close());
       await step('metrics', () => metrics.close());
       await step('watcher', () => watcher.close());
       problems.push(...(await workers.close(o.shutdownGraceMs ?? 20_000)));
-      await step('queues', () => Promise.race([Promise.all([intakeQueue.close(), matchQueue.close(), finaliseQueue.close(), flows.close()]), sleep(2000)]));
+      await step('queues', () => Promise.race([Promise.all([intakeQueue.close(), matchQueue.close(), finaliseQueue.close(), exportQueue.close(), flows.close()]), sleep(2000)]));
       await step('redis', async () => redis.disconnect());
       await step('database', () => db.close());
       return problems;
     })());
-  return { url: health.url, db, close, reconcile };
+  return { url: health.url, fhirBase: fhirBase(), db, close, reconcile };
 }
 
 /**

@@ -93,6 +93,15 @@ export async function finishBulkJob(db: Queryable, id: string, end: { state: 'co
   return rows.length === 1;
 }
 
+/** A job that will not finish (its last attempt failed): failed, kept `keepMs` for the client to see, then expired. */
+export async function failBulkJob(db: Queryable, id: string, error: string, keepMs: number, now = new Date()): Promise<void> {
+  await db.query(
+    `UPDATE bulk_export SET state = 'failed', error = $2, finished_at = $3, expires_at = $4, progress = NULL
+      WHERE id = $1 AND state IN ('queued', 'running')`,
+    [id, error, now.toISOString(), new Date(now.getTime() + keepMs).toISOString()],
+  );
+}
+
 /** Cancels (or, when finished, deletes) a job; the state it was in, or undefined when it was already gone. */
 export async function cancelBulkJob(db: Queryable, id: string, at: string): Promise<BulkState | undefined> {
   const { rows } = await db.query<{ state: BulkState }>(

@@ -1,0 +1,305 @@
+/**
+ * The FHIR surface of `serve` over real HTTP, driven by the independent Bulk Data client in
+ * test/bulk-client (no code shared with src/): discovery, SMART Backend Services tokens and every
+ * refusal the spec names, Group read and search, Group `$export` kick-off by GET and POST,
+ * polling, the manifest, downloads, DELETE, and that one partner never reaches another's Group.
+ * Real Redis, and the store both embedded (PGlite) and on PostgreSQL.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../src/config/index.ts';
+import { loadIndexFile } from '../src/patient-index/index.ts';
+import { loadPartnerPipeline } from '../src/pipeline/index.ts';
+import { runFile } from '../src/run/index.ts';
+import { startServe, type Service } from '../src/service/index.ts';
+import { addClient, groupMembers, openStore, type Db } from '../src/store/index.ts';
+import { cancel, checkSmartConfiguration, kickOff, makeKeyPair, poll, pollOnce, requestToken, runExport, type KeyPair } from './bulk-client/client.ts';
+import { pipelinesDir, REDIS_URL, waitFor } from './daemon-helpers.ts';
+import { quietLog, STORES, TEST_PG_URL } from './helpers.ts';
+
+const SCHOOL = 'school-district-7';
+const SCHOOL_GROUP = 'school-district-7-students';
+const PAYER = 'acme-health-plan';
+const PAYER_GROUP = 'acme-health-plan-members';
+const SCOPE = 'system/*.read';
+
+interface World {
+  service: Service;
+  base: string;
+  rsa: KeyPair;
+  ec: KeyPair;
+  payerKey: KeyPair;
+  members: number;
+  bulkRoot: string;
+  stop(): Promise<void>;
+}
+
+/** The samples' index and two partners' Groups, three clients, then serve on a free port. */
+async function world(store: (typeof STORES)[number]): Promise<World> {
+  // The helpers' temporary folders, databases and prefixes go after each test: these live for the file.
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rostermatch-fhir-'));
+  const data = path.join(dir, 'data');
+  const dbName = `rm_test_${randomBytes(6).toString('hex')}`;
+  const admin = async (sql: string) => {
+    const c = new pg.Client({ connectionString: TEST_PG_URL });
+    await c.connect();
+    await c.query(sql).finally(() => c.end());
+  };
+  let databaseUrl: string | undefined;
+  if (store === 'postgres') {
+    await admin(`CREATE DATABASE ${dbName}`);
+    const u = new URL(TEST_PG_URL);
+    u.pathname = `/${dbName}`;
+    databaseUrl = u.href;
+  }
+  const prefix = `rmtest-${randomBytes(4).toString('hex')}`;
+  const db: Db = await openStore({ databaseUrl, embeddedDir: path.join(data, 'db') });
+  for (const f of ['Patient.ndjson', 'Immunization.ndjson']) await loadIndexFile(db, path.join('samples/iis', f));
+  for (const [partner, file] of [
+    [SCHOOL, 'district7-fall.csv'],
+    [PAYER, 'acme-members-202611.txt'],
+  ] as const) {
+    await runFile(db, quietLog, { file: path.join('samples/rosters', file), pipeline: await loadPartnerPipeline('pipelines', partner), outDir: path.join(dir, 'out'), exportsDir: path.join(dir, 'exports') });
+  }
+  const [rsa, ec, payerKey] = await Promise.all([makeKeyPair('RS384'), makeKeyPair('ES384'), makeKeyPair('ES384')]);
+  await addClient(db, { id: 'school-rs', partner: SCHOOL, jwks: rsa.jwks as never, scopes: 'system/*.read system/*.rs', by: 'test' });
+  await addClient(db, { id: 'school-es', partner: SCHOOL, jwks: ec.jwks as never, scopes: 'system/Patient.read system/Group.read', by: 'test' });
+  await addClient(db, { id: 'payer', partner: PAYER, jwks: payerKey.jwks as never, scopes: SCOPE, by: 'test' });
+  const members = (await groupMembers(db, SCHOOL_GROUP)).length;
+  await db.close();
+  const drop = path.join(dir, 'drop');
+  await fs.mkdir(drop, { recursive: true });
+  const service = await startServe({
+    dropRoot: drop,
+    dataDir: data,
+    pipelinesDir: await pipelinesDir(dir),
+    redisUrl: REDIS_URL,
+    queuePrefix: prefix,
+    databaseUrl,
+    port: 0,
+    log: process.env.TEST_LOG ? createLogger(process.env.TEST_LOG) : quietLog,
+  });
+  return {
+    service,
+    base: service.fhirBase,
+    rsa,
+    ec,
+    payerKey,
+    members,
+    bulkRoot: path.join(data, 'bulk'), stop: async () => {
+      await service.close();
+      await fs.rm(dir, { recursive: true, force: true });
+      if (databaseUrl) await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+      const r = new Redis(REDIS_URL);
+      const keys = await r.keys(`${prefix}:*`);
+      if (keys.length > 0) await r.del(...keys);
+      r.disconnect();
+    },
+  };
+}
+
+const token = async (w: World, clientId = 'school-rs', key = w.rsa, scope = SCOPE) => {
+  const t = await requestToken({ tokenEndpoint: `${w.base}/auth/token`, clientId, key, scope });
+  if (!t.ok) throw new Error(`token refused: ${JSON.stringify(t.body)}`);
+  return t.accessToken;
+};
+
+describe.each(STORES)('the FHIR server (%s)', (store) => {
+  let w: World;
+  beforeAll(async () => {
+    w = await world(store);
+    return () => w.stop();
+  }, 240_000);
+
+  it('serves discovery: a CapabilityStatement that instantiates the Bulk Data server, and the SMART configuration under the base and at the root, not cached', async () => {
+    const meta = await fetch(`${w.base}/metadata`);
+    expect(meta.status).toBe(200);
+    expect(meta.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
+    const cs = (await meta.json()) as Record<string, unknown>;
+    expect(cs).toMatchObject({ resourceType: 'CapabilityStatement', fhirVersion: '4.0.1', instantiates: ['http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data'] });
+    const group = (cs.rest as { resource: { type: string; operation?: { name: string }[] }[] }[])[0]!.resource.find((r) => r.type === 'Group')!;
+    expect(group.operation!.map((o) => o.name)).toContain('export');
+
+    for (const url of [`${w.base}/.well-known/smart-configuration`, `${w.service.url}/.well-known/smart-configuration`]) {
+      const res = await fetch(url);
+      expect(res.status, url).toBe(200);
+      expect(res.headers.get('cache-control')).toBe('no-store');
+      const config = await res.json();
+      expect(checkSmartConfiguration(config).problems).toEqual([]);
+      expect(config).toMatchObject({ token_endpoint: `${w.base}/auth/token`, token_endpoint_auth_methods_supported: ['private_key_jwt'] });
+    }
+  });
+
+  it.each([
+    ['RS384', 'school-rs', 'GET'],
+    ['ES384', 'school-es', 'POST'],
+  ] as const)('a Bulk Data client exports its Group end to end: %s token of client %s, kick-off by %s, poll, manifest, downloads', async (_alg, clientId, method) => {
+    const key = clientId === 'school-rs' ? w.rsa : w.ec;
+    const scope = clientId === 'school-rs' ? SCOPE : 'system/Patient.read system/Group.read';
+    const r = await runExport({ fhirBase: w.base, groupId: SCHOOL_GROUP, clientId, key, scope, method, requireCount: true, floorMs: 50 });
+    expect(r.problems).toEqual([]);
+    expect(r.ok).toBe(true);
+    const types = r.manifest!.output.map((o) => o.type).sort();
+    // The ES384 client may read Patients and Groups only: its export holds no Immunization file.
+    expect(types).toEqual(clientId === 'school-rs' ? ['Group', 'Immunization', 'Patient'] : ['Group', 'Patient']);
+    const patients = r.outputs.find((o) => o.item.type === 'Patient')!.download.lines;
+    expect(patients.length).toBe(w.members);
+    const group = r.outputs.find((o) => o.item.type === 'Group')!.download.lines[0]!;
+    expect(group).toMatchObject({ resourceType: 'Group', id: SCHOOL_GROUP, quantity: w.members });
+    expect(r.manifest).toMatchObject({ requiresAccessToken: true, error: [] });
+    expect(r.manifest!.request).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/fhir\/Group\/school-district-7-students\/\$export/);
+  });
+
+  it('refuses a token request as SMART says: wrong aud, expired, replayed jti, unknown client, wrong key, a scope not registered', async () => {
+    const tokenEndpoint = `${w.base}/auth/token`;
+    const ask = (o: Parameters<typeof requestToken>[0]['assertionOverrides'] = {}, clientId = 'school-rs', scope = SCOPE) => requestToken({ tokenEndpoint, clientId, key: w.rsa, scope, assertionOverrides: o });
+    const stranger = await makeKeyPair('RS384');
+    const first = await ask();
+    expect(first.ok).toBe(true);
+    const cases: [string, Awaited<ReturnType<typeof ask>>, number, string][] = [
+      ['wrong aud', await ask({ aud: `${w.base}/token` }), 401, 'invalid_client'],
+      ['expired', await ask({ expiresInSeconds: -120 }), 401, 'invalid_client'],
+      ['exp too far ahead', await ask({ expiresInSeconds: 3600 }), 401, 'invalid_client'],
+      ['replayed jti', await ask({ assertion: first.assertion }), 401, 'invalid_client'],
+      ['unknown client', await ask({}, 'nobody'), 401, 'invalid_client'],
+      ['wrong key', await ask({ signWith: { privateKey: stranger.privateKey, alg: 'RS384' } }), 401, 'invalid_client'],
+      ['a jku not registered', await ask({ jku: 'https://evil.example/jwks.json' }), 401, 'invalid_client'],
+      ['a scope not registered', await ask({}, 'school-rs', 'system/Patient.write'), 400, 'invalid_scope'],
+      ['the ES384 client asking for Immunization', await requestToken({ tokenEndpoint, clientId: 'school-es', key: w.ec, scope: 'system/Immunization.read' }), 400, 'invalid_scope'],
+    ];
+    for (const [what, res, status, error] of cases) {
+      expect({ what, status: res.status, error: (res.body as { error?: string }).error }).toEqual({ what, status, error });
+    }
+  });
+
+  it('answers a Group of another partner exactly as a Group that does not exist, and 401 without a token', async () => {
+    const mine = await token(w);
+    const theirs = await token(w, 'payer', w.payerKey);
+    for (const url of [`${w.base}/Group/${PAYER_GROUP}`, `${w.base}/Group/${PAYER_GROUP}/$export`]) {
+      const other = await fetch(url, { headers: { authorization: `Bearer ${mine}`, prefer: 'respond-async', accept: 'application/fhir+json' } });
+      const missing = await fetch(url.replace(PAYER_GROUP, 'no-such-group'), { headers: { authorization: `Bearer ${mine}`, prefer: 'respond-async', accept: 'application/fhir+json' } });
+      expect(other.status).toBe(404);
+      expect(missing.status).toBe(404);
+      const a = (await other.json()) as { issue: { code: string; diagnostics: string }[] };
+      const b = (await missing.json()) as { issue: { code: string; diagnostics: string }[] };
+      expect(a.issue[0]!.code).toBe(b.issue[0]!.code);
+      expect(a.issue[0]!.diagnostics.replace(PAYER_GROUP, 'X')).toBe(b.issue[0]!.diagnostics.replace('no-such-group', 'X'));
+      expect((await fetch(url)).status).toBe(401);
+    }
+    // The payer reads its own.
+    expect((await fetch(`${w.base}/Group/${PAYER_GROUP}`, { headers: { authorization: `Bearer ${theirs}` } })).status).toBe(200);
+    // A search lists the token's partner's Groups only.
+    const bundle = (await (await fetch(`${w.base}/Group?name=school`, { headers: { authorization: `Bearer ${mine}` } })).json()) as { total: number; entry: { resource: { id: string } }[] };
+    expect(bundle.entry.map((e) => e.resource.id)).toEqual([SCHOOL_GROUP]);
+    const none = (await (await fetch(`${w.base}/Group?name=acme`, { headers: { authorization: `Bearer ${mine}` } })).json()) as { total: number };
+    expect(none.total).toBe(0);
+    // Another client's job is not found either.
+    const k = await kickOff({ fhirBase: w.base, groupId: SCHOOL_GROUP, token: mine, method: 'GET', params: { _type: 'Group' } });
+    expect(k.status).toBe(202);
+    expect((await pollOnce({ statusUrl: k.contentLocation!, token: theirs })).status).toBe(404);
+  });
+
+  it('a Group over FHIR: valid shape with meta, member entity and period', async () => {
+    const t = await token(w);
+    const res = await fetch(`${w.base}/Group/${SCHOOL_GROUP}`, { headers: { authorization: `Bearer ${t}` } });
+    expect(res.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
+    const g = (await res.json()) as { type: string; actual: boolean; quantity: number; meta: { versionId: string; lastUpdated: string }; member: { entity: { reference: string }; period: { start: string } }[] };
+    expect(g).toMatchObject({ resourceType: 'Group', id: SCHOOL_GROUP, type: 'person', actual: true, quantity: w.members });
+    expect(g.meta.versionId).toMatch(/^\d+$/);
+    expect(g.meta.lastUpdated).toMatch(/T.*Z$/);
+    expect(g.member[0]!.entity.reference).toMatch(/^Patient\//);
+  });
+
+  it('polling faster than Retry-After gets a 429; DELETE of a finished job is 202, then the job and its files are 404', async () => {
+    const t = await token(w);
+    const k = await kickOff({ fhirBase: w.base, groupId: SCHOOL_GROUP, token: t, method: 'GET', params: { _type: ['Patient', 'Group'] } });
+    expect(k.status).toBe(202);
+    const first = await pollOnce({ statusUrl: k.contentLocation!, token: t });
+    const second = await pollOnce({ statusUrl: k.contentLocation!, token: t });
+    if (first.status === 202) {
+      expect(first.retryAfter).toMatch(/^\d+$/);
+      expect(second.status).toBe(429);
+      expect(second.retryAfter).toMatch(/^\d+$/);
+    }
+    const done = await poll({ statusUrl: k.contentLocation!, token: t, maxWaitMs: 60_000 });
+    expect(done.status).toBe(200);
+    expect(done.headers['expires']).toBeDefined();
+    const fileUrl = done.manifest!.output[0]!.url;
+    expect((await fetch(fileUrl, { headers: { authorization: `Bearer ${t}` } })).status).toBe(200);
+    expect((await fetch(fileUrl)).status).toBe(401);
+    const del = await cancel({ statusUrl: k.contentLocation!, token: t });
+    expect(del.status).toBe(202);
+    expect(del.problems).toEqual([]);
+    expect((await pollOnce({ statusUrl: k.contentLocation!, token: t })).status).toBe(404);
+    expect((await fetch(fileUrl, { headers: { authorization: `Bearer ${t}` } })).status).toBe(404);
+    expect((await cancel({ statusUrl: k.contentLocation!, token: t })).status).toBe(404);
+  });
+
+  it('DELETE of a job still running cancels it: no manifest, no files', async () => {
+    const t = await token(w);
+    const k = await kickOff({ fhirBase: w.base, groupId: SCHOOL_GROUP, token: t, method: 'GET' });
+    expect(k.status).toBe(202);
+    expect((await cancel({ statusUrl: k.contentLocation!, token: t })).status).toBe(202);
+    const jobId = k.contentLocation!.split('/').pop()!;
+    expect((await pollOnce({ statusUrl: k.contentLocation!, token: t })).status).toBe(404);
+    // Whatever the worker had written goes once it sees the cancellation.
+    await waitFor('the cancelled job\'s files to go', async () => !(await fs.access(path.join(w.bulkRoot, jobId)).then(() => true, () => false)));
+  });
+
+  it('kick-off parameters: _since with Z and with +02:00, _type, _typeFilter, _elements; unsupported ones are a 400 or, lenient, an OperationOutcome in the manifest', async () => {
+    const t = await token(w);
+    const run = async (params: Parameters<typeof kickOff>[0]['params'], extra: Partial<Parameters<typeof kickOff>[0]> = {}) => {
+      const k = await kickOff({ fhirBase: w.base, groupId: SCHOOL_GROUP, token: t, method: 'GET', params, ...extra });
+      if (k.status !== 202) return { status: k.status, body: k.body, outputs: {} as Record<string, Record<string, unknown>[]>, manifest: undefined };
+      const p = await poll({ statusUrl: k.contentLocation!, token: t, maxWaitMs: 60_000, floorMs: 50 });
+      const outputs: Record<string, Record<string, unknown>[]> = {};
+      for (const f of [...p.manifest!.output, ...p.manifest!.error]) {
+        const text = await (await fetch(f.url, { headers: { authorization: `Bearer ${t}` } })).text();
+        outputs[f.type] = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+      }
+      return { status: 200, body: undefined, outputs, manifest: p.manifest };
+    };
+    const all = await run({ _type: ['Patient', 'Immunization'] });
+    expect(all.outputs.Patient!.length).toBe(w.members);
+    const lastUpdated = (all.outputs.Patient![0]!.meta as { lastUpdated: string }).lastUpdated;
+
+    // Everything was written before now: a _since of now holds nothing, in either offset form.
+    const now = new Date(Date.now() + 1000);
+    const plus2 = new Date(now.getTime() + 2 * 3600_000).toISOString().replace('Z', '+02:00');
+    for (const since of [now.toISOString(), plus2]) {
+      const r = await run({ _type: 'Patient', _since: since });
+      expect(r.status, since).toBe(200);
+      expect(r.manifest!.output, since).toEqual([]);
+    }
+    // A _since before the load: everything.
+    const before = new Date(new Date(lastUpdated).getTime() - 1000).toISOString().replace('Z', '+00:00');
+    expect((await run({ _type: 'Patient', _since: before })).outputs.Patient!.length).toBe(w.members);
+    // Not an instant, or a day that does not exist: 400.
+    for (const bad of ['2026-02-30T00:00:00Z', '2026-01-01', 'yesterday']) expect((await run({ _since: bad })).status, bad).toBe(400);
+
+    const elements = await run({ _type: 'Patient', _elements: 'birthDate' });
+    const p = elements.outputs.Patient![0]!;
+    expect(Object.keys(p).sort()).toEqual(['birthDate', 'id', 'meta', 'resourceType']);
+    expect((p.meta as { tag?: { code: string }[] }).tag?.[0]?.code).toBe('SUBSETTED');
+
+    const completed = await run({ _type: 'Immunization', _typeFilter: 'Immunization?status=completed' });
+    expect(completed.outputs.Immunization!.length).toBe(all.outputs.Immunization!.length);
+    const code = ((all.outputs.Immunization![0]!.vaccineCode as { coding: { code: string }[] }).coding[0]!).code;
+    const one = await run({ _type: 'Immunization', _typeFilter: `Immunization?vaccine-code=${code}` });
+    expect(one.outputs.Immunization!.length).toBeGreaterThan(0);
+    expect(one.outputs.Immunization!.every((i) => (i.vaccineCode as { coding: { code: string }[] }).coding.some((c) => c.code === code))).toBe(true);
+    expect(one.outputs.Immunization!.length).toBeLessThan(all.outputs.Immunization!.length);
+
+    expect((await run({ _type: 'Observation' })).status).toBe(400);
+    expect((await run({ _typeFilter: 'Immunization?lot-number=1' })).status).toBe(400);
+    const lenient = await run({ _type: ['Patient', 'Observation'] }, { lenient: true });
+    expect(lenient.status).toBe(200);
+    expect(lenient.outputs.OperationOutcome![0]!.resourceType).toBe('OperationOutcome');
+    expect(JSON.stringify(lenient.outputs.OperationOutcome)).toMatch(/Observation/);
+  });
+});
