@@ -17,7 +17,8 @@ import { loadIndexFile } from '../src/patient-index/index.ts';
 import { loadPartnerPipeline } from '../src/pipeline/index.ts';
 import { runFile } from '../src/run/index.ts';
 import { startServe, type Service } from '../src/service/index.ts';
-import { addClient, groupMembers, openStore, type Db } from '../src/store/index.ts';
+import { addClient, groupHistory, groupMembers, openStore, type Db } from '../src/store/index.ts';
+import { errorsOf } from './fhir-validators.ts';
 import { cancel, checkSmartConfiguration, kickOff, makeKeyPair, poll, pollOnce, requestToken, runExport, type KeyPair } from './bulk-client/client.ts';
 import { pipelinesDir, REDIS_URL, waitFor } from './daemon-helpers.ts';
 import { quietLog, STORES, TEST_PG_URL } from './helpers.ts';
@@ -35,6 +36,9 @@ interface World {
   ec: KeyPair;
   payerKey: KeyPair;
   members: number;
+  /** A member of the school's Group, and a person the payer matched but the school never did. */
+  schoolMember: string;
+  payerOnly: string;
   bulkRoot: string;
   stop(): Promise<void>;
 }
@@ -66,11 +70,15 @@ async function world(store: (typeof STORES)[number]): Promise<World> {
   ] as const) {
     await runFile(db, quietLog, { file: path.join('samples/rosters', file), pipeline: await loadPartnerPipeline('pipelines', partner), outDir: path.join(dir, 'out'), exportsDir: path.join(dir, 'exports') });
   }
+  const schoolIds = new Set((await groupMembers(db, SCHOOL_GROUP)).map((m) => m.patientId));
   const [rsa, ec, payerKey] = await Promise.all([makeKeyPair('RS384'), makeKeyPair('ES384'), makeKeyPair('ES384')]);
   await addClient(db, { id: 'school-rs', partner: SCHOOL, jwks: rsa.jwks as never, scopes: 'system/*.read system/*.rs', by: 'test' });
   await addClient(db, { id: 'school-es', partner: SCHOOL, jwks: ec.jwks as never, scopes: 'system/Patient.read system/Group.read', by: 'test' });
   await addClient(db, { id: 'payer', partner: PAYER, jwks: payerKey.jwks as never, scopes: SCOPE, by: 'test' });
-  const members = (await groupMembers(db, SCHOOL_GROUP)).length;
+  // The school manages its own Group too (the dynamic approach): the same key, a write scope.
+  await addClient(db, { id: 'school-manager', partner: SCHOOL, jwks: rsa.jwks as never, scopes: 'system/*.read system/Group.write', by: 'test' });
+  const payerOnly = (await groupMembers(db, PAYER_GROUP)).map((m) => m.patientId).filter((id) => !schoolIds.has(id));
+  const members = schoolIds.size;
   await db.close();
   const drop = path.join(dir, 'drop');
   await fs.mkdir(drop, { recursive: true });
@@ -91,6 +99,8 @@ async function world(store: (typeof STORES)[number]): Promise<World> {
     ec,
     payerKey,
     members,
+    schoolMember: [...schoolIds].sort()[0]!,
+    payerOnly: payerOnly[0]!,
     bulkRoot: path.join(data, 'bulk'), stop: async () => {
       await service.close();
       await fs.rm(dir, { recursive: true, force: true });
@@ -301,5 +311,65 @@ describe.each(STORES)('the FHIR server (%s)', (store) => {
     expect(lenient.status).toBe(200);
     expect(lenient.outputs.OperationOutcome![0]!.resourceType).toBe('OperationOutcome');
     expect(JSON.stringify(lenient.outputs.OperationOutcome)).toMatch(/Observation/);
+  });
+
+  // Last: it changes the school's Group that the cases above count.
+  it('a partner that manages its own Group: $member-remove and $member-add with the client in the history, a refused add without a relationship, inactive members, valid R4', async () => {
+    const reader = await token(w);
+    const manager = await token(w, 'school-manager', w.rsa, 'system/*.read system/Group.write');
+    const op = (name: string, t: string, parameter: unknown[]) =>
+      fetch(`${w.base}/Group/${SCHOOL_GROUP}/$${name}`, { method: 'POST', headers: { authorization: `Bearer ${t}`, 'content-type': 'application/fhir+json' }, body: JSON.stringify({ resourceType: 'Parameters', parameter }) });
+    const ref = (id: string) => ({ name: 'patientReference', valueReference: { reference: `Patient/${id}` } });
+
+    // A read-only token may not change membership.
+    expect((await op('member-remove', reader, [ref(w.schoolMember)])).status).toBe(403);
+    // Another partner's Group is not found, whatever the scopes.
+    const other = await fetch(`${w.base}/Group/${PAYER_GROUP}/$member-remove`, { method: 'POST', headers: { authorization: `Bearer ${manager}`, 'content-type': 'application/fhir+json' }, body: JSON.stringify({ resourceType: 'Parameters', parameter: [ref(w.payerOnly)] }) });
+    expect(other.status).toBe(404);
+
+    const removed = await op('member-remove', manager, [ref(w.schoolMember)]);
+    expect(removed.status).toBe(200);
+    const g1 = (await removed.json()) as { quantity: number; member: { entity: { reference: string }; inactive?: boolean; period: { start?: string; end?: string } }[] };
+    expect(g1.quantity).toBe(w.members - 1);
+    const left = g1.member.find((m) => m.entity.reference === `Patient/${w.schoolMember}`)!;
+    expect(left.inactive).toBe(true);
+    expect(left.period.end).toMatch(/Z$/);
+    expect(errorsOf(g1 as unknown as Record<string, unknown>)).toEqual([]);
+
+    // Back, with the attribution period the partner gives; the history names the client.
+    const added = await op('member-add', manager, [ref(w.schoolMember), { name: 'attributionPeriod', valuePeriod: { start: '2026-09-01', end: '2027-06-30' } }]);
+    expect(added.status).toBe(200);
+    const g2 = (await added.json()) as typeof g1;
+    expect(g2.quantity).toBe(w.members);
+    const back = g2.member.find((m) => m.entity.reference === `Patient/${w.schoolMember}`)!;
+    expect(back.inactive).toBeUndefined();
+    expect(back.period).toEqual({ start: '2026-09-01T00:00:00.000Z', end: '2027-06-30T00:00:00.000Z' });
+    const history = await groupHistory(w.service.db, SCHOOL_GROUP, 2);
+    expect(history.map((e) => [e.action, e.patientId, e.actor, e.runId])).toEqual([
+      ['added', w.schoolMember, 'client/school-manager', null],
+      ['removed', w.schoolMember, 'client/school-manager', null],
+    ]);
+
+    // Someone the IIS matched for the payer only, and an id nobody has: the same refusal.
+    const stranger = await op('member-add', manager, [ref(w.payerOnly)]);
+    const nobody = await op('member-add', manager, [ref('no-such-patient')]);
+    expect([stranger.status, nobody.status]).toEqual([422, 422]);
+    const [a, b] = (await Promise.all([stranger.json(), nobody.json()])) as { issue: { code: string; diagnostics: string }[] }[];
+    expect(a!.issue[0]!.code).toBe('business-rule');
+    expect(a).toEqual(b);
+    expect((await groupHistory(w.service.db, SCHOOL_GROUP, 1))[0]!.patientId).toBe(w.schoolMember);
+
+    // A memberId the index holds, resolved to the member it names.
+    const patient = (await w.service.db.query<{ identifiers: { system: string; value: string }[] }>('SELECT identifiers FROM patient WHERE id = $1', [w.schoolMember])).rows[0]!;
+    const id = patient.identifiers[0]!;
+    const bySsn = await op('member-remove', manager, [{ name: 'memberId', valueIdentifier: { system: id.system, value: id.value } }]);
+    expect(bySsn.status).toBe(200);
+    expect(((await bySsn.json()) as typeof g1).quantity).toBe(w.members - 1);
+    expect((await op('member-add', manager, [ref(w.schoolMember)])).status).toBe(200);
+
+    // Malformed: neither or both ways of naming the person, an unknown parameter.
+    expect((await op('member-add', manager, [])).status).toBe(400);
+    expect((await op('member-add', manager, [ref(w.schoolMember), { name: 'memberId', valueIdentifier: { system: id.system, value: id.value } }])).status).toBe(400);
+    expect((await op('member-add', manager, [ref(w.schoolMember), { name: 'colour', valueString: 'blue' }])).status).toBe(400);
   });
 });

@@ -16,45 +16,15 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_FILES } from '../src/cli/demo.ts';
 import { exportGroup } from '../src/export/index.ts';
 import { loadIndexFile } from '../src/patient-index/index.ts';
 import { loadPartnerPipeline } from '../src/pipeline/index.ts';
 import { runFile } from '../src/run/index.ts';
-import { ensureGroup, groupMembers, listGroups, toFhirGroup, type Db } from '../src/store/index.ts';
+import { ensureGroup, fhirGroupOf, listGroups, type Db } from '../src/store/index.ts';
+import { errorsOf } from './fhir-validators.ts';
 import { quietLog, tempDb } from './helpers.ts';
-
-const require = createRequire(import.meta.url);
-const { Fhir } = require('fhir') as { Fhir: new () => { validate(r: unknown, o: { errorOnUnexpected: boolean }): { valid: boolean; messages: { severity: string; location: string; message: string }[] } } };
-const SchemaValidator = require('@asymmetrik/fhir-json-schema-validator') as new () => { validate(r: unknown, verbose?: boolean): { instancePath?: string; dataPath?: string; message?: string }[] | string[] };
-
-const lantana = new Fhir();
-const schema = new SchemaValidator();
-
-/** R4 json.html: no null, no empty array, no empty object, no empty string, anywhere. */
-function jsonRuleErrors(v: unknown, at = ''): string[] {
-  if (v === null) return [`${at}: null`];
-  if (typeof v === 'string') return v === '' ? [`${at}: empty string`] : [];
-  if (Array.isArray(v)) return v.length === 0 ? [`${at}: empty array`] : v.flatMap((x, i) => jsonRuleErrors(x, `${at}[${i}]`));
-  if (typeof v === 'object') {
-    const entries = Object.entries(v as object);
-    return entries.length === 0 ? [`${at}: empty object`] : entries.flatMap(([k, x]) => jsonRuleErrors(x, `${at}.${k}`));
-  }
-  return [];
-}
-
-/** Every error the validators and the JSON rules find in one resource, as readable lines. */
-function errorsOf(resource: Record<string, unknown>): string[] {
-  const a = lantana.validate(resource, { errorOnUnexpected: true });
-  const fromLantana = a.messages.filter((m) => m.severity === 'error' || m.severity === 'fatal').map((m) => `FHIR.js ${m.location}: ${m.message}`);
-  // verbose: the raw ajv errors (its terse mode recompiles the schema for each invalid resource).
-  const fromSchema = (schema.validate(resource, true) as unknown[]).map((e) =>
-    typeof e === 'string' ? `schema: ${e}` : `schema ${(e as { dataPath?: string }).dataPath ?? ''}: ${(e as { message?: string }).message}`,
-  );
-  return [...fromLantana, ...fromSchema, ...jsonRuleErrors(resource, resource.resourceType as string).map((e) => `JSON rule ${e}`)];
-}
 
 const exported = { Patient: [] as Record<string, unknown>[], Immunization: [] as Record<string, unknown>[], Group: [] as Record<string, unknown>[] };
 
@@ -77,7 +47,7 @@ beforeAll(async () => {
   const groups = await listGroups(db);
   expect(groups.length).toBe(DEMO_FILES.length + 1);
   for (const g of groups) {
-    exported.Group.push(toFhirGroup(g, await groupMembers(db, g.id)));
+    exported.Group.push(await fhirGroupOf(db, g));
     const { dir: out } = await exportGroup(db, { groupId: g.id, outRoot: path.join(dir, 'exports') });
     for (const type of ['Patient', 'Immunization'] as const) {
       const text = await fs.readFile(path.join(out, `${type}.ndjson`), 'utf8');

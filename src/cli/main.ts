@@ -17,13 +17,12 @@ import {
   acceptReviewItem,
   findRun,
   getGroup,
+  fhirGroupOf,
   groupHistory,
-  groupMembers,
   listGroups,
   listReviewItems,
   moveGroup,
   rejectReviewItem,
-  toFhirGroup,
   type ReviewState,
 } from '../store/index.ts';
 import { RostermatchError } from '../errors/index.ts';
@@ -161,7 +160,7 @@ group
     await withContext(globals(), async ({ db }) => {
       const g = await getGroup(db, id);
       if (!g) throw new RostermatchError('GROUP_NOT_FOUND', `no Group with id "${id}"`);
-      const out = o.history ? await groupHistory(db, id) : toFhirGroup(g, await groupMembers(db, id));
+      const out = o.history ? await groupHistory(db, id) : await fhirGroupOf(db, g);
       console.log(JSON.stringify(out, null, 2));
     });
   });

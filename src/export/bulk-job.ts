@@ -11,7 +11,7 @@ import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { RostermatchError } from '../errors/index.ts';
-import { finishBulkJob, getBulkJob, getGroup, groupMembers, setBulkProgress, startBulkJob, toFhirGroup, type Db } from '../store/index.ts';
+import { fhirGroupOf, finishBulkJob, getBulkJob, getGroup, setBulkProgress, startBulkJob, type Db } from '../store/index.ts';
 import { selectionQuery, WALK_MEMBERS, type ExportType, type Selection } from './index.ts';
 
 export const BULK_TYPES = ['Patient', 'Immunization', 'Group'] as const;
@@ -94,7 +94,7 @@ async function writeBulkType(db: Db, type: BulkType, groupId: string, until: str
     if (!g) throw new RostermatchError('GROUP_NOT_FOUND', `no Group with id "${groupId}"`);
     // The Group changes only when its members do; with _since, it is exported when it changed after it.
     if (p.since && g.updatedAt <= p.since) return 0;
-    await fs.writeFile(file, `${JSON.stringify(toFhirGroup(g, await groupMembers(db, groupId)))}\n`);
+    await fs.writeFile(file, `${JSON.stringify(await fhirGroupOf(db, g))}\n`);
     return 1;
   }
   const s: Selection = {

@@ -38,7 +38,12 @@ export function capabilityStatement(base: string, o: { version: string; date: st
               { name: 'identifier', type: 'token' },
               { name: 'name', type: 'string' },
             ],
-            operation: [{ name: 'export', definition: GROUP_EXPORT }],
+            operation: [
+              { name: 'export', definition: GROUP_EXPORT },
+              // For clients registered with system/Group.write (or .u): partners that manage their own Group.
+              { name: 'member-add', definition: 'http://hl7.org/fhir/us/davinci-atr/OperationDefinition/member-add' },
+              { name: 'member-remove', definition: 'http://hl7.org/fhir/us/davinci-atr/OperationDefinition/member-remove' },
+            ],
           },
           { type: 'Patient' },
           { type: 'Immunization' },

@@ -13,10 +13,11 @@ import { createGzip } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../config/index.ts';
 import { bulkJobDir, type BulkManifest, type BulkParams, type BulkType } from '../export/bulk-job.ts';
-import { audit, cancelBulkJob, createBulkJob, getBulkJob, getGroup, groupMembers, listGroups, notePoll, toFhirGroup, type AccessGrant, type Db, type GroupRecord } from '../store/index.ts';
+import { addPartnerMember, audit, cancelBulkJob, hasRelationship, patientsByIdentifier, removePartnerMember, createBulkJob, getBulkJob, fhirGroupOf, getGroup, listGroups, notePoll, type AccessGrant, type Db, type GroupRecord } from '../store/index.ts';
 import { authorise, issueToken, type TokenForm } from './auth.ts';
 import { capabilityStatement, smartConfiguration } from './capability.ts';
 import { FhirError, groupNotFound, operationOutcome } from './outcome.ts';
+import { parseMemberOperation } from './membership.ts';
 import { bodyParams, parseKickOff, preferences, queryParams } from './params.ts';
 import { accessOf, type Permission, type ScopedType } from './scopes.ts';
 
@@ -59,7 +60,7 @@ export async function fhirRoutes(app: FastifyInstance, o: FhirOptions): Promise<
   const need = async (req: FastifyRequest, type: ScopedType, permission: Permission): Promise<AccessGrant> => {
     const grant = await authorise(o.db, req.headers.authorization);
     if (!accessOf(grant.scopes)[type].has(permission)) {
-      throw new FhirError(403, 'forbidden', `the token's scopes do not allow ${permission === 'r' ? 'reading' : 'searching'} ${type}`, {
+      throw new FhirError(403, 'forbidden', `the token's scopes do not allow ${{ r: 'reading', s: 'searching', u: 'changing' }[permission]} ${type}`, {
         'www-authenticate': 'Bearer realm="rostermatch", error="insufficient_scope"',
       });
     }
@@ -84,7 +85,7 @@ export async function fhirRoutes(app: FastifyInstance, o: FhirOptions): Promise<
   app.get<{ Params: { id: string } }>('/Group/:id', async (req, reply) => {
     const grant = await need(req, 'Group', 'r');
     const g = await partnersGroup(grant, req.params.id);
-    return reply.type(FHIR_JSON).send(toFhirGroup(g, await groupMembers(o.db, g.id)));
+    return reply.type(FHIR_JSON).send(await fhirGroupOf(o.db, g));
   });
 
   app.get<{ Querystring: Record<string, string | string[]> }>('/Group', async (req, reply) => {
@@ -94,11 +95,48 @@ export async function fhirRoutes(app: FastifyInstance, o: FhirOptions): Promise<
     const mine = (await listGroups(o.db)).filter((g) => g.partner === grant.partner);
     const entries = [];
     for (const g of mine) {
-      const resource = toFhirGroup(g, await groupMembers(o.db, g.id));
+      const resource = await fhirGroupOf(o.db, g);
       if (matchesSearch(resource, raw)) entries.push({ fullUrl: `${o.base()}/Group/${g.id}`, resource, search: { mode: 'match' } });
     }
     return reply.type(FHIR_JSON).send({ resourceType: 'Bundle', type: 'searchset', total: entries.length, link: [{ relation: 'self', url: `${o.base()}${req.url.slice(req.url.indexOf('/Group'))}` }], entry: entries });
   });
+
+  /**
+   * $member-add / $member-remove: the partner's own Group, changed by its client, with the client
+   * as the actor in the Group's history. An add needs a reasonable relationship between the
+   * person and the partner (seed 000): the IIS matched them for it, or they are or were in one of
+   * its Groups — otherwise a guessed Patient id would hand the partner a stranger's record.
+   */
+  const memberOperation = (op: 'add' | 'remove') => async (req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => {
+    const grant = await need(req, 'Group', 'u');
+    const group = await partnersGroup(grant, req.params.id);
+    const asked = parseMemberOperation(req.body, op);
+    // Whether a person exists in the IIS at all is not the partner's to learn: an unknown Patient
+    // id or memberId gets the same answer as a person with no relationship to the partner.
+    const noRelationship = () =>
+      new FhirError(422, 'business-rule', 'the IIS has no record of a relationship between this person and the partner (matched for it in its files or messages, or in one of its Groups); nothing was changed');
+    let patientId = asked.patientId;
+    if (asked.memberId) {
+      const found = await patientsByIdentifier(o.db, asked.memberId.system, asked.memberId.value);
+      const theirs = [];
+      for (const id of found) if (await hasRelationship(o.db, grant.partner, id)) theirs.push(id);
+      if (theirs.length === 0) throw noRelationship();
+      if (theirs.length > 1) throw new FhirError(422, 'multiple-matches', 'several of the partner\'s people hold that memberId; name the person by patientReference');
+      patientId = theirs[0]!;
+    }
+    const change = { groupId: group.id, partner: grant.partner, patientId: patientId!, actor: `client/${grant.clientId}`, at: new Date().toISOString() };
+    if (op === 'add') {
+      const r = await addPartnerMember(o.db, { ...change, ...(asked.period ? { period: asked.period } : {}) });
+      if (r.kind === 'unknown-patient' || r.kind === 'no-relationship') throw noRelationship();
+      o.log.info({ clientId: grant.clientId, groupId: group.id, outcome: r.kind }, 'member-add');
+      return reply.type(FHIR_JSON).send(await fhirGroupOf(o.db, r.group));
+    }
+    const r = await removePartnerMember(o.db, change);
+    o.log.info({ clientId: grant.clientId, groupId: group.id, outcome: r.kind }, 'member-remove');
+    return reply.type(FHIR_JSON).send(await fhirGroupOf(o.db, r.group));
+  };
+  app.post<{ Params: { id: string } }>('/Group/:id/$member-add', memberOperation('add'));
+  app.post<{ Params: { id: string } }>('/Group/:id/$member-remove', memberOperation('remove'));
 
   const kickOff = async (req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => {
     const grant = await authorise(o.db, req.headers.authorization);

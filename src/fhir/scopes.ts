@@ -1,31 +1,36 @@
 /**
  * SMART system scopes, v1 (`system/Patient.read`) and v2 (`system/Patient.rs`) alike: what a
- * token lets its client read or search. A requested scope is granted only whole — every
+ * token lets its client read or search, and — for a partner that manages its own Group
+ * (`system/Group.write`, v2 `system/Group.u`) — update Group membership. A requested scope is granted only whole — every
  * resource type and permission it names allowed by the client's registration — and the others
  * are left out of the token, as OAuth lets a server grant less than was asked.
  */
 
 export const SCOPED_TYPES = ['Patient', 'Immunization', 'Group'] as const;
 export type ScopedType = (typeof SCOPED_TYPES)[number];
-export type Permission = 'r' | 's';
+export type Permission = 'r' | 's' | 'u';
 
 /** What a set of scopes allows, by resource type. */
 export type Access = Record<ScopedType, ReadonlySet<Permission>>;
 
 /** One scope's types and permissions, or undefined when it is no system scope we serve. */
 export function parseScope(scope: string): { types: ScopedType[]; permissions: Permission[] } | undefined {
-  const m = /^system\/(\*|[A-Z][A-Za-z]+)\.(read|\*|[cruds]+)$/.exec(scope);
+  const m = /^system\/(\*|[A-Z][A-Za-z]+)\.(read|write|\*|[cruds]+)$/.exec(scope);
   if (!m) return undefined;
   const [, type, what] = m as unknown as [string, string, string];
   const types = type === '*' ? [...SCOPED_TYPES] : (SCOPED_TYPES as readonly string[]).includes(type) ? [type as ScopedType] : undefined;
   if (!types) return undefined;
   let permissions: Permission[];
+  // v1's * is read and write: granted as read, as OAuth lets a server grant less than was asked.
   if (what === 'read' || what === '*') permissions = ['r', 's'];
+  else if (what === 'write') permissions = ['u'];
   else {
-    // v2 letters come in the order c, r, u, d, s; this server only reads and searches.
-    if (!/^c?r?u?d?s?$/.test(what) || /[cud]/.test(what)) return undefined;
+    // v2 letters come in the order c, r, u, d, s; nothing here is created or deleted.
+    if (!/^c?r?u?d?s?$/.test(what) || /[cd]/.test(what)) return undefined;
     permissions = [...what] as Permission[];
   }
+  // The only thing a client may change is a Group's membership.
+  if (permissions.includes('u') && (type === '*' || type !== 'Group')) return undefined;
   return { types, permissions };
 }
 
@@ -49,10 +54,12 @@ export function grantScopes(requested: string, allowed: readonly string[]): stri
   return granted;
 }
 
-/** The scopes a registration may name: every read scope of the served types, in both forms. */
+/** The scopes a registration may name: every read scope of the served types, in both forms, and Group membership updates. */
 export const SUPPORTED_SCOPES = [
   'system/*.read',
   ...SCOPED_TYPES.map((t) => `system/${t}.read`),
   'system/*.rs',
   ...SCOPED_TYPES.map((t) => `system/${t}.rs`),
+  'system/Group.write',
+  'system/Group.u',
 ];

@@ -326,4 +326,14 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX bulk_export_client ON bulk_export (client_id, created_at);
   `,
+  `
+  -- Membership a partner manages itself over FHIR ($member-add with an attributionPeriod): the
+  -- period it gave, beside when the member was added here.
+  ALTER TABLE group_member ADD COLUMN period_start timestamptz;
+  ALTER TABLE group_member ADD COLUMN period_end timestamptz;
+  -- "A reasonable relationship" between a partner and a person (a $member-add is refused without
+  -- one): the person was matched for the partner, or is or was in one of its Groups.
+  CREATE INDEX run_row_patient ON run_row (patient_id) WHERE patient_id IS NOT NULL;
+  CREATE INDEX group_event_patient ON group_event (patient_id, group_id);
+  `,
 ];

@@ -1,0 +1,101 @@
+/**
+ * Membership a partner manages itself (the dynamic approach: Da Vinci ATR `$member-add` and
+ * `$member-remove` over FHIR), beside what its files decide. The Group's owner check, the
+ * relationship rule and the change itself happen in one transaction, on the Group's row lock.
+ */
+import { RostermatchError } from '../errors/index.ts';
+import { indexIdentifierValue } from '../normalise/index.ts';
+import { audit } from './audit.ts';
+import type { Db, Queryable } from './db.ts';
+import { applyPlan, assertGroupOwner, type GroupRecord } from './groups.ts';
+
+export interface MemberChange {
+  groupId: string;
+  partner: string;
+  patientId: string;
+  /** Who asked: `client/<id>` for a SMART client. */
+  actor: string;
+  at: string;
+}
+
+export type MemberAddResult = { kind: 'added' | 'already'; group: GroupRecord } | { kind: 'unknown-patient' } | { kind: 'no-relationship' };
+export type MemberRemoveResult = { kind: 'removed' | 'not-member'; group: GroupRecord };
+
+/**
+ * A person the IIS has a reason to believe the partner cares for: matched for it in one of its
+ * runs (or accepted by a reviewer for it), or in one of its Groups now or before. Without such a
+ * relationship a partner could add any Patient id it guessed and export that person's record.
+ */
+export async function hasRelationship(db: Queryable, partner: string, patientId: string): Promise<boolean> {
+  const { rows } = await db.query<{ ok: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM run_row rr JOIN run r ON r.id = rr.run_id
+                     WHERE rr.patient_id = $2 AND rr.outcome = 'matched' AND r.partner = $1)
+         OR EXISTS (SELECT 1 FROM review_item i WHERE i.patient_id = $2 AND i.partner = $1 AND i.state = 'accepted')
+         OR EXISTS (SELECT 1 FROM group_event e JOIN partner_group g ON g.id = e.group_id
+                     WHERE e.patient_id = $2 AND g.partner = $1) AS ok`,
+    [partner, patientId],
+  );
+  return rows[0]?.ok === true;
+}
+
+/** The live patients (not merged away) holding an identifier, through the index's identifier keys. */
+export async function patientsByIdentifier(db: Queryable, system: string, value: string): Promise<string[]> {
+  const normalised = indexIdentifierValue(system, value);
+  if (normalised === '') return [];
+  const { rows } = await db.query<{ patient_id: string }>(
+    `SELECT b.patient_id FROM patient_block b JOIN patient p ON p.id = b.patient_id
+      WHERE b.key = $1 AND p.replaced_by IS NULL ORDER BY b.patient_id`,
+    [`id:${system}|${normalised}`],
+  );
+  return rows.map((r) => r.patient_id);
+}
+
+async function livePatient(db: Queryable, id: string): Promise<boolean> {
+  const { rows } = await db.query('SELECT 1 FROM patient WHERE id = $1 AND replaced_by IS NULL', [id]);
+  return rows.length === 1;
+}
+
+/** The partner's own Group, locked for the change; another partner's is the same as none. */
+async function ownGroup(tx: Queryable, partner: string, groupId: string): Promise<GroupRecord> {
+  const g = await assertGroupOwner(tx, partner, groupId, { lock: true }).catch((e: unknown) => {
+    if (e instanceof RostermatchError && e.code === 'GROUP_NOT_YOURS') return undefined;
+    throw e;
+  });
+  if (!g) throw new RostermatchError('GROUP_NOT_FOUND', `no Group with id "${groupId}"`);
+  return g;
+}
+
+export async function addPartnerMember(db: Db, c: MemberChange & { period?: { start?: string; end?: string } }): Promise<MemberAddResult> {
+  return db.transaction(async (tx) => {
+    const g = await ownGroup(tx, c.partner, c.groupId);
+    if (!(await livePatient(tx, c.patientId))) return { kind: 'unknown-patient' };
+    if (!(await hasRelationship(tx, c.partner, c.patientId))) {
+      await audit(tx, { at: c.at, actor: c.actor, action: 'group.member-add.refused', entity: `group/${c.groupId}`, detail: { patient: c.patientId, reason: 'no-relationship' } });
+      return { kind: 'no-relationship' };
+    }
+    const { rows } = await tx.query('SELECT 1 FROM group_member WHERE group_id = $1 AND patient_id = $2', [c.groupId, c.patientId]);
+    let kind: 'added' | 'already' = 'already';
+    if (rows.length === 0) {
+      await applyPlan(tx, { groupId: g.id, version: g.version, before: g.size, added: [c.patientId], removed: [], conflicts: [] }, { actor: c.actor, at: c.at });
+      kind = 'added';
+    }
+    // The attribution period given is the latest word, also for someone already in the Group.
+    if (c.period) await tx.query('UPDATE group_member SET period_start = $3, period_end = $4 WHERE group_id = $1 AND patient_id = $2', [c.groupId, c.patientId, c.period.start ?? null, c.period.end ?? null]);
+    await audit(tx, { at: c.at, actor: c.actor, action: 'group.member-add', entity: `group/${c.groupId}`, detail: { patient: c.patientId, outcome: kind } });
+    return { kind, group: (await assertGroupOwner(tx, c.partner, c.groupId))! };
+  });
+}
+
+export async function removePartnerMember(db: Db, c: MemberChange): Promise<MemberRemoveResult> {
+  return db.transaction(async (tx) => {
+    const g = await ownGroup(tx, c.partner, c.groupId);
+    const { rows } = await tx.query('SELECT 1 FROM group_member WHERE group_id = $1 AND patient_id = $2', [c.groupId, c.patientId]);
+    let kind: 'removed' | 'not-member' = 'not-member';
+    if (rows.length === 1) {
+      await applyPlan(tx, { groupId: g.id, version: g.version, before: g.size, added: [], removed: [c.patientId], conflicts: [] }, { actor: c.actor, at: c.at });
+      kind = 'removed';
+    }
+    await audit(tx, { at: c.at, actor: c.actor, action: 'group.member-remove', entity: `group/${c.groupId}`, detail: { patient: c.patientId, outcome: kind } });
+    return { kind, group: (await assertGroupOwner(tx, c.partner, c.groupId))! };
+  });
+}
