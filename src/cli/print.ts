@@ -1,6 +1,6 @@
 /** Plain-text renderings for the terminal. Ids and counts only: nothing here prints PHI. */
 import type { LoadReport } from '../patient-index/index.ts';
-import { describeHold, type RunOutput } from '../run/index.ts';
+import { describeHold, ROW_GROUP_CHANGES, type RunOutput } from '../run/index.ts';
 import { OUTCOMES } from '../model/index.ts';
 
 export function printLoad(r: LoadReport): string {
@@ -38,6 +38,15 @@ export function printRun(out: RunOutput): string {
       ? `  group ${s.group.id} (${s.group.mode}): HELD, unchanged — ${describeHold(out.hold)}.\n` +
         `    confirm: rostermatch run confirm ${s.runId} --by NAME    discard: rostermatch run discard ${s.runId} --by NAME --reason TEXT`
       : `  group ${s.group.id} (${s.group.mode}): ${s.group.sizeBefore} → ${s.group.sizeAfter} members (+${s.group.added} −${s.group.removed})`,
+    ...(s.group.rows && s.group.actions
+      ? [
+          `  rows asking: add ${s.group.actions.add}, remove ${s.group.actions.remove}; what they did: ${
+            ROW_GROUP_CHANGES.filter((c) => s.group.rows![c] > 0)
+              .map((c) => `${c.replace('_', ' ')} ${s.group.rows![c]}`)
+              .join(', ') || 'nothing'
+          }`,
+        ]
+      : []),
     `  results: ${out.resultPath}`,
     `  summary: ${out.summaryPath}`,
     `  export:  ${out.kind === 'held' ? 'none (the Group did not change)' : out.export.dir}`,

@@ -54,7 +54,9 @@ export async function matchChunk(rows: readonly NormalisedRow[], source: Candida
   }
   return rows.map((row, i) => {
     if (row.kind === 'invalid') {
-      return { line: row.line, index: row.index, recordId: row.recordId, outcome: 'invalid', candidates: [], problems: row.problems };
+      const invalid: RowResult = { line: row.line, index: row.index, recordId: row.recordId, outcome: 'invalid', candidates: [], problems: row.problems };
+      if (row.action) invalid.action = row.action;
+      return invalid;
     }
     const c = outcome[i]!;
     const result: RowResult = {
@@ -68,6 +70,7 @@ export async function matchChunk(rows: readonly NormalisedRow[], source: Candida
     if (c.score !== undefined) result.score = c.score;
     if (row.warnings.length > 0) result.warnings = row.warnings;
     if (c.reviewed) result.reviewed = c.reviewed;
+    if (row.action) result.action = row.action;
     if (c.outcome === 'possible' || c.outcome === 'ambiguous') result.submitted = row.identifiers.length > 0 ? { person: row.person, identifiers: row.identifiers } : { person: row.person };
     return result;
   });

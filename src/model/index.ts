@@ -68,6 +68,13 @@ export interface RawRow {
   identifierCells?: (string | undefined)[];
 }
 
+/**
+ * What a row asks of the partner's Group (issue 12, removal by file): join it, or leave it. Set
+ * only on rows of a file that can remove — a `remove` pipeline (every row `remove`) or one with an
+ * action column; the rows of `replace` and plain `append` files carry none.
+ */
+export type RowAction = 'add' | 'remove';
+
 export const LOGICAL_FIELDS = [
   'recordId',
   'given',
@@ -84,6 +91,8 @@ export const LOGICAL_FIELDS = [
   'zip',
   'phone',
   'identifier',
+  /** Per row, add or remove (see RowAction); only with `group.mode: append`. */
+  'action',
 ] as const;
 export type LogicalField = (typeof LOGICAL_FIELDS)[number];
 
@@ -99,8 +108,10 @@ export type NormalisedRow =
       /** Name parts that are placeholders (BABY BOY, UNKNOWN): no evidence, and no auto-match. */
       placeholder?: { given: boolean; family: boolean };
       warnings: RowProblem[];
+      /** What the row asks of the Group, when the file can remove (see RowAction). */
+      action?: RowAction;
     }
-  | { kind: 'invalid'; line: number; index: number; recordId: string; problems: RowProblem[] };
+  | { kind: 'invalid'; line: number; index: number; recordId: string; problems: RowProblem[]; action?: RowAction };
 
 export interface RowProblem {
   field: LogicalField;
@@ -151,6 +162,8 @@ export interface RowResult {
   reviewed?: { by: string; at: string };
   /** The row as normalised, kept only for rows a person must review (possible, ambiguous), to show beside the candidates. */
   submitted?: { person: PersonFields; identifiers?: RowIdentifier[] };
+  /** What the row asks of the Group, when the file can remove: a matched `remove` row takes its patient out. */
+  action?: RowAction;
 }
 
 /** How often each given and family name occurs in the index, for term-frequency-adjusted weights. */

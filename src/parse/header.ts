@@ -86,6 +86,8 @@ export function mapHeader(header: readonly string[], pipeline: Pipeline, file: s
     }
   }
   const required: LogicalField[] = map.fullName !== undefined ? ['recordId', 'birthDate', 'fullName'] : ['recordId', 'birthDate', 'given', 'family'];
+  // A file without the action column its pipeline names would turn every removal into an addition.
+  if (pipeline.columns.action !== undefined) required.push('action');
   for (const field of required) {
     if (map[field] === undefined) {
       const spec = pipeline.columns[field];

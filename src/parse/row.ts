@@ -6,8 +6,8 @@
  * matching: missing evidence weighs nothing, and the identity guards keep a row short of evidence
  * from an automatic match.
  */
-import type { NormalisedRow, PersonFields, RawRow, RowIdentifier, RowProblem } from '../model/index.ts';
-import type { Pipeline } from '../pipeline/index.ts';
+import type { NormalisedRow, PersonFields, RawRow, RowAction, RowIdentifier, RowProblem } from '../model/index.ts';
+import { ACTION_VALUES, type Pipeline } from '../pipeline/index.ts';
 import {
   isPlaceholderPhone,
   isPlaceholderStreet,
@@ -124,7 +124,13 @@ export function normaliseRow(raw: RawRow, pipeline: Pipeline, today: string): No
     problems.push({ field: 'birthDate', code: dob.code, message: `${why}, and there is no identifier, address or phone either: the row cannot identify anyone` });
   }
 
-  if (problems.length > 0) return { kind: 'invalid', line: raw.line, index: raw.index, recordId: raw.recordId, problems };
+  const action = rowAction(raw, pipeline, problems);
+
+  if (problems.length > 0) {
+    const invalid: NormalisedRow = { kind: 'invalid', line: raw.line, index: raw.index, recordId: raw.recordId, problems };
+    if (action) invalid.action = action;
+    return invalid;
+  }
 
   const person: PersonFields = {
     given,
@@ -141,7 +147,28 @@ export function normaliseRow(raw: RawRow, pipeline: Pipeline, today: string): No
   };
   const row: NormalisedRow = { kind: 'valid', line: raw.line, index: raw.index, recordId: raw.recordId, person, identifiers, warnings };
   if (placeholder.given || placeholder.family) row.placeholder = placeholder;
+  if (action) row.action = action;
   return row;
+}
+
+/**
+ * What the row asks of the Group (issue 12): every row of a `remove` file is a removal; with an
+ * action column, the cell says (ACTION_VALUES), and a cell that says neither makes the row
+ * invalid. Rows of other files carry no action.
+ */
+function rowAction(raw: RawRow, pipeline: Pipeline, problems: RowProblem[]): RowAction | undefined {
+  if (pipeline.group.mode === 'remove') return 'remove';
+  if (pipeline.columns.action === undefined) return undefined;
+  // The cell is not echoed: a misaligned file could put a name in it.
+  const cell = (raw.fields.action ?? '').trim();
+  const action = Object.hasOwn(ACTION_VALUES, cell.toLowerCase()) ? ACTION_VALUES[cell.toLowerCase()] : undefined;
+  if (action) return action;
+  problems.push(
+    cell === ''
+      ? { field: 'action', code: 'missing', message: 'blank; say add (or A) to join the Group, remove (or delete, D) to leave it' }
+      : { field: 'action', code: 'unrecognised', message: 'not add, A, remove, delete or D; the row changes nothing' },
+  );
+  return undefined;
 }
 
 /** The record id as an identifier (when the pipeline says it is one), then each identifier column. */

@@ -39,6 +39,19 @@ const identifierName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,30}$/, 'lower-case
 
 const DATE_TOKENS = /^(YYYY|YY|MM|M|DD|D|[-/. ])+$/;
 
+/** How a file changes its Group: see `group.mode`. */
+export const GROUP_MODES = ['replace', 'append', 'remove'] as const;
+
+/**
+ * The values an action column may hold (issue 12), compared without case and surrounding spaces:
+ * `add`/`A` to join the Group, `remove`/`delete`/`D` to leave it — the words and the A/D letters
+ * of enrolment and HL7 v2 feeds. Anything else, a blank cell included, makes the row invalid:
+ * guessing which way a row meant would either keep sharing a person's record the partner asked
+ * to stop, or drop someone it asked to keep. `U` (update) and `R` are not taken: in some feeds
+ * they mean "changed, still enrolled", in others "replace".
+ */
+export const ACTION_VALUES: Readonly<Record<string, 'add' | 'remove'>> = { add: 'add', a: 'add', remove: 'remove', delete: 'remove', d: 'remove' };
+
 export const PipelineSchema = z
   .object({
     partner: slug,
@@ -100,10 +113,15 @@ export const PipelineSchema = z
       .object({
         id: z.string().regex(/^[A-Za-z0-9\-.]{1,64}$/, 'a FHIR id: letters, digits, - and ., at most 64'),
         name: z.string().min(1),
-        mode: z.enum(['replace', 'append']),
         /**
-         * A replace file that would remove more than this share of the Group (and at least
-         * HOLD_MIN_REMOVALS people) is held for an operator's confirmation. @defaultValue 0.2
+         * `replace`: the Group becomes the file's matched people; `append`: they are added (or,
+         * with `columns.action`, each row says add or remove); `remove`: they leave (issue 12).
+         */
+        mode: z.enum(GROUP_MODES),
+        /**
+         * A file that would remove more than this share of the Group (and at least
+         * HOLD_MIN_REMOVALS people) — a partial replace file, a remove file or rows marked remove —
+         * is held for an operator's confirmation. @defaultValue 0.2
          */
         maxRemoveShare: z.number().min(0).max(1).default(0.2),
       })
@@ -147,6 +165,16 @@ export const PipelineSchema = z
       const other = positions.get(id.columns.column);
       if (other) ctx.addIssue({ code: 'custom', path: ['identifiers', i, 'columns'], message: `column ${id.columns.column} is already columns.${other}` });
     });
+    if (has('action') && p.group.mode !== 'append') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['columns', 'action'],
+        message:
+          p.group.mode === 'replace'
+            ? 'an action column needs group.mode: append (a replace file is the whole Group: whoever is not in it leaves, so no row can also ask to)'
+            : 'an action column needs group.mode: append (in a remove file every row is a removal)',
+      });
+    }
     if (!has('fullName') && !(has('given') && has('family'))) {
       ctx.addIssue({ code: 'custom', path: ['columns'], message: 'columns needs given and family, or fullName' });
     }
@@ -163,6 +191,15 @@ export const PipelineSchema = z
   });
 
 export type Pipeline = z.infer<typeof PipelineSchema>;
+
+/**
+ * Whether the pipeline's rows each say what they ask of the Group (a `remove` file, or an append
+ * file with an action column): their rows carry an action, and their result files and summaries
+ * say what each row did to the Group.
+ */
+export function hasRowActions(p: Pick<Pipeline, 'group' | 'columns'>): boolean {
+  return p.group.mode === 'remove' || p.columns.action !== undefined;
+}
 
 /** Parses and validates pipeline text; `source` names the file in errors. */
 export function parsePipeline(text: string, source: string): Pipeline {

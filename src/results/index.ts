@@ -11,6 +11,11 @@ import { format } from 'fast-csv';
 import type { RowResult, ScoredCandidate } from '../model/index.ts';
 
 export const RESULT_HEADERS = ['line', 'record_id', 'outcome', 'patient_id', 'score', 'reasons', 'candidates'] as const;
+/**
+ * After RESULT_HEADERS in the result file of a file that can remove (issue 12): the row's action
+ * as read (`add`, `remove`; blank when the cell said neither) and what the row did to the Group.
+ */
+export const ACTION_HEADERS = ['action', 'group_change'] as const;
 
 export function outputNames(inputFile: string): { base: string; results: string; summary: string } {
   const base = path.basename(inputFile).replace(/\.[^.]*$/, '') || path.basename(inputFile);
@@ -51,18 +56,28 @@ export function resultCells(r: RowResult): string[] {
   ];
 }
 
-/** Writes the result rows in input order, from rows or pages of rows. Returns the final path. */
-export async function writeResultFile(dir: string, name: string, results: Iterable<RowResult> | AsyncIterable<RowResult[]>): Promise<string> {
+/**
+ * Writes the result rows in input order, from rows or pages of rows. Returns the final path. With
+ * `groupChange`, each row also says its action and what it did to the Group (ACTION_HEADERS).
+ */
+export async function writeResultFile(
+  dir: string,
+  name: string,
+  results: Iterable<RowResult> | AsyncIterable<RowResult[]>,
+  o: { groupChange?: (r: RowResult) => string } = {},
+): Promise<string> {
   await fs.mkdir(dir, { recursive: true });
   const final = path.join(dir, name);
   const tmp = `${final}.tmp-${process.pid}`;
   const out = createWriteStream(tmp);
-  const csv = format<string[], string[]>({ headers: [...RESULT_HEADERS], writeHeaders: true, rowDelimiter: '\r\n', quoteColumns: false });
+  const headers: string[] = o.groupChange ? [...RESULT_HEADERS, ...ACTION_HEADERS] : [...RESULT_HEADERS];
+  const cells = o.groupChange ? (r: RowResult) => [...resultCells(r), r.action ?? '', o.groupChange!(r)] : resultCells;
+  const csv = format<string[], string[]>({ headers, writeHeaders: true, rowDelimiter: '\r\n', quoteColumns: false });
   csv.pipe(out);
   const pages: AsyncIterable<readonly RowResult[]> | Iterable<readonly RowResult[]> = Symbol.asyncIterator in results ? results : [[...results]];
   for await (const page of pages) {
     for (const r of page) {
-      if (!csv.write(resultCells(r))) await new Promise((res) => csv.once('drain', res));
+      if (!csv.write(cells(r))) await new Promise((res) => csv.once('drain', res));
     }
   }
   csv.end();

@@ -7,8 +7,8 @@
 import path from 'node:path';
 import { RostermatchError } from '../errors/index.ts';
 import type { Outcome } from '../model/index.ts';
-import { PipelineSchema, type Pipeline } from '../pipeline/index.ts';
-import { outputNames, writeJsonAtomic } from '../results/index.ts';
+import { hasRowActions, PipelineSchema, type Pipeline } from '../pipeline/index.ts';
+import { outputNames, writeJsonAtomic, writeResultFile } from '../results/index.ts';
 import {
   applyPlan,
   audit,
@@ -17,18 +17,20 @@ import {
   ensureGroup,
   findRun,
   lockRun,
-  matchedPatientIds,
+  matchedByAction,
   planMembership,
   queueForReview,
   saveRunHold,
   saveRunSummary,
   setGroupSpec,
+  streamRunResults,
   type Db,
   type MembershipChange,
   type Queryable,
   type RunHold,
   type RunRecord,
 } from '../store/index.ts';
+import { groupChanges, type RowChangeCounts } from './changes.ts';
 import { publishRun, type Published } from './publish.ts';
 import { describeHold, holdNumbers, holdSummary, writeHoldNote } from './safety.ts';
 
@@ -58,7 +60,7 @@ export async function confirmHeldRun(db: Db, c: { runId: string; by: string; exp
     const g = groupOf(run);
     // The owner is checked again: the Group may have been moved to another partner meanwhile.
     await ensureGroup(tx, { id: g.id, partner: run.partner, name: g.name, mode: g.mode });
-    const plan = await planMembership(tx, g.id, await matchedPatientIds(tx, run.id), g.mode);
+    const plan = await planMembership(tx, g.id, await matchedByAction(tx, run.id), g.mode);
     const shown = run.hold;
     if (plan.version !== shown.groupVersion || plan.added.length !== shown.wouldAdd || plan.removed.length !== shown.wouldRemove || plan.before !== shown.before) {
       const hold = holdNumbers(plan, shown.maxRemoveShare, at);
@@ -113,11 +115,19 @@ export async function discardHeldRun(db: Db, d: { runId: string; by: string; rea
     return { run, hold };
   });
   const outDir = path.dirname(run.resultPath);
+  const pipeline = PipelineSchema.parse(run.pipeline);
+  // A file that can remove says per row what happened: now that nothing will, `not_applied`.
+  let byRow: RowChangeCounts | undefined;
+  if (hasRowActions(pipeline)) {
+    const changes = await groupChanges(db, run.id, hold.groupId, hold);
+    await writeResultFile(outDir, path.basename(run.resultPath), streamRunResults(db, run.id), { groupChange: changes.of });
+    byRow = changes.counts;
+  }
   if (run.summary) {
-    const summary = { ...run.summary, group: { ...(run.summary.group as object), held: holdSummary(hold) } };
+    const summary = { ...run.summary, group: { ...(run.summary.group as object), held: holdSummary(hold), ...(byRow ?? {}) } };
     await writeJsonAtomic(path.join(outDir, outputNames(run.fileName).summary), summary);
     await saveRunSummary(db, run.id, summary);
   }
-  await writeHoldNote(outDir, run.fileName, run.id, hold);
+  await writeHoldNote(outDir, run.fileName, run.id, hold, pipeline.group.mode);
   return { ...run, state: 'discarded', finishedAt: at, hold };
 }

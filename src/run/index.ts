@@ -22,6 +22,7 @@ import { publishRun, recordRun, restoreOutputs, type HeldPublished, type Publish
 export { publishRun, recordRun, restoreOutputs, type HeldPublished, type Published, type RunSummary } from './publish.ts';
 export { confirmHeldRun, discardHeldRun, heldAgainMessage, type ConfirmOutcome } from './hold.ts';
 export { describeHold, HOLD_MIN_REMOVALS } from './safety.ts';
+export { groupChanges, ROW_GROUP_CHANGES, type RowChangeCounts, type RowGroupChange } from './changes.ts';
 export { pipelineGroupWarnings } from './collisions.ts';
 export { candidatesFor, type CandidateMode } from './candidates.ts';
 export { levelsFor, trainModel } from './train.ts';

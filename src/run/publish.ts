@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileExists } from '../intake/drop.ts';
 import { exportGroup, type ExportResult } from '../export/index.ts';
 import type { Outcome } from '../model/index.ts';
-import { PipelineSchema, type Pipeline } from '../pipeline/index.ts';
+import { hasRowActions, PipelineSchema, type Pipeline } from '../pipeline/index.ts';
 import { outputNames, writeJsonAtomic, writeResultFile } from '../results/index.ts';
 import {
   applyPlan,
@@ -16,7 +16,7 @@ import {
   ensureGroup,
   holdRun,
   lockRun,
-  matchedPatientIds,
+  matchedByAction,
   planMembership,
   queueForReview,
   RECORDED_STATES,
@@ -29,6 +29,7 @@ import {
   type RunHold,
   type RunRecord,
 } from '../store/index.ts';
+import { groupChanges, type RowChangeCounts } from './changes.ts';
 import { holdFor, holdSummary, writeHoldNote } from './safety.ts';
 
 export interface RunSummary {
@@ -49,6 +50,12 @@ export interface RunSummary {
     removed: number;
     /** The change was held for the IIS's confirmation: what it would do, and whether it was applied. */
     held?: Record<string, unknown>;
+    /**
+     * A file that can remove (a remove file, or one with an action column; issue 12): its rows by
+     * the action they asked for, and by what each did to the Group (the result file's group_change).
+     */
+    actions?: RowChangeCounts['actions'];
+    rows?: RowChangeCounts['rows'];
   };
   thresholds: Pipeline['thresholds'];
   /** null while the Group change is held (the Group did not change, so there is nothing new to export). */
@@ -74,7 +81,9 @@ export interface Recorded {
 /**
  * Records the outcome of a run whose rows are all in run_row: the Group change, the review
  * queue and the run's completion, in one transaction — or, when the change would remove too much
- * of a replace Group, the run as held with the numbers and the Group untouched. The Group's owner
+ * of the Group (a partial replace file, a remove file, rows marked remove), the run as held with
+ * the numbers and the Group untouched. Matched rows marked `remove` (all of a remove file's) take
+ * their patients out; the others add theirs (or, for replace, make up the Group). The Group's owner
  * is checked under its row lock first. Returns undefined when the run was already recorded (a
  * repeated finalise), so nothing happens twice.
  */
@@ -84,9 +93,9 @@ export async function recordRun(db: Db, r: RecordInput): Promise<Recorded | unde
     if (state && RECORDED_STATES.includes(state)) return undefined;
     const g = r.pipeline.group;
     await ensureGroup(tx, { id: g.id, partner: r.pipeline.partner, name: g.name, mode: g.mode, runId: r.runId });
-    const plan = await planMembership(tx, g.id, await matchedPatientIds(tx, r.runId), g.mode);
+    const plan = await planMembership(tx, g.id, await matchedByAction(tx, r.runId), g.mode);
     const counts = await runOutcomeCounts(tx, r.runId);
-    const hold = holdFor(plan, g.mode, g.maxRemoveShare, r.at);
+    const hold = holdFor(plan, g.maxRemoveShare, r.at);
     if (hold) {
       // Review items wait too: a decision on one of these rows must not bring the change in piecemeal.
       await holdRun(tx, r.runId, { at: r.at, groupId: g.id, counts, resultPath: r.resultPath, hold });
@@ -130,9 +139,10 @@ export async function publishRun(
 ): Promise<Published | HeldPublished> {
   const names = outputNames(p.run.fileName);
   const t0 = performance.now();
-  const resultPath = await writeResultFile(p.outDir, names.results, streamRunResults(db, p.run.id));
-  const t1 = performance.now();
   const { change, counts, hold } = p.recorded;
+  const changes = hasRowActions(p.pipeline) ? await groupChanges(db, p.run.id, p.pipeline.group.id, hold) : undefined;
+  const resultPath = await writeResultFile(p.outDir, names.results, streamRunResults(db, p.run.id), changes ? { groupChange: changes.of } : {});
+  const t1 = performance.now();
   const waiting = hold !== undefined && hold.decision === undefined;
   const exported = waiting ? undefined : await exportGroup(db, { groupId: p.pipeline.group.id, outRoot: p.exportsDir, now: p.now, runId: p.run.id, partner: p.pipeline.partner });
   const t2 = performance.now();
@@ -153,6 +163,7 @@ export async function publishRun(
       added: change.added,
       removed: change.removed,
       ...(hold ? { held: holdSummary(hold) } : {}),
+      ...(changes ? changes.counts : {}),
     },
     thresholds: p.pipeline.thresholds,
     export: exported ? { dir: exported.dir, transactionTime: exported.manifest.transactionTime } : null,
@@ -161,7 +172,7 @@ export async function publishRun(
   const summaryPath = path.join(p.outDir, names.summary);
   await writeJsonAtomic(summaryPath, summary);
   await saveRunSummary(db, p.run.id, summary);
-  if (hold) await writeHoldNote(p.outDir, p.run.fileName, p.run.id, hold);
+  if (hold) await writeHoldNote(p.outDir, p.run.fileName, p.run.id, hold, p.pipeline.group.mode);
   return exported ? { resultPath, summaryPath, export: exported, summary } : { resultPath, summaryPath, export: undefined, summary, hold: hold! };
 }
 
@@ -191,7 +202,11 @@ export async function restoreOutputs(db: Db, run: RunRecord, exportsDir: string)
     });
     return;
   }
-  if (!(await fileExists(run.resultPath))) await writeResultFile(dir, path.basename(run.resultPath), streamRunResults(db, run.id));
+  const pipeline = run.pipeline as Pipeline;
+  if (!(await fileExists(run.resultPath))) {
+    const changes = hasRowActions(pipeline) && run.groupId ? await groupChanges(db, run.id, run.groupId, run.hold) : undefined;
+    await writeResultFile(dir, path.basename(run.resultPath), streamRunResults(db, run.id), changes ? { groupChange: changes.of } : {});
+  }
   let exported: { dir: string; transactionTime: string } | undefined;
   // Only a completed run changed its Group; a held or discarded one has nothing to export.
   if (run.groupId && run.state === 'completed') {
@@ -226,6 +241,12 @@ async function rebuildSummary(db: Db, run: RunRecord, groupId: string, exported:
     [groupId, run.id, run.finishedAt],
   );
   const { added, removed, after } = rows[0]!;
+  let byRow: RowChangeCounts | undefined;
+  if (hasRowActions(pipeline)) {
+    const changes = await groupChanges(db, run.id, groupId, run.hold);
+    for await (const page of streamRunResults(db, run.id)) for (const r of page) changes.of(r);
+    byRow = changes.counts;
+  }
   const finishedAt = run.finishedAt ?? new Date().toISOString();
   const total = Date.parse(finishedAt) - Date.parse(run.receivedAt);
   return {
@@ -237,7 +258,7 @@ async function rebuildSummary(db: Db, run: RunRecord, groupId: string, exported:
     finishedAt,
     rows: Object.values(counts).reduce((a, b) => a + b, 0),
     counts,
-    group: { id: groupId, mode: pipeline.group.mode, sizeBefore: after - added + removed, sizeAfter: after, added, removed },
+    group: { id: groupId, mode: pipeline.group.mode, sizeBefore: after - added + removed, sizeAfter: after, added, removed, ...(byRow ?? {}) },
     thresholds: pipeline.thresholds,
     export: exported,
     timingsMs: { queuedToRecorded: total, total },

@@ -1,7 +1,9 @@
 /**
- * The safety valve of replace files: a partner that sends part of its roster by mistake (one
- * class, a test export) would otherwise silently empty its Group. A replace run that would remove
- * more than the pipeline's `group.maxRemoveShare` of the Group is held for an operator instead.
+ * The safety valve of files that remove: a partner that sends part of its roster by mistake (one
+ * class, a test export) as a replace file, or its whole roster to a remove pipeline, would
+ * otherwise silently empty its Group. A run that would remove more than the pipeline's
+ * `group.maxRemoveShare` of the Group — replace, remove, or rows marked remove — is held for an
+ * operator instead.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -15,9 +17,13 @@ import type { GroupMode, MembershipPlan, RunHold } from '../store/index.ts';
  */
 export const HOLD_MIN_REMOVALS = 5;
 
-/** The hold a plan calls for, or undefined when it may be applied at once. */
-export function holdFor(plan: MembershipPlan, mode: GroupMode, maxRemoveShare: number, at: string): RunHold | undefined {
-  if (mode !== 'replace' || plan.before === 0 || plan.removed.length < HOLD_MIN_REMOVALS) return undefined;
+/**
+ * The hold a plan calls for, or undefined when it may be applied at once. Whatever the mode: a
+ * remove file that takes out most of the Group is as likely a mistake (the whole roster sent to
+ * the remove pipeline) as a replace file that leaves most of it out.
+ */
+export function holdFor(plan: MembershipPlan, maxRemoveShare: number, at: string): RunHold | undefined {
+  if (plan.before === 0 || plan.removed.length < HOLD_MIN_REMOVALS) return undefined;
   const share = plan.removed.length / plan.before;
   if (share <= maxRemoveShare) return undefined;
   return holdNumbers(plan, maxRemoveShare, at);
@@ -58,13 +64,16 @@ export function holdSummary(h: RunHold): Record<string, unknown> {
  * `.discarded.txt` once an operator decides. Counts only; the operator's name and reason stay in
  * the IIS's audit log.
  */
-export async function writeHoldNote(outDir: string, fileName: string, runId: string, h: RunHold): Promise<void> {
+export async function writeHoldNote(outDir: string, fileName: string, runId: string, h: RunHold, mode: GroupMode = 'replace'): Promise<void> {
   const held = path.join(outDir, `${fileName}.held.txt`);
+  const replace = mode === 'replace';
   if (!h.decision) {
     await writeNote(outDir, fileName, 'held', [
       `${fileName}: matched (run ${runId}); the result file is written, but the Group change is waiting for the IIS's confirmation.`,
       `This file would remove ${h.wouldRemove} of the ${h.before} people in Group ${h.groupId} (${percent(h.share)}) and add ${h.wouldAdd}; a file may remove at most ${percent(h.maxRemoveShare)} without a check.`,
-      'Your Group is unchanged until the IIS confirms. If this file is not your whole roster, send the whole roster.',
+      replace
+        ? 'Your Group is unchanged until the IIS confirms. If this file is not your whole roster, send the whole roster.'
+        : 'Your Group is unchanged until the IIS confirms. If not all of these people are leaving, send a file with only those who are.',
     ]);
     return;
   }
@@ -74,7 +83,11 @@ export async function writeHoldNote(outDir: string, fileName: string, runId: str
     fileName,
     h.decision.action,
     h.decision.action === 'confirmed'
-      ? [`${fileName}: the IIS confirmed the Group change of run ${runId}: Group ${h.groupId} was replaced by this file's matched people (added ${h.wouldAdd}, removed ${h.wouldRemove}).`]
-      : [`${fileName}: the IIS did not apply the Group change of run ${runId}; Group ${h.groupId} is unchanged. Send the whole roster to replace it.`],
+      ? replace
+        ? [`${fileName}: the IIS confirmed the Group change of run ${runId}: Group ${h.groupId} was replaced by this file's matched people (added ${h.wouldAdd}, removed ${h.wouldRemove}).`]
+        : [`${fileName}: the IIS confirmed the Group change of run ${runId}: Group ${h.groupId} was changed as this file asked (added ${h.wouldAdd}, removed ${h.wouldRemove}).`]
+      : replace
+        ? [`${fileName}: the IIS did not apply the Group change of run ${runId}; Group ${h.groupId} is unchanged. Send the whole roster to replace it.`]
+        : [`${fileName}: the IIS did not apply the Group change of run ${runId}; Group ${h.groupId} is unchanged. Send a file with only the people who are leaving.`],
   );
 }

@@ -3,7 +3,8 @@ import { RostermatchError } from '../errors/index.ts';
 import { audit } from './audit.ts';
 import type { Queryable } from './db.ts';
 
-export type GroupMode = 'replace' | 'append';
+/** `replace`: a file is the whole Group; `append`: it adds (or, row by row, adds and removes); `remove`: its people leave. */
+export type GroupMode = 'replace' | 'append' | 'remove';
 
 export interface GroupRecord {
   id: string;
@@ -122,22 +123,55 @@ export interface MembershipPlan {
   before: number;
   added: string[];
   removed: string[];
+  /**
+   * Patients one run asked both to join and to leave (an `add` row and a `remove` row matched to
+   * the same patient): neither is done — which row the partner meant last cannot be told — and
+   * the result file says so on both rows. (Absent from plans made by hand: none.)
+   */
+  conflicts?: string[];
+}
+
+/**
+ * What a run or a decision asks of a Group: patients to join it and patients to leave it. A bare
+ * list is the run's matched patients: they join (replace, append) or leave (remove).
+ */
+export interface MembershipTarget {
+  add: readonly string[];
+  remove: readonly string[];
 }
 
 /**
  * The difference between the Group's members and what a run decided, inside the caller's
- * transaction: `replace` makes the members exactly `patientIds`; `append` adds them.
+ * transaction:
+ * - `replace` makes the members exactly `add` (a replace file carries no removals: whoever is not
+ *   in it leaves);
+ * - `append` adds `add` and takes out `remove` (rows of an action column);
+ * - `remove` takes out `remove` and adds nobody.
+ * A patient in both lists is left as is (`conflicts`). Only real differences are planned: adding
+ * a member or removing someone who is not one is nothing, so the same file twice plans nothing.
  */
-export async function planMembership(tx: Queryable, groupId: string, patientIds: readonly string[], mode: GroupMode): Promise<MembershipPlan> {
+export async function planMembership(tx: Queryable, groupId: string, target: readonly string[] | MembershipTarget, mode: GroupMode): Promise<MembershipPlan> {
+  const t: MembershipTarget = isTarget(target) ? target : mode === 'remove' ? { add: [], remove: target } : { add: target, remove: [] };
+  if (mode === 'replace' && t.remove.length > 0) {
+    // The pipeline refuses an action column with replace; a run that got here anyway changes nothing.
+    throw new Error(`planMembership: a replace change of Group ${groupId} with removals named`);
+  }
   // Serialise concurrent changes to the same Group (two runs of one partner) on its row lock.
   const { rows } = await tx.query<{ version: number }>('SELECT version FROM partner_group WHERE id = $1 FOR UPDATE', [groupId]);
   const current = new Set(
     (await tx.query<{ patient_id: string }>('SELECT patient_id FROM group_member WHERE group_id = $1', [groupId])).rows.map((r) => r.patient_id),
   );
-  const target = new Set(patientIds);
-  const added = [...target].filter((id) => !current.has(id)).sort();
-  const removed = mode === 'replace' ? [...current].filter((id) => !target.has(id)).sort() : [];
-  return { groupId, version: rows[0]?.version ?? 0, before: current.size, added, removed };
+  const leaving = new Set(t.remove);
+  const conflicts = new Set(t.add.filter((id) => leaving.has(id)));
+  const joining = new Set(mode === 'remove' ? [] : t.add.filter((id) => !conflicts.has(id)));
+  const added = [...joining].filter((id) => !current.has(id)).sort();
+  const removed =
+    mode === 'replace' ? [...current].filter((id) => !joining.has(id)).sort() : [...leaving].filter((id) => current.has(id) && !conflicts.has(id)).sort();
+  return { groupId, version: rows[0]?.version ?? 0, before: current.size, added, removed, conflicts: [...conflicts].sort() };
+}
+
+function isTarget(t: readonly string[] | MembershipTarget): t is MembershipTarget {
+  return !Array.isArray(t);
 }
 
 /**
@@ -174,11 +208,11 @@ export async function applyPlan(tx: Queryable, plan: MembershipPlan, by: { runId
   return { before: plan.before, after, added: added.length, removed: removed.length };
 }
 
-/** Brings the Group's membership to what a run decided: planMembership, then applyPlan. */
+/** Brings the Group's membership to what a run or a decision asked: planMembership, then applyPlan. */
 export async function applyMembership(
   tx: Queryable,
   groupId: string,
-  patientIds: readonly string[],
+  patientIds: readonly string[] | MembershipTarget,
   mode: GroupMode,
   by: { runId?: string; actor: string; at: string },
 ): Promise<MembershipChange> {

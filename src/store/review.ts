@@ -1,5 +1,5 @@
 /** The review queue: possible and ambiguous rows, and the decisions people make about them. */
-import type { StandingDecision } from '../model/index.ts';
+import type { RowAction, StandingDecision } from '../model/index.ts';
 import type { Queryable } from './db.ts';
 import { isRostermatchError, type RostermatchError } from '../errors/index.ts';
 import { audit } from './audit.ts';
@@ -24,6 +24,11 @@ export interface ReviewItem {
   line: number;
   /** Each candidate's score, best first. */
   scores: { patientId: string; score: number }[];
+  /**
+   * What the row asks of the Group, when its file can remove (issue 12): accepting a `remove`
+   * row's candidate takes that patient out of the Group instead of adding them.
+   */
+  action?: RowAction;
 }
 
 interface ItemRow {
@@ -41,6 +46,7 @@ interface ItemRow {
   group_id: string | null;
   line: number;
   scores: { patientId: string; score: number }[] | null;
+  action: RowAction | null;
 }
 
 const toItem = (r: ItemRow): ReviewItem => ({
@@ -58,9 +64,10 @@ const toItem = (r: ItemRow): ReviewItem => ({
   groupId: r.group_id,
   line: r.line,
   scores: r.scores ?? [],
+  ...(r.action ? { action: r.action } : {}),
 });
 
-const SELECT_ITEM = `SELECT i.*, r.group_id, rr.line,
+const SELECT_ITEM = `SELECT i.*, r.group_id, rr.line, rr.detail->>'action' AS action,
     (SELECT jsonb_agg(jsonb_build_object('patientId', c->>'patientId', 'score', (c->>'score')::float8)) FROM jsonb_array_elements(rr.detail->'candidates') c) AS scores
   FROM review_item i JOIN run r ON r.id = i.run_id JOIN run_row rr ON rr.run_id = i.run_id AND rr.row_index = i.row_index`;
 
@@ -112,8 +119,9 @@ export async function countReviewItems(db: Queryable, f: ReviewFilter): Promise<
 export type DecisionResult = { ok: true; item: ReviewItem } | { ok: false; reason: string; error?: RostermatchError };
 
 /**
- * Accepts `patientId` for an open item: the item is closed, the patient joins the run's Group,
- * and the decision is kept for the partner's record — all in one transaction, with who and when.
+ * Accepts `patientId` for an open item: the item is closed, the patient joins the run's Group —
+ * or leaves it, when the row asked for a removal (a remove file's row, or one marked remove) —
+ * and the decision is kept for the partner's record, all in one transaction, with who and when.
  */
 export async function acceptReviewItem(tx: Queryable, id: number, patientId: string, by: string, at: string): Promise<DecisionResult> {
   const item = await lockOpenItem(tx, id);
@@ -129,7 +137,8 @@ export async function acceptReviewItem(tx: Queryable, id: number, patientId: str
       if (isRostermatchError(e)) return { ok: false, reason: e.message, error: e };
       throw e;
     }
-    await applyMembership(tx, item.groupId, [patientId], 'append', { runId: item.runId, actor: `review:${by}`, at });
+    const target = item.action === 'remove' ? { add: [], remove: [patientId] } : { add: [patientId], remove: [] };
+    await applyMembership(tx, item.groupId, target, 'append', { runId: item.runId, actor: `review:${by}`, at });
   }
   return { ok: true, item: await decide(tx, item, 'accepted', patientId, by, at) };
 }
@@ -159,7 +168,7 @@ async function decide(tx: Queryable, item: ReviewItem, decision: 'accepted' | 'r
     actor: by,
     action: decision === 'accepted' ? 'review.accept' : 'review.reject',
     entity: `review_item/${item.id}`,
-    detail: patientId ? { patientId, runId: item.runId } : { runId: item.runId },
+    detail: patientId ? { patientId, runId: item.runId, ...(item.action === 'remove' ? { action: 'remove' } : {}) } : { runId: item.runId },
   });
   return { ...item, state: decision, patientId, decidedBy: by, decidedAt: at };
 }

@@ -205,7 +205,7 @@ async function upsertRunRows(tx: Queryable, lines: string): Promise<void> {
 }
 
 function runRowLine(runId: string, r: RowResult): string {
-  const detail = JSON.stringify({ candidates: r.candidates, problems: r.problems, warnings: r.warnings, reviewed: r.reviewed, submitted: r.submitted });
+  const detail = JSON.stringify({ candidates: r.candidates, problems: r.problems, warnings: r.warnings, reviewed: r.reviewed, submitted: r.submitted, action: r.action });
   return copyLine([runId, String(r.index), String(r.line), r.recordId, r.outcome, r.patientId ?? null, r.score === undefined ? null : String(r.score), detail]);
 }
 
@@ -304,7 +304,7 @@ export interface RunRowRecord {
   outcome: Outcome;
   patient_id: string | null;
   score: number | null;
-  detail: Pick<RowResult, 'candidates' | 'problems' | 'warnings' | 'reviewed' | 'submitted'>;
+  detail: Pick<RowResult, 'candidates' | 'problems' | 'warnings' | 'reviewed' | 'submitted' | 'action'>;
 }
 
 export function toRowResult(r: RunRowRecord): RowResult {
@@ -315,6 +315,7 @@ export function toRowResult(r: RunRowRecord): RowResult {
   if (r.detail.warnings) out.warnings = r.detail.warnings;
   if (r.detail.reviewed) out.reviewed = r.detail.reviewed;
   if (r.detail.submitted) out.submitted = r.detail.submitted;
+  if (r.detail.action) out.action = r.detail.action;
   return out;
 }
 
@@ -370,6 +371,18 @@ export async function runOutcomeCounts(db: Queryable, runId: string): Promise<Re
 export async function matchedPatientIds(db: Queryable, runId: string): Promise<string[]> {
   const { rows } = await db.query<{ patient_id: string }>(`SELECT patient_id FROM run_row WHERE run_id = $1 AND outcome = 'matched'`, [runId]);
   return rows.map((r) => r.patient_id);
+}
+
+/**
+ * The patients a run's matched rows ask to join (rows marked `add`, and rows of files without
+ * actions) and to leave (rows marked `remove`: a remove file's, or an action column's), each once.
+ */
+export async function matchedByAction(db: Queryable, runId: string): Promise<{ add: string[]; remove: string[] }> {
+  const { rows } = await db.query<{ patient_id: string; remove: boolean }>(
+    `SELECT DISTINCT patient_id, coalesce(detail->>'action' = 'remove', false) AS remove FROM run_row WHERE run_id = $1 AND outcome = 'matched'`,
+    [runId],
+  );
+  return { add: rows.filter((r) => !r.remove).map((r) => r.patient_id), remove: rows.filter((r) => r.remove).map((r) => r.patient_id) };
 }
 
 export async function countRunRows(db: Queryable, runId: string): Promise<number> {

@@ -30,7 +30,7 @@ export function groupPage(g: GroupRecord, history: GroupHistoryPage, page: numbe
 <dl class="facts">
   <dt>Members</dt><dd id="group-size">${g.size}</dd>
   <dt>Owner (partner)</dt><dd>${g.partner} <span class="muted">(only its files change this Group; rostermatch group move gives it to another)</span></dd>
-  <dt>Mode</dt><dd>${g.mode} <span class="muted">(${g.mode === 'replace' ? 'each file is the whole roster' : 'files add members'})</span></dd>
+  <dt>Mode</dt><dd>${g.mode} <span class="muted">(${g.mode === 'replace' ? 'each file is the whole roster' : g.mode === 'remove' ? 'files remove members' : 'files add members'})</span></dd>
   <dt>Version</dt><dd>${g.version}</dd>
   <dt>Last change</dt><dd>${when(g.updatedAt)}</dd>
   <dt>Created</dt><dd>${when(g.createdAt)}</dd>

@@ -71,6 +71,7 @@ function itemCard(v: ReviewView, returnTo: string): Html {
   return html`<section class="review-item" id="item-${item.id}" data-item="${item.id}">
 <header><h2>#${item.id} <span class="count out-${item.outcome}">${item.outcome}</span></h2>
 <p>${item.partner} · record <b>${item.recordId}</b> · line ${item.line} of <a href="/runs/${item.runId}">run ${item.runId.slice(0, 8)}</a>${item.groupId ? html` · Group <a href="/groups/${item.groupId}">${item.groupId}</a>` : ''}</p>
+${item.action === 'remove' ? html`<p class="removal">The partner asks to <b>remove</b> this person from the Group: accepting a candidate takes that patient out of it.</p>` : ''}
 ${open ? '' : html`<p class="decided">${item.state}${item.patientId ? html` Patient/${item.patientId}` : ''} by <b>${item.decidedBy}</b> ${when(item.decidedAt)}</p>`}
 </header>
 <div class="compare-wrap"><table class="compare">
@@ -85,7 +86,7 @@ ${compareRows(submitted).map(({ label, mine, theirs: valueOf, field }) => {
 <tr class="score"><th>Score</th><td class="roster"></td>${cands.map((c) => html`<td><b>${c.score.toFixed(1)}</b>${c.probability ? html` <small>(p ${c.probability.toFixed(3)})</small>` : ''}${c.guard ? html` <span class="guard" title="kept from an auto-match by the ${c.guard} guard">guard: ${c.guard}</span>` : ''}</td>`)}</tr>
 ${open
   ? html`<tr class="actions"><th></th><td class="roster"><form method="post" action="/review/${item.id}/reject"><input type="hidden" name="returnTo" value="${returnTo}"><button type="submit" class="reject">None of these</button></form></td>${cands.map(
-      (c) => html`<td><form method="post" action="/review/${item.id}/accept"><input type="hidden" name="patientId" value="${c.patientId}"><input type="hidden" name="returnTo" value="${returnTo}"><button type="submit" class="accept">Accept Patient/${c.patientId}</button></form></td>`,
+      (c) => html`<td><form method="post" action="/review/${item.id}/accept"><input type="hidden" name="patientId" value="${c.patientId}"><input type="hidden" name="returnTo" value="${returnTo}"><button type="submit" class="accept">${item.action === 'remove' ? 'Accept and remove' : 'Accept'} Patient/${c.patientId}</button></form></td>`,
     )}</tr>`
   : ''}
 </tbody></table></div>
