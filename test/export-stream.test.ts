@@ -85,8 +85,10 @@ describe.each(STORES)('streamed Group export (%s)', (store) => {
   it('writes the very bytes the paged export wrote, for a Group of several pages, with and without _since', async () => {
     const { db, dir } = await tempDb(store);
     await fill(db, 3000);
+    const dirs: string[] = [];
     for (const c of CASES) {
       const r = await exportGroup(db, { groupId: GROUP, outRoot: path.join(dir, 'out'), now: new Date(c.now), ...(c.since ? { since: c.since } : {}) });
+      dirs.push(r.dir);
       for (const out of r.manifest.output) {
         const written = await fs.readFile(path.join(r.dir, `${out.type}.ndjson`), 'utf8');
         const expected = await referenceLines(db, out.type, c.since, c.now);
@@ -94,7 +96,7 @@ describe.each(STORES)('streamed Group export (%s)', (store) => {
         expect(out.count, `${c.name}: ${out.type} count`).toBe(expected.split('\n').length - 1);
       }
     }
-    const first = (await fs.readFile(path.join(dir, 'out', GROUP, '20260201T000000Z', 'Patient.ndjson'), 'utf8')).split('\n', 1)[0]!;
+    const first = (await fs.readFile(path.join(dirs[0]!, 'Patient.ndjson'), 'utf8')).split('\n', 1)[0]!;
     expect(JSON.parse(first).name[0].given).toEqual(['Zoë\n漢字 😀', 'back\\slash\\n']);
     // A sanity check on the data: several pages of members, and each case exports something different.
     const counts = await Promise.all(CASES.map((c) => referenceLines(db, 'Immunization', c.since, c.now).then((l) => l.split('\n').length - 1)));

@@ -27,6 +27,31 @@ describe.each(STORES)('loading the patient index (%s)', (store) => {
     expect(keys.map((k) => k.key)).toEqual(['df:2016-07-03|ALSN']);
   });
 
+  it('stamps meta.lastUpdated and last_updated alike, to the millisecond, from the store clock in the writing transaction', async () => {
+    const { db, dir } = await tempDb(store);
+    await loadIndexFile(db, await writeNdjson(path.join(dir, 'P.ndjson'), [PATIENTS[0]]), { now: () => new Date('2026-01-01T10:20:30.456Z') });
+    await loadIndexFile(db, await writeNdjson(path.join(dir, 'I.ndjson'), [fhirImmunization('ia', 'a')]), { now: () => new Date('2026-01-01T10:20:30.789Z') });
+    const stored = async () =>
+      (
+        await db.query<{ id: string; last_updated: Date; meta: { lastUpdated: string } }>(
+          "SELECT id, last_updated, resource->'meta' AS meta FROM patient UNION ALL SELECT id, last_updated, resource->'meta' FROM immunization ORDER BY id",
+        )
+      ).rows.map((r) => [r.id, r.last_updated.toISOString(), r.meta.lastUpdated]);
+    // Not truncated to the second: a change in the same second as an export must still sort after it.
+    expect(await stored()).toEqual([
+      ['a', '2026-01-01T10:20:30.456Z', '2026-01-01T10:20:30.456Z'],
+      ['ia', '2026-01-01T10:20:30.789Z', '2026-01-01T10:20:30.789Z'],
+    ]);
+    // No clock given: the store's, read inside the load's own transaction.
+    const { rows: before } = await db.query<{ t: Date }>('SELECT clock_timestamp() AS t');
+    await loadIndexFile(db, await writeNdjson(path.join(dir, 'P2.ndjson'), [PATIENTS[1]]));
+    const { rows: after } = await db.query<{ t: Date }>('SELECT clock_timestamp() AS t');
+    const b = (await stored()).find((r) => r[0] === 'b')!;
+    expect(b[1]).toBe(b[2]);
+    // (a millisecond of slack either side: the driver may round the server's microseconds)
+    expect(b[1]! >= new Date(before[0]!.t.getTime() - 1).toISOString() && b[1]! <= new Date(after[0]!.t.getTime() + 1).toISOString()).toBe(true);
+  });
+
   it('keeps every character through COPY, lets the later of two lines for one id win, and ends a first load with its indexes built', async () => {
     const { db, dir } = await tempDb(store);
     // Tabs, line breaks, backslashes, quotes and braces: what COPY's text format and an array literal must escape.

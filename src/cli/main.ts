@@ -28,7 +28,7 @@ import {
 import { RostermatchError } from '../errors/index.ts';
 import { createLogger, resolvePaths } from '../config/index.ts';
 import { redisUrl } from '../queue/index.ts';
-import { startRemoteWorker, startServe, workerId } from '../service/index.ts';
+import { FHIR_PATH, startRemoteWorker, startServe, workerId } from '../service/index.ts';
 import { withContext, type GlobalOptions } from './context.ts';
 import { runDemo } from './demo.ts';
 import { registerClientCommands } from './client.ts';
@@ -180,12 +180,24 @@ program
   .option('--out <dir>', 'export root (default: <data-dir>/exports)')
   .option('--since <instant>', 'only resources changed after this FHIR instant (Bulk _since)')
   .option('--type <types>', 'comma-separated resource types (Bulk _type): Patient,Immunization')
-  .action(async (id: string, o: { out?: string; since?: string; type?: string }) => {
+  .addOption(
+    new Option('--public-url <url>', "the origin serve is reached by (as serve's --public-url): the manifest's request names <url>/fhir/Group/<id>/$export (default: the export folder, as a file: URL)")
+      .env('ROSTERMATCH_PUBLIC_URL')
+      .argParser(originUrl),
+  )
+  .action(async (id: string, o: { out?: string; since?: string; type?: string; publicUrl?: string }) => {
     const params = parseExportParams(o);
     await withContext(globals(), async ({ db, paths }) => {
-      const r = await exportGroup(db, { groupId: id, outRoot: o.out ?? paths.exportsDir, types: params.types, ...(params.since ? { since: params.since } : {}) });
-      console.log(`exported ${id} to ${r.dir}`);
+      const r = await exportGroup(db, {
+        groupId: id,
+        outRoot: o.out ?? paths.exportsDir,
+        types: params.types,
+        ...(params.since ? { since: params.since } : {}),
+        ...(o.publicUrl ? { fhirBase: `${o.publicUrl}${FHIR_PATH}` } : {}),
+      });
+      console.log(`exported ${id} to ${r.dir} (transactionTime ${r.manifest.transactionTime}: the next --since)`);
       for (const x of r.manifest.output) console.log(`  ${x.type}: ${x.count}`);
+      if (r.manifest.output.length === 0) console.log('  nothing to export');
     });
   });
 

@@ -156,7 +156,8 @@ export async function startConsole(o: ConsoleOptions): Promise<{ server: Fastify
   createBullBoard({ queues: o.queues.map((q) => new BullMQAdapter(q)), serverAdapter: board, options: { uiConfig: { boardTitle: 'rostermatch queues', hideDocsLink: true, miscLinks: [{ text: 'Back to the console', url: '/runs' }] } } });
   await app.register(board.registerPlugin(), { prefix: '/admin/queues' });
 
-  await app.register(consoleRoutes, { db: o.db, exportsDir: o.exportsDir });
+  // "Export now" names the FHIR base partners reach in its manifest's request, when this service serves one.
+  await app.register(consoleRoutes, { db: o.db, exportsDir: o.exportsDir, ...(o.fhir ? { fhirBase: o.fhir.base } : {}) });
 
   app.setErrorHandler(async (err: Error & { statusCode?: number }, req, reply) => {
     const status = isRostermatchError(err) ? 400 : (err.statusCode ?? 500);

@@ -88,7 +88,7 @@ function outputFiles(r: RunRecord): { results?: string; summary?: string } {
   return { ...(results ? { results } : {}), ...(summary ? { summary } : {}) };
 }
 
-export async function consoleRoutes(app: FastifyInstance, o: { db: Db; exportsDir: string }): Promise<void> {
+export async function consoleRoutes(app: FastifyInstance, o: { db: Db; exportsDir: string; /** The FHIR API's base, for the export manifest's request. */ fhirBase?: () => string }): Promise<void> {
   const { db } = o;
   const send = (req: FastifyRequest, reply: FastifyReply, meta: Omit<PageMeta, 'operator'>, body: Html) => {
     const flash = req.cookies[FLASH_COOKIE];
@@ -253,9 +253,11 @@ export async function consoleRoutes(app: FastifyInstance, o: { db: Db; exportsDi
   app.post<{ Params: { id: string } }>('/groups/:id/export', async (req, reply) => {
     const g = await loadGroup(req.params.id, reply);
     if (!g) return;
-    const out = await exportGroup(db, { groupId: g.id, outRoot: o.exportsDir });
+    const out = await exportGroup(db, { groupId: g.id, outRoot: o.exportsDir, ...(o.fhirBase ? { fhirBase: o.fhirBase() } : {}) });
     await audit(db, { actor: req.operator!, action: 'export', entity: `group/${g.id}`, detail: { dir: out.dir, counts: Object.fromEntries(out.manifest.output.map((x) => [x.type, x.count])) } });
-    return redirectWithFlash(reply, `/groups/${g.id}`, `Exported ${out.manifest.output.map((x) => `${x.count} ${x.type}`).join(', ')}`);
+    // Types with nothing to export are not in the manifest's output.
+    const counts = out.manifest.output.map((x) => `${x.count} ${x.type}`).join(', ');
+    return redirectWithFlash(reply, `/groups/${g.id}`, counts ? `Exported ${counts}` : 'Exported: the Group has nothing to export');
   });
   app.get('/api/groups', async () => ({ groups: await listGroups(db) }));
   app.get<{ Params: { id: string } }>('/api/groups/:id', async (req, reply) => {

@@ -11,7 +11,7 @@ import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { RostermatchError } from '../errors/index.ts';
-import { fhirGroupOf, finishBulkJob, getBulkJob, getGroup, setBulkProgress, startBulkJob, type Db } from '../store/index.ts';
+import { exportInstant, fhirGroupOf, finishBulkJob, getBulkJob, getGroup, setBulkProgress, startBulkJob, type Db } from '../store/index.ts';
 import { selectionQuery, WALK_MEMBERS, type ExportType, type Selection } from './index.ts';
 
 export const BULK_TYPES = ['Patient', 'Immunization', 'Group'] as const;
@@ -51,7 +51,12 @@ export async function runBulkJob(db: Db, jobId: string, o: { root: string; keepM
   const now = o.now ?? (() => new Date());
   const job = await getBulkJob<BulkParams, BulkManifest>(db, jobId);
   if (!job) return 'not-found';
-  if (!(await startBulkJob(db, jobId))) return 'cancelled';
+  // The transactionTime is when the job runs (Bulk Data: "the server's time when the query is
+  // run"), read from the store's one clock under its change lock, as every meta.lastUpdated is
+  // (src/store/clock.ts): a change at or before it is in this export, a later one in the next
+  // `_since` export. Read again by each attempt, which writes the files afresh.
+  const transactionTime = await exportInstant(db);
+  if (!(await startBulkJob(db, jobId, transactionTime))) return 'cancelled';
   const p = job.params;
   const dir = bulkJobDir(o.root, jobId);
   const stillRunning = async () => (await getBulkJob(db, jobId))?.state === 'running';
@@ -63,7 +68,7 @@ export async function runBulkJob(db: Db, jobId: string, o: { root: string; keepM
       if (!(await stillRunning())) throw new Cancelled();
       await setBulkProgress(db, jobId, `${type}: ${i + 1} of ${p.types.length} types`);
       const file = `${type}.ndjson`;
-      const count = await writeBulkType(db, type, job.groupId, job.transactionTime, p, path.join(dir, file));
+      const count = await writeBulkType(db, type, job.groupId, transactionTime, p, path.join(dir, file));
       // A type with nothing to export is left out of the manifest, as the IG recommends.
       if (count === 0) await fs.rm(path.join(dir, file));
       else output.push({ type, url: bulkFileUrl(p.baseUrl, jobId, file), count });
@@ -74,7 +79,7 @@ export async function runBulkJob(db: Db, jobId: string, o: { root: string; keepM
       await fs.writeFile(path.join(dir, 'OperationOutcome.ndjson'), `${JSON.stringify(outcome)}\n`);
       error.push({ type: 'OperationOutcome', url: bulkFileUrl(p.baseUrl, jobId, 'OperationOutcome.ndjson'), count: 1 });
     }
-    const manifest: BulkManifest = { transactionTime: job.transactionTime, request: job.request, requiresAccessToken: true, output, error };
+    const manifest: BulkManifest = { transactionTime, request: job.request, requiresAccessToken: true, output, error };
     const at = now();
     if (!(await finishBulkJob(db, jobId, { state: 'completed', manifest, at: at.toISOString(), expiresAt: new Date(at.getTime() + o.keepMs).toISOString() }))) throw new Cancelled();
     return 'completed';

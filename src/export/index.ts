@@ -3,18 +3,23 @@
  * manifest in the shape of the Bulk Data IG's completion response. Each type is one query streamed
  * straight to its file (the store's copyOut), never holding a whole resource type in memory, into
  * a hidden folder that is renamed into place only once complete — only a successful export
- * publishes a manifest.
+ * publishes a manifest. Each export has a folder of its own, so two exports of a Group in the
+ * same second (or millisecond) never overwrite each other.
  *
  * `since` follows Bulk Data `_since`: resources changed after that instant, plus — the optional
  * behaviour the IG allows for Group exports — all resources of patients who joined the Group
- * after it, so a new member arrives with their whole history.
+ * after it, so a new member arrives with their whole history. The transactionTime is read from
+ * the store's one clock under its change lock (exportInstant, src/store/clock.ts), the clock every
+ * meta.lastUpdated is stamped from: a resource changed at or before it is in this export, one
+ * changed after it in the next `_since=<transactionTime>` export.
  */
+import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Db } from '../store/index.ts';
-import { assertGroupOwner, getGroup } from '../store/index.ts';
+import { assertGroupOwner, exportInstant, getGroup } from '../store/index.ts';
 import { RostermatchError } from '../errors/index.ts';
 
 export const EXPORT_TYPES = ['Patient', 'Immunization'] as const;
@@ -22,16 +27,23 @@ export type ExportType = (typeof EXPORT_TYPES)[number];
 
 export interface ExportRequest {
   groupId: string;
-  /** Root folder; the export lands in <outRoot>/<groupId>/<timestamp>/. */
+  /** Root folder; the export lands in <outRoot>/<groupId>/<transactionTime>-<random>/, a folder of its own. */
   outRoot: string;
   since?: string;
   types?: readonly ExportType[];
-  /** Clock, for tests. @defaultValue now */
+  /** The transactionTime, for tests. @defaultValue the store's clock (exportInstant) */
   now?: Date;
   /** The run this export follows, so a repeated finalise knows it was done. */
   runId?: string;
   /** The partner asking, when a partner asks (a run, a FHIR client): only the Group's owner may. */
   partner?: string;
+  /**
+   * The FHIR base partners' clients reach this service by (absolute http or https, such as
+   * https://iis.example.org/fhir): the manifest's `request` is then the kick-off URL that asks
+   * that server for this same export. @defaultValue none: `request` is written against the
+   * export root (see exportRequestUrl)
+   */
+  fhirBase?: string;
 }
 
 export interface Manifest {
@@ -47,6 +59,27 @@ export interface ExportResult {
   manifest: Manifest;
 }
 
+/** What an instant looks like, for messages. */
+export const INSTANT_EXAMPLES = '2026-01-01T00:00:00Z or 2026-01-01T00:00:00.000+02:00';
+
+/**
+ * A FHIR instant — a date that exists, a time to the second (a fraction optional), an offset
+ * (Z or ±hh:mm) — as a UTC ISO string at the millisecond; undefined when `v` is not one. The one
+ * reading of `_since`, for the FHIR kick-off (src/fhir) and the CLI and console export alike.
+ */
+export function parseInstant(v: string): string | undefined {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-](\d{2}):(\d{2}))$/.exec(v);
+  if (!m) return undefined;
+  const [y, mo, d, h, mi, s] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const day = new Date(Date.UTC(y, mo - 1, d));
+  if (day.getUTCFullYear() !== y || day.getUTCMonth() !== mo - 1 || day.getUTCDate() !== d || h > 23 || mi > 59 || s > 59) return undefined;
+  if (m[9] !== undefined && (Number(m[9]) > 14 || Number(m[10]) > 59)) return undefined;
+  const t = new Date(v);
+  if (Number.isNaN(t.getTime())) return undefined;
+  // Milliseconds kept; finer digits cannot matter, every stamp being taken at the millisecond (src/store/clock.ts).
+  return t.toISOString();
+}
+
 /** Parses and checks `--type` / `--since` as Bulk Data does, naming the bad parameter. */
 export function parseExportParams(params: { type?: string; since?: string }): { types: ExportType[]; since?: string } {
   const types = params.type
@@ -59,46 +92,75 @@ export function parseExportParams(params: { type?: string; since?: string }): { 
   }
   let since: string | undefined;
   if (params.since !== undefined) {
-    const d = new Date(params.since);
-    if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(params.since) || Number.isNaN(d.getTime())) {
-      throw new RostermatchError('EXPORT_INVALID_REQUEST', '_since must be a FHIR instant such as 2026-01-01T00:00:00Z', { field: '_since' });
+    since = parseInstant(params.since);
+    if (since === undefined) {
+      throw new RostermatchError(
+        'EXPORT_INVALID_REQUEST',
+        `_since must be a FHIR instant such as ${INSTANT_EXAMPLES} (a date that exists, a time with seconds, an offset): "${params.since}" is not one`,
+        { field: '_since' },
+      );
     }
-    since = d.toISOString();
   }
   return { types: types as ExportType[], ...(since ? { since } : {}) };
 }
 
+/**
+ * The manifest's `request`: Bulk Data asks for the full URL of the kick-off request. An export
+ * made here (a run, `rostermatch export`, the console's "Export now") had no HTTP request; when
+ * the FHIR base partners reach is known, `request` is the kick-off URL that asks that server for
+ * this same export (the same Group, types and `_since`). When it is not, there is no URL at which
+ * this export could be asked for, so `request` is written against the base that did answer it —
+ * the export root on this machine, as a file: URL, the root the output URLs point into — rather
+ * than against a server address made up for it. Either way it is absolute, and names the Group
+ * and the parameters.
+ */
+export function exportRequestUrl(r: { groupId: string; outRoot: string; fhirBase?: string | undefined; types: readonly string[]; since?: string | undefined }): string {
+  const base = r.fhirBase ?? pathToFileURL(path.resolve(r.outRoot)).href;
+  const query = [`_type=${r.types.join(',')}`, ...(r.since ? [`_since=${r.since}`] : [])].join('&');
+  return `${base.replace(/\/+$/, '')}/Group/${encodeURIComponent(r.groupId)}/$export?${query}`;
+}
+
 export async function exportGroup(db: Db, req: ExportRequest): Promise<ExportResult> {
+  if (req.fhirBase !== undefined && !/^https?:\/\/[^/]/.test(req.fhirBase)) {
+    throw new RostermatchError('USAGE', 'the FHIR base an export names must be an absolute http or https URL');
+  }
   const group = req.partner === undefined ? await getGroup(db, req.groupId) : await assertGroupOwner(db, req.partner, req.groupId);
   if (!group) throw new RostermatchError('GROUP_NOT_FOUND', `no Group with id "${req.groupId}"`, { field: 'group' });
   const types = req.types ?? EXPORT_TYPES;
-  const transactionTime = (req.now ?? new Date()).toISOString();
-  const stamp = transactionTime.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const transactionTime = req.now ? req.now.toISOString() : await exportInstant(db);
+  // Its own folder: the transactionTime (to the millisecond, so folders sort by it) and a random
+  // part, so two exports at the same instant, in one process or two, never share one.
+  const folder = `${transactionTime.replace(/[-:]/g, '')}-${randomBytes(4).toString('hex')}`;
   const groupDir = path.join(req.outRoot, req.groupId);
-  const finalDir = path.join(groupDir, stamp);
-  const workDir = path.join(groupDir, `.${stamp}.partial-${process.pid}`);
+  const finalDir = path.join(groupDir, folder);
+  const workDir = path.join(groupDir, `.${folder}.partial-${process.pid}`);
   await fs.mkdir(workDir, { recursive: true });
   try {
     const output: Manifest['output'] = [];
     for (const type of types) {
       const file = `${type}.ndjson`;
       const count = await writeType(db, type, req.groupId, req.since, transactionTime, path.join(workDir, file));
-      output.push({ type, url: pathToFileURL(path.join(finalDir, file)).href, count });
+      // A type with nothing to export is left out of the manifest (and its empty file out of the
+      // folder), as the Bulk Data IG recommends.
+      if (count === 0) await fs.rm(path.join(workDir, file));
+      // The file's URL is where it is: this export is the IIS operator's copy on this machine,
+      // written beside the service and not served by it (the FHIR API serves the exports partners
+      // ask it for at its own URLs, src/export/bulk-job.ts) — hence file: URLs, and no access token.
+      else output.push({ type, url: pathToFileURL(path.join(finalDir, file)).href, count });
     }
-    const query = [`_type=${types.join(',')}`, ...(req.since ? [`_since=${req.since}`] : [])].join('&');
     const manifest: Manifest = {
       transactionTime,
-      request: `Group/${req.groupId}/$export?${query}`,
+      request: exportRequestUrl({ groupId: req.groupId, outRoot: req.outRoot, fhirBase: req.fhirBase, types, since: req.since }),
       requiresAccessToken: false,
       output,
       error: [],
     };
     await fs.writeFile(path.join(workDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
-    await fs.rm(finalDir, { recursive: true, force: true });
+    // Never over another export: the folder is new, and a rename onto one that is not empty fails.
     await fs.rename(workDir, finalDir);
     await db.query(
       'INSERT INTO export (id, group_id, transaction_time, dir, manifest, run_id) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING',
-      [`${req.groupId}/${stamp}`, req.groupId, transactionTime, finalDir, JSON.stringify(manifest), req.runId ?? null],
+      [`${req.groupId}/${folder}`, req.groupId, transactionTime, finalDir, JSON.stringify(manifest), req.runId ?? null],
     );
     return { dir: finalDir, manifest };
   } catch (e) {
@@ -155,13 +217,16 @@ const SUBSETTED = '{"system":"http://terminology.hl7.org/CodeSystem/v3-Observati
 
 /**
  * One type's resources for the selection, by member id then resource id. With `since`, a member
- * who joined after it comes whole, the others with what changed after it (added_at is written at
- * the millisecond, as `since` is given).
+ * who joined after it comes whole, the others with what changed after it. Resources changed
+ * after `until` (the transactionTime) are left to the next export: `> since` and `<= until` on
+ * the same stamps partition time, so an export and the next one with `since` = its `until` hold
+ * every change once. Stamps, `since` and `until` are all instants at the millisecond from one
+ * clock (src/store/clock.ts), compared as timestamptz, never as text.
  */
 export function selectionQuery(type: ExportType, s: Selection): string {
   const [table, owner] = type === 'Patient' ? ['patient', 'id'] : ['immunization', 'patient_id'];
-  const where = [`m.group_id = ${literal(s.groupId)}`, `r.last_updated <= ${literal(s.until)}`];
-  if (s.since) where.push(`(m.added_at > ${literal(s.since)} OR r.last_updated > ${literal(s.since)})`);
+  const where = [`m.group_id = ${literal(s.groupId)}`, `r.last_updated <= ${instantLiteral(s.until, 'transactionTime')}`];
+  if (s.since) where.push(`(m.added_at > ${instantLiteral(s.since, '_since')} OR r.last_updated > ${instantLiteral(s.since, '_since')})`);
   if (s.patients) where.push(`m.patient_id = ANY (${textArray(s.patients)})`);
   if (type === 'Immunization' && s.filters && s.filters.length > 0) where.push(`(${s.filters.map((f) => `(${f.map(condition).join(' AND ') || 'true'})`).join(' OR ')})`);
   const resource = s.elements ? subset(s.elements, MANDATORY[type]) : 'r.resource';
@@ -197,6 +262,13 @@ function condition(c: ImmunizationCondition): string {
 
 function textArray(values: readonly string[]): string {
   return `ARRAY[${values.map(literal).join(', ') || "''"}]::text[]`;
+}
+
+/** An instant as a timestamptz literal; refused unless it is one (it goes into SQL as a literal). */
+function instantLiteral(value: string, field: '_since' | 'transactionTime'): string {
+  const t = parseInstant(value);
+  if (t === undefined) throw new RostermatchError('EXPORT_INVALID_REQUEST', `"${value}" is not a FHIR instant such as ${INSTANT_EXAMPLES}`, { field });
+  return `${literal(t)}::timestamptz`;
 }
 
 /** A value as an SQL literal, copyOut taking no parameters; E'' reads the same whatever standard_conforming_strings says. */

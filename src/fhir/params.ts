@@ -5,7 +5,7 @@
  * skipped and reported in the manifest's error files.
  */
 import { BULK_TYPES, type BulkParams, type BulkType } from '../export/bulk-job.ts';
-import type { ImmunizationCondition } from '../export/index.ts';
+import { INSTANT_EXAMPLES, parseInstant, type ImmunizationCondition } from '../export/index.ts';
 import { FhirError } from './outcome.ts';
 
 export const OUTPUT_FORMATS = ['application/fhir+ndjson', 'application/ndjson', 'ndjson'];
@@ -123,19 +123,11 @@ export function parseKickOff(raw: RawParams, o: { method: 'GET' | 'POST'; lenien
   };
 }
 
-/** A FHIR instant (seconds required, any offset), as a UTC ISO string; a calendar date that does not exist is refused. */
+/** `_since` as a UTC ISO string, read by the one instant parser (src/export); a 400 when it is not an instant. */
 export function instant(v: string): string {
-  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-](\d{2}):(\d{2}))$/.exec(v);
-  const bad = () => invalid(`_since "${v}" is not a FHIR instant such as 2026-01-01T00:00:00Z or 2026-01-01T00:00:00.000+02:00`);
-  if (!m) throw bad();
-  const [y, mo, d, h, mi, s] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
-  const day = new Date(Date.UTC(y, mo - 1, d));
-  if (day.getUTCFullYear() !== y || day.getUTCMonth() !== mo - 1 || day.getUTCDate() !== d || h > 23 || mi > 59 || s > 59) throw bad();
-  if (m[9] !== undefined && (Number(m[9]) > 14 || Number(m[10]) > 59)) throw bad();
-  const t = new Date(v);
-  if (Number.isNaN(t.getTime())) throw bad();
-  // Milliseconds kept; finer digits cannot matter, timestamps being stored to the microsecond and set to the millisecond.
-  return t.toISOString();
+  const t = parseInstant(v);
+  if (t === undefined) throw invalid(`_since "${v}" is not a FHIR instant such as ${INSTANT_EXAMPLES}`);
+  return t;
 }
 
 /** One `_typeFilter`: `Immunization?` and search parameters this server applies to Immunizations. */

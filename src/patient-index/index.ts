@@ -12,6 +12,7 @@ import { blockingKeys } from '../match/index.ts';
 import type { Db, ImmunizationWrite, PatientWrite, UpsertCounts } from '../store/index.ts';
 import {
   analyzeIndex,
+  changeStamp,
   dropBlockIndexesIfEmpty,
   lastPerId,
   markMatchForm,
@@ -92,8 +93,12 @@ interface Record_ {
   resource: unknown;
 }
 
-export async function loadIndexFile(db: Db, file: string, opts: { now?: () => Date } = {}): Promise<LoadReport> {
-  const now = opts.now ?? (() => new Date());
+/**
+ * Loads one index file. Each batch's changes are stamped (meta.lastUpdated) in the transaction
+ * that writes them, from the store's one clock (changeStamp), so a Bulk `_since` export never
+ * misses them. `now` replaces that clock (tests).
+ */
+export async function loadIndexFile(db: Db, file: string, opts: { /** @defaultValue the store's clock */ now?: () => Date } = {}): Promise<LoadReport> {
   // Unchanged patients are not rewritten by a load: bring their stored view up to date first.
   await ensureMatchForm(db);
   const report: LoadReport = {
@@ -116,7 +121,7 @@ export async function loadIndexFile(db: Db, file: string, opts: { now?: () => Da
   // Into an empty index, batches are written straight in (and its key indexes built at the end).
   const fresh = await dropBlockIndexesIfEmpty(db);
   let patients: ReadPatient[] = [];
-  let immunizations: (ImmunizationWrite & { line: number })[] = [];
+  let immunizations: ReadImmunization[] = [];
   // One batch is merged while the next is read and prepared, so Node's work and the database's
   // overlap; batches land in file order.
   let merging: Promise<void> = Promise.resolve();
@@ -137,7 +142,7 @@ export async function loadIndexFile(db: Db, file: string, opts: { now?: () => Da
     }
     const p = readPatients.flatMap((r) => {
       try {
-        return [completePatient(r)];
+        return [normalisePatient(r)];
       } catch (e) {
         reject(r.line, (e as Error).message);
         return [];
@@ -147,9 +152,11 @@ export async function loadIndexFile(db: Db, file: string, opts: { now?: () => Da
     if (p.length === 0 && im.length === 0) return;
     inFlight = { patients: new Set(p.map((w) => w.patient.id)), immunizations: new Set(im.map((w) => w.id)) };
     merging = db.transaction(async (tx) => {
+      // Stamped here, not when read: the stamp must be taken under the lock this transaction holds to its commit.
+      const at = await changeStamp(tx, opts.now);
       // Patients first, so an Immunization in the same batch finds its patient.
-      add(report.patients, await mergePatients(tx, p, { fresh }));
-      const c = await mergeImmunizations(tx, im);
+      add(report.patients, await mergePatients(tx, p.map((w) => stampPatient(w, at)), { fresh }));
+      const c = await mergeImmunizations(tx, im.map((w) => stampImmunization(w, at)));
       add(report.immunizations, c);
       for (const w of im) if (c.orphans.has(w.id)) reject(w.line, 'Immunization.patient references a Patient not in the index');
     });
@@ -162,10 +169,9 @@ export async function loadIndexFile(db: Db, file: string, opts: { now?: () => Da
     for await (const { line, resource } of source) {
       report.lines = line;
       try {
-        const stamped = new Date(Math.floor(now().getTime() / 1000) * 1000).toISOString();
-        const prepared = prepare(resource, stamped);
+        const prepared = prepare(resource);
         if (prepared.kind === 'Patient') patients.push({ ...prepared.read, line });
-        else immunizations.push({ ...prepared.write, line });
+        else immunizations.push({ ...prepared.read, line });
       } catch (e) {
         reject(line, (e as Error).message);
         continue;
@@ -186,17 +192,27 @@ export async function loadIndexFile(db: Db, file: string, opts: { now?: () => Da
   return report;
 }
 
-/** A Patient line as read: checked, hashed, stamped; normalised only if it changes the index. */
-interface ReadPatient {
+/** A line as read: checked and hashed; stamped only in the transaction that stores it. */
+interface ReadLine {
   line: number;
   id: string;
-  fhir: FhirPatient;
-  resource: string;
+  /** The resource without meta, as JSON text (what the content hash is of). */
+  content: string;
+  /** meta as sent (the loader's own lastUpdated goes beside it). */
+  meta: unknown;
   contentHash: string;
-  lastUpdated: string;
 }
 
-type Prepared = { kind: 'Patient'; read: Omit<ReadPatient, 'line'> } | { kind: 'Immunization'; write: ImmunizationWrite };
+/** A Patient line as read; normalised only if it changes the index. */
+interface ReadPatient extends ReadLine {
+  fhir: FhirPatient;
+}
+
+interface ReadImmunization extends ReadLine {
+  patientId: string;
+}
+
+type Prepared = { kind: 'Patient'; read: Omit<ReadPatient, 'line'> } | { kind: 'Immunization'; read: Omit<ReadImmunization, 'line'> };
 
 /**
  * The stored resource carries our own meta.lastUpdated (when this index last changed it), as a
@@ -205,7 +221,7 @@ type Prepared = { kind: 'Patient'; read: Omit<ReadPatient, 'line'> } | { kind: '
  * rules (validate.ts) — unchanged ones too, so a reload still names a bad line — since what is
  * stored here is what partners' exports carry.
  */
-function prepare(resource: unknown, now: string): Prepared {
+function prepare(resource: unknown): Prepared {
   if (typeof resource !== 'object' || resource === null || Array.isArray(resource)) throw new Error('not a JSON object');
   const r = resource as Record<string, unknown>;
   // An empty array means "none" to the exporters that write one, but FHIR JSON forbids it: it is
@@ -221,8 +237,7 @@ function prepare(resource: unknown, now: string): Prepared {
     if (typeof r.id !== 'string' || !FHIR_ID.test(r.id)) throw new Error('Patient.id is missing or not a valid FHIR id');
     checkMeta('Patient', meta);
     checkPatient(content);
-    const s = stamp(content, meta, now);
-    return { kind: 'Patient', read: { id: r.id, fhir: content as unknown as FhirPatient, resource: s.stored, contentHash: s.contentHash, lastUpdated: now } };
+    return { kind: 'Patient', read: { id: r.id, fhir: content as unknown as FhirPatient, meta, ...hashed(content) } };
   }
   if (r.resourceType === 'Immunization') {
     if (typeof r.id !== 'string' || !FHIR_ID.test(r.id)) throw new Error('Immunization.id is missing or not a valid FHIR id');
@@ -231,25 +246,37 @@ function prepare(resource: unknown, now: string): Prepared {
     if (!m) throw new Error('Immunization.patient.reference is missing or not "Patient/<id>"');
     checkMeta('Immunization', meta);
     checkImmunization(content);
-    const s = stamp(content, meta, now);
-    return { kind: 'Immunization', write: { id: r.id, patientId: m[1]!, resource: s.stored, contentHash: s.contentHash, lastUpdated: now } };
+    return { kind: 'Immunization', read: { id: r.id, patientId: m[1]!, meta, ...hashed(content) } };
   }
   throw new Error(`resourceType must be Patient or Immunization`);
 }
 
-function stamp(content: Record<string, unknown>, meta: unknown, now: string): { stored: string; contentHash: string } {
+function hashed(content: Record<string, unknown>): { content: string; contentHash: string } {
   const text = JSON.stringify(content);
-  const contentHash = createHash('sha256').update(text).digest('hex');
-  // Stored as jsonb, which keeps no key order: meta goes first, without serialising the resource twice.
-  const stamped = JSON.stringify({ ...(meta as object | undefined), lastUpdated: now });
-  const stored = text === '{}' ? `{"meta":${stamped}}` : `{"meta":${stamped},${text.slice(1)}`;
-  return { stored, contentHash };
+  return { content: text, contentHash: createHash('sha256').update(text).digest('hex') };
 }
 
-function completePatient(r: ReadPatient): PatientWrite {
-  const patient = patientFromFhir(r.fhir);
-  const keys = patient.replacedBy ? [] : blockingKeys(patient.person, patient.identifiers);
-  return { patient, resource: r.resource, contentHash: r.contentHash, lastUpdated: r.lastUpdated, blockKeys: keys };
+/** The resource as stored: meta as sent with our lastUpdated, then the content. */
+function stamped(r: ReadLine, at: string): string {
+  // Stored as jsonb, which keeps no key order: meta goes first, without serialising the resource twice.
+  const meta = JSON.stringify({ ...(r.meta as object | undefined), lastUpdated: at });
+  return r.content === '{}' ? `{"meta":${meta}}` : `{"meta":${meta},${r.content.slice(1)}`;
+}
+
+/** A Patient line normalised for matching (which may refuse it), not yet stamped. */
+type NormalisedPatient = ReadLine & Pick<PatientWrite, 'patient' | 'blockKeys'>;
+
+function normalisePatient({ fhir, ...r }: ReadPatient): NormalisedPatient {
+  const patient = patientFromFhir(fhir);
+  return { ...r, patient, blockKeys: patient.replacedBy ? [] : blockingKeys(patient.person, patient.identifiers) };
+}
+
+function stampPatient(w: NormalisedPatient, at: string): PatientWrite {
+  return { patient: w.patient, blockKeys: w.blockKeys, resource: stamped(w, at), contentHash: w.contentHash, lastUpdated: at };
+}
+
+function stampImmunization(w: ReadImmunization, at: string): ImmunizationWrite {
+  return { id: w.id, patientId: w.patientId, resource: stamped(w, at), contentHash: w.contentHash, lastUpdated: at };
 }
 
 /** `lines` less those whose resource is stored with the same content hash (unless the batch in flight may change it). */

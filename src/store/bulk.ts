@@ -73,9 +73,15 @@ export async function getBulkJob<P, M>(db: Queryable, id: string): Promise<BulkJ
   return rows[0] && toJob<P, M>(rows[0]);
 }
 
-/** Moves a queued job to running; false when it is no longer queued (cancelled meanwhile, or taken). */
-export async function startBulkJob(db: Queryable, id: string): Promise<boolean> {
-  const { rows } = await db.query<{ id: string }>("UPDATE bulk_export SET state = 'running' WHERE id = $1 AND state IN ('queued', 'running') RETURNING id", [id]);
+/**
+ * Moves a queued job to running, with the transactionTime it runs at (the kick-off's, when not
+ * given); false when it is no longer queued (cancelled meanwhile, or taken).
+ */
+export async function startBulkJob(db: Queryable, id: string, transactionTime?: string): Promise<boolean> {
+  const { rows } = await db.query<{ id: string }>(
+    "UPDATE bulk_export SET state = 'running', transaction_time = coalesce($2::timestamptz, transaction_time) WHERE id = $1 AND state IN ('queued', 'running') RETURNING id",
+    [id, transactionTime ?? null],
+  );
   return rows.length === 1;
 }
 

@@ -10,3 +10,4 @@ export * from './sessions.ts';
 export * from './views.ts';
 export * from './clients.ts';
 export * from './bulk.ts';
+export * from './clock.ts';
