@@ -17,7 +17,7 @@ import { loadIndexFile } from '../src/patient-index/index.ts';
 import { loadPartnerPipeline } from '../src/pipeline/index.ts';
 import { runFile } from '../src/run/index.ts';
 import { startServe, type Service } from '../src/service/index.ts';
-import { addClient, groupHistory, groupMembers, openStore, type Db } from '../src/store/index.ts';
+import { addClient, defineGroup, groupHistory, groupMembers, openStore, type Db } from '../src/store/index.ts';
 import { errorsOf } from './fhir-validators.ts';
 import { cancel, checkSmartConfiguration, kickOff, makeKeyPair, poll, pollOnce, requestToken, runExport, type KeyPair } from './bulk-client/client.ts';
 import { pipelinesDir, REDIS_URL, waitFor } from './daemon-helpers.ts';
@@ -28,6 +28,20 @@ const SCHOOL_GROUP = 'school-district-7-students';
 const PAYER = 'acme-health-plan';
 const PAYER_GROUP = 'acme-health-plan-members';
 const SCOPE = 'system/*.read';
+const DEFINED_GROUP = 'sd7-under-18-local';
+
+/** The characteristic Group's members, worked out from the sample file itself: not the server's SQL. */
+async function underEighteenIn(zips: string[]): Promise<Set<string>> {
+  const now = new Date();
+  const cutoff = `${now.getUTCFullYear() - 18}-${String(now.getUTCMonth() + 1).padStart(2, '0')}-${String(now.getUTCDate()).padStart(2, '0')}`;
+  const ids = new Set<string>();
+  for (const line of (await fs.readFile('samples/iis/Patient.ndjson', 'utf8')).split('\n')) {
+    if (!line) continue;
+    const p = JSON.parse(line) as { id: string; birthDate?: string; address?: { postalCode?: string }[] };
+    if (zips.includes(p.address?.[0]?.postalCode ?? '') && p.birthDate && p.birthDate.length === 10 && p.birthDate > cutoff) ids.add(p.id);
+  }
+  return ids;
+}
 
 interface World {
   service: Service;
@@ -77,6 +91,8 @@ async function world(store: (typeof STORES)[number]): Promise<World> {
   await addClient(db, { id: 'payer', partner: PAYER, jwks: payerKey.jwks as never, scopes: SCOPE, by: 'test' });
   // The school manages its own Group too (the dynamic approach): the same key, a write scope.
   await addClient(db, { id: 'school-manager', partner: SCHOOL, jwks: rsa.jwks as never, scopes: 'system/*.read system/Group.write', by: 'test' });
+  // Seed 003's example: everyone living in two ZIP codes under 18, evaluated at export time.
+  await defineGroup(db, { id: DEFINED_GROUP, partner: SCHOOL, name: 'Under 18 in 61761 and 61820', characteristics: { zips: ['61761', '61820'], underAge: 18 }, by: 'test', at: new Date().toISOString() });
   const payerOnly = (await groupMembers(db, PAYER_GROUP)).map((m) => m.patientId).filter((id) => !schoolIds.has(id));
   const members = schoolIds.size;
   await db.close();
@@ -371,5 +387,35 @@ describe.each(STORES)('the FHIR server (%s)', (store) => {
     expect((await op('member-add', manager, [])).status).toBe(400);
     expect((await op('member-add', manager, [ref(w.schoolMember), { name: 'memberId', valueIdentifier: { system: id.system, value: id.value } }])).status).toBe(400);
     expect((await op('member-add', manager, [ref(w.schoolMember), { name: 'colour', valueString: 'blue' }])).status).toBe(400);
+  });
+
+  it('a Group defined by characteristics (actual: false) is evaluated when it is exported, reads as valid R4, and takes no membership changes', async () => {
+    const t = await token(w);
+    const read = await fetch(`${w.base}/Group/${DEFINED_GROUP}`, { headers: { authorization: `Bearer ${t}` } });
+    const g = (await read.json()) as Record<string, unknown>;
+    expect(g).toMatchObject({ resourceType: 'Group', id: DEFINED_GROUP, actual: false, type: 'person' });
+    expect(g).not.toHaveProperty('member');
+    expect(errorsOf(g)).toEqual([]);
+
+    const expected = await underEighteenIn(['61761', '61820']);
+    expect(expected.size).toBeGreaterThan(10);
+    const r = await runExport({ fhirBase: w.base, groupId: DEFINED_GROUP, clientId: 'school-rs', key: w.rsa, scope: SCOPE, requireCount: true, floorMs: 50 });
+    expect(r.problems).toEqual([]);
+    const patients = r.outputs.find((o) => o.item.type === 'Patient')!.download.lines;
+    expect(new Set(patients.map((p) => p.id))).toEqual(expected);
+    const immunizations = r.outputs.find((o) => o.item.type === 'Immunization')?.download.lines ?? [];
+    expect(immunizations.every((i) => expected.has(((i.patient as { reference: string }).reference).slice('Patient/'.length)))).toBe(true);
+
+    const manager = await token(w, 'school-manager', w.rsa, 'system/*.read system/Group.write');
+    const add = await fetch(`${w.base}/Group/${DEFINED_GROUP}/$member-add`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${manager}`, 'content-type': 'application/fhir+json' },
+      body: JSON.stringify({ resourceType: 'Parameters', parameter: [{ name: 'patientReference', valueReference: { reference: `Patient/${w.schoolMember}` } }] }),
+    });
+    expect(add.status).toBe(422);
+    expect(((await add.json()) as { issue: { code: string }[] }).issue[0]!.code).toBe('business-rule');
+    // Another partner's client does not see it.
+    const payer = await token(w, 'payer', w.payerKey);
+    expect((await fetch(`${w.base}/Group/${DEFINED_GROUP}`, { headers: { authorization: `Bearer ${payer}` } })).status).toBe(404);
   });
 });

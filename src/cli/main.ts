@@ -15,6 +15,7 @@ import { weight, type Levels } from '../match/index.ts';
 import { generateSamples } from '../samples/index.ts';
 import {
   acceptReviewItem,
+  defineGroup,
   findRun,
   getGroup,
   fhirGroupOf,
@@ -45,6 +46,12 @@ const program = new Command()
   .showHelpAfterError('(run with --help for usage)');
 
 const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+
+const nonNegativeInt = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number');
+  return n;
+};
 
 const positiveInt = (v: string) => {
   const n = Number(v);
@@ -296,6 +303,33 @@ review
     });
   });
 
+const codes = (what: string, pattern: RegExp) => (v: string) => {
+  const list = v.split(',').map((x) => x.trim()).filter(Boolean);
+  const bad = list.find((x) => !pattern.test(x));
+  if (list.length === 0 || bad !== undefined) throw new InvalidArgumentError(`expected a comma-separated list of ${what}`);
+  return list;
+};
+
+group
+  .command('define')
+  .description('a Group defined by characteristics (actual: false), evaluated against the index whenever it is exported: people living at these ZIP codes, optionally in an age range, optionally immunized with given vaccines; audited')
+  .argument('<group-id>', 'a FHIR id: letters, digits, - and ., at most 64')
+  .requiredOption('--partner <partner>', 'the partner the Group belongs to (only its clients can read or export it)')
+  .requiredOption('--name <name>', 'a name partners will see')
+  .requiredOption('--zip <zips>', 'comma-separated five-digit ZIP codes of the home address', codes('five-digit ZIP codes', /^\d{5}$/))
+  .option('--under-age <years>', 'younger than this many whole years on the day of the export', positiveInt)
+  .option('--min-age <years>', 'at least this many whole years old on the day of the export', nonNegativeInt)
+  .option('--vaccine <cvx>', 'comma-separated CVX codes: immunized with at least one of them', codes('CVX codes', /^\d{1,3}$/))
+  .option('--by <name>', 'who defines it (default: $ROSTERMATCH_OPERATOR or the login name)')
+  .action(async (id: string, o: { partner: string; name: string; zip: string[]; underAge?: number; minAge?: number; vaccine?: string[]; by?: string }) => {
+    if (!/^[A-Za-z0-9\-.]{1,64}$/.test(id)) throw new RostermatchError('USAGE', 'the Group id must be a FHIR id: letters, digits, - and ., at most 64', { field: 'group-id' });
+    await withContext(globals(), async ({ db }) => {
+      const characteristics = { zips: o.zip, ...(o.underAge !== undefined ? { underAge: o.underAge } : {}), ...(o.minAge !== undefined ? { minAge: o.minAge } : {}), ...(o.vaccine ? { vaccines: o.vaccine } : {}) };
+      const g = await db.transaction((tx) => defineGroup(tx, { id, partner: o.partner, name: o.name, characteristics, by: o.by ?? operator(), at: new Date().toISOString() }));
+      console.log(`Group ${g.id} (partner ${g.partner}) defined by characteristics, v${g.version}: evaluated at each export`);
+    });
+  });
+
 group
   .command('move')
   .description('give a Group to another partner (a renamed partner, a Group set up under the wrong one); audited')
@@ -358,11 +392,6 @@ runCmd
     });
   });
 
-const nonNegativeInt = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number');
-  return n;
-};
 
 /** How often serve and worker look for their parent. */
 const PARENT_CHECK_MS = 1000;

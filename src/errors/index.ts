@@ -20,6 +20,7 @@ export const ERROR_CODES = {
   INDEX_LINE_INVALID: 'a line of the patient index file is not a valid resource',
   GROUP_NOT_FOUND: 'no such Group',
   GROUP_NOT_YOURS: 'the Group belongs to another partner',
+  GROUP_DEFINED: 'the Group is defined by characteristics: its members are not changed one by one',
   RUN_NOT_HELD: 'the run is not waiting for an operator to confirm its Group change',
   RUN_HOLD_STALE: 'the Group changed after the run was held; it is held again with new numbers',
   REVIEW_INVALID: 'the review decision cannot be applied',

@@ -102,9 +102,12 @@ async function writeBulkType(db: Db, type: BulkType, groupId: string, until: str
     await fs.writeFile(file, `${JSON.stringify(await fhirGroupOf(db, g))}\n`);
     return 1;
   }
+  const g = await getGroup(db, groupId);
+  if (!g) throw new RostermatchError('GROUP_NOT_FOUND', `no Group with id "${groupId}"`);
   const s: Selection = {
     groupId,
     until,
+    ...(g.characteristics ? { defined: g.characteristics } : {}),
     ...(p.since ? { since: p.since } : {}),
     ...(p.patients ? { patients: p.patients } : {}),
     ...(elements ? { elements } : {}),

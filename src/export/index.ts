@@ -18,9 +18,11 @@ import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Db } from '../store/index.ts';
+import type { Db, GroupCharacteristics } from '../store/index.ts';
 import { assertGroupOwner, exportInstant, getGroup } from '../store/index.ts';
 import { RostermatchError } from '../errors/index.ts';
+import { characteristicMembers } from './characteristics.ts';
+import { literal, textArray } from './sql.ts';
 
 export const EXPORT_TYPES = ['Patient', 'Immunization'] as const;
 export type ExportType = (typeof EXPORT_TYPES)[number];
@@ -139,7 +141,7 @@ export async function exportGroup(db: Db, req: ExportRequest): Promise<ExportRes
     const output: Manifest['output'] = [];
     for (const type of types) {
       const file = `${type}.ndjson`;
-      const count = await writeType(db, type, req.groupId, req.since, transactionTime, path.join(workDir, file));
+      const count = await writeType(db, type, { groupId: req.groupId, until: transactionTime, ...(req.since ? { since: req.since } : {}), ...(group.characteristics ? { defined: group.characteristics } : {}) }, path.join(workDir, file));
       // A type with nothing to export is left out of the manifest (and its empty file out of the
       // folder), as the Bulk Data IG recommends.
       if (count === 0) await fs.rm(path.join(workDir, file));
@@ -183,8 +185,8 @@ export const WALK_MEMBERS = [
   'SET LOCAL jit = off',
 ].join('; ');
 
-async function writeType(db: Db, type: ExportType, groupId: string, since: string | undefined, until: string, file: string): Promise<number> {
-  return db.copyOut(selectionQuery(type, { groupId, until, ...(since ? { since } : {}) }), createWriteStream(file), WALK_MEMBERS);
+async function writeType(db: Db, type: ExportType, s: Selection, file: string): Promise<number> {
+  return db.copyOut(selectionQuery(type, s), createWriteStream(file), WALK_MEMBERS);
 }
 
 /** A condition on an Immunization, one search parameter of a `_typeFilter` (several in one filter all hold). */
@@ -205,6 +207,8 @@ export interface Selection {
   elements?: readonly string[];
   /** Immunizations meeting any one of these lists of conditions (`_typeFilter`). */
   filters?: readonly (readonly ImmunizationCondition[])[];
+  /** A Group defined by characteristics: its members are whoever meets them at `until`. */
+  defined?: GroupCharacteristics;
 }
 
 /** Elements kept whatever `_elements` says: the resource's identity, and what R4 makes mandatory. */
@@ -225,12 +229,14 @@ const SUBSETTED = '{"system":"http://terminology.hl7.org/CodeSystem/v3-Observati
  */
 export function selectionQuery(type: ExportType, s: Selection): string {
   const [table, owner] = type === 'Patient' ? ['patient', 'id'] : ['immunization', 'patient_id'];
-  const where = [`m.group_id = ${literal(s.groupId)}`, `r.last_updated <= ${instantLiteral(s.until, 'transactionTime')}`];
+  const where = [...(s.defined ? [] : [`m.group_id = ${literal(s.groupId)}`]), `r.last_updated <= ${instantLiteral(s.until, 'transactionTime')}`];
+  // A defined Group's members are who meet its characteristics on the day (UTC) of the transactionTime.
+  const members = s.defined ? `(${characteristicMembers(s.defined, parseInstant(s.until)!)})` : 'group_member';
   if (s.since) where.push(`(m.added_at > ${instantLiteral(s.since, '_since')} OR r.last_updated > ${instantLiteral(s.since, '_since')})`);
   if (s.patients) where.push(`m.patient_id = ANY (${textArray(s.patients)})`);
   if (type === 'Immunization' && s.filters && s.filters.length > 0) where.push(`(${s.filters.map((f) => `(${f.map(condition).join(' AND ') || 'true'})`).join(' OR ')})`);
   const resource = s.elements ? subset(s.elements, MANDATORY[type]) : 'r.resource';
-  return `SELECT (${resource})::text FROM group_member m JOIN ${table} r ON r.${owner} = m.patient_id
+  return `SELECT (${resource})::text FROM ${members} m JOIN ${table} r ON r.${owner} = m.patient_id
            WHERE ${where.join(' AND ')}
            ORDER BY m.patient_id, r.id`;
 }
@@ -260,9 +266,6 @@ function condition(c: ImmunizationCondition): string {
   }
 }
 
-function textArray(values: readonly string[]): string {
-  return `ARRAY[${values.map(literal).join(', ') || "''"}]::text[]`;
-}
 
 /** An instant as a timestamptz literal; refused unless it is one (it goes into SQL as a literal). */
 function instantLiteral(value: string, field: '_since' | 'transactionTime'): string {
@@ -271,7 +274,3 @@ function instantLiteral(value: string, field: '_since' | 'transactionTime'): str
   return `${literal(t)}::timestamptz`;
 }
 
-/** A value as an SQL literal, copyOut taking no parameters; E'' reads the same whatever standard_conforming_strings says. */
-function literal(value: string): string {
-  return `E'${value.replace(/[\\']/g, (c) => c + c)}'`;
-}

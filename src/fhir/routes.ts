@@ -12,6 +12,7 @@ import path from 'node:path';
 import { createGzip } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../config/index.ts';
+import { isRostermatchError } from '../errors/index.ts';
 import { bulkJobDir, type BulkManifest, type BulkParams, type BulkType } from '../export/bulk-job.ts';
 import { addPartnerMember, audit, cancelBulkJob, hasRelationship, patientsByIdentifier, removePartnerMember, createBulkJob, getBulkJob, fhirGroupOf, getGroup, listGroups, notePoll, type AccessGrant, type Db, type GroupRecord } from '../store/index.ts';
 import { authorise, issueToken, type TokenForm } from './auth.ts';
@@ -50,6 +51,9 @@ export async function fhirRoutes(app: FastifyInstance, o: FhirOptions): Promise<
   });
   app.setErrorHandler(async (err: Error & { statusCode?: number }, req, reply) => {
     if (err instanceof FhirError) return reply.code(err.status).headers(err.headers).type(FHIR_JSON).send(operationOutcome(err.code, err.message));
+    // The stages' own refusals, as FHIR says them (their messages name no PHI).
+    if (isRostermatchError(err) && err.code === 'GROUP_DEFINED') return reply.code(422).type(FHIR_JSON).send(operationOutcome('business-rule', err.message));
+    if (isRostermatchError(err) && (err.code === 'GROUP_NOT_FOUND' || err.code === 'GROUP_NOT_YOURS')) return reply.code(404).type(FHIR_JSON).send(operationOutcome('not-found', 'the Group is not known'));
     const status = err.statusCode && err.statusCode < 500 ? err.statusCode : 500;
     if (status >= 500) o.log.error({ url: req.routeOptions.url, err: err.message }, 'FHIR request failed');
     return reply.code(status).type(FHIR_JSON).send(operationOutcome(status >= 500 ? 'exception' : 'invalid', status >= 500 ? 'internal error' : err.message));

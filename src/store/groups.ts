@@ -21,6 +21,21 @@ export interface GroupRecord {
   events: number;
   /** The run that created it (null for a Group older than this record). */
   createdByRun: string | null;
+  /** False for a Group an operator defined by characteristics: its members are found when it is exported. */
+  actual: boolean;
+  characteristics: GroupCharacteristics | null;
+}
+
+/** Who is in a Group defined by characteristics, at the moment it is evaluated. */
+export interface GroupCharacteristics {
+  /** Living at one of these ZIP codes (five digits). */
+  zips: string[];
+  /** Younger than this many years (the seed's "under a specified age"). */
+  underAge?: number;
+  /** At least this many years old. */
+  minAge?: number;
+  /** Immunized with at least one of these CVX codes. */
+  vaccines?: string[];
 }
 
 export interface MembershipChange {
@@ -41,6 +56,8 @@ interface GroupRow {
   member_count: number;
   event_count: string | number;
   created_by_run: string | null;
+  actual: boolean;
+  characteristics: GroupCharacteristics | null;
 }
 
 const toRecord = (r: GroupRow): GroupRecord => ({
@@ -54,6 +71,8 @@ const toRecord = (r: GroupRow): GroupRecord => ({
   size: r.member_count,
   events: Number(r.event_count),
   createdByRun: r.created_by_run,
+  actual: r.actual,
+  characteristics: r.characteristics,
 });
 
 /**
@@ -93,7 +112,15 @@ export async function ensureGroup(tx: Queryable, g: { id: string; partner: strin
     g.mode,
     g.runId ?? null,
   ]);
-  await assertGroupOwner(tx, g.partner, g.id, { lock: true });
+  const group = await assertGroupOwner(tx, g.partner, g.id, { lock: true });
+  if (group && !group.actual) throw groupDefined(g.id);
+}
+
+/** A characteristic Group names who is in it by definition: no file, message or client adds or removes anyone. */
+export function groupDefined(groupId: string): RostermatchError {
+  return new RostermatchError('GROUP_DEFINED', `Group "${groupId}" is defined by characteristics (an operator's definition, evaluated at export); its members are not changed one by one, and nothing was changed`, {
+    field: 'group.id',
+  });
 }
 
 /** The owner's pipeline renamed its Group or changed its mode: applied with the run's change. */
@@ -233,14 +260,20 @@ export interface Member {
   patientId: string;
   addedAt: string;
   runId: string | null;
+  /** The attribution period a partner gave when it added the member itself ($member-add). */
+  period?: { start?: string; end?: string };
 }
 
 export async function groupMembers(db: Queryable, id: string): Promise<Member[]> {
-  const { rows } = await db.query<{ patient_id: string; added_at: Date; added_by_run: string | null }>(
-    'SELECT patient_id, added_at, added_by_run FROM group_member WHERE group_id = $1 ORDER BY patient_id',
+  const { rows } = await db.query<{ patient_id: string; added_at: Date; added_by_run: string | null; period_start: Date | null; period_end: Date | null }>(
+    'SELECT patient_id, added_at, added_by_run, period_start, period_end FROM group_member WHERE group_id = $1 ORDER BY patient_id',
     [id],
   );
-  return rows.map((r) => ({ patientId: r.patient_id, addedAt: r.added_at.toISOString(), runId: r.added_by_run }));
+  return rows.map((r) => {
+    const m: Member = { patientId: r.patient_id, addedAt: r.added_at.toISOString(), runId: r.added_by_run };
+    if (r.period_start || r.period_end) m.period = { ...(r.period_start ? { start: r.period_start.toISOString() } : {}), ...(r.period_end ? { end: r.period_end.toISOString() } : {}) };
+    return m;
+  });
 }
 
 export interface GroupEvent {
@@ -259,8 +292,47 @@ export async function groupHistory(db: Queryable, id: string, limit = 1000): Pro
   return rows.map((r) => ({ patientId: r.patient_id, action: r.action, at: r.at.toISOString(), runId: r.run_id, actor: r.actor }));
 }
 
-/** The Group as a FHIR R4 resource: an enumerated, persistent group of people. */
-export function toFhirGroup(g: GroupRecord, members: readonly Member[]): Record<string, unknown> {
+/** Someone who was in the Group and left: the period of their last stay. */
+export interface FormerMember {
+  patientId: string;
+  /** When they last joined (null when the history does not say). */
+  addedAt: string | null;
+  leftAt: string;
+}
+
+/** Everyone whose last event in the Group's history took them out of it and who is not back. */
+export async function formerMembers(db: Queryable, id: string): Promise<FormerMember[]> {
+  const { rows } = await db.query<{ patient_id: string; joined: Date | null; left_at: Date }>(
+    `SELECT e.patient_id, max(e.at) FILTER (WHERE e.action = 'added') AS joined, max(e.at) FILTER (WHERE e.action <> 'added') AS left_at
+       FROM group_event e
+      WHERE e.group_id = $1
+        AND NOT EXISTS (SELECT 1 FROM group_member m WHERE m.group_id = $1 AND m.patient_id = e.patient_id)
+      GROUP BY e.patient_id
+     HAVING max(e.at) FILTER (WHERE e.action <> 'added') IS NOT NULL
+      ORDER BY e.patient_id`,
+    [id],
+  );
+  return rows.map((r) => ({ patientId: r.patient_id, addedAt: r.joined ? r.joined.toISOString() : null, leftAt: r.left_at.toISOString() }));
+}
+
+/** The Group as FHIR serves it: members now, and the people who left, marked inactive. */
+export async function fhirGroupOf(db: Queryable, g: GroupRecord): Promise<Record<string, unknown>> {
+  return toFhirGroup(g, await groupMembers(db, g.id), await formerMembers(db, g.id));
+}
+
+/**
+ * The Group as a FHIR R4 resource: an enumerated, persistent group of people. Those who left stay
+ * listed with `inactive: true` and the end of their period, so a partner's system sees that they
+ * left (and when) rather than only that they are gone; `quantity` counts the members now.
+ */
+export function toFhirGroup(g: GroupRecord, members: readonly Member[], formers: readonly FormerMember[] = []): Record<string, unknown> {
+  const member = [
+    ...members.map((m) => ({ patientId: m.patientId, entry: { entity: { reference: `Patient/${m.patientId}` }, period: { start: m.period?.start ?? m.addedAt, ...(m.period?.end ? { end: m.period.end } : {}) } } })),
+    ...formers.map((f) => ({
+      patientId: f.patientId,
+      entry: { entity: { reference: `Patient/${f.patientId}` }, period: { ...(f.addedAt ? { start: f.addedAt } : {}), end: f.leftAt }, inactive: true },
+    })),
+  ].sort((a, b) => (a.patientId < b.patientId ? -1 : a.patientId > b.patientId ? 1 : 0));
   return {
     resourceType: 'Group',
     id: g.id,
@@ -270,10 +342,50 @@ export function toFhirGroup(g: GroupRecord, members: readonly Member[]): Record<
     managingEntity: { identifier: { system: 'urn:rostermatch:partner', value: g.partner }, display: g.partner },
     active: true,
     type: 'person',
-    actual: true,
+    actual: g.actual,
     name: g.name,
-    quantity: members.length,
-    // FHIR JSON has no empty arrays: a Group nobody is in has no member element at all.
-    ...(members.length > 0 ? { member: members.map((m) => ({ entity: { reference: `Patient/${m.patientId}` }, period: { start: m.addedAt } })) } : {}),
+    ...(g.characteristics
+      ? { characteristic: fhirCharacteristics(g.characteristics) }
+      : {
+          quantity: members.length,
+          // FHIR JSON has no empty arrays: a Group nobody is or was in has no member element at all.
+          ...(member.length > 0 ? { member: member.map((m) => m.entry) } : {}),
+        }),
   };
+}
+
+const UCUM_YEARS = { unit: 'years', system: 'http://unitsofmeasure.org', code: 'a' };
+
+/**
+ * The definition as R4 Group.characteristic, every one of which holds for a member (FHIR's rule).
+ * A list of ZIP codes is one characteristic whose codings are the alternatives; the age range
+ * is LOINC 30525-0 (Age) with a Range in years.
+ */
+function fhirCharacteristics(c: GroupCharacteristics): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [
+    {
+      code: { coding: [{ system: 'http://loinc.org', code: '45401-7', display: 'Postal code' }], text: 'Postal code of the home address' },
+      valueCodeableConcept: { coding: c.zips.map((z) => ({ system: 'urn:rostermatch:usps-zip5', code: z })), text: `one of ${c.zips.join(', ')}` },
+      exclude: false,
+    },
+  ];
+  if (c.underAge !== undefined || c.minAge !== undefined) {
+    out.push({
+      code: { coding: [{ system: 'http://loinc.org', code: '30525-0', display: 'Age' }], text: 'Age when the Group is exported' },
+      valueRange: {
+        ...(c.minAge !== undefined ? { low: { value: c.minAge, ...UCUM_YEARS } } : {}),
+        // "Under N": the range's high is inclusive in FHIR, and ages are whole years here.
+        ...(c.underAge !== undefined ? { high: { value: c.underAge - 1, ...UCUM_YEARS } } : {}),
+      },
+      exclude: false,
+    });
+  }
+  if (c.vaccines && c.vaccines.length > 0) {
+    out.push({
+      code: { text: 'Immunized with one of these vaccines' },
+      valueCodeableConcept: { coding: c.vaccines.map((v) => ({ system: 'http://hl7.org/fhir/sid/cvx', code: v })), text: `CVX ${c.vaccines.join(', ')}` },
+      exclude: false,
+    });
+  }
+  return out;
 }

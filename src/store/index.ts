@@ -11,3 +11,5 @@ export * from './views.ts';
 export * from './clients.ts';
 export * from './bulk.ts';
 export * from './clock.ts';
+export * from './partner-membership.ts';
+export * from './characteristic-groups.ts';

@@ -335,5 +335,9 @@ export const MIGRATIONS: readonly string[] = [
   -- one): the person was matched for the partner, or is or was in one of its Groups.
   CREATE INDEX run_row_patient ON run_row (patient_id) WHERE patient_id IS NOT NULL;
   CREATE INDEX group_event_patient ON group_event (patient_id, group_id);
+  -- A Group an operator defines by characteristics (actual = false: ZIP codes, an age range,
+  -- vaccines), evaluated when it is exported; it has no stored members.
+  ALTER TABLE partner_group ADD COLUMN actual boolean NOT NULL DEFAULT true;
+  ALTER TABLE partner_group ADD COLUMN characteristics jsonb;
   `,
 ];

@@ -7,7 +7,7 @@ import { RostermatchError } from '../errors/index.ts';
 import { indexIdentifierValue } from '../normalise/index.ts';
 import { audit } from './audit.ts';
 import type { Db, Queryable } from './db.ts';
-import { applyPlan, assertGroupOwner, type GroupRecord } from './groups.ts';
+import { applyPlan, assertGroupOwner, groupDefined, type GroupRecord } from './groups.ts';
 
 export interface MemberChange {
   groupId: string;
@@ -62,6 +62,7 @@ async function ownGroup(tx: Queryable, partner: string, groupId: string): Promis
     throw e;
   });
   if (!g) throw new RostermatchError('GROUP_NOT_FOUND', `no Group with id "${groupId}"`);
+  if (!g.actual) throw groupDefined(groupId);
   return g;
 }
 
