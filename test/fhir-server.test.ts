@@ -29,6 +29,7 @@ const PAYER = 'acme-health-plan';
 const PAYER_GROUP = 'acme-health-plan-members';
 const SCOPE = 'system/*.read';
 const DEFINED_GROUP = 'sd7-under-18-local';
+const KEEP_MS = 10_000;
 
 /** The characteristic Group's members, worked out from the sample file itself: not the server's SQL. */
 async function underEighteenIn(zips: string[]): Promise<Set<string>> {
@@ -106,6 +107,9 @@ async function world(store: (typeof STORES)[number]): Promise<World> {
     queuePrefix: prefix,
     databaseUrl,
     port: 0,
+    // Short, so that a case sees files expire; every other case downloads at once.
+    exportKeepMs: KEEP_MS,
+    expiryIntervalMs: 250,
     log: process.env.TEST_LOG ? createLogger(process.env.TEST_LOG) : quietLog,
   });
   return {
@@ -417,5 +421,21 @@ describe.each(STORES)('the FHIR server (%s)', (store) => {
     // Another partner's client does not see it.
     const payer = await token(w, 'payer', w.payerKey);
     expect((await fetch(`${w.base}/Group/${DEFINED_GROUP}`, { headers: { authorization: `Bearer ${payer}` } })).status).toBe(404);
+  });
+
+  it('a finished export expires: its Expires header says when, then its status and files are 404 and the files are gone', async () => {
+    const t = await token(w);
+    const k = await kickOff({ fhirBase: w.base, groupId: SCHOOL_GROUP, token: t, method: 'GET', params: { _type: 'Group' } });
+    const done = await poll({ statusUrl: k.contentLocation!, token: t, maxWaitMs: 60_000, floorMs: 50 });
+    expect(done.status).toBe(200);
+    const expires = Date.parse(done.headers['expires']!);
+    expect(expires - Date.now()).toBeLessThanOrEqual(KEEP_MS);
+    const jobId = k.contentLocation!.split('/').pop()!;
+    const dir = path.join(w.bulkRoot, jobId);
+    expect((await fs.readdir(dir)).length).toBeGreaterThan(0);
+    await waitFor('the export to expire', async () => (await pollOnce({ statusUrl: k.contentLocation!, token: t })).status === 404, 30_000, 250);
+    expect(Date.now()).toBeGreaterThanOrEqual(expires - 1000);
+    expect((await fetch(done.manifest!.output[0]!.url, { headers: { authorization: `Bearer ${t}` } })).status).toBe(404);
+    await waitFor('the expired files to go', async () => !(await fs.access(dir).then(() => true, () => false)), 10_000, 100);
   });
 });
