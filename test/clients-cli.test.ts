@@ -7,10 +7,11 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { createLocalJWKSet, exportJWK, generateKeyPair, importJWK, importPKCS8, jwtVerify, SignJWT, type JWK } from 'jose';
+import { calculateJwkThumbprint, createLocalJWKSet, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, importPKCS8, jwtVerify, SignJWT, type JWK } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { hashPassword, OperatorDirectory, startConsole } from '../src/console/index.ts';
+import { issueToken } from '../src/fhir/auth.ts';
 import { findAccessToken, getClient, listAuditEvents, openEmbedded, storeAccessToken, type Db } from '../src/store/index.ts';
 import { quietLog, runCli, tempDir, writeText } from './helpers.ts';
 
@@ -180,6 +181,82 @@ describe('rostermatch client', () => {
     expect(unchecked.code, unchecked.stderr).toBe(0);
     expect(unchecked.stderr).toBe(`rostermatch: warning: no pipeline files in ${empty}: partner "api-only-partner" is not checked\n`);
   });
+
+  it('client assertion prints a fresh SMART assertion from private.jwk.json or private.pem that verifies against jwks.json, and the token endpoint takes it once', async () => {
+    const s = await setup();
+    const tokenUrl = 'http://127.0.0.1:18480/fhir/auth/token';
+    const assertion = (args: string[]) => s.cli(['client', 'assertion', '--client-id', 'clinic-ehr', '--token-url', tokenUrl, ...args]);
+    const seen = new Set<string>();
+    const issued: string[] = [];
+    for (const [alg, kidArgs] of [['RS384', ['--kid', 'rs-2026']], ['ES384', []]] as const) {
+      const out = path.join(s.dir, alg);
+      expect((await s.cli(['client', 'keys', '--alg', alg, ...kidArgs, '--out', out])).code).toBe(0);
+      const jwks = (await readJson(path.join(out, 'jwks.json'))) as { keys: JWK[] };
+      const kid = jwks.keys[0]!.kid!;
+      if (alg === 'RS384') expect(kid).toBe('rs-2026');
+      // A PEM holds no kid: the one of the jwks.json beside it.
+      for (const file of ['private.jwk.json', 'private.pem']) {
+        const before = Math.floor(Date.now() / 1000);
+        const r = await assertion(['--key', path.join(out, file)]);
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stdout).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+\n$/);
+        const jwt = r.stdout.trim();
+        // As the token endpoint checks it: signature by the registered key, alg, aud, iss = sub = client id.
+        const { payload, protectedHeader } = await jwtVerify(jwt, createLocalJWKSet(jwks), { algorithms: [alg], audience: tokenUrl, issuer: 'clinic-ehr', subject: 'clinic-ehr', requiredClaims: ['exp', 'jti'] });
+        expect(protectedHeader, file).toEqual({ alg, kid, typ: 'JWT' });
+        expect(payload.aud).toBe(tokenUrl);
+        expect(payload.exp! - Math.floor(Date.now() / 1000)).toBeLessThanOrEqual(300);
+        expect(payload.exp!).toBeGreaterThanOrEqual(before + 300);
+        expect(payload.jti).toMatch(/^[0-9a-f-]{36}$/);
+        expect(seen.has(payload.jti!)).toBe(false);
+        seen.add(payload.jti!);
+        issued.push(jwt);
+      }
+      // Shorter-lived on request; never more than five minutes.
+      const short = decodeJwt((await assertion(['--key', path.join(out, 'private.jwk.json'), '--expires-in', '60'])).stdout.trim());
+      expect(short.exp! - short.iat!).toBe(60);
+      // A PEM away from its jwks.json is named by its JWK thumbprint (`client keys`' default kid) unless --kid says otherwise.
+      const alone = path.join(s.dir, `${alg}-alone.pem`);
+      await fs.copyFile(path.join(out, 'private.pem'), alone);
+      const thumb = decodeProtectedHeader((await assertion(['--key', alone])).stdout.trim()).kid;
+      expect(thumb).toBe(await calculateJwkThumbprint(jwks.keys[0]!));
+      if (alg === 'ES384') expect(kid).toBe(thumb);
+      expect(decodeProtectedHeader((await assertion(['--key', alone, '--kid', 'other'])).stdout.trim()).kid).toBe('other');
+    }
+
+    // The token endpoint, as serve runs it, takes each assertion of the registered (RS384) key once.
+    expect((await s.cli(['client', 'add', '--partner', PARTNER, '--id', 'clinic-ehr', '--jwks', path.join(s.dir, 'RS384', 'jwks.json')])).code).toBe(0);
+    await s.withStore(async (db) => {
+      const form = (a: string) => ({ grant_type: 'client_credentials', scope: 'system/*.read', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: a });
+      for (const jwt of issued.slice(0, 2)) {
+        const first = await issueToken(db, form(jwt), { tokenUrl, log: quietLog });
+        expect(first.status, JSON.stringify(first.body)).toBe(200);
+        expect(first.body).toMatchObject({ token_type: 'bearer', expires_in: 300, scope: 'system/*.read' });
+        expect((await issueToken(db, form(jwt), { tokenUrl, log: quietLog })).body).toMatchObject({ error: 'invalid_client', error_description: 'the assertion\'s jti was used before' });
+      }
+      // Signed by the ES384 key, which is not registered for this client.
+      expect((await issueToken(db, form(issued[2]!), { tokenUrl, log: quietLog })).status).toBe(401);
+    });
+
+    const refused: [string[], RegExp][] = [
+      [['--key', path.join(s.dir, 'ES384', 'jwks.json')], /USAGE: this is a key set \(jwks\.json, the public keys to register\): give the private key/],
+      [['--key', await writeText(path.join(s.dir, 'public.pem'), crypto.generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey.export({ type: 'spki', format: 'pem' }) as string)], /USAGE: this is a public key/],
+      [['--key', await writeText(path.join(s.dir, 'p256.pem'), crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string)], /USAGE: a key on curve "P-256": ES384 needs P-384/],
+      [['--key', await writeText(path.join(s.dir, 'small.pem'), crypto.generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ type: 'pkcs1', format: 'pem' }) as string)], /USAGE: a 1024-bit RSA key: RS384 needs at least 2048 bits/],
+      [['--key', path.join(s.dir, 'missing.json')], /USAGE: cannot read the key file/],
+      [['--key', path.join(s.dir, 'ES384', 'private.pem'), '--expires-in', '301'], /USAGE: --expires-in must be a whole number of seconds from 1 to 300/],
+    ];
+    // No store is opened: the processes may run side by side.
+    const answers = await Promise.all(refused.map(([args]) => assertion(args)));
+    for (const [i, [args, expected]] of refused.entries()) {
+      const r = answers[i]!;
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(expected);
+    }
+    expect((await s.cli(['client', 'assertion', '--key', path.join(s.dir, 'ES384', 'private.pem'), '--client-id', 'c', '--token-url', 'auth/token'])).stderr).toMatch(/--token-url "auth\/token" is not an http or https URL/);
+  }, 240_000); // some twenty CLI processes
 
   it('removes a client and revokes its tokens at once', async () => {
     const s = await setup();

@@ -4,13 +4,13 @@
  * whose key cannot work hears it from the operator today rather than as `invalid_client` later.
  * Only public keys are ever registered; `client keys` makes a pair for a partner that has none.
  */
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { calculateJwkThumbprint, exportJWK, exportPKCS8, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
+import { calculateJwkThumbprint, exportJWK, exportPKCS8, generateKeyPair, importJWK, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { RostermatchError } from '../errors/index.ts';
 import { loadPartnerPipeline } from '../pipeline/index.ts';
 import { addClient, getClient, listClients, removeClient, type SmartClient } from '../store/index.ts';
@@ -28,6 +28,9 @@ const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 const MIN_RSA_BITS = 2048;
 /** What `client keys` makes: NIST SP 800-57's 128-bit strength, good beyond 2030. */
 const NEW_RSA_BITS = 3072;
+
+/** SMART: an assertion expires no more than five minutes ahead. */
+const MAX_ASSERTION_SECONDS = 300;
 
 /** The scopes a Bulk Data client may hold here: read and search only, SMART v1 and v2 forms. */
 const SCOPE_RESOURCES = ['*', 'Patient', 'Immunization', 'Group'];
@@ -187,6 +190,90 @@ async function writeNew(file: string, text: string, mode: number): Promise<void>
   }
 }
 
+/**
+ * The private key of a client, from a JWK file (`private.jwk.json`) or a PEM file (PKCS#8, or
+ * PKCS#1 / SEC1), with the algorithm it signs with, its kid — the JWK's own, else that of the same
+ * key in a jwks.json beside the file (a PEM has none) — and its JWK thumbprint, the kid `client keys`
+ * gives when not told one. Public keys and key sets are refused by name: an assertion is signed
+ * with the private key.
+ */
+export async function readPrivateKey(file: string): Promise<{ key: CryptoKey; alg: ClientAlg; kid?: string; thumbprint: string }> {
+  const fail = (detail: string, cause?: unknown): never => {
+    throw new RostermatchError('USAGE', detail, { file }, cause === undefined ? undefined : { cause });
+  };
+  let text = '';
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (e) {
+    fail('cannot read the key file', e);
+  }
+  let jwk: Record<string, unknown> = {};
+  if (/^\s*\{/.test(text)) {
+    try {
+      jwk = JSON.parse(text) as Record<string, unknown>;
+    } catch (e) {
+      fail('the key file is not JSON', e);
+    }
+    if (Array.isArray(jwk.keys)) fail('this is a key set (jwks.json, the public keys to register): give the private key, private.jwk.json or private.pem');
+  } else if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) {
+    try {
+      jwk = createPrivateKey(text).export({ format: 'jwk' }) as Record<string, unknown>;
+    } catch (e) {
+      fail(`not a usable private key in PEM form: ${(e as Error).message}`, e);
+    }
+  } else if (/-----BEGIN [A-Z ]*PUBLIC KEY-----/.test(text)) {
+    fail('this is a public key: an assertion is signed with the private key (private.jwk.json or private.pem)');
+  } else fail('neither a JWK (JSON) nor a PEM private key');
+  const alg = ALG_OF_KTY[String(jwk.kty)];
+  if (!alg) fail(`a key of kty "${String(jwk.kty)}": only RSA (RS384) and EC P-384 (ES384) keys sign assertions here`);
+  if (jwk.kty === 'EC' && jwk.crv !== 'P-384') fail(`a key on curve "${String(jwk.crv)}": ES384 needs P-384`);
+  if (jwk.alg !== undefined && jwk.alg !== alg) fail(`an ${String(jwk.kty)} key with alg "${String(jwk.alg)}": it must be ${alg}`);
+  if (!('d' in jwk)) fail('this is a public key: an assertion is signed with the private key (private.jwk.json or private.pem)');
+  let key: CryptoKey | Uint8Array | undefined;
+  try {
+    // Only the members a key needs: use, key_ops and the like could forbid signing.
+    const { kid: _kid, alg: _alg, use: _use, key_ops: _ops, ext: _ext, ...material } = jwk;
+    key = await importJWK(material as JWK, alg);
+  } catch (e) {
+    fail(`not a usable ${alg} private key: ${(e as Error).message}`, e);
+  }
+  if (!key || key instanceof Uint8Array || key.type !== 'private') return fail('not a private key');
+  const bits = (key.algorithm as { modulusLength?: number }).modulusLength;
+  if (alg === 'RS384' && (bits ?? 0) < MIN_RSA_BITS) fail(`a ${bits ?? 0}-bit RSA key: RS384 needs at least ${MIN_RSA_BITS} bits`);
+  const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, oth: _oth, ...pub } = jwk;
+  const thumbprint = await calculateJwkThumbprint(pub as JWK);
+  const kid = typeof jwk.kid === 'string' && jwk.kid ? jwk.kid : await siblingKid(file, thumbprint);
+  return { key, alg, ...(kid ? { kid } : {}), thumbprint };
+}
+
+/** A PEM holds no kid: the one of the same key in the jwks.json beside it (as `client keys` writes them), if any. */
+async function siblingKid(file: string, thumbprint: string): Promise<string | undefined> {
+  try {
+    const set = JSON.parse(await fs.readFile(path.join(path.dirname(file), 'jwks.json'), 'utf8')) as { keys?: JWK[] };
+    for (const k of set.keys ?? []) if (typeof k.kid === 'string' && (await calculateJwkThumbprint(k).catch(() => '')) === thumbprint) return k.kid;
+  } catch {
+    // none beside it, or not a key set: the thumbprint stands
+  }
+  return undefined;
+}
+
+/**
+ * A SMART Backend Services client assertion (client-confidential-asymmetric): header alg, kid and
+ * typ JWT; claims iss = sub = the client id, aud = the token URL, exp at most five minutes ahead,
+ * a random jti (one use only), and iat.
+ */
+export async function clientAssertion(o: { key: CryptoKey; alg: ClientAlg; kid: string; clientId: string; tokenUrl: string; expiresInSeconds?: number; now?: Date }): Promise<string> {
+  const now = Math.floor((o.now ?? new Date()).getTime() / 1000);
+  return new SignJWT({ jti: randomUUID() })
+    .setProtectedHeader({ alg: o.alg, kid: o.kid, typ: 'JWT' })
+    .setIssuer(o.clientId)
+    .setSubject(o.clientId)
+    .setAudience(o.tokenUrl)
+    .setIssuedAt(now)
+    .setExpirationTime(now + (o.expiresInSeconds ?? MAX_ASSERTION_SECONDS))
+    .sign(o.key);
+}
+
 export function registerClientCommands(program: Command, globals: () => GlobalOptions): void {
   const client = program.command('client').description('SMART Backend Services clients: who may request Bulk Data tokens, for which partner');
 
@@ -270,5 +357,30 @@ export function registerClientCommands(program: Command, globals: () => GlobalOp
       console.log(`  ${files.jwks}  public key set: register it`);
       console.log('register the client with:');
       console.log(`  npx rostermatch client add --partner ${o.partner ? shellWord(o.partner) : '<partner>'} --jwks ${shellWord(files.jwks)}`);
+    });
+
+  client
+    .command('assertion')
+    .description('print a fresh signed client assertion (JWT) for a token request: for trying the FHIR server with curl, on the partner\'s side; opens no store')
+    .requiredOption('--key <file>', 'the client\'s private key: private.jwk.json or private.pem from `client keys` (RSA for RS384, EC P-384 for ES384)')
+    .requiredOption('--client-id <id>', 'the client id it was registered under (iss and sub)')
+    .requiredOption('--token-url <url>', 'the token endpoint, exactly as the server names it (aud): <FHIR base>/auth/token')
+    .option('--kid <kid>', 'the key id registered (default: the JWK\'s kid; for a PEM, the kid of the same key in the jwks.json beside it, else the key\'s JWK thumbprint, as `client keys` names keys)')
+    .option('--expires-in <seconds>', `seconds until it expires (1 to ${MAX_ASSERTION_SECONDS})`, String(MAX_ASSERTION_SECONDS))
+    .action(async (o: { key: string; clientId: string; tokenUrl: string; kid?: string; expiresIn: string }) => {
+      if (!/^[\x21-\x7e]{1,255}$/.test(o.clientId)) throw new RostermatchError('USAGE', '--client-id: visible ASCII characters only, at most 255', { field: 'client-id' });
+      if (o.kid !== undefined && !/^[\x21-\x7e]{1,128}$/.test(o.kid)) throw new RostermatchError('USAGE', '--kid: visible ASCII characters only, at most 128', { field: 'kid' });
+      const expiresIn = Number(o.expiresIn);
+      if (!Number.isInteger(expiresIn) || expiresIn < 1 || expiresIn > MAX_ASSERTION_SECONDS) throw new RostermatchError('USAGE', `--expires-in must be a whole number of seconds from 1 to ${MAX_ASSERTION_SECONDS} (SMART: at most five minutes)`, { field: 'expires-in' });
+      let url: URL | undefined;
+      try {
+        url = new URL(o.tokenUrl);
+      } catch {
+        // said below
+      }
+      if (!url || !/^https?:$/.test(url.protocol)) throw new RostermatchError('USAGE', `--token-url "${o.tokenUrl}" is not an http or https URL`, { field: 'token-url' });
+      const k = await readPrivateKey(path.resolve(o.key));
+      // The URL as given, not normalised: the server compares aud with its token URL character for character.
+      console.log(await clientAssertion({ key: k.key, alg: k.alg, kid: o.kid ?? k.kid ?? k.thumbprint, clientId: o.clientId, tokenUrl: o.tokenUrl, expiresInSeconds: expiresIn }));
     });
 }
