@@ -325,6 +325,29 @@ describe.each(STORES)('the FHIR server (%s)', (store) => {
     expect(one.outputs.Immunization!.every((i) => (i.vaccineCode as { coding: { code: string }[] }).coding.some((c) => c.code === code))).toBe(true);
     expect(one.outputs.Immunization!.length).toBeLessThan(all.outputs.Immunization!.length);
 
+    // Two queries in one _typeFilter value, comma-separated (the IG), hold what each does alone.
+    const codes = [...new Set(all.outputs.Immunization!.map((i) => (i.vaccineCode as { coding: { code: string }[] }).coding[0]!.code))].slice(0, 2);
+    const each = await Promise.all(codes.map(async (c) => (await run({ _type: 'Immunization', _typeFilter: `Immunization?vaccine-code=${c}` })).outputs.Immunization!.length));
+    const both = await run({ _type: 'Immunization', _typeFilter: codes.map((c) => `Immunization?vaccine-code=${c}`).join(',') });
+    expect(both.outputs.Immunization!.length).toBe(each[0]! + each[1]!);
+
+    // patient (POST): only those members; someone outside the Group is a 400, or left out under lenient.
+    const post = async (patient: string[], lenient = false) => {
+      const k = await kickOff({ fhirBase: w.base, groupId: SCHOOL_GROUP, token: t, method: 'POST', params: { _type: 'Patient', patient }, lenient });
+      if (k.status !== 202) return { status: k.status, ids: [] as string[], manifest: undefined };
+      const p = await poll({ statusUrl: k.contentLocation!, token: t, maxWaitMs: 60_000, floorMs: 50 });
+      const file = p.manifest!.output.find((o) => o.type === 'Patient');
+      const text = file ? await (await fetch(file.url, { headers: { authorization: `Bearer ${t}` } })).text() : '';
+      return { status: 200, ids: text.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { id: string }).id), manifest: p.manifest };
+    };
+    expect((await post([`Patient/${w.schoolMember}`])).ids).toEqual([w.schoolMember]);
+    const outsider = await post([`Patient/${w.schoolMember}`, `Patient/${w.payerOnly}`]);
+    const nobody = await post([`Patient/${w.schoolMember}`, 'Patient/no-such-patient']);
+    expect([outsider.status, nobody.status]).toEqual([400, 400]);
+    const lenientOutsider = await post([`Patient/${w.schoolMember}`, `Patient/${w.payerOnly}`], true);
+    expect(lenientOutsider.ids).toEqual([w.schoolMember]);
+    expect(lenientOutsider.manifest!.error.length).toBe(1);
+
     expect((await run({ _type: 'Observation' })).status).toBe(400);
     expect((await run({ _typeFilter: 'Immunization?lot-number=1' })).status).toBe(400);
     const lenient = await run({ _type: ['Patient', 'Observation'] }, { lenient: true });

@@ -12,6 +12,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { calculateJwkThumbprint, exportJWK, exportPKCS8, generateKeyPair, importJWK, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { RostermatchError } from '../errors/index.ts';
+import { SUPPORTED_SCOPES } from '../fhir/index.ts';
 import { loadPartnerPipeline } from '../pipeline/index.ts';
 import { addClient, getClient, listClients, removeClient, type SmartClient } from '../store/index.ts';
 import { withContext, type GlobalOptions } from './context.ts';
@@ -32,19 +33,15 @@ const NEW_RSA_BITS = 3072;
 /** SMART: an assertion expires no more than five minutes ahead. */
 const MAX_ASSERTION_SECONDS = 300;
 
-/** The scopes a Bulk Data client may hold here: read and search only, SMART v1 and v2 forms. */
-const SCOPE_RESOURCES = ['*', 'Patient', 'Immunization', 'Group'];
-const SCOPE_ACTIONS = ['read', 'rs', 'r', 's'];
-export const ALLOWED_SCOPES: readonly string[] = SCOPE_RESOURCES.flatMap((r) => SCOPE_ACTIONS.map((a) => `system/${r}.${a}`));
 export const DEFAULT_SCOPES = 'system/*.read';
 
 /** The scopes as stored: space-separated, each once, in the order given; any unknown one refused by name. */
 export function checkScopes(text: string): string {
   const scopes = [...new Set(text.split(/\s+/).filter(Boolean))];
   if (scopes.length === 0) throw new RostermatchError('USAGE', 'give at least one scope', { field: 'scopes' });
-  const unknown = scopes.filter((s) => !ALLOWED_SCOPES.includes(s));
+  const unknown = scopes.filter((s) => !SUPPORTED_SCOPES.includes(s));
   if (unknown.length > 0) {
-    throw new RostermatchError('USAGE', `scope${unknown.length > 1 ? 's' : ''} ${unknown.map((s) => `"${s}"`).join(', ')} not offered (allowed: system/{*,Patient,Immunization,Group}.{read,rs,r,s})`, { field: 'scopes' });
+    throw new RostermatchError('USAGE', `scope${unknown.length > 1 ? 's' : ''} ${unknown.map((s) => `"${s}"`).join(', ')} not offered (allowed: system/{*,Patient,Immunization,Group}.{read,rs,r,s}, and system/Group.write or system/Group.u for a partner that manages its own Group)`, { field: 'scopes' });
   }
   return scopes.join(' ');
 }

@@ -31,7 +31,7 @@ export type TokenAnswer =
   | { status: 200; body: { access_token: string; token_type: 'bearer'; expires_in: number; scope: string } }
   | { status: 400 | 401; body: { error: string; error_description: string } };
 
-/** Remote key sets, one per registered URL: jose caches the keys and refetches on an unknown kid. */
+/** Remote key sets, one per registered URL. */
 const remoteSets = new Map<string, JWTVerifyGetKey>();
 
 export async function issueToken(db: Db, form: TokenForm, o: { tokenUrl: string; log: Logger; now?: () => Date }): Promise<TokenAnswer> {
@@ -95,7 +95,10 @@ export async function issueToken(db: Db, form: TokenForm, o: { tokenUrl: string;
 
 function remoteSet(url: string): JWTVerifyGetKey {
   let set = remoteSets.get(url);
-  if (!set) remoteSets.set(url, (set = createRemoteJWKSet(new URL(url), { timeoutDuration: 5000 })));
+  // SMART: a JWKS is not cached longer than its Cache-Control allows, and jose does not read that
+  // header: fetched afresh for each token request (one every few minutes per client), so a key the
+  // partner withdraws stops working at once.
+  if (!set) remoteSets.set(url, (set = createRemoteJWKSet(new URL(url), { timeoutDuration: 5000, cacheMaxAge: 0, cooldownDuration: 0 })));
   return set;
 }
 

@@ -59,7 +59,7 @@ export function smartConfiguration(base: string) {
     token_endpoint_auth_methods_supported: ['private_key_jwt'],
     token_endpoint_auth_signing_alg_values_supported: [...SIGNING_ALGS],
     grant_types_supported: ['client_credentials'],
-    scopes_supported: SUPPORTED_SCOPES,
+    scopes_supported: [...SUPPORTED_SCOPES],
     capabilities: ['client-confidential-asymmetric', 'permission-v1', 'permission-v2'],
   };
 }

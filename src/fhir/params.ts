@@ -105,7 +105,9 @@ export function parseKickOff(raw: RawParams, o: { method: 'GET' | 'POST'; lenien
   }
 
   const filters: ImmunizationCondition[][] = [];
-  for (const f of raw.get('_typeFilter') ?? []) {
+  // One _typeFilter value may hold several queries, comma-separated (the IG): a comma followed by a
+  // resource type starts the next query; any other comma lists a parameter's alternatives.
+  for (const f of (raw.get('_typeFilter') ?? []).flatMap((v) => v.split(/,(?=[A-Z][A-Za-z]*(?:\?|,|$))/))) {
     try {
       filters.push(typeFilter(f));
     } catch (e) {

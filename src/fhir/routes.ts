@@ -14,7 +14,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../config/index.ts';
 import { isRostermatchError } from '../errors/index.ts';
 import { bulkJobDir, type BulkManifest, type BulkParams, type BulkType } from '../export/bulk-job.ts';
-import { addPartnerMember, audit, cancelBulkJob, hasRelationship, patientsByIdentifier, removePartnerMember, createBulkJob, getBulkJob, fhirGroupOf, getGroup, listGroups, notePoll, type AccessGrant, type Db, type GroupRecord } from '../store/index.ts';
+import { addPartnerMember, audit, cancelBulkJob, groupMembersAmong, hasRelationship, patientsByIdentifier, removePartnerMember, createBulkJob, getBulkJob, fhirGroupOf, getGroup, listGroups, notePoll, type AccessGrant, type Db, type GroupRecord } from '../store/index.ts';
 import { authorise, issueToken, type TokenForm } from './auth.ts';
 import { capabilityStatement, smartConfiguration } from './capability.ts';
 import { FhirError, groupNotFound, operationOutcome } from './outcome.ts';
@@ -128,7 +128,7 @@ export async function fhirRoutes(app: FastifyInstance, o: FhirOptions): Promise<
       if (theirs.length > 1) throw new FhirError(422, 'multiple-matches', 'several of the partner\'s people hold that memberId; name the person by patientReference');
       patientId = theirs[0]!;
     }
-    const change = { groupId: group.id, partner: grant.partner, patientId: patientId!, actor: `client/${grant.clientId}`, at: new Date().toISOString() };
+    const change = { groupId: group.id, partner: grant.partner, patientId: patientId!, actor: `client/${grant.clientId}` };
     if (op === 'add') {
       const r = await addPartnerMember(o.db, { ...change, ...(asked.period ? { period: asked.period } : {}) });
       if (r.kind === 'unknown-patient' || r.kind === 'no-relationship') throw noRelationship();
@@ -158,6 +158,18 @@ export async function fhirRoutes(app: FastifyInstance, o: FhirOptions): Promise<
     // Without _type, the types the token may read; a type asked for by name must be readable.
     const types = parsed.types.filter((t) => access[t].has('r') || (explicit && forbid(t)));
     if (types.length === 0) throw new FhirError(403, 'forbidden', 'the token\'s scopes allow reading none of the exported types');
+    if (parsed.patients && group.actual) {
+      // Not a member, or no such patient: one answer, so a partner learns nothing of people outside its Group.
+      const members = new Set(await groupMembersAmong(o.db, group.id, parsed.patients));
+      const outside = parsed.patients.filter((p) => !members.has(p));
+      if (outside.length > 0) {
+        const message = `patient ${outside.map((p) => `Patient/${p}`).join(', ')} ${outside.length === 1 ? 'is' : 'are'} not a member of Group/${group.id}`;
+        if (!prefer.has('handling=lenient')) throw new FhirError(400, 'not-found', message);
+        parsed.patients = parsed.patients.filter((p) => members.has(p));
+        parsed.skipped = [...(parsed.skipped ?? []), `${message}; left out`];
+        if (parsed.patients.length === 0) throw new FhirError(400, 'not-found', `${message}: nobody is left to export`);
+      }
+    }
     const id = randomUUID();
     const params: BulkParams = { ...parsed, types, baseUrl: o.base() };
     const request = `${o.base()}${req.url.slice(req.url.indexOf('/Group'))}`;

@@ -54,12 +54,12 @@ export function grantScopes(requested: string, allowed: readonly string[]): stri
   return granted;
 }
 
-/** The scopes a registration may name: every read scope of the served types, in both forms, and Group membership updates. */
-export const SUPPORTED_SCOPES = [
-  'system/*.read',
-  ...SCOPED_TYPES.map((t) => `system/${t}.read`),
-  'system/*.rs',
-  ...SCOPED_TYPES.map((t) => `system/${t}.rs`),
+/**
+ * The scopes a registration may name (and the SMART configuration lists): reading and searching
+ * every served type, in SMART v1 and v2 forms, and changing Group membership.
+ */
+export const SUPPORTED_SCOPES: readonly string[] = [
+  ...['*', ...SCOPED_TYPES].flatMap((t) => ['read', 'rs', 'r', 's'].map((a) => `system/${t}.${a}`)),
   'system/Group.write',
   'system/Group.u',
 ];

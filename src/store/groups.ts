@@ -1,6 +1,7 @@
 /** Persistent partner Groups: membership, its history, and the FHIR Group resource. */
 import { RostermatchError } from '../errors/index.ts';
 import { audit } from './audit.ts';
+import { changeStamp } from './clock.ts';
 import type { Queryable } from './db.ts';
 
 /** `replace`: a file is the whole Group; `append`: it adds (or, row by row, adds and removes); `remove`: its people leave. */
@@ -102,16 +103,16 @@ export function groupNotYours(partner: string, groupId: string, owner: string): 
 /**
  * Creates the Group for its partner, or checks that the partner owns it (throwing
  * GROUP_NOT_YOURS), inside the caller's transaction and with the Group's row locked: the re-check at the moment of change, so two
- * partners racing to one new id cannot both write it.
+ * partners racing to one new id cannot both write it. A new Group is created (and last updated)
+ * at `at`, the stamp the caller's transaction took first (changeStamp); without one, it is
+ * stamped here.
  */
-export async function ensureGroup(tx: Queryable, g: { id: string; partner: string; name: string; mode: GroupMode; runId?: string }): Promise<void> {
-  await tx.query(`INSERT INTO partner_group (id, partner, name, mode, created_by_run) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`, [
-    g.id,
-    g.partner,
-    g.name,
-    g.mode,
-    g.runId ?? null,
-  ]);
+export async function ensureGroup(tx: Queryable, g: { id: string; partner: string; name: string; mode: GroupMode; runId?: string; at?: string }): Promise<void> {
+  const at = g.at ?? (await changeStamp(tx));
+  await tx.query(
+    `INSERT INTO partner_group (id, partner, name, mode, created_by_run, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (id) DO NOTHING`,
+    [g.id, g.partner, g.name, g.mode, g.runId ?? null, at],
+  );
   const group = await assertGroupOwner(tx, g.partner, g.id, { lock: true });
   if (group && !group.actual) throw groupDefined(g.id);
 }
@@ -203,7 +204,10 @@ function isTarget(t: readonly string[] | MembershipTarget): t is MembershipTarge
 
 /**
  * Writes a plan made in the same transaction. Only real differences are written, so re-applying
- * the same file records no events and keeps the version.
+ * the same file records no events and keeps the version. `by.at` is when the members joined or
+ * left and the Group's lastUpdated: what Bulk `_since` compares, so it must be the stamp the
+ * writing transaction took with changeStamp (src/store/clock.ts) as its first statement, never a
+ * time read before the transaction.
  */
 export async function applyPlan(tx: Queryable, plan: MembershipPlan, by: { runId?: string; actor: string; at: string }): Promise<MembershipChange> {
   const { groupId, added, removed } = plan;
@@ -274,6 +278,12 @@ export async function groupMembers(db: Queryable, id: string): Promise<Member[]>
     if (r.period_start || r.period_end) m.period = { ...(r.period_start ? { start: r.period_start.toISOString() } : {}), ...(r.period_end ? { end: r.period_end.toISOString() } : {}) };
     return m;
   });
+}
+
+/** Which of these patients are members of the Group now. */
+export async function groupMembersAmong(db: Queryable, id: string, patientIds: readonly string[]): Promise<string[]> {
+  const { rows } = await db.query<{ patient_id: string }>('SELECT patient_id FROM group_member WHERE group_id = $1 AND patient_id = ANY($2::text[])', [id, patientIds]);
+  return rows.map((r) => r.patient_id);
 }
 
 export interface GroupEvent {
