@@ -174,7 +174,7 @@ describe('metrics from the queues', () => {
     const prefix = testPrefix();
     const m = await metricsFor(db, sharedRedis(), prefix);
     const before = await scrape(m);
-    expect(byLabel(before, 'rostermatch_job_failures_total', 'queue')).toEqual({ intake: 0, match: 0, finalise: 0 });
+    expect(byLabel(before, 'rostermatch_job_failures_total', 'queue')).toEqual({ intake: 0, match: 0, finalise: 0, export: 0 });
     expect(byLabel(before, 'rostermatch_queue_jobs', 'state', { queue: 'match' })).toMatchObject({ waiting: 0, active: 0, failed: 0 });
 
     // A worker of "another process" whose match jobs throw: one job gets 1 attempt, one gets 2.
@@ -215,7 +215,7 @@ describe('metrics from the queues', () => {
     expect(valueOf(s, 'rostermatch_queue_paused', { queue: 'match' })).toBe(0);
     expect(byLabel(s, 'rostermatch_queue_jobs', 'state', { queue: 'finalise' })).toMatchObject({ prioritized: 1, waiting: 0, failed: 0 });
     expect(byLabel(s, 'rostermatch_queue_jobs', 'state', { queue: 'match' })).toMatchObject({ failed: 2, waiting: 0, active: 0, delayed: 0 });
-    expect(byLabel(s, 'rostermatch_job_failures_total', 'queue')).toEqual({ intake: 1, match: 2, finalise: 0 });
+    expect(byLabel(s, 'rostermatch_job_failures_total', 'queue')).toEqual({ intake: 1, match: 2, finalise: 0, export: 0 });
     expect(byLabel(s, 'rostermatch_scrape_error', 'source')).toEqual({ runs: 0, rows: 0, review: 0, queues: 0 });
   });
 
@@ -292,7 +292,7 @@ describe('metrics when a source is down', () => {
     expect(valueOf(s, 'rostermatch_runs', { partner: 'north', state: 'received' })).toBe(1);
     expect(byLabel(s, 'rostermatch_scrape_error', 'source')).toEqual({ runs: 0, rows: 0, review: 0, queues: 1 });
     expect(s.filter((x) => x.name === 'rostermatch_queue_jobs' || x.name === 'rostermatch_queue_workers')).toEqual([]);
-    expect(byLabel(s, 'rostermatch_job_failures_total', 'queue')).toEqual({ intake: 0, match: 0, finalise: 0 });
+    expect(byLabel(s, 'rostermatch_job_failures_total', 'queue')).toEqual({ intake: 0, match: 0, finalise: 0, export: 0 });
     const closing = Date.now();
     await m.close();
     expect(Date.now() - closing).toBeLessThan(3000);

@@ -87,7 +87,7 @@ describe('queueStatus', () => {
       const s = await queueStatus(r, prefix);
       return byRole(s, 'match').workers.length > 0 && s;
     });
-    expect(status.map((q) => q.role)).toEqual(['intake', 'match', 'finalise']);
+    expect(status.map((q) => q.role)).toEqual(['intake', 'match', 'finalise', 'export']);
     expect(byRole(status, 'intake')).toMatchObject({
       queue: QUEUE.intake,
       paused: false,
@@ -242,7 +242,7 @@ describe('the embedded store lock', () => {
     expect(report.store).toMatchObject({ ok: false, error: { code: 'STORE_BUSY' } });
     expect(!report.store.ok && report.store.error.message).toMatch(`held by process ${pid} `);
     if (!report.redis.ok) throw new Error(report.redis.error);
-    for (const role of ['intake', 'match', 'finalise']) expect(byRole(report.redis.queues, role).workers.map((w) => w.name), role).toEqual([`${os.hostname()}:${pid}`]);
+    for (const role of ['intake', 'match', 'finalise', 'export']) expect(byRole(report.redis.queues, role).workers.map((w) => w.name), role).toEqual([`${os.hostname()}:${pid}`]);
     const text = await cli(['status'], env);
     expect(text.stdout).toMatch(new RegExp(`^ {2}match +${os.hostname()}:${pid} `, 'm'));
     expect(text.stdout).toMatch(new RegExp(`^runs unavailable: STORE_BUSY: .* held by process ${pid} `, 'm'));
