@@ -285,7 +285,7 @@ review
   .option('--by <name>', 'who decides (default: $ROSTERMATCH_OPERATOR or the login name)')
   .action(async (item: number, patientId: string, o: { by?: string }) => {
     await withContext(globals(), async ({ db }) => {
-      const r = await db.transaction((tx) => acceptReviewItem(tx, item, patientId, o.by ?? operator(), new Date().toISOString()));
+      const r = await db.transaction((tx) => acceptReviewItem(tx, item, patientId, o.by ?? operator()));
       if (!r.ok) throw r.error ?? new RostermatchError('REVIEW_INVALID', r.reason);
       console.log(`#${item}: accepted ${patientId}; ${r.item.groupId ? `added to Group ${r.item.groupId}` : 'no Group'}`);
     });
@@ -297,7 +297,7 @@ review
   .option('--by <name>', 'who decides (default: $ROSTERMATCH_OPERATOR or the login name)')
   .action(async (item: number, o: { by?: string }) => {
     await withContext(globals(), async ({ db }) => {
-      const r = await db.transaction((tx) => rejectReviewItem(tx, item, o.by ?? operator(), new Date().toISOString()));
+      const r = await db.transaction((tx) => rejectReviewItem(tx, item, o.by ?? operator()));
       if (!r.ok) throw new RostermatchError('REVIEW_INVALID', r.reason);
       console.log(`#${item}: rejected`);
     });
@@ -325,7 +325,7 @@ group
     if (!/^[A-Za-z0-9\-.]{1,64}$/.test(id)) throw new RostermatchError('USAGE', 'the Group id must be a FHIR id: letters, digits, - and ., at most 64', { field: 'group-id' });
     await withContext(globals(), async ({ db }) => {
       const characteristics = { zips: o.zip, ...(o.underAge !== undefined ? { underAge: o.underAge } : {}), ...(o.minAge !== undefined ? { minAge: o.minAge } : {}), ...(o.vaccine ? { vaccines: o.vaccine } : {}) };
-      const g = await db.transaction((tx) => defineGroup(tx, { id, partner: o.partner, name: o.name, characteristics, by: o.by ?? operator(), at: new Date().toISOString() }));
+      const g = await db.transaction((tx) => defineGroup(tx, { id, partner: o.partner, name: o.name, characteristics, by: o.by ?? operator() }));
       console.log(`Group ${g.id} (partner ${g.partner}) defined by characteristics, v${g.version}: evaluated at each export`);
     });
   });

@@ -295,8 +295,7 @@ export async function consoleRoutes(app: FastifyInstance, o: { db: Db; exportsDi
     const id = Number(req.params.id);
     if (!Number.isInteger(id) || id <= 0) return reply.code(400).send({ error: 'id: expected a review item number' });
     if (kind === 'accept' && !body.patientId) return reply.code(400).send({ error: 'patientId: required to accept' });
-    const at = new Date().toISOString();
-    const r = await db.transaction((tx) => (kind === 'accept' ? acceptReviewItem(tx, id, body.patientId!, req.operator!, at) : rejectReviewItem(tx, id, req.operator!, at)));
+    const r = await db.transaction((tx) => (kind === 'accept' ? acceptReviewItem(tx, id, body.patientId!, req.operator!) : rejectReviewItem(tx, id, req.operator!)));
     if (asApi) return r.ok ? { item: r.item } : reply.code(409).send({ error: r.reason, ...(r.error ? { code: r.error.code } : {}) });
     const back = body.returnTo?.startsWith('/review') ? body.returnTo : '/review';
     if (!r.ok) return redirectWithFlash(reply, back, r.reason);

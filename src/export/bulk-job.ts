@@ -70,7 +70,7 @@ export async function runBulkJob(db: Db, jobId: string, o: { root: string; keepM
       const file = `${type}.ndjson`;
       const count = await writeBulkType(db, type, job.groupId, transactionTime, p, path.join(dir, file));
       // A type with nothing to export is left out of the manifest, as the IG recommends.
-      if (count === 0) await fs.rm(path.join(dir, file));
+      if (count === 0) await fs.rm(path.join(dir, file), { force: true });
       else output.push({ type, url: bulkFileUrl(p.baseUrl, jobId, file), count });
     }
     const error: BulkManifest['error'] = [];

@@ -189,7 +189,6 @@ export async function execFinalise(ctx: JobContext, data: FinaliseJob, progress?
     throw new UnrecoverableError(e.message);
   }
   const outDir = partnerDirs(ctx.dropRoot, run.partner).outbound;
-  const finishedAt = new Date().toISOString();
   // Ownership is checked again inside the Group-change transaction (GROUP_NOT_YOURS fails the run
   // for good); a replace run that would remove too much of its Group ends as held.
   const recorded = await recordRun(ctx.db, {
@@ -197,7 +196,6 @@ export async function execFinalise(ctx: JobContext, data: FinaliseJob, progress?
     pipeline,
     resultPath: path.join(outDir, outputNames(run.fileName).results),
     actor: 'serve',
-    at: finishedAt,
   }).catch(async (e: unknown) => {
     if (isRostermatchError(e)) await failRunPermanently(ctx, run, e);
     throw e;
@@ -208,6 +206,8 @@ export async function execFinalise(ctx: JobContext, data: FinaliseJob, progress?
     await restoreOutputs(ctx.db, again, ctx.exportsDir);
   } else {
     const received = Date.parse(run.receivedAt);
+    // The run finished when its change was recorded, on the store's clock (recordRun's stamp).
+    const finishedAt = recorded.at;
     await publishRun(ctx.db, {
       run,
       pipeline,
@@ -216,7 +216,6 @@ export async function execFinalise(ctx: JobContext, data: FinaliseJob, progress?
       outDir,
       exportsDir: ctx.exportsDir,
       timingsMs: { queuedToRecorded: Date.parse(finishedAt) - received },
-      now: new Date(),
     });
   }
   await archiveSource(ctx, run);

@@ -12,6 +12,7 @@ import { outputNames, writeJsonAtomic, writeResultFile } from '../results/index.
 import {
   applyPlan,
   audit,
+  changeStamp,
   completeRun,
   discardRun,
   ensureGroup,
@@ -52,10 +53,15 @@ async function lockHeld(tx: Queryable, idOrPrefix: string): Promise<RunRecord & 
 
 const groupOf = (run: RunRecord): Pipeline['group'] & { partner: string } => ({ ...PipelineSchema.parse(run.pipeline).group, partner: run.partner });
 
+/**
+ * The change, the decision and its audit are stamped with the store's clock, read under the
+ * change lock before any row is locked (src/store/clock.ts), so an export running meanwhile holds
+ * the members who join, or leaves them to the next `_since` export; `now` fixes the time (tests),
+ * also the export's transactionTime.
+ */
 export async function confirmHeldRun(db: Db, c: { runId: string; by: string; exportsDir: string; now?: () => Date }): Promise<ConfirmOutcome> {
-  const now = c.now ?? (() => new Date());
-  const at = now().toISOString();
   const done = await db.transaction(async (tx) => {
+    const at = await changeStamp(tx, c.now);
     const run = await lockHeld(tx, c.runId);
     const g = groupOf(run);
     // The owner is checked again: the Group may have been moved to another partner meanwhile.
@@ -66,7 +72,7 @@ export async function confirmHeldRun(db: Db, c: { runId: string; by: string; exp
       const hold = holdNumbers(plan, shown.maxRemoveShare, at);
       await saveRunHold(tx, run.id, hold);
       await audit(tx, { at, actor: c.by, action: 'run.hold-again', entity: `run/${run.id}`, detail: { groupId: g.id, before: hold.before, wouldAdd: hold.wouldAdd, wouldRemove: hold.wouldRemove } });
-      return { kind: 'held-again' as const, run, hold, previous: shown };
+      return { kind: 'held-again' as const, at, run, hold, previous: shown };
     }
     await setGroupSpec(tx, g.id, g.name, g.mode);
     const change = await applyPlan(tx, plan, { runId: run.id, actor: `confirm:${c.by}`, at });
@@ -75,18 +81,20 @@ export async function confirmHeldRun(db: Db, c: { runId: string; by: string; exp
     const hold: RunHold = { ...shown, decision: { action: 'confirmed', by: c.by, at } };
     await saveRunHold(tx, run.id, hold);
     await audit(tx, { at, actor: c.by, action: 'run.confirm', entity: `run/${run.id}`, detail: { groupId: g.id, before: change.before, after: change.after, added: change.added, removed: change.removed } });
-    return { kind: 'applied' as const, run, change, hold };
+    return { kind: 'applied' as const, at, run, change, hold };
   });
+  const at = done.at;
+  const exportClock = c.now ? { now: c.now() } : {};
   const pipeline = PipelineSchema.parse(done.run.pipeline);
   const outDir = path.dirname(done.run.resultPath);
   const counts = done.run.counts as Record<Outcome, number>;
   if (done.kind === 'held-again') {
     // The partner's summary and note carry the numbers the operator now decides on.
     const before = done.hold.before;
-    await publishRun(db, { run: done.run, pipeline, recorded: { change: { before, after: before, added: 0, removed: 0 }, counts, hold: done.hold }, finishedAt: at, outDir, exportsDir: c.exportsDir, timingsMs: {}, now: now() });
+    await publishRun(db, { run: done.run, pipeline, recorded: { change: { before, after: before, added: 0, removed: 0 }, counts, hold: done.hold }, finishedAt: at, outDir, exportsDir: c.exportsDir, timingsMs: {}, ...exportClock });
     return { kind: 'held-again', run: done.run, hold: done.hold, previous: done.previous };
   }
-  const published = (await publishRun(db, { run: done.run, pipeline, recorded: { change: done.change, counts, hold: done.hold }, finishedAt: at, outDir, exportsDir: c.exportsDir, timingsMs: {}, now: now() })) as Published;
+  const published = (await publishRun(db, { run: done.run, pipeline, recorded: { change: done.change, counts, hold: done.hold }, finishedAt: at, outDir, exportsDir: c.exportsDir, timingsMs: {}, ...exportClock })) as Published;
   return { kind: 'applied', run: done.run, change: done.change, published };
 }
 
@@ -100,8 +108,9 @@ export function heldAgainMessage(o: Extract<ConfirmOutcome, { kind: 'held-again'
 
 export async function discardHeldRun(db: Db, d: { runId: string; by: string; reason: string; now?: () => Date }): Promise<RunRecord> {
   if (!d.reason.trim()) throw new RostermatchError('USAGE', 'say why the run is discarded (--reason)');
-  const at = (d.now ?? (() => new Date()))().toISOString();
-  const { run, hold } = await db.transaction(async (tx) => {
+  // On the store's clock, as a confirmation is (the run's finish and the decision).
+  const { run, hold, at } = await db.transaction(async (tx) => {
+    const at = await changeStamp(tx, d.now);
     const run = await lockHeld(tx, d.runId);
     const hold: RunHold = { ...run.hold, decision: { action: 'discarded', by: d.by, at, reason: d.reason } };
     await discardRun(tx, run.id, at, hold);
@@ -112,7 +121,7 @@ export async function discardHeldRun(db: Db, d: { runId: string; by: string; rea
       entity: `run/${run.id}`,
       detail: { groupId: hold.groupId, before: hold.before, wouldAdd: hold.wouldAdd, wouldRemove: hold.wouldRemove, reason: d.reason },
     });
-    return { run, hold };
+    return { run, hold, at };
   });
   const outDir = path.dirname(run.resultPath);
   const pipeline = PipelineSchema.parse(run.pipeline);

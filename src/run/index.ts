@@ -139,9 +139,11 @@ export async function runFile(db: Db, log: Logger, input: RunInput): Promise<Run
     }
     await storing;
     const t2 = performance.now();
-    finishedAt = now().toISOString();
     const resultPath = path.join(input.outDir, outputNames(fileName).results);
-    recorded = await recordRun(db, { runId, pipeline, resultPath, actor: input.actor ?? 'cli', at: finishedAt });
+    // Stamped by the store's clock in the recording transaction (a test's clock when it gives one).
+    const stamped = await recordRun(db, { runId, pipeline, resultPath, actor: input.actor ?? 'cli', ...(input.now ? { at: now().toISOString() } : {}) });
+    recorded = stamped;
+    finishedAt = stamped?.at ?? now().toISOString();
     Object.assign(timingsMs, {
       intake: Math.round(t1 - t0),
       candidates: Math.round(tc - t1),
@@ -169,7 +171,7 @@ export async function runFile(db: Db, log: Logger, input: RunInput): Promise<Run
     outDir: input.outDir,
     exportsDir: input.exportsDir,
     timingsMs,
-    now: now(),
+    ...(input.now ? { now: now() } : {}),
   });
   const hold = recorded!.hold;
   log.info({ runId, counts: published.summary.counts, groupId: pipeline.group.id, ms: published.summary.timingsMs.total }, hold ? 'run held for a confirmation' : 'run completed');

@@ -12,6 +12,7 @@ import { hasRowActions, PipelineSchema, type Pipeline } from '../pipeline/index.
 import { outputNames, writeJsonAtomic, writeResultFile } from '../results/index.ts';
 import {
   applyPlan,
+  changeStamp,
   completeRun,
   ensureGroup,
   holdRun,
@@ -68,7 +69,11 @@ export interface RecordInput {
   pipeline: Pipeline;
   resultPath: string;
   actor: string;
-  at: string;
+  /**
+   * A fixed time for the run's change and finish (tests). @defaultValue the store's clock, read
+   * under the change lock as the recording transaction's first statement (changeStamp)
+   */
+  at?: string;
 }
 
 export interface Recorded {
@@ -86,26 +91,32 @@ export interface Recorded {
  * their patients out; the others add theirs (or, for replace, make up the Group). The Group's owner
  * is checked under its row lock first. Returns undefined when the run was already recorded (a
  * repeated finalise), so nothing happens twice.
+ *
+ * Everything is stamped with the store's clock, read under the change lock before any row is
+ * locked (src/store/clock.ts): an export that starts while this transaction is open waits for it,
+ * so each member who joins is in that export or in the next `_since` one. The stamp is returned
+ * (`at`): it is the run's finish.
  */
-export async function recordRun(db: Db, r: RecordInput): Promise<Recorded | undefined> {
+export async function recordRun(db: Db, r: RecordInput): Promise<(Recorded & { at: string }) | undefined> {
   return db.transaction(async (tx) => {
+    const at = await changeStamp(tx, r.at === undefined ? undefined : () => new Date(r.at!));
     const state = await lockRun(tx, r.runId);
     if (state && RECORDED_STATES.includes(state)) return undefined;
     const g = r.pipeline.group;
-    await ensureGroup(tx, { id: g.id, partner: r.pipeline.partner, name: g.name, mode: g.mode, runId: r.runId });
+    await ensureGroup(tx, { id: g.id, partner: r.pipeline.partner, name: g.name, mode: g.mode, runId: r.runId, at });
     const plan = await planMembership(tx, g.id, await matchedByAction(tx, r.runId), g.mode);
     const counts = await runOutcomeCounts(tx, r.runId);
-    const hold = holdFor(plan, g.maxRemoveShare, r.at);
+    const hold = holdFor(plan, g.maxRemoveShare, at);
     if (hold) {
       // Review items wait too: a decision on one of these rows must not bring the change in piecemeal.
-      await holdRun(tx, r.runId, { at: r.at, groupId: g.id, counts, resultPath: r.resultPath, hold });
-      return { change: { before: plan.before, after: plan.before, added: 0, removed: 0 }, counts, hold };
+      await holdRun(tx, r.runId, { at, groupId: g.id, counts, resultPath: r.resultPath, hold });
+      return { at, change: { before: plan.before, after: plan.before, added: 0, removed: 0 }, counts, hold };
     }
     await setGroupSpec(tx, g.id, g.name, g.mode);
-    const change = await applyPlan(tx, plan, { runId: r.runId, actor: r.actor, at: r.at });
+    const change = await applyPlan(tx, plan, { runId: r.runId, actor: r.actor, at });
     await queueForReview(tx, r.runId, r.pipeline.partner);
-    await completeRun(tx, r.runId, { finishedAt: r.at, groupId: g.id, counts, resultPath: r.resultPath });
-    return { change, counts };
+    await completeRun(tx, r.runId, { finishedAt: at, groupId: g.id, counts, resultPath: r.resultPath });
+    return { at, change, counts };
   });
 }
 
@@ -122,7 +133,7 @@ export type HeldPublished = Omit<Published, 'export'> & { export: undefined; hol
 /**
  * Writes the result file from the recorded rows, exports the Group, writes the summary. For a
  * held run: the result file and the summary (saying the change waits), the partner's note, and no
- * export.
+ * export. The export's transactionTime is the store's (exportInstant), unless `now` fixes it (tests).
  */
 export async function publishRun(
   db: Db,
@@ -134,7 +145,8 @@ export async function publishRun(
     outDir: string;
     exportsDir: string;
     timingsMs: Record<string, number>;
-    now: Date;
+    /** A fixed transactionTime for the export (tests). @defaultValue the store's clock (exportInstant) */
+    now?: Date;
   },
 ): Promise<Published | HeldPublished> {
   const names = outputNames(p.run.fileName);
@@ -144,7 +156,7 @@ export async function publishRun(
   const resultPath = await writeResultFile(p.outDir, names.results, streamRunResults(db, p.run.id), changes ? { groupChange: changes.of } : {});
   const t1 = performance.now();
   const waiting = hold !== undefined && hold.decision === undefined;
-  const exported = waiting ? undefined : await exportGroup(db, { groupId: p.pipeline.group.id, outRoot: p.exportsDir, now: p.now, runId: p.run.id, partner: p.pipeline.partner });
+  const exported = waiting ? undefined : await exportGroup(db, { groupId: p.pipeline.group.id, outRoot: p.exportsDir, ...(p.now ? { now: p.now } : {}), runId: p.run.id, partner: p.pipeline.partner });
   const t2 = performance.now();
   const summary: RunSummary = {
     runId: p.run.id,
@@ -198,7 +210,6 @@ export async function restoreOutputs(db: Db, run: RunRecord, exportsDir: string)
       outDir: dir,
       exportsDir,
       timingsMs: {},
-      now: new Date(),
     });
     return;
   }

@@ -5,7 +5,8 @@
  */
 import { RostermatchError } from '../errors/index.ts';
 import { audit } from './audit.ts';
-import type { Queryable } from './db.ts';
+import { changeStamp } from './clock.ts';
+import { inTransaction, type Queryable } from './db.ts';
 import { assertGroupOwner, type GroupCharacteristics, type GroupRecord } from './groups.ts';
 
 /** Checks a definition: at least one five-digit ZIP, sensible whole ages, CVX codes. */
@@ -29,9 +30,22 @@ export function checkCharacteristics(c: GroupCharacteristics): GroupCharacterist
 /**
  * Creates a characteristic Group for a partner, or changes the definition of one it owns. A Group
  * with members (made by files or messages) is never turned into one, nor the other way round.
+ * Its lastUpdated is the store's clock, read under the change lock first thing in the
+ * transaction (src/store/clock.ts); `at` fixes it (tests). Given a store, it opens the
+ * transaction; given one, call it first in it.
  */
-export async function defineGroup(tx: Queryable, d: { id: string; partner: string; name: string; characteristics: GroupCharacteristics; by: string; at: string }): Promise<GroupRecord> {
-  const c = checkCharacteristics(d.characteristics);
+export async function defineGroup(
+  on: Queryable,
+  def: { id: string; partner: string; name: string; characteristics: GroupCharacteristics; by: string; at?: string },
+): Promise<GroupRecord> {
+  const c = checkCharacteristics(def.characteristics);
+  return inTransaction(on, async (tx) => {
+    const d = { ...def, at: await changeStamp(tx, def.at === undefined ? undefined : () => new Date(def.at!)) };
+    return defineIn(tx, d, c);
+  });
+}
+
+async function defineIn(tx: Queryable, d: { id: string; partner: string; name: string; by: string; at: string }, c: GroupCharacteristics): Promise<GroupRecord> {
   const existing = await assertGroupOwner(tx, d.partner, d.id, { lock: true });
   if (existing && existing.actual) {
     throw new RostermatchError('USAGE', `Group "${d.id}" holds members of its own (made by files, messages or membership operations); a characteristic Group needs an id of its own`, { field: 'id' });

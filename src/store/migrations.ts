@@ -340,4 +340,17 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE partner_group ADD COLUMN actual boolean NOT NULL DEFAULT true;
   ALTER TABLE partner_group ADD COLUMN characteristics jsonb;
   `,
+  `
+  -- Every instant Bulk _since compares is at the millisecond (src/store/clock.ts). A Group's
+  -- created_at and updated_at defaulted to now(), with microseconds: writers now stamp them, and
+  -- the defaults keep the millisecond. Values written before are rounded up to the next
+  -- millisecond, so each is still later than every transactionTime (an instant at the millisecond)
+  -- it was later than, and no later than those it was not.
+  UPDATE partner_group
+     SET created_at = date_trunc('milliseconds', created_at) + CASE WHEN date_trunc('milliseconds', created_at) < created_at THEN interval '1 millisecond' ELSE interval '0' END,
+         updated_at = date_trunc('milliseconds', updated_at) + CASE WHEN date_trunc('milliseconds', updated_at) < updated_at THEN interval '1 millisecond' ELSE interval '0' END
+   WHERE date_trunc('milliseconds', created_at) < created_at OR date_trunc('milliseconds', updated_at) < updated_at;
+  ALTER TABLE partner_group ALTER COLUMN created_at SET DEFAULT date_trunc('milliseconds', now());
+  ALTER TABLE partner_group ALTER COLUMN updated_at SET DEFAULT date_trunc('milliseconds', now());
+  `,
 ];

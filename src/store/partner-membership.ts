@@ -6,6 +6,7 @@
 import { RostermatchError } from '../errors/index.ts';
 import { indexIdentifierValue } from '../normalise/index.ts';
 import { audit } from './audit.ts';
+import { changeStamp } from './clock.ts';
 import type { Db, Queryable } from './db.ts';
 import { applyPlan, assertGroupOwner, groupDefined, type GroupRecord } from './groups.ts';
 
@@ -15,7 +16,11 @@ export interface MemberChange {
   patientId: string;
   /** Who asked: `client/<id>` for a SMART client. */
   actor: string;
-  at: string;
+  /**
+   * A fixed time for the change (tests). @defaultValue the store's clock, read under the change
+   * lock as the transaction's first statement (src/store/clock.ts)
+   */
+  at?: string;
 }
 
 export type MemberAddResult = { kind: 'added' | 'already'; group: GroupRecord } | { kind: 'unknown-patient' } | { kind: 'no-relationship' };
@@ -66,8 +71,12 @@ async function ownGroup(tx: Queryable, partner: string, groupId: string): Promis
   return g;
 }
 
-export async function addPartnerMember(db: Db, c: MemberChange & { period?: { start?: string; end?: string } }): Promise<MemberAddResult> {
+/** When the change happened: the store's clock under the change lock, before any row is locked. */
+const stamp = (tx: Queryable, c: MemberChange) => changeStamp(tx, c.at === undefined ? undefined : () => new Date(c.at!));
+
+export async function addPartnerMember(db: Db, change: MemberChange & { period?: { start?: string; end?: string } }): Promise<MemberAddResult> {
   return db.transaction(async (tx) => {
+    const c = { ...change, at: await stamp(tx, change) };
     const g = await ownGroup(tx, c.partner, c.groupId);
     if (!(await livePatient(tx, c.patientId))) return { kind: 'unknown-patient' };
     if (!(await hasRelationship(tx, c.partner, c.patientId))) {
@@ -87,8 +96,9 @@ export async function addPartnerMember(db: Db, c: MemberChange & { period?: { st
   });
 }
 
-export async function removePartnerMember(db: Db, c: MemberChange): Promise<MemberRemoveResult> {
+export async function removePartnerMember(db: Db, change: MemberChange): Promise<MemberRemoveResult> {
   return db.transaction(async (tx) => {
+    const c = { ...change, at: await stamp(tx, change) };
     const g = await ownGroup(tx, c.partner, c.groupId);
     const { rows } = await tx.query('SELECT 1 FROM group_member WHERE group_id = $1 AND patient_id = $2', [c.groupId, c.patientId]);
     let kind: 'removed' | 'not-member' = 'not-member';

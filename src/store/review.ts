@@ -3,6 +3,7 @@ import type { RowAction, StandingDecision } from '../model/index.ts';
 import type { Queryable } from './db.ts';
 import { isRostermatchError, type RostermatchError } from '../errors/index.ts';
 import { audit } from './audit.ts';
+import { changeStamp } from './clock.ts';
 import { applyMembership, assertGroupOwner } from './groups.ts';
 
 export type ReviewState = 'open' | 'accepted' | 'rejected' | 'superseded';
@@ -122,8 +123,12 @@ export type DecisionResult = { ok: true; item: ReviewItem } | { ok: false; reaso
  * Accepts `patientId` for an open item: the item is closed, the patient joins the run's Group —
  * or leaves it, when the row asked for a removal (a remove file's row, or one marked remove) —
  * and the decision is kept for the partner's record, all in one transaction, with who and when.
+ * When is the store's clock, read under the change lock as the first statement of `tx` (so call
+ * it first in its transaction): what Bulk `_since` compares a member's joining with. `fixedAt` fixes
+ * it (tests).
  */
-export async function acceptReviewItem(tx: Queryable, id: number, patientId: string, by: string, at: string): Promise<DecisionResult> {
+export async function acceptReviewItem(tx: Queryable, id: number, patientId: string, by: string, fixedAt?: string): Promise<DecisionResult> {
+  const at = await changeStamp(tx, fixedClock(fixedAt));
   const item = await lockOpenItem(tx, id);
   if (typeof item === 'string') return { ok: false, reason: item };
   if (!item.candidates.includes(patientId)) return { ok: false, reason: `patient ${patientId} is not a candidate of review item ${id} (candidates: ${item.candidates.join(', ')})` };
@@ -143,12 +148,15 @@ export async function acceptReviewItem(tx: Queryable, id: number, patientId: str
   return { ok: true, item: await decide(tx, item, 'accepted', patientId, by, at) };
 }
 
-/** None of the candidates is this person: they are not offered for this record again. */
-export async function rejectReviewItem(tx: Queryable, id: number, by: string, at: string): Promise<DecisionResult> {
+/** None of the candidates is this person: they are not offered for this record again. When: as for an acceptance. */
+export async function rejectReviewItem(tx: Queryable, id: number, by: string, fixedAt?: string): Promise<DecisionResult> {
+  const at = await changeStamp(tx, fixedClock(fixedAt));
   const item = await lockOpenItem(tx, id);
   if (typeof item === 'string') return { ok: false, reason: item };
   return { ok: true, item: await decide(tx, item, 'rejected', null, by, at) };
 }
+
+const fixedClock = (at: string | undefined) => (at === undefined ? undefined : () => new Date(at));
 
 /** The item, locked for the transaction, or why it cannot be decided. */
 async function lockOpenItem(tx: Queryable, id: number): Promise<ReviewItem | string> {
