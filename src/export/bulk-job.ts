@@ -94,16 +94,14 @@ class Cancelled extends Error {}
 
 async function writeBulkType(db: Db, type: BulkType, groupId: string, until: string, p: BulkParams, file: string): Promise<number> {
   const elements = p.elements?.[type];
+  const g = await getGroup(db, groupId);
+  if (!g) throw new RostermatchError('GROUP_NOT_FOUND', `no Group with id "${groupId}"`);
   if (type === 'Group') {
-    const g = await getGroup(db, groupId);
-    if (!g) throw new RostermatchError('GROUP_NOT_FOUND', `no Group with id "${groupId}"`);
     // The Group changes only when its members do; with _since, it is exported when it changed after it.
     if (p.since && g.updatedAt <= p.since) return 0;
     await fs.writeFile(file, `${JSON.stringify(await fhirGroupOf(db, g))}\n`);
     return 1;
   }
-  const g = await getGroup(db, groupId);
-  if (!g) throw new RostermatchError('GROUP_NOT_FOUND', `no Group with id "${groupId}"`);
   const s: Selection = {
     groupId,
     until,
