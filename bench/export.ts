@@ -5,16 +5,23 @@
  * as the export does, the floor of that plan. The export runs in a process of its own, so its peak
  * RSS is the export's alone.
  *
- * The store is filled by SQL (generate_series) with FHIR Patients and Immunizations of the size
- * the sample generator writes, and is never analysed (autovacuum off for its tables), as a store
- * may be after a load. Members hold --member-immunizations between them, the other patients the
- * rest: the issue's Group of school children averaged 16 Immunizations a member.
+ * Then the FHIR path of the same export, as a partner meets it: `rostermatch serve` as a child
+ * process on the same store (its own queue prefix and data folder, matching left to workers), a
+ * SMART Backend Services client registered in the store, a token, a real HTTP `Group/[id]/$export`
+ * kick-off and polling every second until the manifest; timed from kick-off to manifest, with the
+ * serve process's peak RSS (VmHWM in /proc/<pid>/status) and its RSS when the kick-off was sent.
  *
- *   npm run bench:export -- [--patients 200000] [--immunizations N] [--members N] [--member-immunizations N]
- *        [--store postgres|pglite] [--repeat 1] [--json FILE] [--keep DIR [--reuse]]
+ * The store is filled by SQL (generate_series, bench/fill.ts) with FHIR Patients and Immunizations
+ * of the size the sample generator writes, and is never analysed (autovacuum off for its tables),
+ * as a store may be after a load. Members hold --member-immunizations between them, the other
+ * patients the rest: the issue's Group of school children averaged 16 Immunizations a member.
+ *
+ *   npm run bench:export -- [--patients 200000] [--immunizations N] [--members N[,N…]] [--member-immunizations N]
+ *        [--store postgres|pglite] [--repeat 1] [--json FILE] [--keep DIR [--reuse]] [--no-fhir]
  *
  * With --store postgres it creates a database of its own on BENCH_DATABASE_URL's server (default
- * postgres://<user>@127.0.0.1:5432/postgres), dropped at the end unless --keep.
+ * postgres://<user>@127.0.0.1:5432/postgres), dropped at the end unless --keep; the FHIR path needs
+ * Redis at REDIS_URL (default redis://127.0.0.1:6379).
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
@@ -26,23 +33,32 @@ import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { benchArgs } from './args.ts';
-import { measuredOn, printTable } from './report.ts';
+import { dropQueueKeys, jobFiles, ownQueuePrefix, procMemory, registerClient, sampleRss, spawnServe, timedGroupExport } from './fhir-export.ts';
+import { fillStore, GROUP, GROUP_PARTNER, type Sizes } from './fill.ts';
+import { measuredOn, printColumns, printTable } from './report.ts';
 import { admin, databaseUrl } from './server.ts';
 import { exportGroup } from '../src/export/index.ts';
-import { openEmbedded, openPostgres, openStore, type Db } from '../src/store/index.ts';
+import { getBulkJob, openEmbedded, openPostgres, openStore, type Db } from '../src/store/index.ts';
 
-const USAGE = `usage: npm run bench:export -- [--patients N] [--immunizations N] [--members N] [--member-immunizations N]
-       [--store postgres|pglite] [--repeat N] [--json FILE] [--keep DIR [--reuse]]
-  defaults: --patients 200000, --immunizations 10.1 a patient, --members 8.7% of the patients,
-            --member-immunizations 16 a member (at most all of them), --store postgres, --repeat 1
-  --repeat N   measure floor and export N times each, alternately, and keep the best of each
-  --keep DIR   fill into DIR (and, for postgres, a database named in DIR/store.json) and keep them
-  --reuse      with --keep DIR: measure again the store an earlier --keep run filled
+const USAGE = `usage: npm run bench:export -- [--patients N] [--immunizations N] [--members N[,N…]] [--member-immunizations N]
+       [--store postgres|pglite] [--repeat N] [--json FILE] [--keep DIR [--reuse]] [--no-fhir]
+  defaults: --patients 200000 (raised to --members), --immunizations 10.1 a patient (raised to 16 a member),
+            --members 8.7% of the patients, --member-immunizations 16 a member (at most all of them),
+            --store postgres, --repeat 1
+  --members A,B   one store and one measurement per size, in turn, then a table of them all
+                  (e.g. --members 100000,500000: 200k patients with a 100k-member Group, then
+                  500k patients all in the Group, 8M Immunizations)
+  --repeat N      measure floor, export and FHIR export N times each, alternately, and keep the best of each
+  --keep DIR      fill into DIR (and, for postgres, a database named in DIR/store.json) and keep them;
+                  with several --members, into DIR/members-<N> each
+  --reuse         with --keep DIR: measure again the store an earlier --keep run filled
+  --no-fhir       leave out the FHIR path (serve as a child process, kick-off to manifest over HTTP)
+  --json FILE     the figures; with several --members, {date, node, cpus, runs: [one per size]}
   the issue's size: --patients 1000000 --immunizations 10100000 --members 87000`;
 
 const values = benchArgs(
   {
-    patients: { type: 'string', default: '200000' },
+    patients: { type: 'string' },
     immunizations: { type: 'string' },
     members: { type: 'string' },
     'member-immunizations': { type: 'string' },
@@ -51,6 +67,7 @@ const values = benchArgs(
     json: { type: 'string' },
     keep: { type: 'string' },
     reuse: { type: 'boolean', default: false },
+    'no-fhir': { type: 'boolean', default: false },
     // Internal: the export, run by the benchmark in a child process.
     phase: { type: 'string' },
     work: { type: 'string' },
@@ -65,8 +82,8 @@ const usageError = (why: string): never => {
 if (!['pglite', 'postgres'].includes(values.store)) usageError('--store is pglite or postgres');
 if (values.reuse && !values.keep) usageError('--reuse needs --keep DIR, the folder an earlier run kept');
 if (!(Number(values.repeat) >= 1 && Number.isSafeInteger(Number(values.repeat)))) usageError('--repeat must be a whole number, at least 1');
+const memberSizes: (number | undefined)[] = values.members === undefined ? [undefined] : values.members.split(',').map((m) => (m.trim() === '' || !/^\d+$/.test(m.trim()) ? usageError('--members must be whole numbers, separated by commas') : Number(m)));
 
-const GROUP = 'bench-export';
 /** What an earlier --keep run filled, for --reuse. */
 interface Filled {
   store: string;
@@ -90,8 +107,26 @@ async function exportPhase(): Promise<void> {
 }
 
 async function benchmark(): Promise<void> {
-  const work = values.keep ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'rostermatch-bench-export-')));
-  const pgName = `rm_bench_export_${process.pid}`;
+  const all: Figures[] = [];
+  for (const [i, members] of memberSizes.entries()) {
+    const s = sizes(members);
+    if (memberSizes.length > 1) console.log(`${i > 0 ? '\n' : ''}── ${s.members} members ──`);
+    all.push(await measureSize(s, values.keep && memberSizes.length > 1 ? path.join(values.keep, `members-${s.members}`) : values.keep));
+  }
+  if (memberSizes.length > 1) {
+    console.log();
+    printColumns(
+      ['members', 'kick-off→manifest (s)', 'MB written', 'MB/s', 'serve RSS at kick-off / peak (MB)', 'floor (s)', 'ratio'],
+      all.map((f) => [f.members, f.fhir?.kickOffToManifestSeconds ?? '—', f.fhir?.writtenMb ?? '—', f.fhir?.mbPerSecond ?? '—', f.fhir ? `${f.fhir.serveRssAtKickOffMb} / ${f.fhir.servePeakRssMb}` : '—', f.floorSeconds, f.fhir ? `${f.fhir.toFloor}×` : '—']),
+    );
+  }
+  if (values.json) await fs.writeFile(values.json, `${JSON.stringify(memberSizes.length > 1 ? { ...measuredOn(), runs: all } : all[0], null, 2)}\n`);
+}
+
+/** Fill (or reuse) one store of these sizes and measure it. */
+async function measureSize(s: Sizes, keep: string | undefined): Promise<Figures> {
+  const work = keep ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'rostermatch-bench-export-')));
+  const pgName = `rm_bench_export_${process.pid}_${s.members}`;
   let created = false;
   try {
     await fs.mkdir(work, { recursive: true });
@@ -103,8 +138,8 @@ async function benchmark(): Promise<void> {
         await admin(`CREATE DATABASE ${pgName}`);
         created = true;
       }
-      filled = await fill(url, work, sizes());
-      if (values.keep) await fs.writeFile(path.join(work, 'store.json'), `${JSON.stringify(filled, null, 2)}\n`);
+      filled = await fill(url, work, s);
+      if (keep) await fs.writeFile(path.join(work, 'store.json'), `${JSON.stringify(filled, null, 2)}\n`);
     }
     let best: Measured | undefined;
     for (let i = 0; i < Number(values.repeat); i++) {
@@ -113,6 +148,8 @@ async function benchmark(): Promise<void> {
       const exportBytes = await sizeOf(e.dir);
       await fs.rm(path.join(work, 'exports'), { recursive: true, force: true });
       if (exportBytes !== floor.bytes) throw new Error(`the export wrote ${exportBytes} bytes where the floor wrote ${floor.bytes}`);
+      const f = values['no-fhir'] ? undefined : await fhirExport(work, filled.databaseUrl);
+      if (f && f.bytes.Patient + f.bytes.Immunization !== floor.bytes) throw new Error(`the FHIR export wrote ${f.bytes.Patient + f.bytes.Immunization} bytes of Patients and Immunizations where the floor wrote ${floor.bytes}`);
       best = {
         floorS: Math.min(best?.floorS ?? Infinity, floor.plainS),
         indexFloorS: Math.min(best?.indexFloorS ?? Infinity, floor.indexS),
@@ -120,12 +157,13 @@ async function benchmark(): Promise<void> {
         exportBytes,
         rssMb: Math.max(best?.rssMb ?? 0, e.peakRssMb),
         counts: e.counts,
+        ...(f ? { fhir: best?.fhir && best.fhir.seconds <= f.seconds ? { ...best.fhir, peakRssMb: Math.max(best.fhir.peakRssMb, f.peakRssMb) } : { ...f, peakRssMb: Math.max(best?.fhir?.peakRssMb ?? 0, f.peakRssMb) } } : {}),
       };
     }
-    await report(filled, best!);
+    return report(filled, best!);
   } finally {
-    if (created && !values.keep) await admin(`DROP DATABASE IF EXISTS ${pgName} WITH (FORCE)`).catch(() => {});
-    if (!values.keep) await fs.rm(work, { recursive: true, force: true });
+    if (created && !keep) await admin(`DROP DATABASE IF EXISTS ${pgName} WITH (FORCE)`).catch(() => {});
+    if (!keep) await fs.rm(work, { recursive: true, force: true });
   }
 }
 
@@ -136,19 +174,14 @@ interface Measured {
   exportBytes: number;
   rssMb: number;
   counts: Record<string, number>;
+  fhir?: FhirMeasured;
 }
 
-interface Sizes {
-  patients: number;
-  immunizations: number;
-  members: number;
-  memberImmunizations: number;
-}
-
-function sizes(): Sizes {
-  const patients = Number(values.patients);
-  const immunizations = values.immunizations === undefined ? Math.round(patients * 10.1) : Number(values.immunizations);
-  const members = values.members === undefined ? Math.round(patients * 0.087) : Number(values.members);
+function sizes(membersOption: number | undefined): Sizes {
+  const members0 = membersOption ?? (values.patients === undefined ? undefined : Math.round(Number(values.patients) * 0.087));
+  const patients = values.patients === undefined ? Math.max(200_000, members0 ?? 0) : Number(values.patients);
+  const members = members0 ?? Math.round(patients * 0.087);
+  const immunizations = values.immunizations === undefined ? Math.max(Math.round(patients * 10.1), 16 * members) : Number(values.immunizations);
   const memberImmunizations = values['member-immunizations'] === undefined ? Math.min(16 * members, immunizations) : Number(values['member-immunizations']);
   for (const [k, v] of Object.entries({ patients, immunizations, members, memberImmunizations })) {
     if (!Number.isSafeInteger(v) || v < 0) usageError(`--${k} must be a whole number`);
@@ -158,20 +191,12 @@ function sizes(): Sizes {
   return { patients, immunizations, members, memberImmunizations };
 }
 
-/** Patients per fill statement: a progress line each, and no statement of millions of rows. */
-const FILL_BATCH = 50_000;
-
-/** Fills a fresh store, batch by batch of patients: each with its Immunizations and, if a member, its place in the Group. */
+/** Fills a fresh store. */
 async function fill(url: string | undefined, work: string, s: Sizes): Promise<Filled> {
   const t = performance.now();
   const db: Db = url ? await openPostgres(url) : await openEmbedded(path.join(work, 'db'));
   try {
-    for (const table of ['patient', 'immunization', 'group_member']) await db.exec(`ALTER TABLE ${table} SET (autovacuum_enabled = off)`);
-    await db.exec(`INSERT INTO partner_group (id, partner, name, mode, member_count) VALUES ('${GROUP}', 'bench', 'Bench Group', 'replace', ${s.members})`);
-    for (let lo = 0; lo < s.patients; lo += FILL_BATCH) {
-      await db.exec(fillBatch(s, lo, Math.min(s.patients, lo + FILL_BATCH) - 1));
-      process.stderr.write(`\rfilled ${Math.min(s.patients, lo + FILL_BATCH)} of ${s.patients} patients`);
-    }
+    await fillStore(db, s, (done) => process.stderr.write(`\rfilled ${done} of ${s.patients} patients`));
     process.stderr.write('\n');
   } finally {
     await db.close();
@@ -179,51 +204,65 @@ async function fill(url: string | undefined, work: string, s: Sizes): Promise<Fi
   return { store: values.store, ...(url ? { databaseUrl: url } : {}), patients: s.patients, immunizations: s.immunizations, members: s.members, fillSeconds: secs(t) };
 }
 
+interface FhirMeasured {
+  /** Kick-off sent → manifest read, polling every second. */
+  seconds: number;
+  /** The job's own time in the store: created (kick-off) → finished. */
+  jobSeconds: number;
+  bytes: Record<string, number>;
+  counts: Record<string, number>;
+  rssAtKickOffMb: number;
+  /** VmHWM: the serve process's peak since it started (start-up included). */
+  peakRssMb: number;
+  /** The most RSS sampled (every 100 ms) between kick-off and manifest. */
+  sampledMaxRssMb: number;
+  startSeconds: number;
+}
+
 /**
- * Patients `lo`..`hi` as SQL. Ids are a scrambling of the ordinal (unique, and not in the order
- * the rows lie in the table, as a load leaves them); each patient's Immunizations lie together.
- * The members are spread evenly over the ordinals, as are both kinds' Immunizations.
+ * The FHIR path: a client registered in the store, serve started on it as a child process, one
+ * Group $export kick-off as a partner sends it (no _type: every type its scopes read), polled to
+ * the manifest. A fresh serve each time, so VmHWM is this export's (or start-up's) peak.
  */
-function fillBatch(s: Sizes, lo: number, hi: number): string {
-  const { patients: P, members: M, memberImmunizations: KM } = s;
-  const KN = s.immunizations - KM;
-  const id = (n: string) => `lpad(to_hex((${n} * 2654435761) % 1099511627776), 10, '0')`;
-  // Item i's share when `total` is spread evenly over `over` items: the shares add up to `total` exactly.
-  const even = (i: string, total: number, over: number) => (over === 0 ? '0' : `(((${i}) + 1) * ${total}) / ${over} - ((${i}) * ${total}) / ${over}`);
-  const instant = (ts: string) => `to_char(${ts} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`;
-  return `
-    CREATE TEMP TABLE fill_batch AS
-      SELECT n, ${id('n')} AS id, member, date '1990-01-01' + (n * 7 % 12000)::int AS birth,
-             timestamptz '2022-01-01T00:00:00Z' + (n * 7919 % 126000000) * interval '1 second' AS lu,
-             CASE WHEN member THEN ${even('(n * ' + M + ') / ' + P, KM, M)} ELSE ${even('n - ((n + 1) * ' + M + ') / ' + P, KN, P - M)} END AS doses
-        FROM (SELECT n, ((n + 1) * ${M}) / ${P} > (n * ${M}) / ${P} AS member FROM generate_series(${lo}::bigint, ${hi}) n) g;
-    INSERT INTO patient (id, given, middle, family, suffix, birth_date, sex, street, city, state, zip, phone, identifiers, resource, content_hash, last_updated)
-      SELECT id, given, middle, family, '', birth::text, sex, street, 'Decatur', 'IL', zip, phone, '[]',
-             jsonb_build_object('resourceType', 'Patient', 'id', id, 'meta', jsonb_build_object('lastUpdated', ${instant('lu')}),
-               'identifier', jsonb_build_array(jsonb_build_object('system', 'urn:oid:2.16.840.1.113883.3.9999.1', 'value', 'IIS' || (10000000 + n * 89))),
-               'name', jsonb_build_array(jsonb_build_object('use', 'official', 'family', family, 'given', jsonb_build_array(given, middle))),
-               'gender', sex, 'birthDate', birth::text,
-               'address', jsonb_build_array(jsonb_build_object('line', jsonb_build_array(street), 'city', 'Decatur', 'state', 'IL', 'postalCode', zip)),
-               'telecom', jsonb_build_array(jsonb_build_object('system', 'phone', 'value', phone))),
-             md5(id), lu
-        FROM (SELECT *, (ARRAY['Ryan','Brittany','Vincent','Olivia','Noah','Emma','Liam','Sofia','Mateo','Ava'])[1 + n % 10] AS given,
-                        (ARRAY['Michael','Grace','James','Rose','Lee','Marie','Alan','Jane'])[1 + n % 8] AS middle,
-                        (ARRAY['Adams','Nguyen','Garcia','Smith','Johnson','Okafor','Kowalski','Martinez','Brown','Lee','Patel'])[1 + n % 11] AS family,
-                        CASE WHEN n % 2 = 0 THEN 'female' ELSE 'male' END AS sex,
-                        (100 + n % 9800) || ' ' || (ARRAY['8th Ave','Maple St','Oak Dr','Lincoln Blvd'])[1 + n % 4] AS street,
-                        lpad((60000 + n % 3000)::text, 5, '0') AS zip, '217-' || lpad((n % 1000)::text, 3, '0') || '-' || lpad((n % 10000)::text, 4, '0') AS phone
-                FROM fill_batch) p;
-    INSERT INTO immunization (id, patient_id, resource, content_hash, last_updated)
-      SELECT id || '-' || k, id,
-             jsonb_build_object('resourceType', 'Immunization', 'id', id || '-' || k, 'meta', jsonb_build_object('lastUpdated', ${instant('lu')}), 'status', 'completed',
-               'vaccineCode', jsonb_build_object('coding', jsonb_build_array(jsonb_build_object('system', 'http://hl7.org/fhir/sid/cvx',
-                 'code', (ARRAY['08','20','10','03','21','115','62','114','141','133'])[1 + (n + k) % 10],
-                 'display', (ARRAY['Hep B, adolescent or pediatric','DTaP','IPV','MMR','varicella','Tdap','HPV, quadrivalent','meningococcal MCV4P','Influenza, seasonal, injectable','Pneumococcal conjugate PCV 13'])[1 + (n + k) % 10]))),
-               'patient', jsonb_build_object('reference', 'Patient/' || id), 'occurrenceDateTime', (birth + (k * 90)::int)::text, 'primarySource', true),
-             md5(id || k), lu
-        FROM fill_batch, generate_series(1, doses) k;
-    INSERT INTO group_member (group_id, patient_id, added_at) SELECT '${GROUP}', id, timestamptz '2026-01-02T00:00:00Z' FROM fill_batch WHERE member;
-    DROP TABLE fill_batch;`;
+async function fhirExport(work: string, url: string | undefined): Promise<FhirMeasured> {
+  const dataDir = url ? path.join(work, 'serve-data') : work;
+  const open = () => (url ? openPostgres(url) : openEmbedded(path.join(work, 'db')));
+  let db = await open();
+  const client = await registerClient(db, GROUP_PARTNER).finally(() => db.close());
+  const prefix = ownQueuePrefix('bench');
+  const t = performance.now();
+  const serve = await spawnServe({ dataDir, ...(url ? { databaseUrl: url } : {}), queuePrefix: prefix });
+  try {
+    const startSeconds = secs(t);
+    // Let start-up's work (reconcile, metrics, first scan) settle before the baseline.
+    await new Promise((r) => setTimeout(r, 2000));
+    const before = await procMemory(serve.pid);
+    const sampler = sampleRss(serve.pid);
+    const e = await timedGroupExport({ fhirBase: serve.fhirBase, client, groupId: GROUP }).catch((err: Error) => {
+      throw new Error(`${err.message}\nserve said:\n${serve.output().slice(-4000)}`);
+    });
+    const sampledMax = await sampler.stop();
+    const after = await procMemory(serve.pid);
+    const files = await jobFiles(serve.bulkRoot, e.jobId);
+    await serve.stop();
+    db = await open();
+    const job = await getBulkJob(db, e.jobId).finally(() => db.close());
+    await fs.rm(path.join(serve.bulkRoot, e.jobId), { recursive: true, force: true });
+    return {
+      seconds: +e.seconds.toFixed(2),
+      jobSeconds: +((Date.parse(job!.finishedAt!) - Date.parse(job!.createdAt)) / 1000).toFixed(2),
+      bytes: Object.fromEntries(Object.entries(files).map(([f, b]) => [f.replace(/\.ndjson$/, ''), b])),
+      counts: Object.fromEntries(e.manifest.output.map((o) => [o.type, o.count])),
+      rssAtKickOffMb: before.rssMb,
+      peakRssMb: after.hwmMb,
+      sampledMaxRssMb: Math.max(sampledMax, after.rssMb),
+      startSeconds,
+    };
+  } finally {
+    await serve.stop();
+    await dropQueueKeys(prefix);
+    if (url) await fs.rm(dataDir, { recursive: true, force: true });
+  }
 }
 
 /** The export's lines as a query, to COPY: the Group's resources of a type, by member id then resource id. */
@@ -317,7 +356,12 @@ async function sizeOf(dir: string): Promise<number> {
   return bytes;
 }
 
-async function report(filled: Filled, m: Measured): Promise<void> {
+type Figures = ReturnType<typeof report>;
+
+function report(filled: Filled, m: Measured) {
+  const mb = (b: number) => +(b / 2 ** 20).toFixed(1);
+  const f = m.fhir;
+  const written = f ? Object.values(f.bytes).reduce((a, b) => a + b, 0) : 0;
   const figures = {
     ...measuredOn(),
     store: filled.store,
@@ -325,7 +369,7 @@ async function report(filled: Filled, m: Measured): Promise<void> {
     immunizations: filled.immunizations,
     members: filled.members,
     exported: m.counts,
-    exportMb: +(m.exportBytes / 2 ** 20).toFixed(1),
+    exportMb: mb(m.exportBytes),
     fillSeconds: values.reuse ? null : filled.fillSeconds,
     repeat: Number(values.repeat),
     floorSeconds: m.floorS,
@@ -334,6 +378,23 @@ async function report(filled: Filled, m: Measured): Promise<void> {
     exportToFloor: +(m.exportS / m.floorS).toFixed(2),
     exportToIndexWalkFloor: +(m.exportS / m.indexFloorS).toFixed(2),
     exportProcessPeakRssMb: m.rssMb,
+    fhir: f
+      ? {
+          manifestCounts: f.counts,
+          filesMb: Object.fromEntries(Object.entries(f.bytes).map(([t, b]) => [t, mb(b)])),
+          writtenMb: mb(written),
+          serveStartSeconds: f.startSeconds,
+          kickOffToManifestSeconds: f.seconds,
+          jobSeconds: f.jobSeconds,
+          mbPerSecond: +(written / 2 ** 20 / f.seconds).toFixed(1),
+          toFloor: +(f.seconds / m.floorS).toFixed(2),
+          toIndexWalkFloor: +(f.seconds / m.indexFloorS).toFixed(2),
+          jobToFloor: +(f.jobSeconds / m.floorS).toFixed(2),
+          serveRssAtKickOffMb: f.rssAtKickOffMb,
+          servePeakRssMb: f.peakRssMb,
+          serveSampledMaxRssMb: f.sampledMaxRssMb,
+        }
+      : null,
   };
   const table: [string, string | number][] = [
     ['store', figures.store],
@@ -348,8 +409,21 @@ async function report(filled: Filled, m: Measured): Promise<void> {
     ['export / index-walk floor', `${figures.exportToIndexWalkFloor}×`],
     ['export process peak RSS (MB)', figures.exportProcessPeakRssMb],
   ];
+  const x = figures.fhir;
+  if (x) {
+    table.push(
+      ['FHIR $export manifest', Object.entries(x.manifestCounts).map(([t, c]) => `${t} ${c}`).join(', ')],
+      ['  files written (MB)', `${x.writtenMb} (${Object.entries(x.filesMb).map(([t, v]) => `${t} ${v}`).join(', ')})`],
+      ['  kick-off → manifest (s)', `${x.kickOffToManifestSeconds} (job ${x.jobSeconds}; polled every 1 s)`],
+      ['  MB/s written', x.mbPerSecond],
+      ['  / floor', `${x.toFloor}× (job: ${x.jobToFloor}×)`],
+      ['  / index-walk floor', `${x.toIndexWalkFloor}×`],
+      ['  serve RSS at kick-off (MB)', x.serveRssAtKickOffMb],
+      ['  serve peak RSS, VmHWM (MB)', `${x.servePeakRssMb} (most sampled during the export: ${x.serveSampledMaxRssMb})`],
+    );
+  }
   printTable(table);
-  if (values.json) await fs.writeFile(values.json, `${JSON.stringify(figures, null, 2)}\n`);
+  return figures;
 }
 
 if (values.phase === 'export') await exportPhase();
