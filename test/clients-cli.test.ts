@@ -167,12 +167,16 @@ describe('rostermatch client', () => {
     expect((await add('--jwks-url', 'https://user:pw@partner.example/jwks.json')).stderr).toMatch(/must not carry a user name or password/);
     const scope = await add('--jwks-url', 'https://partner.example/jwks.json', '--scopes', 'system/Patient.read system/*.write patient/*.read');
     expect(scope.code).toBe(1);
-    expect(scope.stderr).toBe('rostermatch: USAGE: scopes "system/*.write", "patient/*.read" not offered (allowed: system/{*,Patient,Immunization,Group}.{read,rs,r,s}) (field "scopes")\n');
+    expect(scope.stderr).toBe('rostermatch: USAGE: scopes "system/*.write", "patient/*.read" not offered (allowed: system/{*,Patient,Immunization,Group}.{read,rs,r,s}, and system/Group.write or system/Group.u for a partner that manages its own Group) (field "scopes")\n');
+    // The membership scope is offered for Groups only.
+    expect((await add('--jwks-url', 'https://partner.example/jwks.json', '--scopes', 'system/Patient.write')).code).toBe(1);
     expect((await add('--jwks-url', 'https://partner.example/jwks.json', '--jwks', 'x.json')).stderr).toMatch(/give exactly one of --jwks FILE or --jwks-url URL/);
     const stranger = await s.cli(['client', 'add', '--partner', 'school-district-7', '--jwks-url', 'https://partner.example/jwks.json']);
     expect(stranger.code).toBe(1);
     expect(stranger.stderr).toBe(`rostermatch: PIPELINE_NOT_FOUND: no pipeline is for partner "school-district-7" (partners: ${PARTNER}) (${path.join(s.pipelines, 'school-district-7.yaml')}, field "partner")\n`);
     expect((await s.cli(['client', 'list'])).stdout).toBe('no clients\n');
+    // The membership scope, for a partner that manages its own Group.
+    expect((await add('--jwks-url', 'https://partner.example/jwks.json', '--scopes', 'system/*.read system/Group.write')).code).toBe(0);
 
     // A deployment without pipeline files cannot check the name: it says so and registers.
     const empty = path.join(s.dir, 'no-pipelines');

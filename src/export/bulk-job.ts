@@ -10,8 +10,9 @@
 import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { finished } from 'node:stream/promises';
 import { RostermatchError } from '../errors/index.ts';
-import { exportInstant, fhirGroupOf, finishBulkJob, getBulkJob, getGroup, setBulkProgress, startBulkJob, type Db } from '../store/index.ts';
+import { exportInstant, finishBulkJob, writeFhirGroup, getBulkJob, getGroup, setBulkProgress, startBulkJob, type Db } from '../store/index.ts';
 import { selectionQuery, WALK_MEMBERS, type ExportType, type Selection } from './index.ts';
 
 export const BULK_TYPES = ['Patient', 'Immunization', 'Group'] as const;
@@ -99,7 +100,10 @@ async function writeBulkType(db: Db, type: BulkType, groupId: string, until: str
   if (type === 'Group') {
     // The Group changes only when its members do; with _since, it is exported when it changed after it.
     if (p.since && g.updatedAt <= p.since) return 0;
-    await fs.writeFile(file, `${JSON.stringify(await fhirGroupOf(db, g))}\n`);
+    const out = createWriteStream(file, { mode: 0o600 });
+    await writeFhirGroup(db, g, out);
+    out.end('\n');
+    await finished(out);
     return 1;
   }
   const s: Selection = {

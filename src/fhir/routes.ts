@@ -7,6 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { PassThrough } from 'node:stream';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createGzip } from 'node:zlib';
@@ -14,7 +15,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../config/index.ts';
 import { isRostermatchError } from '../errors/index.ts';
 import { bulkJobDir, type BulkManifest, type BulkParams, type BulkType } from '../export/bulk-job.ts';
-import { addPartnerMember, audit, cancelBulkJob, groupMembersAmong, hasRelationship, patientsByIdentifier, removePartnerMember, createBulkJob, getBulkJob, fhirGroupOf, getGroup, listGroups, notePoll, type AccessGrant, type Db, type GroupRecord } from '../store/index.ts';
+import { addPartnerMember, audit, cancelBulkJob, groupMembersAmong, hasRelationship, patientsByIdentifier, removePartnerMember, createBulkJob, getBulkJob, getGroup, GROUP_IDENTIFIER_SYSTEM, writeFhirGroup, listGroups, notePoll, type AccessGrant, type Db, type GroupRecord } from '../store/index.ts';
 import { authorise, issueToken, type TokenForm } from './auth.ts';
 import { capabilityStatement, smartConfiguration } from './capability.ts';
 import { FhirError, groupNotFound, operationOutcome } from './outcome.ts';
@@ -89,20 +90,26 @@ export async function fhirRoutes(app: FastifyInstance, o: FhirOptions): Promise<
   app.get<{ Params: { id: string } }>('/Group/:id', async (req, reply) => {
     const grant = await need(req, 'Group', 'r');
     const g = await partnersGroup(grant, req.params.id);
-    return reply.type(FHIR_JSON).send(await fhirGroupOf(o.db, g));
+    return reply.type(FHIR_JSON).send(streamed((out) => writeFhirGroup(o.db, g, out)));
   });
 
   app.get<{ Querystring: Record<string, string | string[]> }>('/Group', async (req, reply) => {
     const grant = await need(req, 'Group', 's');
     const raw = queryParams(req.query);
     for (const k of raw.keys()) if (!['identifier', 'name', 'name:exact', 'name:contains'].includes(k)) throw new FhirError(400, 'not-supported', `search parameter ${k} is not supported on Group (supported: identifier, name)`);
-    const mine = (await listGroups(o.db)).filter((g) => g.partner === grant.partner);
-    const entries = [];
-    for (const g of mine) {
-      const resource = await fhirGroupOf(o.db, g);
-      if (matchesSearch(resource, raw)) entries.push({ fullUrl: `${o.base()}/Group/${g.id}`, resource, search: { mode: 'match' } });
-    }
-    return reply.type(FHIR_JSON).send({ resourceType: 'Bundle', type: 'searchset', total: entries.length, link: [{ relation: 'self', url: `${o.base()}${req.url.slice(req.url.indexOf('/Group'))}` }], entry: entries });
+    const found = (await listGroups(o.db)).filter((g) => g.partner === grant.partner && matchesSearch(g, raw));
+    const head = JSON.stringify({ resourceType: 'Bundle', type: 'searchset', total: found.length, link: [{ relation: 'self', url: `${o.base()}${req.url.slice(req.url.indexOf('/Group'))}` }] });
+    // Each Group streamed into its entry: a search must not hold a large Group's members in memory either.
+    const body = streamed(async (out) => {
+      out.write(head.slice(0, -1));
+      for (const [i, g] of found.entries()) {
+        out.write(`${i === 0 ? ',"entry":[' : ','}{"fullUrl":${JSON.stringify(`${o.base()}/Group/${g.id}`)},"resource":`);
+        await writeFhirGroup(o.db, g, out);
+        out.write(',"search":{"mode":"match"}}');
+      }
+      out.write(found.length > 0 ? ']}' : '}');
+    });
+    return reply.type(FHIR_JSON).send(body);
   });
 
   /**
@@ -133,11 +140,11 @@ export async function fhirRoutes(app: FastifyInstance, o: FhirOptions): Promise<
       const r = await addPartnerMember(o.db, { ...change, ...(asked.period ? { period: asked.period } : {}) });
       if (r.kind === 'unknown-patient' || r.kind === 'no-relationship') throw noRelationship();
       o.log.info({ clientId: grant.clientId, groupId: group.id, outcome: r.kind }, 'member-add');
-      return reply.type(FHIR_JSON).send(await fhirGroupOf(o.db, r.group));
+      return reply.type(FHIR_JSON).send(streamed((out) => writeFhirGroup(o.db, r.group, out)));
     }
     const r = await removePartnerMember(o.db, change);
     o.log.info({ clientId: grant.clientId, groupId: group.id, outcome: r.kind }, 'member-remove');
-    return reply.type(FHIR_JSON).send(await fhirGroupOf(o.db, r.group));
+    return reply.type(FHIR_JSON).send(streamed((out) => writeFhirGroup(o.db, r.group, out)));
   };
   app.post<{ Params: { id: string } }>('/Group/:id/$member-add', memberOperation('add'));
   app.post<{ Params: { id: string } }>('/Group/:id/$member-remove', memberOperation('remove'));
@@ -235,9 +242,19 @@ function forbid(type: string): never {
 }
 
 /** FHIR search on a Group resource: identifier as a token ([system]|value), name as a string (starts with, any case). */
-function matchesSearch(g: Record<string, unknown>, raw: Map<string, string[]>): boolean {
-  const ids = (g.identifier as { system?: string; value?: string }[] | undefined) ?? [];
-  const name = String(g.name ?? '');
+/** A body written as it is produced; a failure part-way ends the response (its status is already sent). */
+function streamed(write: (out: PassThrough) => Promise<void>): PassThrough {
+  const out = new PassThrough();
+  write(out).then(
+    () => out.end(),
+    (e: unknown) => out.destroy(e as Error),
+  );
+  return out;
+}
+
+function matchesSearch(g: GroupRecord, raw: Map<string, string[]>): boolean {
+  const ids = [{ system: GROUP_IDENTIFIER_SYSTEM as string | undefined, value: g.partner }];
+  const name = g.name;
   for (const [k, values] of raw) {
     // Each repetition must hold; a comma lists alternatives.
     for (const v of values) {

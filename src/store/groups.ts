@@ -2,7 +2,9 @@
 import { RostermatchError } from '../errors/index.ts';
 import { audit } from './audit.ts';
 import { changeStamp } from './clock.ts';
-import type { Queryable } from './db.ts';
+import { once } from 'node:events';
+import { Writable } from 'node:stream';
+import type { Db, Queryable } from './db.ts';
 
 /** `replace`: a file is the whole Group; `append`: it adds (or, row by row, adds and removes); `remove`: its people leave. */
 export type GroupMode = 'replace' | 'append' | 'remove';
@@ -302,65 +304,91 @@ export async function groupHistory(db: Queryable, id: string, limit = 1000): Pro
   return rows.map((r) => ({ patientId: r.patient_id, action: r.action, at: r.at.toISOString(), runId: r.run_id, actor: r.actor }));
 }
 
-/** Someone who was in the Group and left: the period of their last stay. */
-export interface FormerMember {
-  patientId: string;
-  /** When they last joined (null when the history does not say). */
-  addedAt: string | null;
-  leftAt: string;
-}
+/** An instant as FHIR (and toISOString) writes it: UTC, milliseconds, Z. */
+const ISO = (col: string) => `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
-/** Everyone whose last event in the Group's history took them out of it and who is not back. */
-export async function formerMembers(db: Queryable, id: string): Promise<FormerMember[]> {
-  const { rows } = await db.query<{ patient_id: string; joined: Date | null; left_at: Date }>(
-    `SELECT e.patient_id, max(e.at) FILTER (WHERE e.action = 'added') AS joined, max(e.at) FILTER (WHERE e.action <> 'added') AS left_at
-       FROM group_event e
-      WHERE e.group_id = $1
-        AND NOT EXISTS (SELECT 1 FROM group_member m WHERE m.group_id = $1 AND m.patient_id = e.patient_id)
-      GROUP BY e.patient_id
-     HAVING max(e.at) FILTER (WHERE e.action <> 'added') IS NOT NULL
-      ORDER BY e.patient_id`,
-    [id],
-  );
-  return rows.map((r) => ({ patientId: r.patient_id, addedAt: r.joined ? r.joined.toISOString() : null, leftAt: r.left_at.toISOString() }));
-}
-
-/** The Group as FHIR serves it: members now, and the people who left, marked inactive. */
-export async function fhirGroupOf(db: Queryable, g: GroupRecord): Promise<Record<string, unknown>> {
-  return toFhirGroup(g, await groupMembers(db, g.id), await formerMembers(db, g.id));
+/**
+ * Each member[] entry of the Group's resource as one line of JSON, by patient id: the members now
+ * (their period: the attribution period a partner gave, else since they joined), then, marked
+ * inactive, everyone whose last event took them out of the Group and who is not back (their
+ * period: their last stay). Built by the store and streamed, so a Group of half a million people
+ * never sits in memory.
+ */
+function memberEntriesSql(groupId: string): string {
+  const id = `E'${groupId.replace(/[\\']/g, (c) => c + c)}'`;
+  return `SELECT j FROM (
+      SELECT m.patient_id AS pid,
+             json_build_object('entity', json_build_object('reference', 'Patient/' || m.patient_id),
+                               'period', json_strip_nulls(json_build_object('start', ${ISO('coalesce(m.period_start, m.added_at)')}, 'end', ${ISO('m.period_end')})))::text AS j
+        FROM group_member m WHERE m.group_id = ${id}
+      UNION ALL
+      SELECT f.patient_id,
+             json_build_object('entity', json_build_object('reference', 'Patient/' || f.patient_id),
+                               'period', json_strip_nulls(json_build_object('start', ${ISO('f.joined')}, 'end', ${ISO('f.left_at')})),
+                               'inactive', true)::text
+        FROM (SELECT e.patient_id, max(e.at) FILTER (WHERE e.action = 'added') AS joined, max(e.at) FILTER (WHERE e.action <> 'added') AS left_at
+                FROM group_event e
+               WHERE e.group_id = ${id}
+                 AND NOT EXISTS (SELECT 1 FROM group_member m WHERE m.group_id = ${id} AND m.patient_id = e.patient_id)
+               GROUP BY e.patient_id) f
+       WHERE f.left_at IS NOT NULL
+    ) u ORDER BY pid COLLATE "C"`;
 }
 
 /**
- * The Group as a FHIR R4 resource: an enumerated, persistent group of people. Those who left stay
+ * Writes the Group as a FHIR R4 resource (one line of JSON, no newline) to `out`, its member
+ * entries streamed from the store, with backpressure; `out` is left open. People who left stay
  * listed with `inactive: true` and the end of their period, so a partner's system sees that they
- * left (and when) rather than only that they are gone; `quantity` counts the members now.
+ * left and when; `quantity` counts the members now.
  */
-export function toFhirGroup(g: GroupRecord, members: readonly Member[], formers: readonly FormerMember[] = []): Record<string, unknown> {
-  const member = [
-    ...members.map((m) => ({ patientId: m.patientId, entry: { entity: { reference: `Patient/${m.patientId}` }, period: { start: m.period?.start ?? m.addedAt, ...(m.period?.end ? { end: m.period.end } : {}) } } })),
-    ...formers.map((f) => ({
-      patientId: f.patientId,
-      entry: { entity: { reference: `Patient/${f.patientId}` }, period: { ...(f.addedAt ? { start: f.addedAt } : {}), end: f.leftAt }, inactive: true },
-    })),
-  ].sort((a, b) => (a.patientId < b.patientId ? -1 : a.patientId > b.patientId ? 1 : 0));
+export async function writeFhirGroup(db: Db, g: GroupRecord, out: Writable): Promise<void> {
+  const head = JSON.stringify(fhirGroupHead(g));
+  const write = (text: string) => (out.write(text) ? Promise.resolve() : once(out, 'drain').then(() => undefined));
+  await write(head.slice(0, -1));
+  let entries = 0;
+  if (g.actual) {
+    let partial = '';
+    // COPY's rows arrive as newline-ended lines in chunks of any size: each whole line is an entry.
+    const joiner = new Writable({
+      write(chunk: Buffer | string, _enc, done) {
+        const lines = (partial + chunk.toString()).split('\n');
+        partial = lines.pop()!;
+        if (lines.length === 0) return done();
+        const text = lines.map((l) => (entries++ === 0 ? `,"member":[${l}` : `,${l}`)).join('');
+        if (out.write(text)) done();
+        else out.once('drain', () => done());
+      },
+    });
+    await db.copyOut(memberEntriesSql(g.id), joiner);
+  }
+  // FHIR JSON has no empty arrays: a Group nobody is or was in has no member element at all.
+  await write(entries > 0 ? ']}' : '}');
+}
+
+/** The Group as one object (the CLI, tests): what writeFhirGroup writes, parsed. */
+export async function fhirGroupOf(db: Db, g: GroupRecord): Promise<Record<string, unknown>> {
+  const parts: string[] = [];
+  await writeFhirGroup(db, g, new Writable({ write: (c: Buffer | string, _e, done) => (parts.push(c.toString()), done()) }));
+  return JSON.parse(parts.join('')) as Record<string, unknown>;
+}
+
+/** The system of a Group's identifier, whose value is its owner partner (searchable: `identifier=`). */
+export const GROUP_IDENTIFIER_SYSTEM = 'urn:rostermatch:partner';
+
+/** Everything of the Group's resource but its member entries. */
+function fhirGroupHead(g: GroupRecord): Record<string, unknown> {
   return {
     resourceType: 'Group',
     id: g.id,
     meta: { versionId: String(g.version), lastUpdated: g.updatedAt },
-    identifier: [{ system: 'urn:rostermatch:partner', value: g.partner }],
+    identifier: [{ system: GROUP_IDENTIFIER_SYSTEM, value: g.partner }],
     // The owner: the partner this Group belongs to.
-    managingEntity: { identifier: { system: 'urn:rostermatch:partner', value: g.partner }, display: g.partner },
+    managingEntity: { identifier: { system: GROUP_IDENTIFIER_SYSTEM, value: g.partner }, display: g.partner },
     active: true,
     type: 'person',
     actual: g.actual,
     name: g.name,
-    ...(g.characteristics
-      ? { characteristic: fhirCharacteristics(g.characteristics) }
-      : {
-          quantity: members.length,
-          // FHIR JSON has no empty arrays: a Group nobody is or was in has no member element at all.
-          ...(member.length > 0 ? { member: member.map((m) => m.entry) } : {}),
-        }),
+    ...(g.characteristics ? { characteristic: fhirCharacteristics(g.characteristics) } : { quantity: g.size }),
   };
 }
 
