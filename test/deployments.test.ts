@@ -110,7 +110,7 @@ describe('deployments sharing one Redis', () => {
     expect(prefixes).toContain(hb.queuePrefix);
     const mine = report.redis.deployments.find((d) => d.prefix === ha.queuePrefix)!;
     expect(mine.store).toMatch(/^[0-9a-f]{32}$/);
-    expect(mine.workers).toEqual([expect.objectContaining({ name: expect.stringMatching(new RegExp(`:${a.serve.child.pid}$`)), queues: ['intake', 'match', 'finalise'] })]);
+    expect(mine.workers).toEqual([expect.objectContaining({ name: expect.stringMatching(new RegExp(`:${a.serve.child.pid}$`)), queues: ['intake', 'match', 'finalise', 'export'] })]);
 
     await Promise.all([drop(a), drop(b)]);
     expect((await resultOf(a)).equals(reference)).toBe(true);
