@@ -12,8 +12,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { hashPassword, OperatorDirectory, startConsole } from '../src/console/index.ts';
 import { issueToken } from '../src/fhir/auth.ts';
-import { findAccessToken, getClient, listAuditEvents, openEmbedded, storeAccessToken, type Db } from '../src/store/index.ts';
-import { quietLog, runCli, tempDir, writeText } from './helpers.ts';
+import { findAccessToken, getClient, listAuditEvents, openPostgres, storeAccessToken, type Db } from '../src/store/index.ts';
+import { quietLog, runCli, tempDir, tempPgDatabase, writeText } from './helpers.ts';
 
 const PARTNER = 'riverside-clinic';
 const PASSWORD = 'a long enough password';
@@ -23,7 +23,8 @@ interface Setup {
   dataDir: string;
   pipelines: string;
   cli(args: string[], env?: Record<string, string>): ReturnType<typeof runCli>;
-  /** The embedded store the CLI wrote, opened here between CLI calls (it is one process's at a time). */
+  databaseUrl: string;
+  /** The store the CLI wrote, opened here between CLI calls. */
   withStore<T>(fn: (db: Db) => Promise<T>): Promise<T>;
 }
 
@@ -33,13 +34,17 @@ async function setup(): Promise<Setup> {
   const pipelines = path.join(dir, 'pipelines');
   await fs.mkdir(pipelines);
   await fs.copyFile(path.resolve('pipelines', `${PARTNER}.yaml`), path.join(pipelines, `${PARTNER}.yaml`));
+  // On PostgreSQL: each command is a process of its own, and opening the embedded store (PGlite's
+  // WASM) costs each one a second or two; the commands' SQL is the same on both stores.
+  const databaseUrl = await tempPgDatabase();
   return {
     dir,
     dataDir,
     pipelines,
-    cli: (args, env = {}) => runCli([...args, '--pipelines', pipelines], { ROSTERMATCH_DATA: dataDir, ROSTERMATCH_OPERATOR: 'alice', ...env }),
+    databaseUrl,
+    cli: (args, env = {}) => runCli([...args, '--pipelines', pipelines], { ROSTERMATCH_DATA: dataDir, DATABASE_URL: databaseUrl, ROSTERMATCH_OPERATOR: 'alice', ...env }),
     withStore: async (fn) => {
-      const db = await openEmbedded(path.join(dataDir, 'db'));
+      const db = await openPostgres(databaseUrl);
       try {
         return await fn(db);
       } finally {
@@ -181,7 +186,7 @@ describe('rostermatch client', () => {
     // A deployment without pipeline files cannot check the name: it says so and registers.
     const empty = path.join(s.dir, 'no-pipelines');
     await fs.mkdir(empty);
-    const unchecked = await runCli(['client', 'add', '--partner', 'api-only-partner', '--id', 'api', '--jwks-url', 'https://partner.example/jwks.json', '--pipelines', empty], { ROSTERMATCH_DATA: s.dataDir });
+    const unchecked = await runCli(['client', 'add', '--partner', 'api-only-partner', '--id', 'api', '--jwks-url', 'https://partner.example/jwks.json', '--pipelines', empty], { ROSTERMATCH_DATA: s.dataDir, DATABASE_URL: s.databaseUrl });
     expect(unchecked.code, unchecked.stderr).toBe(0);
     expect(unchecked.stderr).toBe(`rostermatch: warning: no pipeline files in ${empty}: partner "api-only-partner" is not checked\n`);
   });
@@ -301,7 +306,7 @@ describe('the console\'s clients', () => {
     const jwk = ((await readJson(path.join(keys, 'jwks.json'))) as { keys: { x: string; y: string }[] }).keys[0]!;
 
     const operators = await writeText(path.join(s.dir, 'operators.yaml'), stringify({ operators: [{ name: 'alice', password: aliceHash }] }));
-    const db = await openEmbedded(path.join(s.dataDir, 'db'));
+    const db = await openPostgres(s.databaseUrl);
     const { server, url } = await startConsole({ host: '127.0.0.1', port: 0, db, log: quietLog, operators: new OperatorDirectory(operators), exportsDir: path.join(s.dir, 'ex'), queues: [], checks: {} });
     try {
       const anonymous = await fetch(`${url}/clients`, { redirect: 'manual', headers: { accept: 'text/html' } });

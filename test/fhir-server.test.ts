@@ -110,6 +110,8 @@ async function world(store: (typeof STORES)[number]): Promise<World> {
     // Short, so that a case sees files expire; every other case downloads at once.
     exportKeepMs: KEEP_MS,
     expiryIntervalMs: 250,
+    // The least a client may be asked to wait: the cases poll many exports.
+    exportRetryAfterS: 1,
     log: process.env.TEST_LOG ? createLogger(process.env.TEST_LOG) : quietLog,
   });
   return {

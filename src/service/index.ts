@@ -85,6 +85,8 @@ export interface ServeOptions {
   exportConcurrency?: number;
   /** How often expired exports are removed. @defaultValue 60000 */
   expiryIntervalMs?: number;
+  /** The Retry-After (whole seconds) an export's status answers with while it runs. @defaultValue 2 */
+  exportRetryAfterS?: number;
   log: Logger;
 }
 
@@ -243,6 +245,7 @@ export async function startServe(o: ServeOptions): Promise<Service> {
       enqueue: enqueueExport,
       bulkRoot,
       version: SERVICE_VERSION,
+      ...(o.exportRetryAfterS ? { retryAfterS: o.exportRetryAfterS } : {}),
     },
     metrics,
     ...(o.secureCookies ? { secureCookies: true } : {}),
