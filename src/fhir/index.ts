@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { smartConfiguration } from './capability.ts';
 
 export { fhirRoutes, type FhirOptions } from './routes.ts';
-export { SUPPORTED_SCOPES, grantScopes, parseScope } from './scopes.ts';
+export { SUPPORTED_SCOPES } from './scopes.ts';
 
 /** The SMART configuration at the origin's root as well as under the FHIR base: widely used clients look there. */
 export function smartConfigurationRoute(app: FastifyInstance, base: () => string): void {
