@@ -26,7 +26,6 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import { stringify } from 'yaml';
 import { createLogger } from '../src/config/index.ts';
@@ -37,7 +36,7 @@ import { createMetrics } from '../src/service/metrics.ts';
 import { openPostgres } from '../src/store/index.ts';
 import { benchArgs } from './args.ts';
 import { measuredOn } from './report.ts';
-import { admin, databaseUrl } from './server.ts';
+import { admin, databaseUrl, dropQueueKeys, REDIS_URL } from './server.ts';
 
 const USAGE = `usage: npm run bench:console -- [--runs N] [--rows N] [--review N] [--members N] [--patients N] [--partners N]
        [--requests N] [--warmup N] [--concurrency N] [--run-page N] [--group-page N] [--json FILE] [--keep]
@@ -77,7 +76,6 @@ const N = {
   warmup: Math.max(0, Number(values.warmup)),
   concurrency: Math.max(0, Number(values.concurrency)),
 };
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** Any p95 above this is called out. */
 const SLOW_MS = 300;
 const BIG_PARTNER = 'school-district-7';
@@ -589,14 +587,3 @@ try {
   await fs.rm(work, { recursive: true, force: true });
 }
 
-/** The benchmark's queues are its own: leave Redis as it was found. */
-async function dropQueueKeys(keyPrefix: string): Promise<void> {
-  const redis = new Redis(REDIS_URL);
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${keyPrefix}:*`, 'COUNT', 1000);
-    if (keys.length > 0) await redis.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
-  redis.disconnect();
-}

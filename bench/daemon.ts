@@ -25,12 +25,11 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { pipeline } from 'node:stream/promises';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { benchArgs } from './args.ts';
 import { measuredOn } from './report.ts';
-import { admin, databaseUrl } from './server.ts';
+import { admin, databaseUrl, dropQueueKeys } from './server.ts';
 import { loadIndexFile } from '../src/patient-index/index.ts';
 import { generateSamples } from '../src/samples/index.ts';
 import { openPostgres } from '../src/store/index.ts';
@@ -165,7 +164,7 @@ async function runConfiguration(workers: number, url: string) {
   await c.connect();
   const { rows } = await c.query<{ timeline: { state: string; at: string }[] }>('SELECT timeline FROM run');
   await c.end();
-  await dropQueueKeys(env.ROSTERMATCH_QUEUE_PREFIX);
+  await dropQueueKeys(env.ROSTERMATCH_QUEUE_PREFIX, redisUrl);
   const start = Date.parse(rows[0]!.timeline[0]!.at);
   const stagesSeconds = Object.fromEntries(rows[0]!.timeline.map((e) => [e.state, +((Date.parse(e.at) - start) / 1000).toFixed(1)]));
   return { workers, warmUpSeconds, dropToResultSeconds: +seconds.toFixed(1), rowsPerSecond: Math.round(roster / seconds), stagesSeconds, peakRssMb };
@@ -187,17 +186,6 @@ async function copyFloor(url: string, file: string): Promise<number> {
   }
 }
 
-/** The benchmark's queues are its own: leave Redis as it was found. */
-async function dropQueueKeys(prefix: string): Promise<void> {
-  const redis = new Redis(redisUrl);
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    if (keys.length > 0) await redis.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
-  redis.disconnect();
-}
 
 async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;

@@ -33,10 +33,10 @@ import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { benchArgs } from './args.ts';
-import { dropQueueKeys, jobFiles, ownQueuePrefix, procMemory, registerClient, sampleRss, spawnServe, timedGroupExport } from './fhir-export.ts';
+import { jobFiles, ownQueuePrefix, procMemory, registerClient, sampleRss, spawnServe, timedGroupExport } from './fhir-export.ts';
 import { fillStore, GROUP, GROUP_PARTNER, type Sizes } from './fill.ts';
 import { measuredOn, printColumns, printTable } from './report.ts';
-import { admin, databaseUrl } from './server.ts';
+import { admin, databaseUrl, dropQueueKeys } from './server.ts';
 import { exportGroup } from '../src/export/index.ts';
 import { getBulkJob, openEmbedded, openPostgres, openStore, type Db } from '../src/store/index.ts';
 

@@ -12,11 +12,10 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import readline from 'node:readline';
-import { Redis } from 'ioredis';
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, type CryptoKey } from 'jose';
 import { addClient, type Db } from '../src/store/index.ts';
+import { REDIS_URL } from './server.ts';
 
-export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** A process's memory from /proc/<pid>/status, in MB: now (VmRSS) and its peak so far (VmHWM). */
 export async function procMemory(pid: number): Promise<{ rssMb: number; hwmMb: number }> {
@@ -118,23 +117,6 @@ export async function spawnServe(o: ServeChildOptions): Promise<ServeChild> {
 
 /** A queue prefix no one else uses. */
 export const ownQueuePrefix = (what: string) => `rm${what}-${randomBytes(4).toString('hex')}`;
-
-/** Leaves Redis as it was found: the prefix's keys go. */
-export async function dropQueueKeys(prefix: string, redisUrl = REDIS_URL): Promise<void> {
-  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  redis.on('error', () => {});
-  try {
-    await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      if (keys.length > 0) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
 
 /** A SMART Backend Services client of one partner: its id and the private half of its ES384 key. */
 export interface BenchClient {
