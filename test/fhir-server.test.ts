@@ -356,6 +356,10 @@ describe.each(STORES)('the FHIR server (%s)', (store) => {
     expect(lenient.status).toBe(200);
     expect(lenient.outputs.OperationOutcome![0]!.resourceType).toBe('OperationOutcome');
     expect(JSON.stringify(lenient.outputs.OperationOutcome)).toMatch(/Observation/);
+    // One OperationOutcome for each thing skipped.
+    const twoSkipped = await run({ _type: ['Patient', 'Observation'], _elements: 'Observation.status' }, { lenient: true });
+    expect(twoSkipped.outputs.OperationOutcome!.length).toBe(2);
+    expect(twoSkipped.manifest!.error[0]!.count).toBe(2);
   });
 
   // Last: it changes the school's Group that the cases above count.

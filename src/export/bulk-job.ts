@@ -76,9 +76,10 @@ export async function runBulkJob(db: Db, jobId: string, o: { root: string; keepM
     }
     const error: BulkManifest['error'] = [];
     if (p.skipped && p.skipped.length > 0) {
-      const outcome = { resourceType: 'OperationOutcome', issue: p.skipped.map((diagnostics) => ({ severity: 'warning', code: 'not-supported', diagnostics })) };
-      await fs.writeFile(path.join(dir, 'OperationOutcome.ndjson'), `${JSON.stringify(outcome)}\n`);
-      error.push({ type: 'OperationOutcome', url: bulkFileUrl(p.baseUrl, jobId, 'OperationOutcome.ndjson'), count: 1 });
+      // One OperationOutcome for each thing skipped, as the IG asks, a line each.
+      const lines = p.skipped.map((diagnostics) => JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'warning', code: 'not-supported', diagnostics }] }));
+      await fs.writeFile(path.join(dir, 'OperationOutcome.ndjson'), `${lines.join('\n')}\n`);
+      error.push({ type: 'OperationOutcome', url: bulkFileUrl(p.baseUrl, jobId, 'OperationOutcome.ndjson'), count: lines.length });
     }
     const manifest: BulkManifest = { transactionTime, request: job.request, requiresAccessToken: true, output, error };
     const at = now();

@@ -1,6 +1,6 @@
 /** FHIR's way of saying what went wrong: an OperationOutcome, and the error that carries one. */
 
-export type IssueCode = 'invalid' | 'not-found' | 'not-supported' | 'security' | 'login' | 'forbidden' | 'throttled' | 'exception' | 'processing' | 'deleted' | 'informational' | 'business-rule' | 'multiple-matches' | 'required';
+export type IssueCode = 'invalid' | 'not-found' | 'not-supported' | 'security' | 'login' | 'forbidden' | 'throttled' | 'exception' | 'processing' | 'deleted' | 'informational' | 'business-rule' | 'multiple-matches' | 'required' | 'transient';
 
 export function operationOutcome(code: IssueCode, diagnostics: string, severity: 'error' | 'warning' | 'information' = 'error') {
   return { resourceType: 'OperationOutcome', issue: [{ severity, code, diagnostics }] };

@@ -57,7 +57,10 @@ export async function fhirRoutes(app: FastifyInstance, o: FhirOptions): Promise<
     if (isRostermatchError(err) && (err.code === 'GROUP_NOT_FOUND' || err.code === 'GROUP_NOT_YOURS')) return reply.code(404).type(FHIR_JSON).send(operationOutcome('not-found', 'the Group is not known'));
     const status = err.statusCode && err.statusCode < 500 ? err.statusCode : 500;
     if (status >= 500) o.log.error({ url: req.routeOptions.url, err: err.message }, 'FHIR request failed');
-    return reply.code(status).type(FHIR_JSON).send(operationOutcome(status >= 500 ? 'exception' : 'invalid', status >= 500 ? 'internal error' : err.message));
+    // A failure of ours (the store unreachable, say) is worth retrying: Bulk Data's `transient`, so a
+    // client polling a job that is fine polls again rather than giving up.
+    if (status >= 500) return reply.code(status).header('retry-after', '5').type(FHIR_JSON).send(operationOutcome('transient', 'the request could not be answered now; try again'));
+    return reply.code(status).type(FHIR_JSON).send(operationOutcome('invalid', err.message));
   });
   app.setNotFoundHandler(async (req, reply) => reply.code(404).type(FHIR_JSON).send(operationOutcome('not-found', `${req.method} ${req.url.split('?')[0]} is not served`)));
 
