@@ -34,7 +34,7 @@ import { loadPipelineFile } from '../src/pipeline/index.ts';
 import { runFile } from '../src/run/index.ts';
 import { openEmbedded, openPostgres, type Db } from '../src/store/index.ts';
 import { benchArgs } from './args.ts';
-import { admin, databaseUrl } from './server.ts';
+import { admin, databaseUrl, dropQueueKeys } from './server.ts';
 
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const ROSTER = 'samples/rosters/district7-fall.csv';
@@ -110,21 +110,7 @@ async function tempPgDatabase(): Promise<string> {
 
 function prefix(url = redisUrl): string {
   const p = `rmfaults-${randomBytes(4).toString('hex')}`;
-  cleanups.push(async () => {
-    const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
-    r.on('error', () => {});
-    try {
-      await r.connect();
-      let cursor = '0';
-      do {
-        const [next, keys] = await r.scan(cursor, 'MATCH', `${p}:*`, 'COUNT', 1000);
-        if (keys.length > 0) await r.del(...keys);
-        cursor = next;
-      } while (cursor !== '0');
-    } finally {
-      r.disconnect();
-    }
-  });
+  cleanups.push(() => dropQueueKeys(p, url));
   return p;
 }
 

@@ -26,7 +26,8 @@ export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** Leaves Redis as it was found: a benchmark's queue prefix's keys go. */
 export async function dropQueueKeys(prefix: string, redisUrl = REDIS_URL): Promise<void> {
-  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  // Fails fast where Redis is gone (bench:faults stops it) instead of queueing commands for ever.
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
   redis.on('error', () => {});
   try {
     await redis.connect();

@@ -37,6 +37,11 @@ const COPY_SPECIAL = /[\\\t\n\r]/;
 const COPY_ESCAPES = /[\\\t\n\r]/g;
 const COPY_ESCAPE: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
 
+/** A value as an SQL literal, for statements that take no parameters (copyOut); E'' reads the same whatever standard_conforming_strings says. */
+export function sqlLiteral(value: string): string {
+  return `E'${value.replace(/[\\']/g, (c) => c + c)}'`;
+}
+
 /** Whether `q` is a store (which can open transactions), not the Queryable of a transaction already open. */
 export function isDb(q: Queryable): q is Db {
   return typeof (q as Partial<Db>).transaction === 'function';

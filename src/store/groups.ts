@@ -4,7 +4,7 @@ import { audit } from './audit.ts';
 import { changeStamp } from './clock.ts';
 import { once } from 'node:events';
 import { Writable } from 'node:stream';
-import type { Db, Queryable } from './db.ts';
+import { sqlLiteral, type Db, type Queryable } from './db.ts';
 
 /** `replace`: a file is the whole Group; `append`: it adds (or, row by row, adds and removes); `remove`: its people leave. */
 export type GroupMode = 'replace' | 'append' | 'remove';
@@ -315,7 +315,7 @@ const ISO = (col: string) => `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"H
  * never sits in memory.
  */
 function memberEntriesSql(groupId: string): string {
-  const id = `E'${groupId.replace(/[\\']/g, (c) => c + c)}'`;
+  const id = sqlLiteral(groupId);
   return `SELECT j FROM (
       SELECT m.patient_id AS pid,
              json_build_object('entity', json_build_object('reference', 'Patient/' || m.patient_id),

@@ -1,5 +1,5 @@
 /** The system of record: PGlite embedded, or a PostgreSQL server; one schema, one dialect. */
-export { isDb, openEmbedded, openPostgres, openStore, type Db, type Queryable } from './db.ts';
+export { isDb, openEmbedded, openPostgres, openStore, sqlLiteral, type Db, type Queryable } from './db.ts';
 export * from './patients.ts';
 export * from './groups.ts';
 export * from './runs.ts';
