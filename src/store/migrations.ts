@@ -353,4 +353,9 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE partner_group ALTER COLUMN created_at SET DEFAULT date_trunc('milliseconds', now());
   ALTER TABLE partner_group ALTER COLUMN updated_at SET DEFAULT date_trunc('milliseconds', now());
   `,
+  `
+  -- HL7 v2 (issue 13): the message a member joined by (MSH-10 of the VXU or QBP), in the Group's
+  -- history beside the run; null for rows of flat files.
+  ALTER TABLE group_event ADD COLUMN ref text;
+  `,
 ];
