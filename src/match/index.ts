@@ -56,6 +56,7 @@ export async function matchChunk(rows: readonly NormalisedRow[], source: Candida
     if (row.kind === 'invalid') {
       const invalid: RowResult = { line: row.line, index: row.index, recordId: row.recordId, outcome: 'invalid', candidates: [], problems: row.problems };
       if (row.action) invalid.action = row.action;
+      if (row.message) invalid.message = row.message;
       return invalid;
     }
     const c = outcome[i]!;
@@ -71,6 +72,7 @@ export async function matchChunk(rows: readonly NormalisedRow[], source: Candida
     if (row.warnings.length > 0) result.warnings = row.warnings;
     if (c.reviewed) result.reviewed = c.reviewed;
     if (row.action) result.action = row.action;
+    if (row.message) result.message = row.message;
     if (c.outcome === 'possible' || c.outcome === 'ambiguous') result.submitted = row.identifiers.length > 0 ? { person: row.person, identifiers: row.identifiers } : { person: row.person };
     return result;
   });

@@ -110,8 +110,9 @@ export type NormalisedRow =
       warnings: RowProblem[];
       /** What the row asks of the Group, when the file can remove (see RowAction). */
       action?: RowAction;
+      message?: RowMessage;
     }
-  | { kind: 'invalid'; line: number; index: number; recordId: string; problems: RowProblem[]; action?: RowAction };
+  | { kind: 'invalid'; line: number; index: number; recordId: string; problems: RowProblem[]; action?: RowAction; message?: RowMessage };
 
 export interface RowProblem {
   field: LogicalField;
@@ -164,6 +165,22 @@ export interface RowResult {
   submitted?: { person: PersonFields; identifiers?: RowIdentifier[] };
   /** What the row asks of the Group, when the file can remove: a matched `remove` row takes its patient out. */
   action?: RowAction;
+  /** The HL7 v2 message the row was read from (issue 13). */
+  message?: RowMessage;
+}
+
+/**
+ * The HL7 v2 message a row came from (issue 13): what its reply needs, and whether a match puts
+ * the person in the partner's Group (the pipeline's policy for VXU and QBP, seed 001).
+ */
+export interface RowMessage {
+  type: 'VXU' | 'QBP' | '';
+  /** MSH-10, echoed in MSA-2 and kept in the Group's history. */
+  controlId: string;
+  /** False when the pipeline's policy for this message type is `ignore`. */
+  joins: boolean;
+  /** For a refused message: the acknowledgment code (AE/AR) and the errors for ERR. */
+  refusal?: { ack: 'AE' | 'AR'; errors: { code: number; severity: 'E' | 'W' | 'I'; location?: { segment: string; sequence?: number; field?: number; component?: number }; message: string }[] };
 }
 
 /** How often each given and family name occurs in the index, for term-frequency-adjusted weights. */

@@ -66,7 +66,8 @@ export async function confirmHeldRun(db: Db, c: { runId: string; by: string; exp
     const g = groupOf(run);
     // The owner is checked again: the Group may have been moved to another partner meanwhile.
     await ensureGroup(tx, { id: g.id, partner: run.partner, name: g.name, mode: g.mode });
-    const plan = await planMembership(tx, g.id, await matchedByAction(tx, run.id), g.mode);
+    const asked = await matchedByAction(tx, run.id);
+    const plan = await planMembership(tx, g.id, asked, g.mode);
     const shown = run.hold;
     if (plan.version !== shown.groupVersion || plan.added.length !== shown.wouldAdd || plan.removed.length !== shown.wouldRemove || plan.before !== shown.before) {
       const hold = holdNumbers(plan, shown.maxRemoveShare, at);
@@ -75,7 +76,7 @@ export async function confirmHeldRun(db: Db, c: { runId: string; by: string; exp
       return { kind: 'held-again' as const, at, run, hold, previous: shown };
     }
     await setGroupSpec(tx, g.id, g.name, g.mode);
-    const change = await applyPlan(tx, plan, { runId: run.id, actor: `confirm:${c.by}`, at });
+    const change = await applyPlan(tx, plan, { runId: run.id, actor: `confirm:${c.by}`, at, refs: asked.refs });
     await queueForReview(tx, run.id, run.partner);
     await completeRun(tx, run.id, { finishedAt: at, groupId: g.id, counts: run.counts as Record<Outcome, number>, resultPath: run.resultPath });
     const hold: RunHold = { ...shown, decision: { action: 'confirmed', by: c.by, at } };

@@ -104,7 +104,8 @@ export async function recordRun(db: Db, r: RecordInput): Promise<(Recorded & { a
     if (state && RECORDED_STATES.includes(state)) return undefined;
     const g = r.pipeline.group;
     await ensureGroup(tx, { id: g.id, partner: r.pipeline.partner, name: g.name, mode: g.mode, runId: r.runId, at });
-    const plan = await planMembership(tx, g.id, await matchedByAction(tx, r.runId), g.mode);
+    const asked = await matchedByAction(tx, r.runId);
+    const plan = await planMembership(tx, g.id, asked, g.mode);
     const counts = await runOutcomeCounts(tx, r.runId);
     const hold = holdFor(plan, g.maxRemoveShare, at);
     if (hold) {
@@ -113,7 +114,7 @@ export async function recordRun(db: Db, r: RecordInput): Promise<(Recorded & { a
       return { at, change: { before: plan.before, after: plan.before, added: 0, removed: 0 }, counts, hold };
     }
     await setGroupSpec(tx, g.id, g.name, g.mode);
-    const change = await applyPlan(tx, plan, { runId: r.runId, actor: r.actor, at });
+    const change = await applyPlan(tx, plan, { runId: r.runId, actor: r.actor, at, refs: asked.refs });
     await queueForReview(tx, r.runId, r.pipeline.partner);
     await completeRun(tx, r.runId, { finishedAt: at, groupId: g.id, counts, resultPath: r.resultPath });
     return { at, change, counts };

@@ -211,7 +211,12 @@ function isTarget(t: readonly string[] | MembershipTarget): t is MembershipTarge
  * writing transaction took with changeStamp (src/store/clock.ts) as its first statement, never a
  * time read before the transaction.
  */
-export async function applyPlan(tx: Queryable, plan: MembershipPlan, by: { runId?: string; actor: string; at: string }): Promise<MembershipChange> {
+export async function applyPlan(
+  tx: Queryable,
+  plan: MembershipPlan,
+  /** `refs`: the HL7 v2 message (MSH-10) each patient joined or left by, for the history. */
+  by: { runId?: string; actor: string; at: string; refs?: ReadonlyMap<string, string> },
+): Promise<MembershipChange> {
   const { groupId, added, removed } = plan;
   if (added.length > 0) {
     await tx.query(
@@ -227,9 +232,9 @@ export async function applyPlan(tx: Queryable, plan: MembershipPlan, by: { runId
   const events = [...added.map((id) => [id, 'added'] as const), ...removed.map((id) => [id, 'removed'] as const)];
   if (events.length > 0) {
     await tx.query(
-      `INSERT INTO group_event (group_id, patient_id, action, at, run_id, actor)
-       SELECT $1, p, a, $4::timestamptz, $5, $6 FROM unnest($2::text[], $3::text[]) AS e(p, a)`,
-      [groupId, events.map((e) => e[0]), events.map((e) => e[1]), by.at, by.runId ?? null, by.actor],
+      `INSERT INTO group_event (group_id, patient_id, action, at, run_id, actor, ref)
+       SELECT $1, p, a, $4::timestamptz, $5, $6, r FROM unnest($2::text[], $3::text[], $7::text[]) AS e(p, a, r)`,
+      [groupId, events.map((e) => e[0]), events.map((e) => e[1]), by.at, by.runId ?? null, by.actor, events.map((e) => by.refs?.get(e[0]) ?? null)],
     );
     await tx.query('UPDATE partner_group SET version = version + 1, updated_at = $2, member_count = $3, event_count = event_count + $4 WHERE id = $1', [
       groupId,
@@ -294,14 +299,28 @@ export interface GroupEvent {
   at: string;
   runId: string | null;
   actor: string;
+  /** The HL7 v2 message (MSH-10) the change came by, for a member who joined by a VXU or QBP. */
+  ref?: string;
+}
+
+export interface GroupEventRow {
+  patient_id: string;
+  action: 'added' | 'removed';
+  at: Date;
+  run_id: string | null;
+  actor: string;
+  ref: string | null;
+}
+
+export function toGroupEvent(r: GroupEventRow): GroupEvent {
+  const e: GroupEvent = { patientId: r.patient_id, action: r.action, at: r.at.toISOString(), runId: r.run_id, actor: r.actor };
+  if (r.ref !== null) e.ref = r.ref;
+  return e;
 }
 
 export async function groupHistory(db: Queryable, id: string, limit = 1000): Promise<GroupEvent[]> {
-  const { rows } = await db.query<{ patient_id: string; action: 'added' | 'removed'; at: Date; run_id: string | null; actor: string }>(
-    'SELECT patient_id, action, at, run_id, actor FROM group_event WHERE group_id = $1 ORDER BY id DESC LIMIT $2',
-    [id, limit],
-  );
-  return rows.map((r) => ({ patientId: r.patient_id, action: r.action, at: r.at.toISOString(), runId: r.run_id, actor: r.actor }));
+  const { rows } = await db.query<GroupEventRow>('SELECT patient_id, action, at, run_id, actor, ref FROM group_event WHERE group_id = $1 ORDER BY id DESC LIMIT $2', [id, limit]);
+  return rows.map(toGroupEvent);
 }
 
 /** An instant as FHIR (and toISOString) writes it: UTC, milliseconds, Z. */

@@ -80,7 +80,9 @@ const SELECT_ITEM = `SELECT i.*, r.group_id, rr.line, rr.detail->>'action' AS ac
  * run's rows again for each of the partner's open items.
  */
 export async function queueForReview(tx: Queryable, runId: string, partner: string): Promise<void> {
-  const waiting = `SELECT record_id FROM run_row WHERE run_id = $1 AND outcome IN ('possible', 'ambiguous')`;
+  // A row of an HL7 v2 message the pipeline's policy ignores asks nothing of the Group, so nobody need decide it.
+  const joins = `coalesce((detail->'message'->>'joins')::boolean, true)`;
+  const waiting = `SELECT record_id FROM run_row WHERE run_id = $1 AND outcome IN ('possible', 'ambiguous') AND ${joins}`;
   await tx.query(
     `UPDATE review_item i SET state = 'superseded' FROM (SELECT DISTINCT record_id FROM unnest(ARRAY(${waiting})) AS w(record_id)) w
       WHERE i.partner = $2 AND i.state = 'open' AND i.record_id = w.record_id AND i.run_id <> $1`,
@@ -90,7 +92,7 @@ export async function queueForReview(tx: Queryable, runId: string, partner: stri
     `INSERT INTO review_item (run_id, row_index, partner, record_id, outcome, candidates)
      SELECT run_id, row_index, $2, record_id, outcome,
             ARRAY(SELECT c->>'patientId' FROM jsonb_array_elements(detail->'candidates') AS c)
-       FROM run_row WHERE run_id = $1 AND outcome IN ('possible', 'ambiguous')
+       FROM run_row WHERE run_id = $1 AND outcome IN ('possible', 'ambiguous') AND ${joins}
      ON CONFLICT (run_id, row_index) DO NOTHING`,
     [runId, partner],
   );

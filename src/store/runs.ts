@@ -205,7 +205,7 @@ async function upsertRunRows(tx: Queryable, lines: string): Promise<void> {
 }
 
 function runRowLine(runId: string, r: RowResult): string {
-  const detail = JSON.stringify({ candidates: r.candidates, problems: r.problems, warnings: r.warnings, reviewed: r.reviewed, submitted: r.submitted, action: r.action });
+  const detail = JSON.stringify({ candidates: r.candidates, problems: r.problems, warnings: r.warnings, reviewed: r.reviewed, submitted: r.submitted, action: r.action, message: r.message });
   return copyLine([runId, String(r.index), String(r.line), r.recordId, r.outcome, r.patientId ?? null, r.score === undefined ? null : String(r.score), detail]);
 }
 
@@ -304,7 +304,7 @@ export interface RunRowRecord {
   outcome: Outcome;
   patient_id: string | null;
   score: number | null;
-  detail: Pick<RowResult, 'candidates' | 'problems' | 'warnings' | 'reviewed' | 'submitted' | 'action'>;
+  detail: Pick<RowResult, 'candidates' | 'problems' | 'warnings' | 'reviewed' | 'submitted' | 'action' | 'message'>;
 }
 
 export function toRowResult(r: RunRowRecord): RowResult {
@@ -316,6 +316,7 @@ export function toRowResult(r: RunRowRecord): RowResult {
   if (r.detail.reviewed) out.reviewed = r.detail.reviewed;
   if (r.detail.submitted) out.submitted = r.detail.submitted;
   if (r.detail.action) out.action = r.detail.action;
+  if (r.detail.message) out.message = r.detail.message;
   return out;
 }
 
@@ -376,13 +377,19 @@ export async function matchedPatientIds(db: Queryable, runId: string): Promise<s
 /**
  * The patients a run's matched rows ask to join (rows marked `add`, and rows of files without
  * actions) and to leave (rows marked `remove`: a remove file's, or an action column's), each once.
+ * Rows of HL7 v2 messages the pipeline's policy ignores join nothing; the others say which
+ * message each patient joined by (`refs`: the first such message's MSH-10).
  */
-export async function matchedByAction(db: Queryable, runId: string): Promise<{ add: string[]; remove: string[] }> {
-  const { rows } = await db.query<{ patient_id: string; remove: boolean }>(
-    `SELECT DISTINCT patient_id, coalesce(detail->>'action' = 'remove', false) AS remove FROM run_row WHERE run_id = $1 AND outcome = 'matched'`,
+export async function matchedByAction(db: Queryable, runId: string): Promise<{ add: string[]; remove: string[]; refs: Map<string, string> }> {
+  const { rows } = await db.query<{ patient_id: string; remove: boolean; ref: string | null }>(
+    `SELECT DISTINCT ON (patient_id, remove) patient_id, remove, detail->'message'->>'controlId' AS ref
+       FROM (SELECT patient_id, row_index, detail, coalesce(detail->>'action' = 'remove', false) AS remove FROM run_row
+              WHERE run_id = $1 AND outcome = 'matched' AND coalesce((detail->'message'->>'joins')::boolean, true)) r
+      ORDER BY patient_id, remove, row_index`,
     [runId],
   );
-  return { add: rows.filter((r) => !r.remove).map((r) => r.patient_id), remove: rows.filter((r) => r.remove).map((r) => r.patient_id) };
+  const refs = new Map(rows.flatMap((r) => (r.ref ? [[r.patient_id, r.ref] as const] : [])));
+  return { add: rows.filter((r) => !r.remove).map((r) => r.patient_id), remove: rows.filter((r) => r.remove).map((r) => r.patient_id), refs };
 }
 
 export async function countRunRows(db: Queryable, runId: string): Promise<number> {

@@ -1,7 +1,7 @@
 /** Read models for the operators' console: pages of rows, progress, the latest export. */
 import type { Outcome, RowResult } from '../model/index.ts';
 import type { Queryable } from './db.ts';
-import type { GroupEvent, GroupRecord } from './groups.ts';
+import { toGroupEvent, type GroupEvent, type GroupEventRow, type GroupRecord } from './groups.ts';
 import { toRowResult, type RunRowRecord } from './runs.ts';
 
 /** Chunks matched so far, per run (for progress bars of queued runs). */
@@ -51,15 +51,15 @@ export interface GroupHistoryPage {
  * (group_id, id) index alone, so a deep page costs about what the first does.
  */
 export async function groupHistoryPage(db: Queryable, group: GroupRecord, f: { offset: number; limit: number }): Promise<GroupHistoryPage> {
-  const { rows } = await db.query<{ patient_id: string; action: 'added' | 'removed'; at: Date; run_id: string | null; actor: string }>(
-    `SELECT patient_id, action, at, run_id, actor FROM group_event
+  const { rows } = await db.query<GroupEventRow>(
+    `SELECT patient_id, action, at, run_id, actor, ref FROM group_event
       WHERE group_id = $1 AND id <= coalesce((SELECT id FROM group_event WHERE group_id = $1 ORDER BY id DESC OFFSET $2 LIMIT 1), 0)
       ORDER BY id DESC LIMIT $3`,
     [group.id, f.offset, f.limit],
   );
   return {
     total: group.events,
-    events: rows.map((r) => ({ patientId: r.patient_id, action: r.action, at: r.at.toISOString(), runId: r.run_id, actor: r.actor })),
+    events: rows.map(toGroupEvent),
   };
 }
 
