@@ -22,6 +22,8 @@ export interface ErrorLocation {
   segment: string;
   sequence?: number;
   field?: number;
+  /** The field's repetition (from 1); ERR-2.4 says 1 when a field is named and this is not. */
+  repetition?: number;
   component?: number;
 }
 
@@ -178,6 +180,8 @@ export interface V2Immunization {
   /** RXR-1 route and RXR-2 site (HL7 0162/0163 codes), when known. */
   route?: { code: string; display: string };
   site?: { code: string; display: string };
+  /** ORC-3 (EI): the IIS's own id of this immunization and its namespace; the IG's `9999` when absent. */
+  fillerOrder?: { id: string; authority: string };
 }
 
 /** A person as an RSP's PID gives them, with the identifiers to list (the IIS's FHIR Patient id among them). */
