@@ -4,9 +4,11 @@
  * NIST immunization test tool's example messages (Release 1.5).
  */
 import { describe, expect, it } from 'vitest';
+import { readBatch } from '../src/hl7v2/batch.ts';
 import { escapeText, headerSegment, repeat, segment, transcode } from '../src/hl7v2/encode.ts';
 import { authorityOf, hl7Date, replyImmunization, replyPatient, type FhirImmunizationJson, type FhirPatientJson } from '../src/hl7v2/from-fhir.ts';
-import { FORECAST_NOT_PROVIDED, ack, hl7Timestamp, replyBatch, rsp, rspOutcome, type RspInput } from '../src/hl7v2/reply.ts';
+import { FORECAST_NOT_PROVIDED, ack, hl7Timestamp, replyBatch, requestQpd, rsp, rspOutcome, type RspInput } from '../src/hl7v2/reply.ts';
+import { readMessage } from '../src/hl7v2/read.ts';
 import { DEFAULT_DELIMITERS, type Delimiters, type MessageHeader, type V2ReplyPatient } from '../src/hl7v2/types.ts';
 import { parseIsoDate } from '../src/samples/dates.ts';
 import { immunizationLine, patientLine } from '../src/samples/fhir.ts';
@@ -276,6 +278,17 @@ describe('rsp', () => {
     expect(segs(text).slice(2)).toEqual(['QAK|T\\F\\1|NF|Z34^Request Immunization History^CDCPHINVS', 'QPD|Z34^Request Immunization History^CDCPHINVS|T\\F\\1']);
   });
 
+  it('writes the full QAK-3 when the request named the query only in MSH-21', () => {
+    const text = rsp(query({ qpd: 'QPD||Q-5|1^^^A^MR', query: { name: 'Z34', tag: 'Q-5', nameField: 'Z34' } }));
+    expect(segs(text).slice(2)).toEqual(['QAK|Q-5|NF|Z34^Request Immunization History^CDCPHINVS', 'QPD||Q-5|1^^^A^MR']);
+  });
+
+  it("finds the QPD to echo in a request's text", () => {
+    const request = `MSH|^~\\&|A|B|C|D|20240101||QBP^Q11^QBP_Q11|1|P|2.5.1\r\n${Z44_QPD}\nRCP|I|1^RD&Records&HL70126`;
+    expect(requestQpd(request)).toBe(Z44_QPD);
+    expect(requestQpd('MSH|^~\\&')).toBeUndefined();
+  });
+
   it('echoes a QPD sent with other delimiters in ours', () => {
     const d: Delimiters = { field: '#', component: '$', repetition: '*', escape: '!', subcomponent: '%' };
     const text = rsp(query({ request: { ...QBP_HEADER, delimiters: d }, qpd: 'QPD#Z34$Request Immunization History$CDCPHINVS#Q!F!9#1$$$A%1.2%ISO$MR', query: { name: 'Z34' } }));
@@ -483,5 +496,47 @@ describe('from FHIR', () => {
       expect(text).not.toMatch(/\n/);
     }
     expect(doses).toBeGreaterThan(0);
+  });
+});
+
+describe('with the reader', () => {
+  it('answers a batch of a QBP and a refused message: the RSP echoes QPD and MSH ends, the ACK echoes MSH-10, the batch refers to BHS-11', () => {
+    const file = [
+      'FHS|^~\\&|NISTEHRAPP|NISTEHRFAC|NISTIISAPP|NISTIISFAC|20150531145156-0500',
+      'BHS|^~\\&|NISTEHRAPP|NISTEHRFAC^1.2.3^ISO|NISTIISAPP|NISTIISFAC|20150531145156-0500||||REQ-B-1',
+      'MSH|^~\\&|NISTEHRAPP|NISTEHRFAC^1.2.3^ISO|NISTIISAPP|NISTIISFAC|20150531145156-0500||QBP^Q11^QBP_Q11|NIST-IZ-QR-4.1_Query_Q11_Z44|P|2.5.1|||ER|AL|||||Z44^CDCPHINVS',
+      Z44_QPD,
+      'RCP|I|1^RD&Records&HL70126',
+      'MSH|^~\\&|NISTEHRAPP|NISTEHRFAC|NISTIISAPP|NISTIISFAC|20150531145156-0500||ADT^A01^ADT_A01|ADT-9|P|2.5.1',
+      'PID|1||1^^^A^MR||Doe^Jo',
+      'BTS|2',
+      'FTS|1',
+    ].join('\r');
+    const batch = readBatch(file);
+    expect(batch.messages).toHaveLength(2);
+    const replies = batch.messages.map((m, n) => {
+      const read = readMessage(m.text, m.line);
+      if (!read.ok) return ack({ request: read.header, code: read.ack, errors: read.errors, controlId: `RM-${n}`, now: NOW });
+      if (read.message.kind !== 'QBP') throw new Error('expected a QBP');
+      const qpd = requestQpd(m.text);
+      return rsp({ request: read.message.header, query: read.message.query, ...(qpd ? { qpd } : {}), result: { kind: 'candidates', patients: [patient(), patient()] }, controlId: `RM-${n}`, now: NOW });
+    });
+    const [answer, refusal] = replies.map(segs);
+    expect(answer!.slice(0, 4)).toEqual([
+      `MSH|^~\\&|NISTIISAPP|NISTIISFAC|NISTEHRAPP|NISTEHRFAC^1.2.3^ISO|${TS}||RSP^K11^RSP_K11|RM-0|P|2.5.1|||NE|NE|||||Z33^CDCPHINVS`,
+      'MSA|AA|NIST-IZ-QR-4.1_Query_Q11_Z44',
+      'QAK|IZ-4.1-2015|TM|Z44^Request Evaluated History and Forecast^CDCPHINVS',
+      Z44_QPD,
+    ]);
+    expect(refusal![0]).toBe(`MSH|^~\\&|NISTIISAPP|NISTIISFAC|NISTEHRAPP|NISTEHRFAC|${TS}||ACK^A01^ACK|RM-1|P|2.5.1|||NE|NE|||||Z23^CDCPHINVS`);
+    expect(refusal![1]).toBe('MSA|AR|ADT-9');
+    expect(refusal![2]).toMatch(/^ERR\|\|MSH\^1\^9\^1\^1\|200\^Unsupported message type\^HL70357\|E\|/);
+    const out = segs(replyBatch(replies, { header: batch.batchHeader, now: NOW, controlId: 'RM-B' }));
+    expect(out[1]).toBe(`BHS|^~\\&|NISTIISAPP|NISTIISFAC|NISTEHRAPP|NISTEHRFAC^1.2.3^ISO|${TS}||||RM-B|REQ-B-1`);
+    expect(out.slice(-2)).toEqual(['BTS|2', 'FTS|1']);
+    // What we write, the reader reads back as a well-formed file.
+    const back = readBatch(out.join('\r'));
+    expect(back).toMatchObject({ envelope: 'file', problems: [] });
+    expect(back.messages).toHaveLength(2);
   });
 });

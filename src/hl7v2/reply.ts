@@ -216,6 +216,11 @@ export function rspOutcome(
   }
 }
 
+/** The first QPD of a request's text (segments split by CR, LF or CRLF), as written: the `qpd` to echo. */
+export function requestQpd(messageText: string): string | undefined {
+  return messageText.split(/\r\n|\r|\n/).find((line) => line.startsWith('QPD'));
+}
+
 /** The fields of a segment as written (field separators only; index 1 is field 1). */
 function fieldsOf(segmentText: string, d: Delimiters): string[] {
   return segmentText.replace(/[\r\n]+$/, '').split(d.field);
@@ -229,12 +234,16 @@ export function rsp(i: RspInput): string {
   const from = i.request.delimiters ?? DEFAULT_DELIMITERS;
   const out = rspOutcome(i.query, i.result, i.maxCandidates);
   const qpd = i.qpd ? fieldsOf(i.qpd, from) : undefined;
-  const nameField = qpd?.[1] ?? i.query?.nameField;
-  const queryName: Field = nameField
-    ? raw(transcode(nameField, from, DEFAULT_DELIMITERS, 'field'))
-    : i.query?.name
-      ? [i.query.name, QUERY_NAMES[i.query.name], 'CDCPHINVS']
-      : undefined;
+  // QAK-3 echoes QPD-1 as written; when the sender gave no more than the bare name (or left
+  // QPD-1 out and the reader took the name from MSH-21), the IG's full CE is written instead.
+  const written = qpd?.[1] || i.query?.nameField || '';
+  const name = i.query?.name;
+  const queryName: Field =
+    name && QUERY_NAMES[name] && (written === '' || written === name)
+      ? [name, QUERY_NAMES[name], 'CDCPHINVS']
+      : written
+        ? raw(transcode(written, from, DEFAULT_DELIMITERS, 'field'))
+        : undefined;
   const tag: Field = qpd?.[2] !== undefined ? raw(transcode(qpd[2], from, DEFAULT_DELIMITERS, 'field')) : i.query?.tag;
 
   const errors: V2Error[] = [...(i.result.kind === 'refused' ? i.result.errors : []), ...(i.warnings ?? [])];
