@@ -5,6 +5,7 @@
  * handed on for the message reader to judge.
  */
 import { component, field, parseSegment, readDelimiters, splitLines, stripBom, V2SyntaxError } from './parse.ts';
+import { transcode } from './encode.ts';
 import { DEFAULT_DELIMITERS, type Delimiters, type V2Batch } from './types.ts';
 
 const ENVELOPE_IDS = new Set(['MSH', 'BHS', 'BTS', 'FHS', 'FTS']);
@@ -15,8 +16,8 @@ function envelopeId(line: string): string | undefined {
   return ENVELOPE_IDS.has(id) && (line.length === 3 || !/[A-Za-z0-9]/.test(line[3]!)) ? id : undefined;
 }
 
-/** HD's namespace id, or its universal id when only that is given. */
-const hd = (d: Delimiters, raw: string) => component(d, raw, 1) || component(d, raw, 2);
+/** A BHS field as written, in the standard delimiters the reply batch is written with. */
+const echo = (d: Delimiters, raw: string) => transcode(raw, d, DEFAULT_DELIMITERS, 'field');
 
 export function readBatch(text: string): V2Batch {
   const batch: V2Batch = { envelope: 'bare', messages: [], problems: [] };
@@ -84,10 +85,10 @@ export function readBatch(text: string): V2Batch {
         if (openFile) openFile.batches += 1;
         const bhs = parseSegment(line, d);
         batch.batchHeader ??= {
-          sendingApplication: hd(d, field(bhs, 3)),
-          sendingFacility: hd(d, field(bhs, 4)),
-          receivingApplication: hd(d, field(bhs, 5)),
-          receivingFacility: hd(d, field(bhs, 6)),
+          sendingApplication: echo(d, field(bhs, 3)),
+          sendingFacility: echo(d, field(bhs, 4)),
+          receivingApplication: echo(d, field(bhs, 5)),
+          receivingFacility: echo(d, field(bhs, 6)),
           controlId: component(d, field(bhs, 11), 1),
         };
         openBatch = { line: at, messages: 0 };

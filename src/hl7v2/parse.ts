@@ -4,7 +4,7 @@
  * here knows a message type; read.ts does. Values stay raw (escaped) until a leaf is asked for,
  * because a delimiter inside data is only safe to split on while it is still escaped.
  */
-import { DEFAULT_DELIMITERS, type Delimiters } from './types.ts';
+import type { Delimiters } from './types.ts';
 
 /** Why a text is not an HL7 v2 message at all: the HL7 table 0357 code and the MSH field at fault. */
 export class V2SyntaxError extends Error {
@@ -151,20 +151,4 @@ export function unescape(d: Delimiters, text: string): string {
     out += text.slice(i, start) + (escaped(d, text.slice(start + 1, end)) ?? text.slice(start, end + 1));
     i = end + 1;
   }
-}
-
-/** Escapes text for writing with delimiters d. */
-export function escape(d: Delimiters, text: string): string {
-  const map = new Map([[d.escape, 'E'], [d.field, 'F'], [d.component, 'S'], [d.subcomponent, 'T'], [d.repetition, 'R']]);
-  return [...text].map((c) => (map.has(c) ? `${d.escape}${map.get(c)}${d.escape}` : c)).join('');
-}
-
-/**
- * A field as written with delimiters d, rewritten with the standard ones, so a reply that uses
- * `|^~\&` can echo it (QPD-1 into the RSP) whatever the sender declared.
- */
-export function reencode(d: Delimiters, raw: string, to: Delimiters = DEFAULT_DELIMITERS): string {
-  return repetitions(d, raw)
-    .map((rep) => rep.split(d.component).map((c) => c.split(d.subcomponent).map((s) => escape(to, unescape(d, s))).join(to.subcomponent)).join(to.component))
-    .join(to.repetition);
 }

@@ -5,7 +5,7 @@
  * identifier) is refused; a flaw that still lets us match (no birth date) is a warning, because
  * refusing it would lose a person the IIS may well know. Bad input never throws.
  */
-import { component, field, parseMessage, reencode, repetitions, segmentsOf, V2SyntaxError, value, type ParsedMessage, type Segment } from './parse.ts';
+import { component, field, parseMessage, repetitions, segmentsOf, V2SyntaxError, value, type ParsedMessage, type Segment } from './parse.ts';
 import type { Delimiters, ErrorLocation, MessageHeader, ReadMessage, V2Address, V2Error, V2Identifier, V2Name, V2Person, V2Phone, V2Query } from './types.ts';
 
 const err = (code: number, severity: V2Error['severity'], location: ErrorLocation | undefined, message: string): V2Error => ({
@@ -21,19 +21,19 @@ const at = (segment: string, f?: number, c?: number): ErrorLocation => ({
   ...(c !== undefined ? { component: c } : {}),
 });
 
-/** HD's namespace id, or its universal id when only that is given (CX-4, MSH-3…6). */
-const hd = (d: Delimiters, rep: string, c: number) => component(d, rep, c, 1) || component(d, rep, c, 2);
+/** CX-4 (an HD): its namespace id, or its universal id when only that is given. */
+const authority = (d: Delimiters, rep: string) => component(d, rep, 4, 1) || component(d, rep, 4, 2);
 
 function readHeader(msg: ParsedMessage): MessageHeader {
   const d = msg.delimiters;
   const msh = msg.segments[0];
-  const first = (n: number) => repetitions(d, field(msh, n))[0] ?? '';
+  // MSH-3…6 stay as written (in `d`): the ACK echoes the whole HD, universal id included.
   return {
     delimiters: d,
-    sendingApplication: hd(d, first(3), 1),
-    sendingFacility: hd(d, first(4), 1),
-    receivingApplication: hd(d, first(5), 1),
-    receivingFacility: hd(d, first(6), 1),
+    sendingApplication: field(msh, 3),
+    sendingFacility: field(msh, 4),
+    receivingApplication: field(msh, 5),
+    receivingFacility: field(msh, 6),
     dateTime: value(d, msh, 7),
     messageType: value(d, msh, 9, 1),
     triggerEvent: value(d, msh, 9, 2),
@@ -86,7 +86,7 @@ const filled = (o: object) => Object.entries(o).some(([k, v]) => k !== 'type' &&
 function readPerson(d: Delimiters, seg: Segment, at: PersonFields): V2Person {
   const reps = (n: number) => repetitions(d, field(seg, n));
   const identifiers: V2Identifier[] = reps(at.identifiers)
-    .map((r) => ({ value: component(d, r, 1), authority: hd(d, r, 4), type: component(d, r, 5) }))
+    .map((r) => ({ value: component(d, r, 1), authority: authority(d, r), type: component(d, r, 5) }))
     .filter((i) => i.value !== '');
   const names: V2Name[] = reps(at.names)
     .map((r) => ({ family: component(d, r, 1), given: component(d, r, 2), middle: component(d, r, 3), suffix: component(d, r, 4), type: component(d, r, 7) }))
@@ -194,7 +194,7 @@ export function readMessage(text: string, line: number): ReadMessage {
   const query: V2Query = {
     name,
     tag,
-    nameField: written ? reencode(d, repetitions(d, field(qpd, 1))[0]!) : name,
+    nameField: written ? field(qpd, 1) : name,
     ...(/^\d+$/.test(limit) ? { quantityLimit: Number(limit) } : {}),
   };
   return { ok: true, message: { kind: 'QBP', header, person, query, warnings: found }, line };
