@@ -2,6 +2,7 @@
  * The typed data that flows between pipeline stages. Every stage takes and returns these shapes,
  * so a stage can be tested alone and run inline or as a queued job without change.
  */
+import type { MessageHeader, V2Batch, V2Error, V2Query } from '../hl7v2/types.ts';
 
 /** FHIR administrative gender, or '' when the source did not say. */
 export type Sex = 'male' | 'female' | 'other' | 'unknown' | '';
@@ -28,6 +29,13 @@ export interface PersonFields {
   zip: string;
   /** Ten digits (NANP, no leading 1). */
   phone: string;
+  /**
+   * Mother's maiden name, folded as a family name is. Optional, and left out rather than '' when
+   * absent, so that sources without it (most rosters) give the results they gave before.
+   */
+  mothersMaiden?: string;
+  /** Birth order within a multiple birth, '1'…'9'; left out when absent (a singleton, or not said). */
+  birthOrder?: string;
 }
 
 export interface Identifier {
@@ -90,6 +98,10 @@ export const LOGICAL_FIELDS = [
   'state',
   'zip',
   'phone',
+  /** Mother's maiden name (HL7 v2 PID-6), a comparison field that tells families apart. */
+  'mothersMaidenName',
+  /** Birth order within a multiple birth, 1–9 (PID-25): tells twins apart. */
+  'birthOrder',
   'identifier',
   /** Per row, add or remove (see RowAction); only with `group.mode: append`. */
   'action',
@@ -174,13 +186,21 @@ export interface RowResult {
  * the person in the partner's Group (the pipeline's policy for VXU and QBP, seed 001).
  */
 export interface RowMessage {
+  /** '' for a message refused before its type could be read. */
   type: 'VXU' | 'QBP' | '';
   /** MSH-10, echoed in MSA-2 and kept in the Group's history. */
   controlId: string;
   /** False when the pipeline's policy for this message type is `ignore`. */
   joins: boolean;
-  /** For a refused message: the acknowledgment code (AE/AR) and the errors for ERR. */
-  refusal?: { ack: 'AE' | 'AR'; errors: { code: number; severity: 'E' | 'W' | 'I'; location?: { segment: string; sequence?: number; field?: number; component?: number }; message: string }[] };
+  /** The request's header as read (what the reply's MSH and MSA echo). */
+  header: Partial<MessageHeader>;
+  /** A QBP's query, and its QPD segment as received (the RSP echoes it). */
+  query?: V2Query & { qpd: string };
+  /** Warnings for the reply's ERR segments (severity W), and for a refused message its ACK code and errors. */
+  errors: V2Error[];
+  refused?: 'AE' | 'AR';
+  /** On a batch file's first row only: its BHS (the reply batch answers it) and what was wrong with the envelope. */
+  batch?: { header?: NonNullable<V2Batch['batchHeader']>; problems: V2Batch['problems'] };
 }
 
 /** How often each given and family name occurs in the index, for term-frequency-adjusted weights. */

@@ -11,6 +11,8 @@ import { chain, openText } from '../intake/index.ts';
 import { describeColumn, mapHeader, type Columns } from './header.ts';
 import { normaliseRow } from './row.ts';
 import { normaliseName } from '../normalise/index.ts';
+import { messageRows, rowPipeline } from './hl7v2.ts';
+import fs from 'node:fs/promises';
 
 export { headerKey, mapHeader } from './header.ts';
 export { normaliseRow } from './row.ts';
@@ -55,7 +57,11 @@ export async function* rosterChunks(
 ): AsyncGenerator<NormalisedRow[]> {
   const label = o.label ?? file;
   const size = o.size ?? 1000;
-  const shared = await sharedRecordIds(file, pipeline, today, label);
+  if (pipeline.format === 'hl7v2') {
+    yield* messageChunks(file, pipeline, today, label, size, o.onBytes);
+    return;
+  }
+  const shared = await sharedRecordIds(rawRows(file, pipeline, label), pipeline, today, label);
   let rows: NormalisedRow[] = [];
   let bytes = 0;
   for await (const r of rawRows(file, pipeline, label, o.onHeader)) {
@@ -82,11 +88,11 @@ type SharedIds = Map<string, { lines: number[]; differ: boolean }>;
  * where the others are; rows that give it to different people are all invalid, since which of
  * them the id means cannot be told, and a review decision kept for the id would follow the wrong one.
  */
-async function sharedRecordIds(file: string, pipeline: Pipeline, today: string, label: string): Promise<SharedIds> {
+async function sharedRecordIds(source: AsyncIterable<{ raw: RawRow }> | Iterable<{ raw: RawRow }>, pipeline: Pipeline, today: string, label: string): Promise<SharedIds> {
   const first = new Map<string, { line: number; who: number }>();
   const shared: SharedIds = new Map();
   let count = 0;
-  for await (const { raw } of rawRows(file, pipeline, label)) {
+  for await (const { raw } of source) {
     count++;
     if (raw.recordId === '') continue;
     const who = hash32(identityOf(raw, normaliseRow(raw, pipeline, today)));
@@ -103,6 +109,29 @@ async function sharedRecordIds(file: string, pipeline: Pipeline, today: string, 
   }
   if (count === 0) throw new RostermatchError('FILE_NO_ROWS', 'only a header, no rows', { file: label, line: 2 });
   return shared;
+}
+
+/**
+ * An HL7 v2 file's rows (issue 13), one a message: refused messages are invalid rows that carry
+ * their refusal; the others are normalised as roster rows are, and a record id (PID-3's MR)
+ * that names different people in one file makes all their rows invalid, as in a roster.
+ */
+async function* messageChunks(file: string, pipeline: Pipeline, today: string, label: string, size: number, onBytes?: (bytes: number) => void): AsyncGenerator<NormalisedRow[]> {
+  const messages = await messageRows(file, pipeline, label);
+  const asRows = rowPipeline(pipeline);
+  const taken = messages.filter((m) => !m.problems);
+  // Every message refused is still a file of rows, each answered; only a roster can be "no rows".
+  const shared: SharedIds = taken.length > 0 ? await sharedRecordIds(taken, asRows, today, label) : new Map();
+  const bytes = (await fs.stat(file)).size;
+  for (let i = 0; i < messages.length; i += size) {
+    const chunk = messages.slice(i, i + size).map((m): NormalisedRow => {
+      if (m.problems) return { kind: 'invalid', line: m.raw.line, index: m.raw.index, recordId: m.raw.recordId, problems: m.problems, message: m.message };
+      return { ...withSharedId(normaliseRow(m.raw, asRows, today), shared), message: m.message };
+    });
+    // Bytes are not counted message by message: progress moves by the share of messages through.
+    onBytes?.(Math.round(((i + chunk.length) / messages.length) * bytes));
+    yield chunk;
+  }
 }
 
 function identityOf(raw: RawRow, row: NormalisedRow): string {

@@ -52,10 +52,52 @@ export const GROUP_MODES = ['replace', 'append', 'remove'] as const;
  */
 export const ACTION_VALUES: Readonly<Record<string, 'add' | 'remove'>> = { add: 'add', a: 'add', remove: 'remove', delete: 'remove', d: 'remove' };
 
+/**
+ * How an HL7 v2 partner's PID-3 identifiers feed matching (issue 13): each repetition whose type
+ * (CX-5) and, when given, assigning authority (CX-4) fit is compared as `system`, the way a
+ * roster's identifier column is.
+ */
+const v2Identifier = z
+  .object({
+    type: z.string().regex(/^[A-Z]{1,5}$/, 'an HL7 identifier type code (table 0203), e.g. SS, MA, MR, PI'),
+    authority: z.string().min(1).optional(),
+    system: z.string().min(1),
+    /** @defaultValue generic */
+    kind: z.enum(['ssn', 'ssn-last4', 'generic']).default('generic'),
+    name: identifierName.optional(),
+  })
+  .strict();
+
+/** A partner's HL7 v2 feed (issue 13): whose messages these are and what they do to its Group. */
+const hl7v2Spec = z
+  .object({
+    /** MSH-4 (its first component) of every message: another facility's message is refused, never matched for this partner. */
+    sendingFacility: z.string().min(1),
+    /** Whether a matched VXU's patient joins the Group (seed 001's policy choice). */
+    vxu: z.enum(['add', 'ignore']),
+    /** Whether a matched QBP's patient joins the Group: some jurisdictions do not take a query for a care relationship. */
+    qbp: z.enum(['add', 'ignore']),
+    /** The PID-3 identifier that is the partner's record id (review decisions follow it). @defaultValue { type: MR } */
+    recordId: z
+      .object({ type: z.string().regex(/^[A-Z]{1,5}$/).default('MR'), authority: z.string().min(1).optional(), system: z.string().min(1).optional() })
+      .strict()
+      .default({ type: 'MR' }),
+    identifiers: z.array(v2Identifier).max(10).default([]),
+    /** Seed 000's option: the Group id as a non-unique PID-3 identifier (type PT, authority FHIR-GROUP) in an RSP's matched PID. @defaultValue false */
+    groupIdInResponse: z.boolean().default(false),
+    /** The assigning authority (CX-4) under which an RSP lists the IIS's FHIR Patient id. @defaultValue IIS-FHIR */
+    patientIdAuthority: z.string().min(1).default('IIS-FHIR'),
+  })
+  .strict();
+export type Hl7v2Spec = z.infer<typeof hl7v2Spec>;
+
 export const PipelineSchema = z
   .object({
     partner: slug,
     displayName: z.string().min(1),
+    /** `delimited`: rosters (CSV and the like); `hl7v2`: VXU and QBP messages, bare or in batches (issue 13). @defaultValue delimited */
+    format: z.enum(['delimited', 'hl7v2']).default('delimited'),
+    hl7v2: hl7v2Spec.optional(),
     file: z
       .object({
         /** Glob of file names this partner may drop, e.g. "*.csv". @defaultValue "*" */
@@ -73,7 +115,8 @@ export const PipelineSchema = z
       })
       .strict()
       .default({ namePattern: '*', encoding: 'utf-8', delimiter: ',' }),
-    columns: z.partialRecord(logicalField, headerList),
+    /** Required for delimited files; an HL7 v2 pipeline has none (PID says where each field is). */
+    columns: z.partialRecord(logicalField, headerList).default({}),
     dates: z
       .object({ birthDate: z.array(z.string().regex(DATE_TOKENS, 'a date format is made of YYYY, YY, MM, M, DD, D and - / .')).min(1) })
       .strict()
@@ -142,6 +185,8 @@ export const PipelineSchema = z
   })
   .strict()
   .superRefine((p, ctx) => {
+    if (p.format === 'hl7v2') return refineHl7v2(p, ctx);
+    if (p.hl7v2) ctx.addIssue({ code: 'custom', path: ['hl7v2'], message: 'hl7v2 settings need format: hl7v2' });
     const has = (f: LogicalField) => p.columns[f] !== undefined;
     const positions = new Map<number, LogicalField>();
     for (const [f, spec] of Object.entries(p.columns) as [LogicalField, ColumnSpec][]) {
@@ -191,6 +236,17 @@ export const PipelineSchema = z
   });
 
 export type Pipeline = z.infer<typeof PipelineSchema>;
+
+/**
+ * An HL7 v2 pipeline: the feed's settings, a Group that only grows (seed 001: V2 never removes
+ * anyone), and none of a roster's column or date settings (PID fixes them).
+ */
+function refineHl7v2(p: Pipeline, ctx: z.RefinementCtx): void {
+  if (!p.hl7v2) ctx.addIssue({ code: 'custom', path: ['hl7v2'], message: 'format: hl7v2 needs hl7v2: { sendingFacility, vxu: add | ignore, qbp: add | ignore }' });
+  if (p.group.mode !== 'append') ctx.addIssue({ code: 'custom', path: ['group', 'mode'], message: 'an HL7 v2 feed only adds people: use group.mode: append' });
+  if (Object.keys(p.columns).length > 0) ctx.addIssue({ code: 'custom', path: ['columns'], message: 'an HL7 v2 pipeline has no columns: PID says where each field is' });
+  if (p.identifier || p.identifiers.length > 0) ctx.addIssue({ code: 'custom', path: [p.identifier ? 'identifier' : 'identifiers'], message: 'for HL7 v2, say which PID-3 identifiers to match under hl7v2.recordId and hl7v2.identifiers' });
+}
 
 /**
  * Whether the pipeline's rows each say what they ask of the Group (a `remove` file, or an append

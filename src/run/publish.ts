@@ -10,6 +10,7 @@ import { exportGroup, type ExportResult } from '../export/index.ts';
 import type { Outcome } from '../model/index.ts';
 import { hasRowActions, PipelineSchema, type Pipeline } from '../pipeline/index.ts';
 import { outputNames, writeJsonAtomic, writeResultFile } from '../results/index.ts';
+import { repliesName, writeRepliesFile } from '../results/replies.ts';
 import {
   applyPlan,
   changeStamp,
@@ -59,6 +60,8 @@ export interface RunSummary {
     rows?: RowChangeCounts['rows'];
   };
   thresholds: Pipeline['thresholds'];
+  /** An HL7 v2 file's replies (issue 13): one ACK or RSP per message, as a batch file. */
+  replies?: string;
   /** null while the Group change is held (the Group did not change, so there is nothing new to export). */
   export: { dir: string; transactionTime: string } | null;
   timingsMs: Record<string, number>;
@@ -155,6 +158,7 @@ export async function publishRun(
   const { change, counts, hold } = p.recorded;
   const changes = hasRowActions(p.pipeline) ? await groupChanges(db, p.run.id, p.pipeline.group.id, hold) : undefined;
   const resultPath = await writeResultFile(p.outDir, names.results, streamRunResults(db, p.run.id), changes ? { groupChange: changes.of } : {});
+  const repliesPath = p.pipeline.format === 'hl7v2' ? await writeRepliesFile(db, p.outDir, p.run.fileName, { runId: p.run.id, pipeline: p.pipeline, at: new Date(p.finishedAt) }) : undefined;
   const t1 = performance.now();
   const waiting = hold !== undefined && hold.decision === undefined;
   const exported = waiting ? undefined : await exportGroup(db, { groupId: p.pipeline.group.id, outRoot: p.exportsDir, ...(p.now ? { now: p.now } : {}), runId: p.run.id, partner: p.pipeline.partner });
@@ -179,6 +183,7 @@ export async function publishRun(
       ...(changes ? changes.counts : {}),
     },
     thresholds: p.pipeline.thresholds,
+    ...(repliesPath ? { replies: repliesPath } : {}),
     export: exported ? { dir: exported.dir, transactionTime: exported.manifest.transactionTime } : null,
     timingsMs: withTotal({ ...p.timingsMs, write: Math.round(t1 - t0), export: Math.round(t2 - t1) }),
   };
@@ -214,10 +219,13 @@ export async function restoreOutputs(db: Db, run: RunRecord, exportsDir: string)
     });
     return;
   }
-  const pipeline = run.pipeline as Pipeline;
+  const pipeline = PipelineSchema.parse(run.pipeline);
   if (!(await fileExists(run.resultPath))) {
     const changes = hasRowActions(pipeline) && run.groupId ? await groupChanges(db, run.id, run.groupId, run.hold) : undefined;
     await writeResultFile(dir, path.basename(run.resultPath), streamRunResults(db, run.id), changes ? { groupChange: changes.of } : {});
+  }
+  if (pipeline.format === 'hl7v2' && run.finishedAt && !(await fileExists(path.join(dir, repliesName(run.fileName))))) {
+    await writeRepliesFile(db, dir, run.fileName, { runId: run.id, pipeline, at: new Date(run.finishedAt) });
   }
   let exported: { dir: string; transactionTime: string } | undefined;
   // Only a completed run changed its Group; a held or discarded one has nothing to export.

@@ -13,3 +13,4 @@ export * from './bulk.ts';
 export * from './clock.ts';
 export * from './partner-membership.ts';
 export * from './characteristic-groups.ts';
+export * from './records.ts';

@@ -1,0 +1,137 @@
+/**
+ * HL7 v2 partners (issue 13), end to end on a real store: a batch of VXU and QBP messages is one
+ * run; each message gets its reply in the reply batch, in order, echoing its MSH-10; matched VXU
+ * patients join the Group with the message in its history; a QBP's RSP carries the IIS's FHIR
+ * Patient id and immunizations; bad messages are answered and cost nobody else.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadIndexFile } from '../src/patient-index/index.ts';
+import { parsePipeline, type Pipeline } from '../src/pipeline/index.ts';
+import { runFile } from '../src/run/index.ts';
+import { groupHistory, groupMembers, listReviewItems } from '../src/store/index.ts';
+import { IMMUNIZATIONS, INDEX } from './fixtures.ts';
+import { quietLog, tempDb, writeNdjson, writeText } from './helpers.ts';
+
+const GID = 'test-clinic-v2';
+
+function v2Pipeline(policy: { vxu: 'add' | 'ignore'; qbp: 'add' | 'ignore' } = { vxu: 'add', qbp: 'ignore' }, extra: Record<string, unknown> = {}): Pipeline {
+  return parsePipeline(
+    JSON.stringify({
+      partner: 'test-clinic',
+      displayName: 'Test Clinic',
+      format: 'hl7v2',
+      hl7v2: { sendingFacility: 'TESTCLINIC', ...policy, identifiers: [{ type: 'SS', system: 'http://hl7.org/fhir/sid/us-ssn', kind: 'ssn' }], ...extra },
+      group: { id: GID, name: 'Test Clinic patients', mode: 'append' },
+    }),
+    'test-clinic.yaml',
+  );
+}
+
+const msh = (type: string, id: string, profile: string, facility = 'TESTCLINIC') =>
+  `MSH|^~\\&|TESTEHR|${facility}|IIS|IIS|20261207120000-0500||${type}|${id}|P|2.5.1|||ER|AL|||||${profile}^CDCPHINVS`;
+
+const vxu = (id: string, pid: string, facility?: string) =>
+  [
+    msh('VXU^V04^VXU_V04', id, 'Z22', facility),
+    pid,
+    'ORC|RE||197023^TESTEHR|||||||||||||||||TESTCLINIC',
+    'RXA|0|1|20261201||08^Hep B, adolescent or pediatric^CVX|0.5|mL^mL^UCUM||00^New immunization record^NIP001||||||LOT123||MSD^Merck^MVX|||CP|A',
+    'RXR|C28161^Intramuscular^NCIT|LA^Left Arm^HL70163',
+  ].join('\r');
+
+const qbp = (id: string, profile: 'Z34' | 'Z44', qpd: string) =>
+  [msh('QBP^Q11^QBP_Q11', id, profile), `QPD|${profile}^Request ${profile === 'Z34' ? 'Immunization History' : 'Evaluated History and Forecast'}^CDCPHINVS|${id}-Q|${qpd}`, 'RCP|I|5^RD&Records&HL70126'].join('\r');
+
+const BATCH = [
+  'FHS|^~\\&|TESTEHR|TESTCLINIC|IIS|IIS|20261207120000-0500||||F1',
+  'BHS|^~\\&|TESTEHR|TESTCLINIC|IIS|IIS|20261207120000-0500||||B1',
+  vxu('M1', 'PID|1||r2^^^TESTCLINIC^MR~123-45-6789^^^SSA^SS||Wilson^Liam^^^^^L||20160702|M|||40 Elm Ave^^Springfield^IL^62702^^H||^PRN^PH^^^217^5550200'),
+  qbp('M2', 'Z34', 'r1^^^TESTCLINIC^MR|Martinez^Ava^^^^^L||20150314|F|12 Oak St^^Springfield^IL^62701^^H'),
+  qbp('M3', 'Z44', 'r7^^^TESTCLINIC^MR|Quintanilla-Ashworth^Zoe^^^^^L||20150101|F'),
+  qbp('M4', 'Z34', 'r11^^^TESTCLINIC^MR|Martinez^Avery^^^^^L||20150314|F'),
+  [msh('ADT^A01^ADT_A01', 'M5', ''), 'PID|1||r9^^^TESTCLINIC^MR||Doe^Jane||20100101|F'].join('\r'),
+  [msh('VXU^V04^VXU_V04', 'M6', 'Z22'), 'ORC|RE||1^TESTEHR'].join('\r'),
+  vxu('M7', 'PID|1||r5^^^OTHER^MR||Nunez^Jose^^^^^L||20130203|M', 'OTHERCLINIC'),
+  vxu('M8', 'PID|1||r4^^^TESTCLINIC^MR||O\\S\\Brien^Mia^^^^^L||20141130|F'),
+  'BTS|8',
+  'FTS|1',
+].join('\r');
+
+/** The reply batch's messages: MSH-9, MSA-1, MSA-2, and the whole text, by message. */
+function replies(text: string): { type: string; ack: string; echo: string; text: string }[] {
+  const out: { type: string; ack: string; echo: string; text: string }[] = [];
+  for (const seg of text.split('\r')) {
+    const f = seg.split('|');
+    if (f[0] === 'MSH') out.push({ type: f[8]!, ack: '', echo: '', text: seg });
+    else if (out.length > 0 && !['BTS', 'FTS'].includes(f[0]!)) {
+      const m = out.at(-1)!;
+      m.text += `\r${seg}`;
+      if (f[0] === 'MSA') [m.ack, m.echo] = [f[1]!, f[2]!];
+    }
+  }
+  return out;
+}
+
+async function setup(pipeline: Pipeline) {
+  const { db, dir } = await tempDb('pglite');
+  await loadIndexFile(db, await writeNdjson(path.join(dir, 'Patient.ndjson'), INDEX));
+  await loadIndexFile(db, await writeNdjson(path.join(dir, 'Immunization.ndjson'), IMMUNIZATIONS));
+  const out = path.join(dir, 'out');
+  const file = await writeText(path.join(dir, 'batch-001.hl7'), BATCH);
+  const run = await runFile(db, quietLog, { file, pipeline, outDir: out, exportsDir: path.join(dir, 'ex') });
+  return { db, out, run };
+}
+
+describe('an HL7 v2 batch file', () => {
+  it('answers every message in order, puts matched VXU patients in the Group with the message id, and carries the FHIR id in the RSP', async () => {
+    const { db, out, run } = await setup(v2Pipeline());
+    expect(run.kind).toBe('completed');
+    const text = await fs.readFile(path.join(out, 'batch-001.replies.hl7'), 'utf8');
+    const r = replies(text);
+    expect(r.map((x) => [x.type, x.ack, x.echo])).toEqual([
+      ['ACK^V04^ACK', 'AA', 'M1'],
+      ['RSP^K11^RSP_K11', 'AA', 'M2'],
+      ['RSP^K11^RSP_K11', 'AA', 'M3'],
+      ['RSP^K11^RSP_K11', 'AA', 'M4'],
+      ['ACK^A01^ACK', 'AR', 'M5'],
+      ['ACK^V04^ACK', 'AE', 'M6'],
+      ['ACK^V04^ACK', 'AR', 'M7'],
+      ['ACK^V04^ACK', 'AA', 'M8'],
+    ]);
+    expect(text).toMatch(/^FHS\|/);
+    expect(text).toContain('BHS|^~\\&|IIS|IIS|TESTEHR|TESTCLINIC|');
+    expect(text).toMatch(/\rBTS\|8\rFTS\|1\r?$/);
+    // M2: Ava found (Z32), her FHIR id among PID-3, her two immunizations as RXA.
+    const m2 = r[1]!.text;
+    expect(m2).toContain('|Z32^CDCPHINVS');
+    expect(m2).toMatch(/\rQAK\|M2-Q\|OK\|/);
+    expect(m2).toMatch(/\rPID\|1\|\|p-ava\^\^\^IIS-FHIR\^PI/);
+    expect(m2.match(/\rRXA\|/g)).toHaveLength(2);
+    // M3: nobody (Z33, NF); M4: Avery is only possibly Ava (Z31: her id, no other numbers).
+    expect(r[2]!.text).toMatch(/\|Z33\^CDCPHINVS[\s\S]*\rQAK\|M3-Q\|NF\|/);
+    expect(r[3]!.text).toContain('|Z31^CDCPHINVS');
+    expect(r[3]!.text).toMatch(/\rPID\|1\|\|p-ava\^\^\^IIS-FHIR\^PI\|/);
+    expect(r[3]!.text).not.toContain('RXA');
+    // M5 unsupported type, M6 no PID, M7 another facility: each refused with its reason and place.
+    expect(r[4]!.text).toMatch(/\rERR\|\|MSH\^1\^9[^|]*\|200\^/);
+    expect(r[5]!.text).toMatch(/\rERR\|\|PID\^1[^|]*\|100\^/);
+    expect(r[6]!.text).toMatch(/\rERR\|\|MSH\^1\^4[^|]*\|103\^/);
+    // VXU policy add: Liam and Mia join, by their messages; QBP policy ignore: Ava does not.
+    expect((await groupMembers(db, GID)).map((m) => m.patientId)).toEqual(['p-liam', 'p-mia']);
+    const history = await groupHistory(db, GID);
+    expect(history.map((e) => [e.patientId, e.ref]).sort()).toEqual([['p-liam', 'M1'], ['p-mia', 'M8']]);
+    // A possible row of a message whose policy is ignore waits for nobody.
+    expect(await listReviewItems(db, {})).toEqual([]);
+    const results = await fs.readFile(path.join(out, 'batch-001.results.csv'), 'utf8');
+    expect(results.split('\r\n').filter(Boolean)).toHaveLength(9);
+  });
+
+  it('with qbp: add, a matched query joins the Group and a possible one goes to review', async () => {
+    const { db } = await setup(v2Pipeline({ vxu: 'ignore', qbp: 'add' }));
+    expect((await groupMembers(db, GID)).map((m) => m.patientId)).toEqual(['p-ava']);
+    expect((await groupHistory(db, GID)).map((e) => e.ref)).toEqual(['M2']);
+    expect((await listReviewItems(db, {})).map((i) => i.recordId)).toEqual(['r11']);
+  });
+});
