@@ -68,7 +68,7 @@ function replies(text: string): { type: string; ack: string; echo: string; text:
     else if (out.length > 0 && !['BTS', 'FTS'].includes(f[0]!)) {
       const m = out.at(-1)!;
       m.text += `\r${seg}`;
-      if (f[0] === 'MSA') [m.ack, m.echo] = [f[1]!, f[2]!];
+      if (f[0] === 'MSA') [m.ack, m.echo] = [f[1]!, f[2] ?? ''];
     }
   }
   return out;
@@ -126,6 +126,30 @@ describe('an HL7 v2 batch file', () => {
     expect(await listReviewItems(db, {})).toEqual([]);
     const results = await fs.readFile(path.join(out, 'batch-001.results.csv'), 'utf8');
     expect(results.split('\r\n').filter(Boolean)).toHaveLength(9);
+  });
+
+  it('answers a batch with a wrong count, a truncated MSH and a wrong field separator message by message, losing none', async () => {
+    const { db, dir } = await tempDb('pglite');
+    await loadIndexFile(db, await writeNdjson(path.join(dir, 'Patient.ndjson'), INDEX));
+    const bad = [
+      'BHS|^~\\&|TESTEHR|TESTCLINIC|IIS|IIS|20261207120000-0500||||B2',
+      'MSH|^~\\&|TESTEHR|TESTCLINIC',
+      'MSH#^~\\&#TESTEHR#TESTCLINIC#IIS#IIS#20261207120000-0500##VXU^V04^VXU_V04#M11#P#2.5.1',
+      'PID|1||r2^^^TESTCLINIC^MR||Wilson^Liam^^^^^L||20160702|M',
+      vxu('M12', 'PID|1||r2^^^TESTCLINIC^MR||Wilson^Liam^^^^^L||20160702|M|||40 Elm Ave^^Springfield^IL^62702^^H'),
+      'BTS|5',
+    ].join('\r\n');
+    const out = path.join(dir, 'out');
+    const file = await writeText(path.join(dir, 'bad.hl7'), bad);
+    const run = await runFile(db, quietLog, { file, pipeline: v2Pipeline(), outDir: out, exportsDir: path.join(dir, 'ex') });
+    expect(run.kind).toBe('completed');
+    const text = await fs.readFile(path.join(out, 'bad.replies.hl7'), 'utf8');
+    const r = replies(text);
+    expect(r.map((x) => [x.ack, x.echo])).toEqual([['AR', ''], ['AE', 'M11'], ['AA', 'M12']]);
+    expect(r[0]!.text).toMatch(/\rERR\|\|MSH\^1\^9[^|]*\|101\^/);
+    expect(r[1]!.text).toMatch(/\rERR\|\|PID\^1[^|]*\|100\^/);
+    expect(text).toMatch(/\rBTS\|3\|[^\r]*BTS-1 says 5/);
+    expect((await groupMembers(db, GID)).map((m) => m.patientId)).toEqual(['p-liam']);
   });
 
   it('with qbp: add, a matched query joins the Group and a possible one goes to review', async () => {

@@ -348,6 +348,8 @@ export interface ReplyBatchOptions {
   /** Our FHS-11 and BHS-11. */
   controlId: string;
   sender?: Sender;
+  /** BTS-2: what was wrong with the request's envelope (a count that disagreed), said where the batch's receiver reads it. */
+  comment?: string;
 }
 
 /**
@@ -369,7 +371,7 @@ export function replyBatch(replies: readonly string[], o: ReplyBatchOptions): st
     headerSegment('FHS', [...ends, '', '', '', o.controlId]),
     headerSegment('BHS', [...ends, '', '', '', o.controlId, h?.controlId]),
     ...replies.map((r) => r.replace(/[\r\n]+$/, '')),
-    segment('BTS', [String(replies.length)]),
+    segment('BTS', [String(replies.length), o.comment]),
     segment('FTS', ['1']),
   ]);
 }

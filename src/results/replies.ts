@@ -46,7 +46,8 @@ export async function writeRepliesFile(db: Queryable, dir: string, inputFile: st
     batchHeader = page[0]?.message?.batch;
     break;
   }
-  const text = replyBatch(replies, { header: batchHeader?.header, now: c.at, controlId: controlIdOf(c.runId, 'B'), sender: REPLY_SENDER });
+  const comment = batchHeader?.problems.map((p) => `line ${p.line}: ${p.message}`).join('; ');
+  const text = replyBatch(replies, { header: batchHeader?.header, now: c.at, controlId: controlIdOf(c.runId, 'B'), sender: REPLY_SENDER, ...(comment ? { comment } : {}) });
   await fs.mkdir(dir, { recursive: true });
   const final = path.join(dir, repliesName(inputFile));
   const tmp = `${final}.tmp-${process.pid}`;
