@@ -17,10 +17,12 @@ export function groupsPage(groups: readonly GroupRecord[]): Html {
 export const EVENTS_PER_PAGE = 100;
 
 /** Who changed the membership: a run, or a person's review decision (actor `review:<name>`). */
-function changedBy(e: { runId: string | null; actor: string }): Html {
+function changedBy(e: { runId: string | null; actor: string; ref?: string }): Html {
   if (e.actor.startsWith('confirm:')) return html`held change confirmed by <b>${e.actor.slice('confirm:'.length)}</b>${e.runId ? html` for <a href="/runs/${e.runId}">run ${e.runId.slice(0, 8)}</a>` : ''}`;
   if (e.actor.startsWith('review:')) return html`review decision by <b>${e.actor.slice('review:'.length)}</b>${e.runId ? html` on <a href="/runs/${e.runId}">run ${e.runId.slice(0, 8)}</a>` : ''}`;
-  return e.runId ? html`<a href="/runs/${e.runId}">run ${e.runId.slice(0, 8)}</a> <span class="muted">(${e.actor})</span>` : html`${e.actor}`;
+  // A member who joined by an HL7 v2 message: its MSH-10, which the partner's system knows it by.
+  const message = e.ref ? html` message <code>${e.ref}</code>` : '';
+  return e.runId ? html`<a href="/runs/${e.runId}">run ${e.runId.slice(0, 8)}</a>${message} <span class="muted">(${e.actor})</span>` : html`${e.actor}${message}`;
 }
 
 export function groupPage(g: GroupRecord, history: GroupHistoryPage, page: number, exp: ExportRecord | undefined): Html {
