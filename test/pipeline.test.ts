@@ -74,3 +74,46 @@ describe('pipeline files', () => {
     await expect(loadPartnerPipeline('pipelines', 'nobody')).rejects.toThrow(/PIPELINE_NOT_FOUND/);
   });
 });
+
+const V2 = `
+partner: p2
+displayName: P Two
+format: hl7v2
+hl7v2:
+  sendingFacility: PTWO
+  vxu: add
+  qbp: ignore
+  identifiers:
+    - { type: SS, system: "http://hl7.org/fhir/sid/us-ssn", kind: ssn }
+group: { id: p2-group, name: P Two, mode: append }
+`;
+
+describe('HL7 v2 pipeline files (issue 13)', () => {
+  it('take the feed settings with their defaults, and no columns', () => {
+    const p = parsePipeline(V2, 'p2.yaml');
+    expect(p.format).toBe('hl7v2');
+    expect(p.hl7v2).toEqual({
+      sendingFacility: 'PTWO',
+      vxu: 'add',
+      qbp: 'ignore',
+      recordId: { type: 'MR' },
+      identifiers: [{ type: 'SS', system: 'http://hl7.org/fhir/sid/us-ssn', kind: 'ssn' }],
+      groupIdInResponse: false,
+      patientIdAuthority: 'IIS-FHIR',
+    });
+    expect(parsePipeline(VALID, 'p1.yaml').format).toBe('delimited');
+  });
+
+  it.each([
+    ['no hl7v2 settings', V2.replace(/hl7v2:\n[\s\S]*?group:/, 'group:'), /hl7v2: format: hl7v2 needs hl7v2/],
+    ['no policy for queries', V2.replace('  qbp: ignore\n', ''), /field "hl7v2\.qbp"/],
+    ['a policy that is neither add nor ignore', V2.replace('qbp: ignore', 'qbp: maybe'), /field "hl7v2\.qbp"/],
+    ['a Group that V2 would empty', V2.replace('mode: append', 'mode: replace'), /group\.mode: an HL7 v2 feed only adds people/],
+    ['roster columns', `${V2}columns: { recordId: [id] }\n`, /columns: an HL7 v2 pipeline has no columns/],
+    ['roster identifier columns', `${V2}identifiers: [{ columns: [SSN], system: x }]\n`, /identifiers: for HL7 v2, say which PID-3/],
+    ['an identifier type that is no code', V2.replace('type: SS', 'type: ssn'), /field "hl7v2\.identifiers\.0\.type"/],
+    ['hl7v2 settings on a roster pipeline', `${VALID}hl7v2: { sendingFacility: X, vxu: add, qbp: add }\n`, /hl7v2: hl7v2 settings need format: hl7v2/],
+  ])('refuses %s', (_, text, error) => {
+    expect(() => parsePipeline(text, 'p.yaml')).toThrow(error);
+  });
+});
