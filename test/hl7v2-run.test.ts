@@ -152,9 +152,12 @@ describe('an HL7 v2 batch file', () => {
     expect((await groupMembers(db, GID)).map((m) => m.patientId)).toEqual(['p-liam']);
   });
 
-  it('with qbp: add, a matched query joins the Group and a possible one goes to review', async () => {
-    const { db } = await setup(v2Pipeline({ vxu: 'ignore', qbp: 'add' }));
+  it('with qbp: add, a matched query joins the Group (its RSP can name the Group) and a possible one goes to review', async () => {
+    const { db, out } = await setup(v2Pipeline({ vxu: 'ignore', qbp: 'add' }, { groupIdInResponse: true }));
     expect((await groupMembers(db, GID)).map((m) => m.patientId)).toEqual(['p-ava']);
+    // Seed 000's option: the Group id as a non-unique identifier beside the FHIR Patient id.
+    const m2 = replies(await fs.readFile(path.join(out, 'batch-001.replies.hl7'), 'utf8'))[1]!.text;
+    expect(m2).toMatch(/\rPID\|1\|\|p-ava\^\^\^IIS-FHIR\^PI~[^|]*test-clinic-v2\^\^\^FHIR-GROUP\^PT\|/);
     expect((await groupHistory(db, GID)).map((e) => e.ref)).toEqual(['M2']);
     expect((await listReviewItems(db, {})).map((i) => i.recordId)).toEqual(['r11']);
   });
