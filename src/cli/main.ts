@@ -3,6 +3,7 @@
  * The rostermatch command line. Each command is a thin edge over the stage functions: parse the
  * arguments, open the store, call, print. Errors print one line naming the cause and exit non-zero.
  */
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -450,8 +451,16 @@ program
   .addOption(new Option('--public-url <url>', 'the origin partners\' Bulk Data clients reach this service by (https behind a proxy); the FHIR base is <url>/fhir (default: the address it listens on)').env('ROSTERMATCH_PUBLIC_URL').argParser(originUrl))
   .option('--export-keep-hours <n>', 'how long a finished Bulk Data export\'s files stay downloadable', positiveNumber, 24)
   .option('--outlive-parent', 'keep running when the process that started this one exits (nohup, setsid); by default it shuts down')
-  .action(async (o: { dropRoot: string; port: number; publicUrl?: string; exportKeepHours: number; host: string; operators?: string; secureCookies?: boolean; concurrency: number; chunkRows: number; quietMs: number; scanMs: number; reconcileMs: number; lockMs: number; stalledMs: number; graceMs: number; outliveParent?: boolean }) => {
+  .option('--mllp-port <n>', 'also take HL7 v2 VXU/QBP messages over MLLP on this port, into the same queue as files, answered on the connection (0: a free port; default: no listener)', nonNegativeInt)
+  .option('--mllp-host <addr>', 'address the MLLP listener listens on (default: --host)')
+  .option('--mllp-tls-cert <file>', 'MLLP over TLS: the certificate chain (PEM); needs --mllp-tls-key (default: plain TCP)')
+  .option('--mllp-tls-key <file>', 'MLLP over TLS: the private key (PEM)')
+  .option('--mllp-timeout-ms <n>', 'how long an MLLP message waits for its run\'s reply before the answer is ACK AE 207 "accepted, reply not ready" (the reply then lands in outbound)', positiveInt, 60000)
+  .option('--mllp-max-bytes <n>', 'the longest MLLP message taken; a longer one closes the connection', positiveInt, 1024 * 1024)
+  .action(async (o: { dropRoot: string; port: number; publicUrl?: string; exportKeepHours: number; host: string; operators?: string; secureCookies?: boolean; concurrency: number; chunkRows: number; quietMs: number; scanMs: number; reconcileMs: number; lockMs: number; stalledMs: number; graceMs: number; outliveParent?: boolean; mllpPort?: number; mllpHost?: string; mllpTlsCert?: string; mllpTlsKey?: string; mllpTimeoutMs: number; mllpMaxBytes: number }) => {
     const g = globals();
+    if (!o.mllpTlsCert !== !o.mllpTlsKey) throw new RostermatchError('USAGE', '--mllp-tls-cert and --mllp-tls-key go together');
+    if (o.mllpTlsCert && o.mllpPort === undefined) throw new RostermatchError('USAGE', '--mllp-tls-cert needs --mllp-port');
     const paths = resolvePaths(g.dataDir);
     const log = createLogger(process.env.LOG_LEVEL ?? 'info');
     const delay = testChunkDelay();
@@ -478,8 +487,20 @@ program
       log,
       ...(delay ? { chunkDelayMs: delay } : {}),
       ...(testFinaliseDelay() ? { finaliseDelayMs: testFinaliseDelay()! } : {}),
+      ...(o.mllpPort !== undefined
+        ? {
+            mllp: {
+              port: o.mllpPort,
+              ...(o.mllpHost ? { host: o.mllpHost } : {}),
+              ...(o.mllpTlsCert && o.mllpTlsKey ? { tls: { cert: readFileSync(o.mllpTlsCert), key: readFileSync(o.mllpTlsKey) } } : {}),
+              replyTimeoutMs: o.mllpTimeoutMs,
+              maxMessageBytes: o.mllpMaxBytes,
+            },
+          }
+        : {}),
     });
     console.log(`serving ${path.resolve(o.dropRoot)}; console at ${service.url}/ (health at ${service.url}/healthz); FHIR base ${service.fhirBase}`);
+    if (service.mllp) console.log(`MLLP${service.mllp.tls ? ' over TLS' : ''} on ${service.mllp.host}:${service.mllp.port}`);
     await runUntilSignalled(service.close, o.graceMs, o.outliveParent);
   });
 

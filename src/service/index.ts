@@ -35,6 +35,7 @@ import { bulkJobDir } from '../export/bulk-job.ts';
 import { chunkWorkers, expireBulkJobs, openStore, unfinishedBulkJobs, unfinishedRuns, type Db } from '../store/index.ts';
 import { DropWatcher } from '../watch/index.ts';
 import { OperatorDirectory, operatorsFile, startConsole } from '../console/index.ts';
+import { startMllpListener, type MllpListener, type MllpOptions } from '../mllp/index.ts';
 import { createMetrics } from './metrics.ts';
 
 export interface ServeOptions {
@@ -87,6 +88,11 @@ export interface ServeOptions {
   expiryIntervalMs?: number;
   /** The Retry-After (whole seconds) an export's status answers with while it runs. @defaultValue 2 */
   exportRetryAfterS?: number;
+  /**
+   * An MLLP listener for HL7 v2 partners' messages (src/mllp): port (0 picks one), host
+   * (@defaultValue `host`), TLS, reply timeout, largest message. @defaultValue none
+   */
+  mllp?: Pick<MllpOptions, 'port' | 'host' | 'tls' | 'replyTimeoutMs' | 'maxMessageBytes'>;
   log: Logger;
 }
 
@@ -100,6 +106,8 @@ export interface Service {
   /** The FHIR base partners' clients use. */
   fhirBase: string;
   db: Db;
+  /** The MLLP listener's address, when one was asked for. */
+  mllp?: { host: string; port: number; tls: boolean };
   /** Idempotent; resolves with the problems met on the way down (empty when clean). */
   close(): Promise<string[]>;
   /** One reconciliation pass now (tests and start-up). */
@@ -204,6 +212,25 @@ export async function startServe(o: ServeOptions): Promise<Service> {
   });
   await watcher.start();
 
+  // Messages over MLLP become files in inbound, taken at once by the watcher's own intake.
+  let mllp: MllpListener | undefined;
+  if (o.mllp) {
+    mllp = await startMllpListener({
+      ...o.mllp,
+      host: o.mllp.host ?? o.host ?? '127.0.0.1',
+      dropRoot: o.dropRoot,
+      pipelinesDir: o.pipelinesDir,
+      exportsDir: ctx.exportsDir,
+      db,
+      log,
+      claim: async (partner, file) => {
+        const c = await claimFile(db, log, dirs, partner, file, false);
+        await enqueueIntake(c);
+        return c;
+      },
+    });
+  }
+
   let reconciling = false;
   const reconcileTimer = setInterval(() => {
     if (reconciling) return;
@@ -271,6 +298,7 @@ export async function startServe(o: ServeOptions): Promise<Service> {
       };
       clearInterval(reconcileTimer);
       clearInterval(expiryTimer);
+      if (mllp) problems.push(...(await mllp.close()));
       await step('console', () => health.server.close());
       await step('metrics', () => metrics.close());
       await step('watcher', () => watcher.close());
@@ -280,7 +308,7 @@ export async function startServe(o: ServeOptions): Promise<Service> {
       await step('database', () => db.close());
       return problems;
     })());
-  return { url: health.url, fhirBase: fhirBase(), db, close, reconcile };
+  return { url: health.url, fhirBase: fhirBase(), db, ...(mllp ? { mllp: { host: mllp.host, port: mllp.port, tls: mllp.tls } } : {}), close, reconcile };
 }
 
 /**
