@@ -117,7 +117,7 @@ class Sender {
   }
 }
 
-async function serveWithMllp(o: { concurrency?: number; replyTimeoutMs?: number; tls?: { cert: Buffer; key: Buffer } } = {}) {
+async function serveWithMllp(o: { concurrency?: number; replyTimeoutMs?: number; maxMessageBytes?: number; tls?: { cert: Buffer; key: Buffer } } = {}) {
   const dir = await tempDir();
   const drop = path.join(dir, 'drop');
   const data = path.join(dir, 'data');
@@ -142,7 +142,7 @@ async function serveWithMllp(o: { concurrency?: number; replyTimeoutMs?: number;
     scanIntervalMs: 150,
     reconcileIntervalMs: 1000,
     ...(o.concurrency !== undefined ? { concurrency: o.concurrency } : {}),
-    mllp: { port: 0, replyTimeoutMs: o.replyTimeoutMs ?? 30_000, ...(o.tls ? { tls: o.tls } : {}) },
+    mllp: { port: 0, replyTimeoutMs: o.replyTimeoutMs ?? 30_000, ...(o.maxMessageBytes ? { maxMessageBytes: o.maxMessageBytes } : {}), ...(o.tls ? { tls: o.tls } : {}) },
     log: process.env.MLLP_TEST_LOG ? createLogger('info') : quietLog,
   });
   onCleanup(async () => void (await service.close()));
@@ -152,6 +152,7 @@ async function serveWithMllp(o: { concurrency?: number; replyTimeoutMs?: number;
     port: service.mllp!.port,
     drop,
     data,
+    databaseUrl,
     inbound: path.join(drop, 'test-clinic', 'inbound'),
     outbound: path.join(drop, 'test-clinic', 'outbound'),
   };
@@ -257,7 +258,7 @@ describe('serve --mllp-port', () => {
   it('answers AE 207 when the run is not done in time, and the message is still processed; TLS when given a certificate', async () => {
     const keys = await selfSigned();
     // No match workers: runs wait in the queue, so no reply comes in time.
-    const s = await serveWithMllp({ concurrency: 0, replyTimeoutMs: 800, ...(keys ? { tls: keys } : {}) });
+    const s = await serveWithMllp({ concurrency: 0, replyTimeoutMs: 800, maxMessageBytes: 4096, ...(keys ? { tls: keys } : {}) });
     expect(s.service.mllp!.tls).toBe(!!keys);
     const a = await Sender.connect(s.port, !!keys);
     const message = vxu('SLOW-1', PID.liam);
@@ -272,6 +273,30 @@ describe('serve --mllp-port', () => {
     expect(['received', 'parsing', 'matching']).toContain(runs[0]!.state);
     // The unknown facility is still answered at once over the same connection.
     expect((await a.ask(vxu('SLOW-2', PID.mia, 'ELSEWHERE'))).ack).toBe('AR');
+    // A message over the limit closes the connection; nothing of it is written.
+    await a.write(frame(vxu('BIG-1', `${PID.mia}|${'X'.repeat(5000)}`)));
+    await waitFor('the connection to close', async () => a.closed, 5000);
+    expect(await listing(s.inbound)).toEqual([]);
+    expect((await s.db.query("SELECT id FROM run WHERE file_name LIKE '%BIG-1%'")).rows).toEqual([]);
+  });
+
+  it('on shutdown, a message waiting for its run is answered AE 207 and the connection closed; the run is kept', async () => {
+    const s = await serveWithMllp({ concurrency: 0, replyTimeoutMs: 60_000 });
+    const a = await Sender.connect(s.port);
+    const message = vxu('STOP-1', PID.jose);
+    await a.write(frame(message));
+    await waitFor('the run', async () => (await runsOf(s.db, sha(message))).length === 1);
+    const started = Date.now();
+    const [problems, reply] = await Promise.all([s.service.close(), a.reply(10_000)]);
+    expect(problems).toEqual([]);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(parseReply(reply)).toMatchObject({ ack: 'AE', echo: 'STOP-1', errors: ['207'] });
+    await waitFor('the connection to close', async () => a.closed, 5000);
+    const db = await openStore({ databaseUrl: s.databaseUrl, embeddedDir: '' });
+    onCleanup(() => db.close());
+    const runs = await runsOf(db, sha(message));
+    expect(runs).toHaveLength(1);
+    expect(['received', 'parsing', 'matching']).toContain(runs[0]!.state);
   });
 });
 
