@@ -16,13 +16,14 @@
  * A sealed index is never changed: `withChanges` makes the next one (sharing the row strings), so
  * a chunk matching against the old one meanwhile sees one version of the index throughout.
  */
-import type { IndexPatient, NameFrequencies, Sex } from '../model/index.ts';
+import type { IndexPatient, NameFrequencies, PersonFields, Sex } from '../model/index.ts';
 import { blockingKeys, keepBlock } from './blocking.ts';
 
 /** Room made for a new patient's keys (they grow as needed; thirteen is usual). */
 const KEYS_PER_PATIENT = 16;
 
-const FIELDS = ['given', 'middle', 'family', 'suffix', 'birthDate', 'sex', 'street', 'city', 'state', 'zip', 'phone'] as const;
+/** The person's fields in a row, in this order; the optional ones (the last two) are '' when absent. */
+const FIELDS = ['given', 'middle', 'family', 'suffix', 'birthDate', 'sex', 'street', 'city', 'state', 'zip', 'phone', 'mothersMaiden', 'birthOrder'] as const;
 
 /** A patient written to the index since a copy was made: its new view, or gone from matching. */
 export interface IndexChange {
@@ -71,7 +72,7 @@ export class CandidateIndex {
     this.#live++;
     const f = p.person;
     // One join, so the string is flat: a concatenated one is flattened (copied) on its first split.
-    this.#rows[ordinal] = [p.id, ...FIELDS.map((k) => f[k]), p.identifiers.map((i) => `${i.system}\u0001${i.value}`).join('\u0002')].join('\t');
+    this.#rows[ordinal] = [p.id, ...FIELDS.map((k) => f[k] ?? ''), p.identifiers.map((i) => `${i.system}\u0001${i.value}`).join('\u0002')].join('\t');
     for (const key of blockingKeys(f, p.identifiers)) {
       if (3 * this.#count === this.#entries.length) this.#entries = grow(this.#entries);
       const at = 3 * this.#count++;
@@ -229,12 +230,16 @@ export class CandidateIndex {
   }
 
   #patient(ordinal: number): IndexPatient {
-    const c = this.#rows[ordinal]!.split('\t') as string[] & { length: 13 };
-    const ids = c[12]!;
+    const c = this.#rows[ordinal]!.split('\t') as string[] & { length: 15 };
+    const ids = c[14]!;
+    // In FIELDS order, written out: this runs for every candidate of every row.
+    const person: PersonFields = { given: c[1]!, middle: c[2]!, family: c[3]!, suffix: c[4]!, birthDate: c[5]!, sex: c[6] as Sex, street: c[7]!, city: c[8]!, state: c[9]!, zip: c[10]!, phone: c[11]! };
+    // Present only when known, as patientFromFhir and the database give them.
+    if (c[12] !== '') person.mothersMaiden = c[12]!;
+    if (c[13] !== '') person.birthOrder = c[13]!;
     return {
       id: c[0]!,
-      // In FIELDS order, written out: this runs for every candidate of every row.
-      person: { given: c[1]!, middle: c[2]!, family: c[3]!, suffix: c[4]!, birthDate: c[5]!, sex: c[6] as Sex, street: c[7]!, city: c[8]!, state: c[9]!, zip: c[10]!, phone: c[11]! },
+      person,
       identifiers: ids === '' ? [] : ids.split('\u0002').map((x) => {
         const [system, value] = x.split('\u0001') as [string, string];
         return { system, value };

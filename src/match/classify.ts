@@ -26,7 +26,8 @@ export interface Scored extends ScoredCandidate {
   household?: { street: string; phone: string; given: string; family: string; birthDate: string };
 }
 
-const HOUSEHOLD_FIELDS = new Set(['zip', 'street', 'phone']);
+/** What siblings share: where they live, and their mother (her maiden name is no twin's own). */
+const HOUSEHOLD_FIELDS = new Set(['zip', 'street', 'phone', 'mothersMaiden']);
 
 /** The score without household fields: what sets apart two people who live together. */
 function identityScore(c: Scored): number {
@@ -104,6 +105,8 @@ function assess(p: PairComparison): { failure: string | null; standIn: Core | nu
   const fail = (failure: string) => ({ failure, standIn: null });
   if (p.placeholderName) return fail('placeholder_name');
   if (p.suffixConflict) return fail('suffix_conflict');
+  // Both sides name a birth order and they differ: the co-twin (or triplet), whatever the names say.
+  if (p.birthOrder === 'different') return fail('birth_order');
   // Equal demographics and a different SSN or member id: parent and child, or twins. One digit
   // off is a likely slip, but twins are often issued consecutive numbers: it is no evidence for a
   // name that does not agree exactly.

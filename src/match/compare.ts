@@ -18,6 +18,8 @@ export interface ScoringContext {
 type GivenLevel = keyof typeof DEFAULT_LEVELS.given;
 type FamilyLevel = keyof typeof DEFAULT_LEVELS.family;
 type DobLevel = keyof typeof DEFAULT_LEVELS.birthDate;
+type MaidenLevel = keyof typeof DEFAULT_LEVELS.mothersMaiden;
+type BirthOrderLevel = keyof typeof DEFAULT_LEVELS.birthOrder;
 
 export interface PairComparison {
   comparisons: FieldComparison[];
@@ -39,6 +41,9 @@ export interface PairComparison {
    * outranks agreement elsewhere), else the strongest agreement found.
    */
   identifier: 'agree' | 'last4' | 'typo' | 'different' | 'missing';
+  mothersMaiden: MaidenLevel | 'missing';
+  /** `different` is a co-twin (or a slip): never auto-matched. */
+  birthOrder: BirthOrderLevel | 'missing';
 }
 
 /** What matching needs of a roster row: a NormalisedRow of kind `valid` is one. */
@@ -85,6 +90,22 @@ export function compareFamily(a: string, b: string): FamilyLevel | 'missing' {
   if (isTypo(ra, rb, jw)) return 'typo';
   if (jw >= PHONETIC_JW || phonetic(ra) === phonetic(rb)) return 'phonetic';
   return 'different';
+}
+
+/** A mother's maiden name: as a family name is compared, without the compound and phonetic levels. */
+export function compareMothersMaiden(a: string, b: string): MaidenLevel | 'missing' {
+  if (a === '' || b === '') return 'missing';
+  if (a === b) return 'exact';
+  const ra = a.replaceAll(' ', '');
+  const rb = b.replaceAll(' ', '');
+  if (ra === rb) return 'exact';
+  return isTypo(ra, rb, jaroWinkler(ra, rb)) ? 'typo' : 'different';
+}
+
+/** Birth orders within a multiple birth ('1'…'9'), compared only when both sides name one. */
+export function compareBirthOrder(a: string, b: string): BirthOrderLevel | 'missing' {
+  if (a === '' || b === '') return 'missing';
+  return a === b ? 'agree' : 'different';
 }
 
 export function compareBirthDate(a: string, b: string): DobLevel | 'missing' {
@@ -270,6 +291,11 @@ export class RowScorer {
       const level = phoneAgrees ? 'agree' : 'different';
       sum += add(comparisons, 'phone', level, W.phone[level]);
     }
+    // Absent on either side (most rosters), these weigh nothing and add no reason.
+    const maiden = compareMothersMaiden(r.mothersMaiden ?? '', c.mothersMaiden ?? '');
+    if (maiden !== 'missing') sum += add(comparisons, 'mothersMaiden', maiden, W.mothersMaiden[maiden]);
+    const birthOrder = compareBirthOrder(r.birthOrder ?? '', c.birthOrder ?? '');
+    if (birthOrder !== 'missing') sum += add(comparisons, 'birthOrder', birthOrder, W.birthOrder[birthOrder]);
     let identifier: PairComparison['identifier'] = 'missing';
     const ids = this.#row.identifiers;
     for (let i = 0; i < ids.length; i++) {
@@ -293,6 +319,8 @@ export class RowScorer {
       placeholderName: this.#placeholderName,
       householdAgrees: streetExact || phoneAgrees,
       identifier,
+      mothersMaiden: maiden,
+      birthOrder,
     };
   }
 

@@ -60,6 +60,27 @@ export const DEFAULT_LEVELS = {
     agree: { m: 0.5, u: 0.0005 },
     different: { m: 0.5, u: 0.9995 },
   },
+  // Mother's maiden name (issue 13): a surname, agreeing about as rarely by chance as one, but
+  // shared by every sibling, so among the candidates a row finds (same surname, birth date or
+  // address) agreement by chance is commoner than in the population: u 0.01 where the family
+  // name's is 0.005 (6.3 bits, not 7.4). Sources often key it differently (the mother's married
+  // name, another spelling, a compound one), so a disagreement weighs only moderately against
+  // (−3 bits). It tells one family from another, not one twin from the other (classify counts it
+  // with the household).
+  mothersMaiden: {
+    exact: { m: 0.8, u: 0.01 },
+    typo: { m: 0.08, u: 0.002 },
+    different: { m: 0.12, u: 0.988 },
+  },
+  // Birth order within a multiple birth (issue 13), compared only when both sides name one, that
+  // is between people both recorded as multiples: a random pair of them agrees about half the
+  // time (most are twins), so agreement is weak evidence (+1 bit); the same person is given two
+  // orders only by a keying slip, while a co-twin always differs, so a disagreement is strong
+  // evidence against (−5.6 bits), and classify never auto-matches across it.
+  birthOrder: {
+    agree: { m: 0.99, u: 0.5 },
+    different: { m: 0.01, u: 0.5 },
+  },
   // An identifier both sides hold rarely differs for one person (a slip lands on `typo`), and a
   // different value is how parent and child, or twins, with otherwise equal demographics show.
   identifier: {

@@ -12,4 +12,5 @@ export { normaliseZip } from './zip.ts';
 export { normaliseState } from './states.ts';
 export { normalisePhone } from './phone.ts';
 export { normaliseIdentifier, readIdentifier, indexIdentifierValue, US_SSN_SYSTEM, type IdentifierKind, type IdentifierReading } from './identifiers.ts';
+export { normaliseMothersMaiden, normaliseBirthOrder, birthOrderFromFhir, MOTHERS_MAIDEN_NAME_URL } from './multiple-birth.ts';
 export { placeholderNames, isPlaceholderStreet, isPlaceholderPhone, NO_ADDITIONS, type PlaceholderAdditions, type PlaceholderNames } from './placeholders.ts';

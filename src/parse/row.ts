@@ -15,6 +15,8 @@ import {
   nonLatinScript,
   placeholderNames,
   readIdentifier,
+  normaliseBirthOrder,
+  normaliseMothersMaiden,
   normaliseStreetLines,
   type PlaceholderAdditions,
   normaliseIdentifier,
@@ -124,6 +126,15 @@ export function normaliseRow(raw: RawRow, pipeline: Pipeline, today: string): No
     problems.push({ field: 'birthDate', code: dob.code, message: `${why}, and there is no identifier, address or phone either: the row cannot identify anyone` });
   }
 
+  // Cells of columns the pipeline maps (or of PID-6 and PID-25); a file without them, or with them
+  // blank, gives the row it gave before: the person carries neither.
+  const mothersMaiden = normaliseMothersMaiden(cell('mothersMaidenName'), extra);
+  let birthOrder = normaliseBirthOrder(cell('birthOrder'));
+  if (birthOrder === null) {
+    warnings.push({ field: 'birthOrder', code: 'malformed', message: 'birth order is not a number from 1 to 9; ignored' });
+    birthOrder = '';
+  }
+
   const action = rowAction(raw, pipeline, problems);
 
   if (problems.length > 0) {
@@ -145,6 +156,8 @@ export function normaliseRow(raw: RawRow, pipeline: Pipeline, today: string): No
     zip: zip ?? '',
     phone: phone ?? '',
   };
+  if (mothersMaiden !== '') person.mothersMaiden = mothersMaiden;
+  if (birthOrder !== '') person.birthOrder = birthOrder;
   const row: NormalisedRow = { kind: 'valid', line: raw.line, index: raw.index, recordId: raw.recordId, person, identifiers, warnings };
   if (placeholder.given || placeholder.family) row.placeholder = placeholder;
   if (action) row.action = action;

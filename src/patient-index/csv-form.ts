@@ -3,6 +3,7 @@
  * Each row becomes the FHIR resource it describes, then follows the same path as NDJSON.
  *
  * Patients:      id,family,given,middle,suffix,birth_date,sex,street,city,state,zip,phone[,identifier_system,identifier_value]
+ *                [,mothers_maiden_name,birth_order]  (the patient-mothersMaidenName extension, multipleBirthInteger 1–9)
  * Immunizations: id,patient_id,cvx,occurrence_date[,display,status]
  *
  * Cells are turned into R4 values here, and a cell that cannot be is refused naming its column:
@@ -11,7 +12,7 @@
  * not guessed: 05/06/2011 is May in one IIS and June in another, and the CSV form has no pipeline
  * to say which.
  */
-import { normaliseSex } from '../normalise/index.ts';
+import { MOTHERS_MAIDEN_NAME_URL, normaliseBirthOrder, normaliseSex } from '../normalise/index.ts';
 import { IMMUNIZATION_STATUSES, isFhirDate, isFhirDateTime } from './validate.ts';
 
 export const PATIENT_CSV_COLUMNS = ['id', 'family', 'given', 'middle', 'suffix', 'birth_date', 'sex', 'street', 'city', 'state', 'zip', 'phone'] as const;
@@ -49,6 +50,8 @@ export function csvToResource(kind: CsvKind, row: Record<string, string>): Recor
     const gender = normaliseSex(row.sex ?? '');
     if (gender === null) refuse('sex', 'is not a sex code (F, M, O, U, X, female, male, other, unknown, 1, 2, 0 or 9)');
     const given = [row.given, row.middle].filter((x): x is string => !!x);
+    const birthOrder = normaliseBirthOrder(row.birth_order ?? '');
+    if (birthOrder === null) refuse('birth_order', 'is not a birth order from 1 to 9 (or empty)');
     return drop({
       resourceType: 'Patient',
       id: row.id,
@@ -58,6 +61,8 @@ export function csvToResource(kind: CsvKind, row: Record<string, string>): Recor
       birthDate: fhirDate('birth_date', row.birth_date),
       address: row.street || row.city || row.zip ? [drop({ line: row.street ? [row.street] : undefined, city: row.city, state: row.state, postalCode: row.zip })] : undefined,
       telecom: row.phone ? [{ system: 'phone', value: row.phone }] : undefined,
+      extension: row.mothers_maiden_name ? [{ url: MOTHERS_MAIDEN_NAME_URL, valueString: row.mothers_maiden_name }] : undefined,
+      multipleBirthInteger: birthOrder ? Number(birthOrder) : undefined,
     });
   }
   if (!row.patient_id) refuse('patient_id', 'is empty');

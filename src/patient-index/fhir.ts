@@ -4,6 +4,9 @@ import {
   indexIdentifierValue,
   isPlaceholderPhone,
   isPlaceholderStreet,
+  birthOrderFromFhir,
+  MOTHERS_MAIDEN_NAME_URL,
+  normaliseMothersMaiden,
   normaliseStreetLines,
   normaliseName,
   normalisePhone,
@@ -40,6 +43,9 @@ export interface FhirPatient {
   address?: Address[];
   telecom?: { system?: string; value?: string; use?: string }[];
   link?: { type?: string; other?: { reference?: string } }[];
+  extension?: { url?: string; valueString?: string }[];
+  multipleBirthBoolean?: boolean;
+  multipleBirthInteger?: number;
 }
 
 /** Throws a plain Error with a reason (no values) when the resource cannot be used. */
@@ -75,6 +81,12 @@ export function patientFromFhir(r: FhirPatient): IndexPatient {
       phone: usablePhone(normalisePhone(phoneCell?.value ?? '') ?? ''),
     },
   };
+  // Left out when absent, so a Patient without them reads exactly as it did before they were read.
+  const maidenExt = pick(r.extension, (e) => e.url === MOTHERS_MAIDEN_NAME_URL);
+  const mothersMaiden = normaliseMothersMaiden(typeof maidenExt?.valueString === 'string' ? maidenExt.valueString : '');
+  if (mothersMaiden !== '') patient.person.mothersMaiden = mothersMaiden;
+  const birthOrder = birthOrderFromFhir(r.multipleBirthInteger);
+  if (birthOrder !== '') patient.person.birthOrder = birthOrder;
   if (replacedBy) patient.replacedBy = replacedBy;
   return patient;
 }

@@ -54,8 +54,9 @@ export interface LoadReport {
  * resources before it is matched against, so the database's blocking table and an in-memory copy
  * built from the same rows always agree, and no patient keeps keys an older version gave it.
  * 2: identifiers and placeholders read per issue 10, multi-line streets, second-round blocking keys.
+ * 3: the mother's maiden name and the birth order (issue 13), read into their own columns.
  */
-export const MATCH_FORM = 2;
+export const MATCH_FORM = 3;
 
 /**
  * Brings a store written by an older version up to MATCH_FORM (a no-op when it is current);

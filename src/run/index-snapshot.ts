@@ -16,8 +16,11 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { CandidateIndex, type IndexParts } from '../match/candidate-index.ts';
 
-/** Bump with any change to this layout or to CandidateIndex's hashes or row form. */
-const FORMAT = 1;
+/**
+ * Bump with any change to this layout or to CandidateIndex's hashes or row form.
+ * 2: rows carry the mother's maiden name and the birth order (issue 13).
+ */
+const FORMAT = 2;
 const ROWS_PER_BLOCK = 100_000;
 
 interface Header {

@@ -358,4 +358,12 @@ export const MIGRATIONS: readonly string[] = [
   -- history beside the run; null for rows of flat files.
   ALTER TABLE group_event ADD COLUMN ref text;
   `,
+  `
+  -- Issue 13: two comparison fields that tell twins apart, in the matcher's view of a patient:
+  -- the mother's maiden name (folded as a family name) and the birth order within a multiple
+  -- birth ('1'…'9'); '' when the resource does not say. Stored patients get theirs when the
+  -- store is next rewritten to the current match form (MATCH_FORM 3).
+  ALTER TABLE patient ADD COLUMN mothers_maiden text NOT NULL DEFAULT '';
+  ALTER TABLE patient ADD COLUMN birth_order text NOT NULL DEFAULT '';
+  `,
 ];

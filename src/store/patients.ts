@@ -27,7 +27,13 @@ export interface UpsertCounts {
  */
 const MERGE_SETTINGS = "SET LOCAL enable_seqscan = off; SET LOCAL work_mem = '64MB'; SET LOCAL jit = off";
 
-const PATIENT_COLUMNS = ['id', 'given', 'middle', 'family', 'suffix', 'birth_date', 'sex', 'street', 'city', 'state', 'zip', 'phone', 'identifiers', 'replaced_by', 'resource', 'content_hash', 'last_updated'] as const;
+const PATIENT_COLUMNS = [
+  'id', 'given', 'middle', 'family', 'suffix', 'birth_date', 'sex', 'street', 'city', 'state', 'zip', 'phone', 'mothers_maiden', 'birth_order',
+  'identifiers', 'replaced_by', 'resource', 'content_hash', 'last_updated',
+] as const;
+
+/** The matcher's view of a patient as read for matching, in PersonFields order (see toIndexPatient). */
+const MATCH_VIEW_SQL = 'id, given, middle, family, suffix, birth_date, sex, street, city, state, zip, phone, mothers_maiden, birth_order, identifiers';
 
 /**
  * Inserts new patients, rewrites changed ones (by content hash) and leaves identical ones alone,
@@ -41,7 +47,7 @@ export async function mergePatients(tx: Queryable, batch: readonly PatientWrite[
   if (opts.fresh && (await insertFresh(tx, writes, await nextVersion(tx)))) return { inserted: writes.length, updated: 0, unchanged: 0 };
   await tx.exec(`${MERGE_SETTINGS};
     CREATE TEMP TABLE stage_patient (id text, given text, middle text, family text, suffix text, birth_date text, sex text, street text, city text,
-      state text, zip text, phone text, identifiers jsonb, replaced_by text, resource jsonb, content_hash text, last_updated timestamptz, block_keys text[]) ON COMMIT DROP`);
+      state text, zip text, phone text, mothers_maiden text, birth_order text, identifiers jsonb, replaced_by text, resource jsonb, content_hash text, last_updated timestamptz, block_keys text[]) ON COMMIT DROP`);
   const lines = writes.map((w) => patientLine(w, arrayLiteral(matchableKeys(w))));
   await tx.copyIn('stage_patient', [...PATIENT_COLUMNS, 'block_keys'], lines.join(''));
   const counts = await stageChanges(tx, 'stage_patient', 'patient');
@@ -129,18 +135,19 @@ export async function storedHashes(db: Db, table: 'patient' | 'immunization', id
   return new Map(rows.map((r) => [r.id, r.content_hash]));
 }
 
-const PERSON_COLUMNS = ['given', 'middle', 'family', 'suffix', 'birthDate', 'sex', 'street', 'city', 'state', 'zip', 'phone'] as const satisfies readonly (keyof PersonFields)[];
+/** In the order of the patient table's person columns; the optional ones are stored as '' when absent. */
+const PERSON_COLUMNS = ['given', 'middle', 'family', 'suffix', 'birthDate', 'sex', 'street', 'city', 'state', 'zip', 'phone', 'mothersMaiden', 'birthOrder'] as const satisfies readonly (keyof PersonFields)[];
 
 /** The matcher's view of a patient as column values: id, the person's columns, identifiers (JSON). */
 function matchView(p: IndexPatient): string[] {
-  return [p.id, ...PERSON_COLUMNS.map((f) => p.person[f]), JSON.stringify(p.identifiers)];
+  return [p.id, ...PERSON_COLUMNS.map((f) => p.person[f] ?? ''), JSON.stringify(p.identifiers)];
 }
 
 /** The matcher's view of each patient as query parameters: id, the person's columns, identifiers (JSON). */
 function matchViewColumns(writes: readonly Pick<PatientWrite, 'patient'>[]): (string | null)[][] {
   return [
     writes.map((w) => w.patient.id),
-    ...PERSON_COLUMNS.map((f) => writes.map((w) => w.patient.person[f])),
+    ...PERSON_COLUMNS.map((f) => writes.map((w) => w.patient.person[f] ?? '')),
     writes.map((w) => JSON.stringify(w.patient.identifiers)),
   ];
 }
@@ -177,10 +184,11 @@ export async function rewriteMatchView(tx: Queryable, writes: readonly Pick<Pati
   if (writes.length === 0) return;
   await tx.query(
     `UPDATE patient t SET given = u.given, middle = u.middle, family = u.family, suffix = u.suffix, birth_date = u.birth_date,
-            sex = u.sex, street = u.street, city = u.city, state = u.state, zip = u.zip, phone = u.phone, identifiers = u.identifiers
+            sex = u.sex, street = u.street, city = u.city, state = u.state, zip = u.zip, phone = u.phone,
+            mothers_maiden = u.mothers_maiden, birth_order = u.birth_order, identifiers = u.identifiers
        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-                   $10::text[], $11::text[], $12::text[], $13::jsonb[])
-            AS u (id, given, middle, family, suffix, birth_date, sex, street, city, state, zip, phone, identifiers)
+                   $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::jsonb[])
+            AS u (id, given, middle, family, suffix, birth_date, sex, street, city, state, zip, phone, mothers_maiden, birth_order, identifiers)
       WHERE t.id = u.id`,
     matchViewColumns(writes),
   );
@@ -291,27 +299,29 @@ interface PatientRow {
   state: string;
   zip: string;
   phone: string;
+  mothers_maiden: string;
+  birth_order: string;
   identifiers: IndexPatient['identifiers'];
 }
 
 function toIndexPatient(r: PatientRow): IndexPatient {
-  return {
-    id: r.id,
-    identifiers: r.identifiers,
-    person: {
-      given: r.given,
-      middle: r.middle,
-      family: r.family,
-      suffix: r.suffix,
-      birthDate: r.birth_date,
-      sex: r.sex as Sex,
-      street: r.street,
-      city: r.city,
-      state: r.state,
-      zip: r.zip,
-      phone: r.phone,
-    },
+  const person: PersonFields = {
+    given: r.given,
+    middle: r.middle,
+    family: r.family,
+    suffix: r.suffix,
+    birthDate: r.birth_date,
+    sex: r.sex as Sex,
+    street: r.street,
+    city: r.city,
+    state: r.state,
+    zip: r.zip,
+    phone: r.phone,
   };
+  // Present only when known, as patientFromFhir and the in-memory copy give them.
+  if (r.mothers_maiden !== '') person.mothersMaiden = r.mothers_maiden;
+  if (r.birth_order !== '') person.birthOrder = r.birth_order;
+  return { id: r.id, identifiers: r.identifiers, person };
 }
 
 /**
@@ -353,8 +363,7 @@ function probing<T>(db: Queryable, fn: (q: Queryable) => Promise<T>): Promise<T>
 export async function patientsByIds(db: Queryable, ids: readonly string[]): Promise<Map<string, IndexPatient>> {
   if (ids.length === 0) return new Map();
   const { rows } = await db.query<PatientRow>(
-    `SELECT id, given, middle, family, suffix, birth_date, sex, street, city, state, zip, phone, identifiers
-       FROM patient WHERE id = ANY($1::text[])`,
+    `SELECT ${MATCH_VIEW_SQL} FROM patient WHERE id = ANY($1::text[])`,
     [[...new Set(ids)]],
   );
   return new Map(rows.map((r) => [r.id, toIndexPatient(r)]));
@@ -387,7 +396,7 @@ export async function* patientsChangedSince(db: Queryable, since: number, page =
   let after: [number, string] = [since + 1, ''];
   for (;;) {
     const { rows } = await db.query<PatientRow & { changed_in: string | number; replaced: boolean }>(
-      `SELECT id, given, middle, family, suffix, birth_date, sex, street, city, state, zip, phone, identifiers, changed_in, replaced_by IS NOT NULL AS replaced
+      `SELECT ${MATCH_VIEW_SQL}, changed_in, replaced_by IS NOT NULL AS replaced
          FROM patient WHERE (changed_in, id) > ($1, $2) ORDER BY changed_in, id LIMIT $3`,
       [after[0], after[1], page],
     );
@@ -404,7 +413,7 @@ export async function* patientsChangedSince(db: Queryable, since: number, page =
  * (updated meanwhile) may be seen twice or missed; callers that cache compare index versions.
  */
 export async function* matchablePatients(db: Queryable, blocksPerSlice = 4096): AsyncGenerator<IndexPatient[]> {
-  const sql = `SELECT id, given, middle, family, suffix, birth_date, sex, street, city, state, zip, phone, identifiers
+  const sql = `SELECT ${MATCH_VIEW_SQL}
                  FROM patient WHERE ctid >= $1::tid AND ctid < $2::tid AND replaced_by IS NULL`;
   for await (const rows of tidSlices<PatientRow>(db, sql, blocksPerSlice)) yield rows.map(toIndexPatient);
 }
