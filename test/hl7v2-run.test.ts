@@ -10,9 +10,9 @@ import { describe, expect, it } from 'vitest';
 import { loadIndexFile } from '../src/patient-index/index.ts';
 import { parsePipeline, type Pipeline } from '../src/pipeline/index.ts';
 import { runFile } from '../src/run/index.ts';
-import { groupHistory, groupMembers, listReviewItems } from '../src/store/index.ts';
+import { groupHistory, groupMembers, listReviewItems, readRunResults } from '../src/store/index.ts';
 import { IMMUNIZATIONS, INDEX } from './fixtures.ts';
-import { quietLog, tempDb, writeNdjson, writeText } from './helpers.ts';
+import { fhirPatient, quietLog, tempDb, writeNdjson, writeText } from './helpers.ts';
 
 const GID = 'test-clinic-v2';
 
@@ -150,6 +150,24 @@ describe('an HL7 v2 batch file', () => {
     expect(r[1]!.text).toMatch(/\rERR\|\|PID\^1[^|]*\|100\^/);
     expect(text).toMatch(/\rBTS\|3\|[^\r]*BTS-1 says 5/);
     expect((await groupMembers(db, GID)).map((m) => m.patientId)).toEqual(['p-liam']);
+  });
+
+  it('tells twins apart by PID-24/25 and PID-6, as a roster with those columns would', async () => {
+    const { db, dir } = await tempDb('pglite');
+    const twin = (id: string, given: string, order: number) => ({
+      ...fhirPatient({ id, given, family: 'Okafor', birthDate: '2019-06-09', street: '77 Lake Shore Dr', zip: '62704' }),
+      multipleBirthInteger: order,
+      extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName', valueString: 'Eze' }],
+    });
+    await loadIndexFile(db, await writeNdjson(path.join(dir, 'Patient.ndjson'), [twin('p-isabel', 'Isabel', 1), twin('p-isabella', 'Isabella', 2)]));
+    const pid = (id: string, order: string) => `PID|1||${id}^^^TESTCLINIC^MR||Okafor^Isabel^^^^^L|Eze^^^^^^M|20190609|F|||77 Lake Shore Dr^^Springfield^IL^62704^^H|${'|'.repeat(12)}Y|${order}`;
+    const file = await writeText(path.join(dir, 'twins.hl7'), [vxu('T1', pid('t1', '2')), vxu('T2', pid('t2', ''))].join('\r'));
+    const run = await runFile(db, quietLog, { file, pipeline: v2Pipeline(), outDir: path.join(dir, 'out'), exportsDir: path.join(dir, 'ex') });
+    if (run.kind !== 'completed') throw new Error('expected a completed run');
+    const rows = await readRunResults(db, run.run.id);
+    // Keyed ISABEL but born second: Isabella, never her sister; without the order, the name decides.
+    expect(rows.map((r) => [r.recordId, r.outcome, r.patientId])).toEqual([['t1', 'matched', 'p-isabella'], ['t2', 'matched', 'p-isabel']]);
+    expect(rows[0]!.candidates[0]!.comparisons.map((c) => c.field)).toEqual(expect.arrayContaining(['birthOrder', 'mothersMaiden']));
   });
 
   it('with qbp: add, a matched query joins the Group (its RSP can name the Group) and a possible one goes to review', async () => {

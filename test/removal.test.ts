@@ -99,7 +99,7 @@ describe.each(STORES)('a remove file (%s)', (store) => {
       ['5', 'r20', 'matched', 'p-jsr', 'remove', 'not_member'],
     ]);
     // The export follows the Group.
-    const manifest = await readJson(path.join(out.export.dir, 'manifest.json'));
+    const manifest = await readJson(path.join(out.export!.dir, 'manifest.json'));
     expect(manifest.output.length).toBeGreaterThan(0);
   });
 

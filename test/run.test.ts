@@ -156,7 +156,7 @@ describe.each(STORES)('one file, end to end on the embedded store (%s)', (store)
     const summary = JSON.parse(await fs.readFile(out.summaryPath, 'utf8'));
     expect(summary).toMatchObject({ runId: out.summary.runId, rows: 12, group: { id: 'test-school-students', sizeAfter: 6 } });
     expect(summary.timingsMs.total).toBeGreaterThanOrEqual(summary.timingsMs.match);
-    const manifest = JSON.parse(await fs.readFile(path.join(out.export.dir, 'manifest.json'), 'utf8'));
+    const manifest = JSON.parse(await fs.readFile(path.join(out.export!.dir, 'manifest.json'), 'utf8'));
     expect(manifest.output.map((o: { type: string; count: number }) => [o.type, o.count])).toEqual([
       ['Patient', 6],
       ['Immunization', 4],

@@ -377,7 +377,7 @@ runCmd
       const r = await confirmHeldRun(db, { runId: id, by: o.by ?? operator(), exportsDir: paths.exportsDir });
       if (r.kind === 'held-again') throw heldAgainMessage(r);
       const c = r.change;
-      console.log(`run ${r.run.id}: confirmed; Group ${r.run.groupId}: ${c.before} → ${c.after} members (+${c.added} −${c.removed}); export ${r.published.export.dir}`);
+      console.log(`run ${r.run.id}: confirmed; Group ${r.run.groupId}: ${c.before} → ${c.after} members (+${c.added} −${c.removed}); export ${r.published.export?.dir ?? 'none'}`);
     });
   });
 runCmd

@@ -49,7 +49,7 @@ export function printRun(out: RunOutput): string {
       : []),
     `  results: ${out.resultPath}`,
     `  summary: ${out.summaryPath}`,
-    `  export:  ${out.kind === 'held' ? 'none (the Group did not change)' : out.export.dir}`,
+    `  export:  ${out.kind === 'held' ? 'none (the Group did not change)' : (out.export?.dir ?? 'none (an HL7 v2 run: the partner exports through FHIR)')}`,
     `  time:    ${s.timingsMs.total} ms (match ${s.timingsMs.match} ms)`,
   ].join('\n');
 }

@@ -128,6 +128,9 @@ function rawRow(m: V2Message, line: number, index: number, spec: Hl7v2Spec): Raw
     state: address?.state ?? '',
     zip: address?.zip ?? '',
     phone: phone?.number ?? '',
+    mothersMaidenName: p.mothersMaidenName,
+    // PID-24 N says a single birth, whatever PID-25 holds.
+    birthOrder: p.multipleBirth === 'N' ? '' : p.birthOrder,
   };
   const recordId = identifierOf(p, spec.recordId)?.value ?? '';
   // A message without the partner's own record id still identifies its person: MSH-10 stands in.

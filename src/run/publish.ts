@@ -127,7 +127,12 @@ export async function recordRun(db: Db, r: RecordInput): Promise<(Recorded & { a
 export interface Published {
   resultPath: string;
   summaryPath: string;
-  export: ExportResult;
+  /**
+   * The Group's export after the run; undefined for an HL7 v2 run: a message a few seconds after
+   * the last would otherwise write the whole Group out again, and a V2 partner's systems take
+   * their data from the RSP and FHIR `Group/$export`.
+   */
+  export: ExportResult | undefined;
   summary: RunSummary;
 }
 
@@ -161,7 +166,7 @@ export async function publishRun(
   const repliesPath = p.pipeline.format === 'hl7v2' ? await writeRepliesFile(db, p.outDir, p.run.fileName, { runId: p.run.id, pipeline: p.pipeline, at: new Date(p.finishedAt) }) : undefined;
   const t1 = performance.now();
   const waiting = hold !== undefined && hold.decision === undefined;
-  const exported = waiting ? undefined : await exportGroup(db, { groupId: p.pipeline.group.id, outRoot: p.exportsDir, ...(p.now ? { now: p.now } : {}), runId: p.run.id, partner: p.pipeline.partner });
+  const exported = waiting || !exportsAfterRun(p.pipeline) ? undefined : await exportGroup(db, { groupId: p.pipeline.group.id, outRoot: p.exportsDir, ...(p.now ? { now: p.now } : {}), runId: p.run.id, partner: p.pipeline.partner });
   const t2 = performance.now();
   const summary: RunSummary = {
     runId: p.run.id,
@@ -191,7 +196,12 @@ export async function publishRun(
   await writeJsonAtomic(summaryPath, summary);
   await saveRunSummary(db, p.run.id, summary);
   if (hold) await writeHoldNote(p.outDir, p.run.fileName, p.run.id, hold, p.pipeline.group.mode);
-  return exported ? { resultPath, summaryPath, export: exported, summary } : { resultPath, summaryPath, export: undefined, summary, hold: hold! };
+  return hold && !exported ? { resultPath, summaryPath, export: undefined, summary, hold } : { resultPath, summaryPath, export: exported, summary };
+}
+
+/** Whether a completed run writes its Group's export (see Published.export). */
+function exportsAfterRun(pipeline: Pipeline): boolean {
+  return pipeline.format !== 'hl7v2';
 }
 
 function withTotal(stages: Record<string, number>): Record<string, number> {
@@ -229,7 +239,7 @@ export async function restoreOutputs(db: Db, run: RunRecord, exportsDir: string)
   }
   let exported: { dir: string; transactionTime: string } | undefined;
   // Only a completed run changed its Group; a held or discarded one has nothing to export.
-  if (run.groupId && run.state === 'completed') {
+  if (run.groupId && run.state === 'completed' && exportsAfterRun(pipeline)) {
     const { rows } = await db.query<{ dir: string; transaction_time: Date }>('SELECT dir, transaction_time FROM export WHERE run_id = $1 ORDER BY transaction_time LIMIT 1', [run.id]);
     if (rows[0]) exported = { dir: rows[0].dir, transactionTime: rows[0].transaction_time.toISOString() };
     else {
