@@ -132,13 +132,17 @@ function rawRow(m: V2Message, line: number, index: number, spec: Hl7v2Spec): Raw
     // PID-24 N says a single birth, whatever PID-25 holds.
     birthOrder: p.multipleBirth === 'N' ? '' : p.birthOrder,
   };
-  const recordId = identifierOf(p, spec.recordId)?.value ?? '';
+  // Trimmed as a roster's record id cell is, so both ways of sending a person give one record id.
+  const recordId = (identifierOf(p, spec.recordId)?.value ?? '').trim();
   // A message without the partner's own record id still identifies its person: MSH-10 stands in.
-  const raw: RawRow = { line, index, recordId: recordId || `msg:${m.header.controlId}`, fields };
+  const raw: RawRow = { line, index, recordId: recordId || `${STAND_IN}${m.header.controlId}`, fields };
   // Blank, not absent, when a message lacks one: a roster's missing column is news, a message's missing identifier is not.
   raw.identifierCells = spec.identifiers.map((rule) => identifierOf(p, rule)?.value ?? '');
   return raw;
 }
+
+/** The prefix of a record id that is no identifier of the partner's but the message's MSH-10. */
+const STAND_IN = 'msg:';
 
 function identifierOf(p: V2Person, rule: { type: string; authority?: string | undefined }): V2Identifier | undefined {
   return p.identifiers.find((i) => i.type === rule.type && (rule.authority === undefined || i.authority === rule.authority) && i.value !== '');
@@ -162,22 +166,24 @@ function segmentText(message: string, id: string, fieldSeparator: string): strin
 
 /**
  * The pipeline normaliseRow sees for a message: PID's fields are fixed, dates ISO (isoDate), and
- * the hl7v2 identifier rules stand where a roster's identifier columns would.
+ * the hl7v2 identifier rules stand where a roster's identifier columns would. The record id is
+ * matched as an identifier (hl7v2.recordId.system) only when it is one: MSH-10 standing in for a
+ * missing MR is no MRN, and compared as one it would disagree with the person's real MRN.
  */
-export function rowPipeline(pipeline: Pipeline): Pipeline {
-  let p = asRows.get(pipeline);
-  if (!p) {
+export function rowPipeline(pipeline: Pipeline, raw: RawRow): Pipeline {
+  let pair = asRows.get(pipeline);
+  if (!pair) {
     const spec = hl7v2Of(pipeline);
-    p = {
+    const base: Pipeline = {
       ...pipeline,
       dates: { birthDate: ['YYYY-MM-DD'] },
       identifiers: spec.identifiers.map((r) => ({ columns: [`PID-3 ${r.type}`], system: r.system, kind: r.kind, ...(r.name ? { name: r.name } : {}) })),
-      ...(spec.recordId.system ? { identifier: { system: spec.recordId.system } } : {}),
     };
-    asRows.set(pipeline, p);
+    pair = { standIn: base, own: spec.recordId.system ? { ...base, identifier: { system: spec.recordId.system } } : base };
+    asRows.set(pipeline, pair);
   }
-  return p;
+  return raw.recordId.startsWith(STAND_IN) ? pair.standIn : pair.own;
 }
 
-const asRows = new WeakMap<Pipeline, Pipeline>();
+const asRows = new WeakMap<Pipeline, { standIn: Pipeline; own: Pipeline }>();
 

@@ -61,7 +61,7 @@ export async function* rosterChunks(
     yield* messageChunks(file, pipeline, today, label, size, o.onBytes);
     return;
   }
-  const shared = await sharedRecordIds(rawRows(file, pipeline, label), pipeline, today, label);
+  const shared = await sharedRecordIds(rawRows(file, pipeline, label), (raw) => normaliseRow(raw, pipeline, today), label);
   let rows: NormalisedRow[] = [];
   let bytes = 0;
   for await (const r of rawRows(file, pipeline, label, o.onHeader)) {
@@ -88,14 +88,14 @@ type SharedIds = Map<string, { lines: number[]; differ: boolean }>;
  * where the others are; rows that give it to different people are all invalid, since which of
  * them the id means cannot be told, and a review decision kept for the id would follow the wrong one.
  */
-async function sharedRecordIds(source: AsyncIterable<{ raw: RawRow }> | Iterable<{ raw: RawRow }>, pipeline: Pipeline, today: string, label: string): Promise<SharedIds> {
+async function sharedRecordIds(source: AsyncIterable<{ raw: RawRow }> | Iterable<{ raw: RawRow }>, normalise: (raw: RawRow) => NormalisedRow, label: string): Promise<SharedIds> {
   const first = new Map<string, { line: number; who: number }>();
   const shared: SharedIds = new Map();
   let count = 0;
   for await (const { raw } of source) {
     count++;
     if (raw.recordId === '') continue;
-    const who = hash32(identityOf(raw, normaliseRow(raw, pipeline, today)));
+    const who = hash32(identityOf(raw, normalise(raw)));
     const seen = first.get(raw.recordId);
     if (!seen) {
       first.set(raw.recordId, { line: raw.line, who });
@@ -118,15 +118,15 @@ async function sharedRecordIds(source: AsyncIterable<{ raw: RawRow }> | Iterable
  */
 async function* messageChunks(file: string, pipeline: Pipeline, today: string, label: string, size: number, onBytes?: (bytes: number) => void): AsyncGenerator<NormalisedRow[]> {
   const messages = await messageRows(file, pipeline, label);
-  const asRows = rowPipeline(pipeline);
+  const normalise = (raw: RawRow) => normaliseRow(raw, rowPipeline(pipeline, raw), today);
   const taken = messages.filter((m) => !m.problems);
   // Every message refused is still a file of rows, each answered; only a roster can be "no rows".
-  const shared: SharedIds = taken.length > 0 ? await sharedRecordIds(taken, asRows, today, label) : new Map();
+  const shared: SharedIds = taken.length > 0 ? await sharedRecordIds(taken, normalise, label) : new Map();
   const bytes = (await fs.stat(file)).size;
   for (let i = 0; i < messages.length; i += size) {
     const chunk = messages.slice(i, i + size).map((m): NormalisedRow => {
       if (m.problems) return { kind: 'invalid', line: m.raw.line, index: m.raw.index, recordId: m.raw.recordId, problems: m.problems, message: m.message };
-      return { ...withSharedId(normaliseRow(m.raw, asRows, today), shared), message: m.message };
+      return { ...withSharedId(normalise(m.raw), shared), message: m.message };
     });
     // Bytes are not counted message by message: progress moves by the share of messages through.
     onBytes?.(Math.round(((i + chunk.length) / messages.length) * bytes));
