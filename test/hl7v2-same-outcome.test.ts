@@ -138,10 +138,9 @@ async function expectSameOutcomes(roster: Pipeline, rosterFile: string): Promise
         expect(f.outcome).toBe('invalid');
         expect(f.problems?.map((p) => [p.field, p.code])).toContainEqual(['recordId', 'missing']);
         expect(m.recordId).toBe(`msg:${controlIdOf(kind, f.index)}`);
-        // KNOWN V2 DIFFERENCE, reported, fails until fixed: where the record id is also an
-        // identifier (identifier.system → hl7v2.recordId.system: Riverside's MRN), the stand-in
-        // "msg:<MSH-10>" is compared as that identifier — it disagrees with the patient's real
-        // MRN (-6.64) and the identifier guard stops the match. A message with no MR carries no MRN.
+        // Where the record id is also an identifier (identifier.system → hl7v2.recordId.system:
+        // Riverside's MRN), the stand-in "msg:<MSH-10>" must not be compared as that identifier:
+        // it would disagree with the patient's real MRN and the identifier guard stop the match.
         if (!cells.identifierCells.some((c) => c !== undefined && c.trim() !== '')) {
           const compared = m.candidates.flatMap((c) => c.comparisons).filter((x) => x.field.startsWith('identifier['));
           expect.soft(compared, `${kind} row ${f.index}: a message without identifiers compared on one`).toEqual([]);
@@ -154,9 +153,8 @@ async function expectSameOutcomes(roster: Pipeline, rosterFile: string): Promise
         expect(m.warnings?.some((w) => w.field === 'birthDate') ?? false).toBe(false);
       } else {
         if (f.outcome === 'matched') members.add(f.patientId!);
-        // KNOWN V2 DIFFERENCE, reported, fails until fixed: a record id with spaces around it is
-        // trimmed by the roster side (src/parse/index.ts) but kept as written from PID-3 / QPD-3
-        // (src/parse/hl7v2.ts rawRow): results, review decisions and shared-id checks see another id.
+        // A record id with spaces around it is trimmed on both sides: results, review decisions
+        // and the shared-id check must see one id.
         if (m.recordId !== f.recordId) differences.push({ row: f.index, line: f.line, recordId: { roster: f.recordId, [kind]: m.recordId } });
         const a = outcomeOf(f);
         const b = outcomeOf(m);
