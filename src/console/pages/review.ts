@@ -24,7 +24,12 @@ const FIELDS: [keyof PersonFields, string][] = [
   ['state', 'State'],
   ['zip', 'ZIP'],
   ['phone', 'Phone'],
+  ['mothersMaiden', "Mother's maiden name"],
+  ['birthOrder', 'Birth order'],
 ];
+
+/** Fields most sources never send (HL7 v2's PID-6 and PID-25): shown only when the row or a candidate has one. */
+const OCCASIONAL = new Set<keyof PersonFields>(['mothersMaiden', 'birthOrder']);
 
 export const ITEMS_PER_PAGE = 20;
 
@@ -40,8 +45,9 @@ interface CompareRow {
  * The person's fields, then one row per identifier the roster row carried (each beside the
  * candidates' values of the same system), or a single row of the candidates' identifiers.
  */
-function compareRows(submitted: RowResult['submitted']): CompareRow[] {
-  const rows: CompareRow[] = FIELDS.map(([field, label]) => ({ label, mine: submitted?.person[field] ?? '', theirs: (p) => p?.person[field] ?? '', field }));
+function compareRows(submitted: RowResult['submitted'], patients: readonly (IndexPatient | undefined)[]): CompareRow[] {
+  const present = (field: keyof PersonFields) => !OCCASIONAL.has(field) || !!submitted?.person[field] || patients.some((p) => !!p?.person[field]);
+  const rows: CompareRow[] = FIELDS.filter(([field]) => present(field)).map(([field, label]) => ({ label, mine: submitted?.person[field] ?? '', theirs: (p) => p?.person[field] ?? '', field }));
   const legacy = (submitted as { identifier?: { system: string; value: string } } | undefined)?.identifier;
   const ids = submitted?.identifiers ?? (legacy ? [{ ...legacy, label: 'id' }] : []);
   const valuesOf = (p: IndexPatient | undefined, system?: string) => (p?.identifiers ?? []).filter((i) => !system || i.system === system).map((i) => i.value).join(', ');
@@ -77,7 +83,7 @@ ${open ? '' : html`<p class="decided">${item.state}${item.patientId ? html` Pati
 <div class="compare-wrap"><table class="compare">
 <thead><tr><th></th><th class="roster">Roster row</th>${cands.map((c) => html`<th>Patient/${c.patientId}</th>`)}</tr></thead>
 <tbody>
-${compareRows(submitted).map(({ label, mine, theirs: valueOf, field }) => {
+${compareRows(submitted, cands.map((c) => v.patients.get(c.patientId))).map(({ label, mine, theirs: valueOf, field }) => {
   return html`<tr><th>${label}</th><td class="roster">${mine}</td>${cands.map((c) => {
     const theirs = valueOf(v.patients.get(c.patientId));
     return html`<td class="${mine && theirs && mine === theirs ? 'same' : ''}">${theirs} ${levelCell(c, field)}</td>`;
