@@ -10,7 +10,9 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     projects: [
-      { extends: true, test: { name: 'node', include: ['test/**/*.test.ts'], exclude: BROWSER_TESTS } },
+      // One migrated embedded store per run (test/setup/pglite-template.ts): tests copy it rather than
+      // create each store from nothing (initdb and every migration, some 15 s apiece).
+      { extends: true, test: { name: 'node', include: ['test/**/*.test.ts'], exclude: BROWSER_TESTS, globalSetup: ['test/setup/pglite-template.ts'] } },
       {
         extends: true,
         // Vitest runs a project's global setup only when one of its files is in the run, so

@@ -11,8 +11,8 @@ import { stringify } from 'yaml';
 import { loadIndexFile } from '../src/patient-index/index.ts';
 import { loadPipelineFile } from '../src/pipeline/index.ts';
 import { runFile } from '../src/run/index.ts';
-import { openEmbedded, openPostgres, type Db } from '../src/store/index.ts';
-import { quietLog, tempDir, tempPgDatabase, testPipeline } from './helpers.ts';
+import { openPostgres, type Db } from '../src/store/index.ts';
+import { openFreshEmbedded, quietLog, tempDir, tempPgDatabase, testPipeline } from './helpers.ts';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -220,7 +220,7 @@ export interface Reference {
  */
 export async function uninterrupted(files: { file: string; pipelineFile: string }[]): Promise<Reference[]> {
   const dir = await fs.mkdtemp('/tmp/rm-ref-');
-  const db = await openEmbedded(path.join(dir, 'db'));
+  const db = await openFreshEmbedded(path.join(dir, 'db'));
   try {
     await loadIndexFile(db, 'samples/iis/Patient.ndjson');
     const out: Reference[] = [];
