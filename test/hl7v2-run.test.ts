@@ -13,44 +13,21 @@ import { runFile } from '../src/run/index.ts';
 import { groupHistory, groupMembers, listReviewItems, readRunResults } from '../src/store/index.ts';
 import { IMMUNIZATIONS, INDEX } from './fixtures.ts';
 import { fhirPatient, quietLog, tempDb, writeNdjson, writeText } from './helpers.ts';
+import { msh, qbp, v2PipelineSpec, vxu } from './hl7v2-messages.ts';
 
 const GID = 'test-clinic-v2';
 
-function v2Pipeline(policy: { vxu: 'add' | 'ignore'; qbp: 'add' | 'ignore' } = { vxu: 'add', qbp: 'ignore' }, extra: Record<string, unknown> = {}): Pipeline {
-  return parsePipeline(
-    JSON.stringify({
-      partner: 'test-clinic',
-      displayName: 'Test Clinic',
-      format: 'hl7v2',
-      hl7v2: { sendingFacility: 'TESTCLINIC', ...policy, identifiers: [{ type: 'SS', system: 'http://hl7.org/fhir/sid/us-ssn', kind: 'ssn' }], ...extra },
-      group: { id: GID, name: 'Test Clinic patients', mode: 'append' },
-    }),
-    'test-clinic.yaml',
-  );
+function v2Pipeline(policy?: { vxu: 'add' | 'ignore'; qbp: 'add' | 'ignore' }, extra: Record<string, unknown> = {}): Pipeline {
+  return parsePipeline(JSON.stringify(v2PipelineSpec(GID, policy, extra)), 'test-clinic.yaml');
 }
-
-const msh = (type: string, id: string, profile: string, facility = 'TESTCLINIC') =>
-  `MSH|^~\\&|TESTEHR|${facility}|IIS|IIS|20261207120000-0500||${type}|${id}|P|2.5.1|||ER|AL|||||${profile}^CDCPHINVS`;
-
-const vxu = (id: string, pid: string, facility?: string) =>
-  [
-    msh('VXU^V04^VXU_V04', id, 'Z22', facility),
-    pid,
-    'ORC|RE||197023^TESTEHR|||||||||||||||||TESTCLINIC',
-    'RXA|0|1|20261201||08^Hep B, adolescent or pediatric^CVX|0.5|mL^mL^UCUM||00^New immunization record^NIP001||||||LOT123||MSD^Merck^MVX|||CP|A',
-    'RXR|C28161^Intramuscular^NCIT|LA^Left Arm^HL70163',
-  ].join('\r');
-
-const qbp = (id: string, profile: 'Z34' | 'Z44', qpd: string) =>
-  [msh('QBP^Q11^QBP_Q11', id, profile), `QPD|${profile}^Request ${profile === 'Z34' ? 'Immunization History' : 'Evaluated History and Forecast'}^CDCPHINVS|${id}-Q|${qpd}`, 'RCP|I|5^RD&Records&HL70126'].join('\r');
 
 const BATCH = [
   'FHS|^~\\&|TESTEHR|TESTCLINIC|IIS|IIS|20261207120000-0500||||F1',
   'BHS|^~\\&|TESTEHR|TESTCLINIC|IIS|IIS|20261207120000-0500||||B1',
   vxu('M1', 'PID|1||r2^^^TESTCLINIC^MR~123-45-6789^^^SSA^SS||Wilson^Liam^^^^^L||20160702|M|||40 Elm Ave^^Springfield^IL^62702^^H||^PRN^PH^^^217^5550200'),
-  qbp('M2', 'Z34', 'r1^^^TESTCLINIC^MR|Martinez^Ava^^^^^L||20150314|F|12 Oak St^^Springfield^IL^62701^^H'),
-  qbp('M3', 'Z44', 'r7^^^TESTCLINIC^MR|Quintanilla-Ashworth^Zoe^^^^^L||20150101|F'),
-  qbp('M4', 'Z34', 'r11^^^TESTCLINIC^MR|Martinez^Avery^^^^^L||20150314|F'),
+  qbp('M2', 'r1^^^TESTCLINIC^MR|Martinez^Ava^^^^^L||20150314|F|12 Oak St^^Springfield^IL^62701^^H'),
+  qbp('M3', 'r7^^^TESTCLINIC^MR|Quintanilla-Ashworth^Zoe^^^^^L||20150101|F', 'Z44'),
+  qbp('M4', 'r11^^^TESTCLINIC^MR|Martinez^Avery^^^^^L||20150314|F'),
   [msh('ADT^A01^ADT_A01', 'M5', ''), 'PID|1||r9^^^TESTCLINIC^MR||Doe^Jane||20100101|F'].join('\r'),
   [msh('VXU^V04^VXU_V04', 'M6', 'Z22'), 'ORC|RE||1^TESTEHR'].join('\r'),
   vxu('M7', 'PID|1||r5^^^OTHER^MR||Nunez^Jose^^^^^L||20130203|M', 'OTHERCLINIC'),

@@ -23,30 +23,11 @@ import { groupHistory, groupMembers, openStore, type Db } from '../src/store/ind
 import { IMMUNIZATIONS, INDEX } from './fixtures.ts';
 import { quietLog, tempDir, tempPgDatabase, writeNdjson } from './helpers.ts';
 import { onCleanup, REDIS_URL, testPrefix, waitFor } from './daemon-helpers.ts';
+import { qbp, v2PipelineSpec, vxu } from './hl7v2-messages.ts';
 
 const GID = 'test-clinic-mllp';
 
-const PIPELINE = {
-  partner: 'test-clinic',
-  displayName: 'Test Clinic',
-  format: 'hl7v2',
-  hl7v2: { sendingFacility: 'TESTCLINIC', vxu: 'add', qbp: 'ignore', identifiers: [{ type: 'SS', system: 'http://hl7.org/fhir/sid/us-ssn', kind: 'ssn' }] },
-  group: { id: GID, name: 'Test Clinic patients', mode: 'append' },
-};
-
-const msh = (type: string, id: string, profile: string, facility = 'TESTCLINIC') =>
-  `MSH|^~\\&|TESTEHR|${facility}|IIS|IIS|20261207120000-0500||${type}|${id}|P|2.5.1|||ER|AL|||||${profile}^CDCPHINVS`;
-
-const vxu = (id: string, pid: string, facility?: string) =>
-  [
-    msh('VXU^V04^VXU_V04', id, 'Z22', facility),
-    pid,
-    'ORC|RE||197023^TESTEHR|||||||||||||||||TESTCLINIC',
-    'RXA|0|1|20261201||08^Hep B, adolescent or pediatric^CVX|0.5|mL^mL^UCUM||00^New immunization record^NIP001||||||LOT123||MSD^Merck^MVX|||CP|A',
-    '',
-  ].join('\r');
-
-const qbp = (id: string, qpd: string) => [msh('QBP^Q11^QBP_Q11', id, 'Z34'), `QPD|Z34^Request Immunization History^CDCPHINVS|${id}-Q|${qpd}`, 'RCP|I|5^RD&Records&HL70126', ''].join('\r');
+const PIPELINE = v2PipelineSpec(GID);
 
 const PID = {
   liam: 'PID|1||r2^^^TESTCLINIC^MR||Wilson^Liam^^^^^L||20160702|M|||40 Elm Ave^^Springfield^IL^62702^^H||^PRN^PH^^^217^5550200',
