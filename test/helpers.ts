@@ -31,19 +31,22 @@ export type StoreKind = (typeof STORES)[number];
 /** A server where the tests may create and drop databases (CI starts the local one). */
 export const TEST_PG_URL = process.env.TEST_DATABASE_URL ?? `postgres://${os.userInfo().username}@127.0.0.1:5432/postgres`;
 
+/** One statement on the test server's admin database (CREATE or DROP DATABASE, which take no transaction). */
+export async function pgAdmin(sql: string): Promise<void> {
+  const c = new pg.Client({ connectionString: TEST_PG_URL });
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
 /** A fresh, empty database on the local PostgreSQL server; dropped after the test. Returns its URL. */
 export async function tempPgDatabase(): Promise<string> {
   const name = `rm_test_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: TEST_PG_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  cleanups.push(async () => {
-    const c = new pg.Client({ connectionString: TEST_PG_URL });
-    await c.connect();
-    await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await c.end();
-  });
+  await pgAdmin(`CREATE DATABASE ${name}`);
+  cleanups.push(() => pgAdmin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
   const url = new URL(TEST_PG_URL);
   url.pathname = `/${name}`;
   return url.href;

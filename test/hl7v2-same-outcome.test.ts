@@ -9,7 +9,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RowResult } from '../src/model/index.ts';
 import { loadIndexFile } from '../src/patient-index/index.ts';
@@ -18,7 +17,7 @@ import { runFile } from '../src/run/index.ts';
 import { isHl7Date } from '../src/hl7v2/read.ts';
 import { controlIdOf, rosterBirthDate, rosterCells, v2PipelineFor, writeV2Batch, type RosterCells } from '../src/samples/hl7v2.ts';
 import { groupMembers, openPostgres, streamRunResults } from '../src/store/index.ts';
-import { quietLog, tempDir, TEST_PG_URL, writeText } from './helpers.ts';
+import { pgAdmin, quietLog, tempDir, TEST_PG_URL, writeText } from './helpers.ts';
 
 const ROSTERS = [
   { partner: 'school-district-7', file: 'district7-fall.csv' },
@@ -31,15 +30,6 @@ interface Ran {
   members: string[];
 }
 
-async function admin(sql: string): Promise<void> {
-  const c = new pg.Client({ connectionString: TEST_PG_URL });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
 
 function urlOf(name: string): string {
   const url = new URL(TEST_PG_URL);
@@ -50,7 +40,7 @@ function urlOf(name: string): string {
 const INDEXED = `rm_test_${randomBytes(6).toString('hex')}`;
 
 beforeAll(async () => {
-  await admin(`CREATE DATABASE ${INDEXED}`);
+  await pgAdmin(`CREATE DATABASE ${INDEXED}`);
   const db = await openPostgres(urlOf(INDEXED));
   try {
     await loadIndexFile(db, path.resolve('samples/iis/Patient.ndjson'));
@@ -59,12 +49,12 @@ beforeAll(async () => {
     await db.close();
   }
 }, 120_000);
-afterAll(() => admin(`DROP DATABASE IF EXISTS ${INDEXED} WITH (FORCE)`));
+afterAll(() => pgAdmin(`DROP DATABASE IF EXISTS ${INDEXED} WITH (FORCE)`));
 
 /** One file through runFile on a fresh store holding the sample index: every row's result, and the Group's members after. */
 async function run(file: string, pipeline: Pipeline): Promise<Ran> {
   const name = `rm_test_${randomBytes(6).toString('hex')}`;
-  await admin(`CREATE DATABASE ${name} TEMPLATE ${INDEXED}`);
+  await pgAdmin(`CREATE DATABASE ${name} TEMPLATE ${INDEXED}`);
   const db = await openPostgres(urlOf(name));
   try {
     const dir = await tempDir();
@@ -75,7 +65,7 @@ async function run(file: string, pipeline: Pipeline): Promise<Ran> {
     return { results, members: (await groupMembers(db, pipeline.group.id)).map((m) => m.patientId) };
   } finally {
     await db.close();
-    await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await pgAdmin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   }
 }
 

@@ -7,7 +7,6 @@
  * index and the history, where a probe by index stays proportional to the batch.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blockingKeys } from '../src/match/index.ts';
 import type { NormalisedRow, RowResult } from '../src/model/index.ts';
@@ -32,7 +31,7 @@ import {
   type PatientWrite,
   type Queryable,
 } from '../src/store/index.ts';
-import { fhirImmunization, fhirPatient, TEST_PG_URL, testPipeline } from './helpers.ts';
+import { fhirImmunization, fhirPatient, pgAdmin, TEST_PG_URL, testPipeline } from './helpers.ts';
 
 /** Tables that grow with the index or with the history: none may be read whole by a hot statement. */
 const LARGE = ['patient', 'patient_block', 'immunization', 'run', 'run_row', 'run_input', 'group_member', 'group_event', 'review_item', 'match_decision'];
@@ -164,15 +163,6 @@ function expectIndexPlans(seen: readonly Explained[], expected: RegExp[]): void 
 let db: Db;
 const dbName = `rm_test_plans_${randomBytes(6).toString('hex')}`;
 
-async function admin(sql: string): Promise<void> {
-  const c = new pg.Client({ connectionString: TEST_PG_URL });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
 
 const GIVEN = ['OLIVIA', 'EMMA', 'AVA', 'SOPHIA', 'MIA', 'LIAM', 'NOAH', 'OLIVER', 'ELIJAH', 'JAMES', 'MATEO', 'LUCAS', 'HENRY', 'GRACE', 'ZOE', 'MALIK', 'NEVAEH', 'DIEGO', 'LUNA', 'CHLOE'];
 const FAMILY = ['SMITH', 'JOHNSON', 'WILLIAMS', 'BROWN', 'JONES', 'GARCIA', 'MILLER', 'DAVIS', 'RODRIGUEZ', 'MARTINEZ', 'LOPEZ', 'WILSON', 'ANDERSON', 'TAYLOR', 'MOORE', 'NGUYEN', 'CLARK', 'LEWIS', 'WALKER', 'YOUNG', 'KING', 'HILL'];
@@ -220,7 +210,7 @@ const record = (on: Db, runId: string, partner: string) =>
   recordRun(on, { runId, pipeline: pipelineOf(partner), resultPath: `/tmp/${runId}.results.csv`, actor: 'test', at: new Date(Date.UTC(2025, 1, runs)).toISOString() });
 
 beforeAll(async () => {
-  await admin(`CREATE DATABASE ${dbName}`);
+  await pgAdmin(`CREATE DATABASE ${dbName}`);
   db = await openPostgres(Object.assign(new URL(TEST_PG_URL), { pathname: `/${dbName}` }).href);
   // Nothing may give the planner statistics behind the test's back.
   const { rows } = await db.query<{ t: string }>(`SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public'`);
@@ -247,7 +237,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await db?.close();
-  await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+  await pgAdmin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
 });
 
 describe('the plan check', () => {
