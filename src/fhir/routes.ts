@@ -68,7 +68,7 @@ export async function fhirRoutes(app: FastifyInstance, o: FhirOptions): Promise<
   const need = async (req: FastifyRequest, type: ScopedType, permission: Permission): Promise<AccessGrant> => {
     const grant = await authorise(o.db, req.headers.authorization);
     if (!accessOf(grant.scopes)[type].has(permission)) {
-      throw new FhirError(403, 'forbidden', `the token's scopes do not allow ${{ r: 'reading', s: 'searching', u: 'changing' }[permission]} ${type}`, {
+      throw new FhirError(403, 'forbidden', `the token's scopes do not allow ${{ c: 'creating', r: 'reading', s: 'searching', u: 'changing', d: 'deleting' }[permission]} ${type}`, {
         'www-authenticate': 'Bearer realm="rostermatch", error="insufficient_scope"',
       });
     }
