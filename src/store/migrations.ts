@@ -379,4 +379,12 @@ export const MIGRATIONS: readonly string[] = [
   -- A Patient Identity Source's client: the identifier domains (systems) it may feed.
   ALTER TABLE smart_client ADD COLUMN domains text[] NOT NULL DEFAULT '{}';
   `,
+  `
+  -- The identity feed finds a patient by the identifier its source assigned, merged-away ones too
+  -- (an unmerge names the subsumed patient). Matchable patients are found by their identifier keys
+  -- in patient_block; merged-away and removed ones have no keys, and are found by this index,
+  -- which holds only them (a few), so a feed transaction stays a probe on a million-patient index.
+  CREATE INDEX patient_unmatchable_identifiers ON patient USING gin (identifiers jsonb_path_ops)
+    WHERE replaced_by IS NOT NULL OR removed_at IS NOT NULL;
+  `,
 ];
