@@ -20,6 +20,7 @@ import { loadIndexFile } from '../src/patient-index/index.ts';
 import { startServe, type Service } from '../src/service/index.ts';
 import { addClient, applyMembership, ensureGroup, FEED_PARTNER, groupHistory, groupMembers, listAuditEvents, openStore, type Db } from '../src/store/index.ts';
 import { makeKeyPair, requestToken, type KeyPair } from './bulk-client/client.ts';
+import { errorsOf } from './fhir-validators.ts';
 import { pipelinesDir, REDIS_URL } from './daemon-helpers.ts';
 import { quietLog, TEST_PG_URL } from './helpers.ts';
 
@@ -124,6 +125,8 @@ describe('the identity feed over HTTP (PIXm ITI-104, PostgreSQL)', () => {
 
   it('declares the feed: Patient update and delete, conditional, the PIXm Patient profile, and the scopes', async () => {
     const cs = (await (await fetch(`${base}/metadata`)).json()) as { rest: { resource: Record<string, unknown>[] }[] };
+    // FHIR.js and R4's JSON rules; the JSON schema's enumeration of fhirVersion predates 4.0.1.
+    expect(errorsOf(cs as never).filter((e) => !e.startsWith('schema'))).toEqual([]);
     const patient = cs.rest[0]!.resource.find((r) => r.type === 'Patient')!;
     expect(patient).toMatchObject({
       interaction: [{ code: 'update' }, { code: 'delete' }],
@@ -160,6 +163,7 @@ describe('the identity feed over HTTP (PIXm ITI-104, PostgreSQL)', () => {
     const p = fhirXmlToJson(await res.text());
     ids.maiden = res.headers.get('location')!.split('/').pop()!;
     expect(p).toMatchObject({ resourceType: 'Patient', id: ids.maiden, active: true, name: [{ family: 'MOHR', given: ['MAIDEN'] }] });
+    expect(errorsOf(p)).toEqual([]);
     // Malformed XML is a 400, said in XML.
     const bad = await feed('PUT', q(RED, 'IHERED-m94'), { body: '<Patient xmlns="http://hl7.org/fhir"><name></Patient>', type: 'application/fhir+xml', accept: 'application/fhir+xml' });
     expect(bad.status).toBe(400);
@@ -237,6 +241,7 @@ describe('the identity feed over HTTP (PIXm ITI-104, PostgreSQL)', () => {
     const actions = events.map((e) => e.action);
     expect(actions).toEqual(expect.arrayContaining(['feed.create', 'feed.update', 'feed.merge', 'feed.remove', 'feed.remove.absent', 'feed.refused']));
     const bundle = feedAuditBundle(events, { base }) as { entry: { resource: Record<string, unknown> }[] };
+    expect(errorsOf(bundle as never)).toEqual([]);
     const created = bundle.entry.map((e) => e.resource).find((r) => r.action === 'C' && JSON.stringify(r).includes(ids.alice!))!;
     expect(created).toMatchObject({
       resourceType: 'AuditEvent',
