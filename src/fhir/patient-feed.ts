@@ -20,10 +20,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../config/index.ts';
 import { isRostermatchError } from '../errors/index.ts';
 import { audit, FEED_PARTNER, getClient, type AccessGrant, type Db } from '../store/index.ts';
-import type { FeedIdentifier, FeedOutcome } from '../store/identity-feed.ts';
-
-// TEMPORARY until src/store/identity-feed.ts lands: loaded when first used, so nothing else breaks without it.
-const feed = () => import('../store/identity-feed.ts');
+import { feedPatient, removeFeedPatient, type FeedIdentifier, type FeedOutcome } from '../store/identity-feed.ts';
 import { authorise } from './auth.ts';
 import { FhirError, operationOutcome } from './outcome.ts';
 import { preferences } from './params.ts';
@@ -203,7 +200,7 @@ export function patientFeedRoutes(app: FastifyInstance, o: PatientFeedOptions): 
       checkPatient(resource, id, grant, domains);
       let outcome: FeedOutcome;
       try {
-        outcome = await (await feed()).feedPatient(o.db, { identifier: id, resource, actor: `client/${grant.clientId}` });
+        outcome = await feedPatient(o.db, { identifier: id, resource, actor: `client/${grant.clientId}` });
       } catch (e) {
         throw storeRefusal(e) ?? e;
       }
@@ -233,7 +230,7 @@ export function patientFeedRoutes(app: FastifyInstance, o: PatientFeedOptions): 
       checkDomain(grant, domains, id.system, 'the identifier');
       let outcome: FeedOutcome;
       try {
-        outcome = await (await feed()).removeFeedPatient(o.db, { identifier: id, actor: `client/${grant.clientId}` });
+        outcome = await removeFeedPatient(o.db, { identifier: id, actor: `client/${grant.clientId}` });
       } catch (e) {
         throw storeRefusal(e) ?? e;
       }
