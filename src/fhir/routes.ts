@@ -1,7 +1,7 @@
 /**
  * The FHIR surface of `serve`, under [base] = <public URL>/fhir: discovery, the SMART token
- * endpoint, Group read and search, and Group-level Bulk Data `$export` with the asynchronous
- * request pattern. An adapter only: the export itself runs on a queue worker (src/export), and
+ * endpoint, Group read and search, Group-level Bulk Data `$export` with the asynchronous
+ * request pattern, and the PIXm identity feed (patient-feed.ts). An adapter only: the export itself runs on a queue worker (src/export), and
  * every route that names a Group or a job answers for the token's partner and client alone — the
  * Group of another partner is the same 404 as a Group that does not exist.
  */
