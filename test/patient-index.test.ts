@@ -74,7 +74,7 @@ describe.each(STORES)('loading the patient index (%s)', (store) => {
     const { rows: keys } = await db.query<{ key: string }>(`SELECT key FROM patient_block WHERE patient_id = 'odd' AND key LIKE 'id:%'`);
     expect(keys.map((k) => k.key)).toEqual(['id:urn:mrn|M"1\\2,{3}']);
     const { rows: idx } = await db.query<{ indexname: string }>("SELECT indexname FROM pg_indexes WHERE tablename IN ('patient', 'patient_block') ORDER BY indexname");
-    expect(idx.map((x) => x.indexname)).toEqual(['patient_block_patient', 'patient_block_pkey', 'patient_changed_in', 'patient_pkey']);
+    expect(idx.map((x) => x.indexname)).toEqual(['patient_block_patient', 'patient_block_pkey', 'patient_changed_in', 'patient_pkey', 'patient_unmatchable_identifiers']);
   });
 
   it('merges a batch of a first load whose patient came in an earlier batch: the later line wins', async () => {
@@ -112,7 +112,7 @@ describe.each(STORES)('loading the patient index (%s)', (store) => {
     await db.exec('ALTER TABLE patient_block DROP CONSTRAINT patient_block_pkey; DROP INDEX patient_block_patient; DROP INDEX patient_changed_in');
     await ensureMatchForm(db);
     const { rows: idx } = await db.query<{ indexname: string }>("SELECT indexname FROM pg_indexes WHERE tablename IN ('patient', 'patient_block') ORDER BY indexname");
-    expect(idx.map((x) => x.indexname)).toEqual(['patient_block_patient', 'patient_block_pkey', 'patient_changed_in', 'patient_pkey']);
+    expect(idx.map((x) => x.indexname)).toEqual(['patient_block_patient', 'patient_block_pkey', 'patient_changed_in', 'patient_pkey', 'patient_unmatchable_identifiers']);
     // A delta keeps them, and replaces the keys of the patient it changes.
     await loadIndexFile(db, await writeNdjson(path.join(dir, 'P2.ndjson'), [{ ...PATIENTS[1], birthDate: '2016-07-03' }]));
     const { rows: keys } = await db.query<{ key: string }>(`SELECT key FROM patient_block WHERE patient_id = 'b' AND key LIKE 'df:%'`);

@@ -14,7 +14,8 @@ import { calculateJwkThumbprint, exportJWK, exportPKCS8, generateKeyPair, import
 import { RostermatchError } from '../errors/index.ts';
 import { SUPPORTED_SCOPES } from '../fhir/index.ts';
 import { loadPartnerPipeline } from '../pipeline/index.ts';
-import { addClient, getClient, listClients, removeClient, type SmartClient } from '../store/index.ts';
+import { FEED_SCOPES, isFeedScope } from '../fhir/scopes.ts';
+import { addClient, FEED_PARTNER, getClient, listClients, removeClient, type SmartClient } from '../store/index.ts';
 import { withContext, type GlobalOptions } from './context.ts';
 
 /** The signing algorithms the token endpoint accepts (SMART Backend Services: RS384 and ES384). */
@@ -34,6 +35,8 @@ const NEW_RSA_BITS = 3072;
 const MAX_ASSERTION_SECONDS = 300;
 
 export const DEFAULT_SCOPES = 'system/*.read';
+/** A Patient Identity Source's scope when none is given: add, revise, merge and remove (SMART v1). */
+export const DEFAULT_FEED_SCOPES = 'system/Patient.write';
 
 /** The scopes as stored: space-separated, each once, in the order given; any unknown one refused by name. */
 export function checkScopes(text: string): string {
@@ -44,6 +47,33 @@ export function checkScopes(text: string): string {
     throw new RostermatchError('USAGE', `scope${unknown.length > 1 ? 's' : ''} ${unknown.map((s) => `"${s}"`).join(', ')} not offered (allowed: system/{*,Patient,Immunization,Group}.{read,rs,r,s}, and system/Group.write or system/Group.u for a partner that manages its own Group)`, { field: 'scopes' });
   }
   return scopes.join(' ');
+}
+
+/**
+ * A feed client holds feed scopes only, at least one; a partner's client none: a partner's token
+ * can never write Patients, and a feed's token reads nothing.
+ */
+export function checkFeedScopes(scopes: string, feed: boolean): void {
+  const list = scopes.split(' ');
+  const writes = list.filter(isFeedScope);
+  if (feed && writes.length < list.length) {
+    throw new RostermatchError('USAGE', `a Patient Identity Source (--domain) holds the feed's scopes only (${FEED_SCOPES.join(', ')}), not ${list.filter((s) => !isFeedScope(s)).join(', ')}`, { field: 'scopes' });
+  }
+  if (!feed && writes.length > 0) {
+    throw new RostermatchError('USAGE', `scope${writes.length > 1 ? 's' : ''} ${writes.join(', ')} ${writes.length > 1 ? 'are' : 'is'} for a Patient Identity Source: register it with --domain SYSTEM instead of --partner`, { field: 'scopes' });
+  }
+}
+
+/** An identifier domain as a PIXm query names it (`identifier=<system>|<value>`): an absolute URI, no `|`, no spaces. */
+export function checkDomain(text: string): string {
+  let ok = /^[\x21-\x7e]{1,1024}$/.test(text) && !text.includes('|');
+  try {
+    new URL(text);
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new RostermatchError('USAGE', `--domain "${text}" is not an identifier system (an absolute URI such as urn:oid:1.3.6.1.4.1.21367.13.20.1000, without "|" or spaces)`, { field: 'domain' });
+  return text;
 }
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
@@ -162,6 +192,7 @@ export function describeClient(c: SmartClient) {
       ? { source: 'inline' as const, keys: c.jwks.keys.map((k) => ({ kid: String(k.kid ?? ''), alg: String(k.alg ?? ALG_OF_KTY[String(k.kty)] ?? '') })) }
       : { source: 'url' as const, url: c.jwksUrl! },
     scopes: c.scopes.split(' '),
+    ...(c.domains.length > 0 ? { domains: c.domains } : {}),
     createdAt: c.createdAt,
     createdBy: c.createdBy,
   };
@@ -272,29 +303,34 @@ export async function clientAssertion(o: { key: CryptoKey; alg: ClientAlg; kid: 
 }
 
 export function registerClientCommands(program: Command, globals: () => GlobalOptions): void {
-  const client = program.command('client').description('SMART Backend Services clients: who may request Bulk Data tokens, for which partner');
+  const client = program.command('client').description('SMART Backend Services clients: who may request Bulk Data tokens, for which partner, and the Patient Identity Sources that feed the index');
 
   client
     .command('add')
-    .description('register a client for a partner with its public keys (a JWKS file or URL); audited')
-    .requiredOption('--partner <id>', 'the partner the client acts for (its pipeline is <pipelines>/<id>.yaml)')
+    .description('register a client with its public keys (a JWKS file or URL): for a partner, or — with --domain — a Patient Identity Source (IHE PIXm ITI-104) for its identifier domains; audited')
+    .option('--partner <id>', 'the partner the client acts for (its pipeline is <pipelines>/<id>.yaml)')
+    .option('--domain <system>', 'instead of --partner: an identifier domain (Identifier.system) this Patient Identity Source feeds; repeat for several; one source per domain', (v: string, acc: string[] = []) => [...acc, v])
     .option('--jwks-url <url>', 'where the client publishes its public keys (https)')
     .option('--jwks <file>', 'a JSON Web Key Set of the client\'s public keys (RS384 or ES384, each with a kid)')
     .option('--id <id>', 'the client id (default: a new random one, printed)')
-    .option('--scopes <scopes>', 'space-separated scopes the client may be granted', DEFAULT_SCOPES)
+    .option('--scopes <scopes>', `space-separated scopes the client may be granted (default: ${DEFAULT_SCOPES}; with --domain, ${DEFAULT_FEED_SCOPES})`)
     .option('--by <name>', 'who registers it (default: $ROSTERMATCH_OPERATOR or the login name)')
-    .action(async (o: { partner: string; jwksUrl?: string; jwks?: string; id?: string; scopes: string; by?: string }) => {
+    .action(async (o: { partner?: string; domain?: string[]; jwksUrl?: string; jwks?: string; id?: string; scopes?: string; by?: string }) => {
+      if ((o.partner === undefined) === (o.domain === undefined)) throw new RostermatchError('USAGE', 'give --partner ID (a partner\'s client) or --domain SYSTEM (a Patient Identity Source), not both');
       if ((o.jwks === undefined) === (o.jwksUrl === undefined)) throw new RostermatchError('USAGE', 'give exactly one of --jwks FILE or --jwks-url URL');
       // Visible ASCII: SMART's own examples use URLs as client ids; spaces and controls would break the form post.
       if (o.id !== undefined && !/^[\x21-\x7e]{1,255}$/.test(o.id)) throw new RostermatchError('USAGE', '--id: visible ASCII characters only, at most 255', { field: 'id' });
-      const scopes = checkScopes(o.scopes);
+      const domains = o.domain?.map(checkDomain);
+      const scopes = checkScopes(o.scopes ?? (domains ? DEFAULT_FEED_SCOPES : DEFAULT_SCOPES));
+      checkFeedScopes(scopes, domains !== undefined);
       const keys = o.jwks !== undefined ? { jwks: await readJwksFile(o.jwks) } : { jwksUrl: checkJwksUrl(o.jwksUrl!) };
       const g = globals();
-      await checkPartner(g.pipelines, o.partner);
+      if (o.partner !== undefined) await checkPartner(g.pipelines, o.partner);
       const id = o.id ?? randomBytes(16).toString('base64url');
       await withContext(g, async ({ db }) => {
-        const c = await db.transaction((tx) => addClient(tx, { id, partner: o.partner, ...keys, scopes, by: o.by ?? operator() }));
-        console.log(`client ${c.id} registered for partner ${c.partner}: ${keySource(describeClient(c).keys)}; scopes ${c.scopes}`);
+        const c = await db.transaction((tx) => addClient(tx, { id, partner: o.partner ?? FEED_PARTNER, ...(domains ? { domains } : {}), ...keys, scopes, by: o.by ?? operator() }));
+        const forWhom = c.domains.length > 0 ? `as the Patient Identity Source of ${c.domains.join(', ')}` : `for partner ${c.partner}`;
+        console.log(`client ${c.id} registered ${forWhom}: ${keySource(describeClient(c).keys)}; scopes ${c.scopes}`);
       });
     });
 
@@ -307,7 +343,7 @@ export function registerClientCommands(program: Command, globals: () => GlobalOp
       await withContext(globals(), async ({ db }) => {
         const clients = (await listClients(db, o.partner ? { partner: o.partner } : {})).map(describeClient);
         if (o.json) return console.log(JSON.stringify(clients, null, 2));
-        for (const c of clients) console.log(`${c.id}\t${c.partner}\t${keySource(c.keys)}\tscopes ${c.scopes.join(' ')}\tcreated ${c.createdAt} by ${c.createdBy}`);
+        for (const c of clients) console.log(`${c.id}\t${c.domains ? `domains ${c.domains.join(' ')}` : c.partner}\t${keySource(c.keys)}\tscopes ${c.scopes.join(' ')}\tcreated ${c.createdAt} by ${c.createdBy}`);
         if (clients.length === 0) console.log('no clients');
       });
     });

@@ -39,6 +39,7 @@ import {
 } from '../store/index.ts';
 import { page, type Html, type PageMeta } from './html.ts';
 import { auditPage } from './pages/audit.ts';
+import { feedAuditBundle } from '../fhir/audit-event.ts';
 import { clientsPage, clientView } from './pages/clients.ts';
 import { EVENTS_PER_PAGE, groupPage, groupsPage } from './pages/groups.ts';
 import { ITEMS_PER_PAGE, reviewPage, type ReviewView } from './pages/review.ts';
@@ -323,9 +324,19 @@ export async function consoleRoutes(app: FastifyInstance, o: { db: Db; exportsDi
   });
 
   // ── Audit ───────────────────────────────────────────────────────────────────────────────────
+  const AuditQuery = z.object({ actor: z.string().max(100).optional().transform((v) => v || undefined), feed: z.string().max(5).optional().transform((v) => v === '1' || v === 'true') });
   app.get('/audit', async (req, reply) => {
-    const q = parse(z.object({ actor: z.string().max(100).optional().transform((v) => v || undefined) }), req.query, reply);
+    const q = parse(AuditQuery, req.query, reply);
     if (!q) return;
-    return send(req, reply, { title: 'Audit', nav: 'audit' }, auditPage(await listAuditEvents(db, { ...(q.actor ? { actor: q.actor } : {}), limit: 200 }), q));
+    const events = await listAuditEvents(db, { ...(q.actor ? { actor: q.actor } : {}), ...(q.feed ? { actionPrefix: 'feed.' } : {}), limit: 200 });
+    return send(req, reply, { title: q.feed ? 'Identity feed' : 'Audit', nav: 'audit' }, auditPage(events, q));
+  });
+  /** The identity feed's transactions as FHIR AuditEvents (IHE PIXm manager audit), newest first; viewing them is audited. */
+  app.get('/audit/feed.json', async (req, reply) => {
+    const q = parse(AuditQuery, req.query, reply);
+    if (!q) return;
+    const events = await listAuditEvents(db, { ...(q.actor ? { actor: q.actor } : {}), actionPrefix: 'feed.', limit: 1000 });
+    await seen(req, 'audit/feed', { count: events.length });
+    return reply.type('application/fhir+json; charset=utf-8').send(feedAuditBundle(events, { base: o.fhirBase?.() ?? '' }));
   });
 }

@@ -30,6 +30,9 @@ export const ERROR_CODES = {
   OPERATORS_INVALID: 'the operators file is not valid',
   USAGE: 'the command was called wrongly',
   STORE_BUSY: 'the embedded store is open in another process',
+  FEED_MULTIPLE_MATCHES: 'several Patients hold the identifier the identity feed names',
+  FEED_INVALID: 'the identity feed sent a Patient that cannot be used',
+  FEED_SURVIVOR_UNKNOWN: "a merge's replaced-by link names no live Patient",
 } as const;
 export type ErrorCode = keyof typeof ERROR_CODES;
 

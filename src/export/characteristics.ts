@@ -22,7 +22,7 @@ export function yearsBefore(isoDay: string, years: number): string {
  */
 export function characteristicMembers(c: GroupCharacteristics, on: string): string {
   const day = on.slice(0, 10);
-  const where = ['p.replaced_by IS NULL', `left(p.zip, 5) = ANY (${textArray(c.zips)})`];
+  const where = ['p.replaced_by IS NULL', 'p.removed_at IS NULL', `left(p.zip, 5) = ANY (${textArray(c.zips)})`];
   if (c.underAge !== undefined || c.minAge !== undefined) where.push("p.birth_date <> ''");
   if (c.underAge !== undefined) where.push(`p.birth_date > ${literal(yearsBefore(day, c.underAge))}`);
   if (c.minAge !== undefined) where.push(`p.birth_date <= ${literal(yearsBefore(day, c.minAge))}`);

@@ -1,5 +1,6 @@
 /** Discovery: the CapabilityStatement at [base]/metadata and the SMART configuration. */
 import { SIGNING_ALGS } from './auth.ts';
+import { PIXM_PATIENT_PROFILE } from './patient-feed.ts';
 import { SUPPORTED_SCOPES } from './scopes.ts';
 
 export const BULK_DATA_SERVER = 'http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data';
@@ -45,7 +46,23 @@ export function capabilityStatement(base: string, o: { version: string; date: st
               { name: 'member-remove', definition: 'http://hl7.org/fhir/us/davinci-atr/OperationDefinition/member-remove' },
             ],
           },
-          { type: 'Patient' },
+          {
+            // IHE PIXm ITI-104, the Patient Identity Feed: a Patient Identity Source adds, revises,
+            // merges (replaced-by) and removes Patients by their identifier in its own domain.
+            // Not IHE.PIXm.Manager as a whole: the PIX query (ITI-83, $ihe-pix) is not served.
+            type: 'Patient',
+            supportedProfile: [PIXM_PATIENT_PROFILE],
+            documentation:
+              'IHE PIXm Patient Identity Feed FHIR [ITI-104]: PUT [base]/Patient?identifier=system|value (add, revise, merge by replaced-by link, unmerge) and DELETE [base]/Patient?identifier=system|value (Remove Patient option), bodies and answers in application/fhir+json or application/fhir+xml. For clients registered as the Patient Identity Source of the identifier domain, with scope system/Patient.write (or .cud, .cu, .d) or ITI-104.',
+            interaction: [
+              { code: 'update', documentation: 'conditional update on identifier for ITI-104: add, revise, merge, unmerge' },
+              { code: 'delete', documentation: 'conditional delete on identifier for ITI-104 (Remove Patient option)' },
+            ],
+            updateCreate: true,
+            conditionalCreate: false,
+            conditionalUpdate: true,
+            conditionalDelete: 'single',
+          },
           { type: 'Immunization' },
         ],
       },

@@ -1,7 +1,7 @@
 /**
  * The FHIR surface of `serve`, under [base] = <public URL>/fhir: discovery, the SMART token
- * endpoint, Group read and search, and Group-level Bulk Data `$export` with the asynchronous
- * request pattern. An adapter only: the export itself runs on a queue worker (src/export), and
+ * endpoint, Group read and search, Group-level Bulk Data `$export` with the asynchronous
+ * request pattern, and the PIXm identity feed (patient-feed.ts). An adapter only: the export itself runs on a queue worker (src/export), and
  * every route that names a Group or a job answers for the token's partner and client alone — the
  * Group of another partner is the same 404 as a Group that does not exist.
  */
@@ -20,6 +20,7 @@ import { authorise, issueToken, type TokenForm } from './auth.ts';
 import { capabilityStatement, smartConfiguration } from './capability.ts';
 import { FhirError, groupNotFound, operationOutcome } from './outcome.ts';
 import { parseMemberOperation } from './membership.ts';
+import { patientFeedRoutes, sendFhir } from './patient-feed.ts';
 import { bodyParams, parseKickOff, preferences, queryParams } from './params.ts';
 import { accessOf, type Permission, type ScopedType } from './scopes.ts';
 
@@ -51,7 +52,9 @@ export async function fhirRoutes(app: FastifyInstance, o: FhirOptions): Promise<
     }
   });
   app.setErrorHandler(async (err: Error & { statusCode?: number }, req, reply) => {
-    if (err instanceof FhirError) return reply.code(err.status).headers(err.headers).type(FHIR_JSON).send(operationOutcome(err.code, err.message));
+    // The identity feed answers in XML when asked to, its refusals too.
+    if (err instanceof FhirError && req.routeOptions.url?.endsWith('/Patient')) return sendFhir(req, reply.headers(err.headers), err.status, operationOutcome(err.code, err.message, 'error', err.expression));
+    if (err instanceof FhirError) return reply.code(err.status).headers(err.headers).type(FHIR_JSON).send(operationOutcome(err.code, err.message, 'error', err.expression));
     // The stages' own refusals, as FHIR says them (their messages name no PHI).
     if (isRostermatchError(err) && err.code === 'GROUP_DEFINED') return reply.code(422).type(FHIR_JSON).send(operationOutcome('business-rule', err.message));
     if (isRostermatchError(err) && (err.code === 'GROUP_NOT_FOUND' || err.code === 'GROUP_NOT_YOURS')) return reply.code(404).type(FHIR_JSON).send(operationOutcome('not-found', 'the Group is not known'));
@@ -68,7 +71,7 @@ export async function fhirRoutes(app: FastifyInstance, o: FhirOptions): Promise<
   const need = async (req: FastifyRequest, type: ScopedType, permission: Permission): Promise<AccessGrant> => {
     const grant = await authorise(o.db, req.headers.authorization);
     if (!accessOf(grant.scopes)[type].has(permission)) {
-      throw new FhirError(403, 'forbidden', `the token's scopes do not allow ${{ r: 'reading', s: 'searching', u: 'changing' }[permission]} ${type}`, {
+      throw new FhirError(403, 'forbidden', `the token's scopes do not allow ${{ c: 'creating', r: 'reading', s: 'searching', u: 'changing', d: 'deleting' }[permission]} ${type}`, {
         'www-authenticate': 'Bearer realm="rostermatch", error="insufficient_scope"',
       });
     }
@@ -80,6 +83,9 @@ export async function fhirRoutes(app: FastifyInstance, o: FhirOptions): Promise<
     if (!g || g.partner !== grant.partner) throw groupNotFound(id);
     return g;
   };
+
+  // IHE PIXm ITI-104: the Patient Identity Feed (PUT and DELETE [base]/Patient?identifier=…).
+  patientFeedRoutes(app, { db: o.db, log: o.log, base: o.base });
 
   app.get('/metadata', async (_req, reply) => reply.type(FHIR_JSON).send(capabilityStatement(o.base(), { version: o.version, date: started })));
   app.get('/.well-known/smart-configuration', async (_req, reply) => reply.header('cache-control', 'no-store').send(smartConfiguration(o.base())));

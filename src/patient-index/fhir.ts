@@ -42,7 +42,8 @@ export interface FhirPatient {
   birthDate?: string;
   address?: Address[];
   telecom?: { system?: string; value?: string; use?: string }[];
-  link?: { type?: string; other?: { reference?: string } }[];
+  /** replaced-by: merged into the patient `other` names; only `reference` is read here (the identity feed resolves an `identifier` to one). */
+  link?: { type?: string; other?: { reference?: string; identifier?: { system?: string; value?: string } } }[];
   extension?: { url?: string; valueString?: string }[];
   multipleBirthBoolean?: boolean;
   multipleBirthInteger?: number;

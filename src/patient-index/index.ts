@@ -272,6 +272,18 @@ function normalisePatient({ fhir, ...r }: ReadPatient): NormalisedPatient {
   return { ...r, patient, blockKeys: patient.replacedBy ? [] : blockingKeys(patient.person, patient.identifiers) };
 }
 
+/**
+ * One Patient as a line of `index load` is written: checked against the R4 rules, normalised for
+ * matching, given its blocking keys (none when merged away), stamped at `at` — the loader's own
+ * steps, for the identity feed (src/store/identity-feed.ts). Throws a plain Error naming the
+ * element when the resource cannot be used.
+ */
+export function patientWrite(resource: Record<string, unknown>, at: string): PatientWrite {
+  const prepared = prepare(resource);
+  if (prepared.kind !== 'Patient') throw new Error('resourceType must be Patient');
+  return stampPatient(normalisePatient({ ...prepared.read, line: 0 }), at);
+}
+
 function stampPatient(w: NormalisedPatient, at: string): PatientWrite {
   return { patient: w.patient, blockKeys: w.blockKeys, resource: stamped(w, at), contentHash: w.contentHash, lastUpdated: at };
 }

@@ -20,10 +20,12 @@ export async function audit(db: Queryable, e: { actor: string; action: string; e
   ]);
 }
 
-export async function listAuditEvents(db: Queryable, f: { actor?: string; action?: string; limit?: number } = {}): Promise<AuditEvent[]> {
+/** The latest events, newest first; `actionPrefix` ('feed.') selects a family of actions. */
+export async function listAuditEvents(db: Queryable, f: { actor?: string; action?: string; actionPrefix?: string; limit?: number } = {}): Promise<AuditEvent[]> {
   const { rows } = await db.query<{ id: string; at: Date; actor: string; action: string; entity: string; detail: AuditEvent['detail'] }>(
-    `SELECT * FROM audit_event WHERE ($1::text IS NULL OR actor = $1) AND ($2::text IS NULL OR action = $2) ORDER BY id DESC LIMIT $3`,
-    [f.actor ?? null, f.action ?? null, f.limit ?? 100],
+    `SELECT * FROM audit_event WHERE ($1::text IS NULL OR actor = $1) AND ($2::text IS NULL OR action = $2) AND ($4::text IS NULL OR starts_with(action, $4))
+      ORDER BY id DESC LIMIT $3`,
+    [f.actor ?? null, f.action ?? null, f.limit ?? 100, f.actionPrefix ?? null],
   );
   return rows.map((r) => ({ id: Number(r.id), at: r.at.toISOString(), actor: r.actor, action: r.action, entity: r.entity, detail: r.detail }));
 }

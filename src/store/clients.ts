@@ -1,6 +1,9 @@
 /**
  * SMART Backend Services clients, the assertions they have used and the access tokens issued to
- * them. A client acts for exactly one partner; what it may reach follows from that partner.
+ * them. A client acts for exactly one partner; what it may reach follows from that partner. A
+ * Patient Identity Source (IHE PIXm ITI-104) acts for no partner: it is registered for the
+ * identifier domains it feeds, under the reserved partner FEED_PARTNER, which no partner id can
+ * be (partner ids are lower-case letters, digits and hyphens) and which owns no Group.
  * Tokens are stored as their SHA-256, so a copy of the database hands out no live token.
  */
 import { createHash } from 'node:crypto';
@@ -8,9 +11,14 @@ import { RostermatchError } from '../errors/index.ts';
 import { audit } from './audit.ts';
 import type { Queryable } from './db.ts';
 
+/** The partner a Patient Identity Source's client is stored under: it owns no Group and is no partner. */
+export const FEED_PARTNER = '@identity-feed';
+
 export interface SmartClient {
   id: string;
   partner: string;
+  /** The identifier domains (Identifier.system) a Patient Identity Source may feed; empty for a partner's client. */
+  domains: string[];
   /** The public keys, when registered inline. */
   jwks: { keys: Record<string, unknown>[] } | null;
   /** Where the public keys are published, when registered by URL (and the only jku accepted). */
@@ -27,6 +35,7 @@ interface ClientRow {
   jwks: SmartClient['jwks'];
   jwks_url: string | null;
   scopes: string;
+  domains: string[] | null;
   created_at: Date;
   created_by: string;
 }
@@ -37,6 +46,7 @@ const toClient = (r: ClientRow): SmartClient => ({
   jwks: r.jwks,
   jwksUrl: r.jwks_url,
   scopes: r.scopes,
+  domains: r.domains ?? [],
   createdAt: r.created_at.toISOString(),
   createdBy: r.created_by,
 });
@@ -47,6 +57,8 @@ export interface ClientRegistration {
   jwks?: SmartClient['jwks'];
   jwksUrl?: string;
   scopes: string;
+  /** For a Patient Identity Source: the domains it feeds (then partner is FEED_PARTNER). */
+  domains?: string[];
   by: string;
   at?: string;
 }
@@ -55,14 +67,30 @@ export async function addClient(tx: Queryable, c: ClientRegistration): Promise<S
   if ((c.jwks === undefined || c.jwks === null) === (c.jwksUrl === undefined)) {
     throw new RostermatchError('USAGE', 'a client is registered with exactly one of a JWKS or a JWKS URL');
   }
+  const domains = [...new Set(c.domains ?? [])];
+  // One kind or the other: a feed client is for domains and no partner; a partner's client feeds nothing.
+  if ((domains.length > 0) !== (c.partner === FEED_PARTNER)) {
+    throw new RostermatchError('USAGE', domains.length > 0 ? 'a Patient Identity Source (a client with domains) acts for no partner' : 'a Patient Identity Source is registered with at least one domain');
+  }
+  if (domains.length > 0) {
+    // PIXm: one Patient Identity Source per domain (its keys may be several, in its one JWKS).
+    const { rows: held } = await tx.query<{ id: string; domain: string }>('SELECT id, d AS domain FROM smart_client, unnest(domains) d WHERE d = ANY($1::text[]) ORDER BY d', [domains]);
+    if (held[0]) throw new RostermatchError('USAGE', `domain "${held[0].domain}" is fed by client "${held[0].id}" already: one Patient Identity Source per domain (remove that client first)`, { field: 'domain' });
+  }
   const at = c.at ?? new Date().toISOString();
   const { rows } = await tx.query<ClientRow>(
-    `INSERT INTO smart_client (id, partner, jwks, jwks_url, scopes, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)
+    `INSERT INTO smart_client (id, partner, jwks, jwks_url, scopes, domains, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
        ON CONFLICT (id) DO NOTHING RETURNING *`,
-    [c.id, c.partner, c.jwks ? JSON.stringify(c.jwks) : null, c.jwksUrl ?? null, c.scopes, at, c.by],
+    [c.id, c.partner, c.jwks ? JSON.stringify(c.jwks) : null, c.jwksUrl ?? null, c.scopes, domains, at, c.by],
   );
   if (!rows[0]) throw new RostermatchError('USAGE', `a client with id "${c.id}" is already registered`);
-  await audit(tx, { at, actor: c.by, action: 'client.add', entity: `client/${c.id}`, detail: { partner: c.partner, jwksUrl: c.jwksUrl ?? null, scopes: c.scopes } });
+  await audit(tx, {
+    at,
+    actor: c.by,
+    action: 'client.add',
+    entity: `client/${c.id}`,
+    detail: { partner: c.partner, jwksUrl: c.jwksUrl ?? null, scopes: c.scopes, ...(domains.length > 0 ? { domains } : {}) },
+  });
   return toClient(rows[0]);
 }
 

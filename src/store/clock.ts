@@ -24,6 +24,17 @@ import { isDb, type Db, type Queryable } from './db.ts';
 /** Any fixed number, distinct from the migration lock; it only has to be the same in every rostermatch process. */
 const CHANGE_LOCK = 7_220_612;
 
+/**
+ * Who a patient id stands for — a live patient, one merged into a survivor, one removed — changes
+ * only in an identity feed transaction, which holds this lock exclusively; every other writer
+ * (changeStamp) holds it shared. So a run's Group change, a review decision or a partner's
+ * $member-add either commits before a merge or removal (and the feed then moves or takes out what
+ * it wrote), or starts after it and sees it whole (planMembership resolves merged-away ids to
+ * their survivors): never half a merge. It is taken before the change lock, and changeStamp
+ * before any row lock, so no two writers wait on each other in a circle.
+ */
+const IDENTITY_LOCK = 7_220_613;
+
 /** The server's clock now, at the millisecond, as a FHIR instant in UTC (the form toISOString gives). */
 const READ_CLOCK = `SELECT to_char(date_trunc('milliseconds', clock_timestamp()) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at`;
 
@@ -35,8 +46,9 @@ const READ_CLOCK = `SELECT to_char(date_trunc('milliseconds', clock_timestamp())
  * writer that waits on another writer. `now` overrides the clock (tests), the lock is taken all
  * the same.
  */
-export async function changeStamp(tx: Queryable, now?: () => Date): Promise<string> {
+export async function changeStamp(tx: Queryable, now?: () => Date, o: { /** An identity feed transaction: the identity lock exclusively (see IDENTITY_LOCK). */ identity?: boolean } = {}): Promise<string> {
   if (isDb(tx)) throw new Error('changeStamp: call it inside the transaction that writes the changes (the lock ends with it)');
+  await tx.query(o.identity ? 'SELECT pg_advisory_xact_lock($1)' : 'SELECT pg_advisory_xact_lock_shared($1)', [IDENTITY_LOCK]);
   await tx.query('SELECT pg_advisory_xact_lock_shared($1)', [CHANGE_LOCK]);
   if (now) return now().toISOString();
   const { rows } = await tx.query<{ at: string }>(READ_CLOCK);

@@ -5,6 +5,7 @@ import { changeStamp } from './clock.ts';
 import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import { sqlLiteral, type Db, type Queryable } from './db.ts';
+import { resolvePatients } from './patients.ts';
 
 /** `replace`: a file is the whole Group; `append`: it adds (or, row by row, adds and removes); `remove`: its people leave. */
 export type GroupMode = 'replace' | 'append' | 'remove';
@@ -179,9 +180,13 @@ export interface MembershipTarget {
  * - `remove` takes out `remove` and adds nobody.
  * A patient in both lists is left as is (`conflicts`). Only real differences are planned: adding
  * a member or removing someone who is not one is nothing, so the same file twice plans nothing.
+ *
+ * Ids are taken for who they stand for now (the identity feed, src/store/identity-feed.ts): a
+ * patient merged away since the rows were matched is its survivor, a removed one is nobody. The
+ * caller's changeStamp holds the identity lock, so no merge is half seen.
  */
 export async function planMembership(tx: Queryable, groupId: string, target: readonly string[] | MembershipTarget, mode: GroupMode): Promise<MembershipPlan> {
-  const t: MembershipTarget = isTarget(target) ? target : mode === 'remove' ? { add: [], remove: target } : { add: target, remove: [] };
+  const t = await currentIds(tx, isTarget(target) ? target : mode === 'remove' ? { add: [], remove: target } : { add: target, remove: [] });
   if (mode === 'replace' && t.remove.length > 0) {
     // The pipeline refuses an action column with replace; a run that got here anyway changes nothing.
     throw new Error(`planMembership: a replace change of Group ${groupId} with removals named`);
@@ -204,6 +209,23 @@ function isTarget(t: readonly string[] | MembershipTarget): t is MembershipTarge
   return !Array.isArray(t);
 }
 
+/** The target with merged-away ids as their survivors and removed ones left out. */
+async function currentIds(tx: Queryable, t: MembershipTarget): Promise<MembershipTarget> {
+  const now = await resolvePatients(tx, [...t.add, ...t.remove]);
+  if (now.size === 0) return t;
+  const map = (ids: readonly string[]) => [...new Set(ids.flatMap((id) => (now.has(id) ? (now.get(id) === null ? [] : [now.get(id)!]) : [id])))];
+  return { add: map(t.add), remove: map(t.remove) };
+}
+
+/** What a membership event records besides who joined or left: the identity feed's merges and reasons. */
+export interface EventDetail {
+  /** 'merged': the patient left because it was merged into `other`. @defaultValue 'added' or 'removed', as planned */
+  action?: 'merged';
+  /** The other patient of a merge or an unmerge. */
+  other?: string;
+  reason?: string;
+}
+
 /**
  * Writes a plan made in the same transaction. Only real differences are written, so re-applying
  * the same file records no events and keeps the version. `by.at` is when the members joined or
@@ -214,8 +236,12 @@ function isTarget(t: readonly string[] | MembershipTarget): t is MembershipTarge
 export async function applyPlan(
   tx: Queryable,
   plan: MembershipPlan,
-  /** `refs`: the HL7 v2 message (MSH-10) each patient joined or left by, for the history. */
-  by: { runId?: string; actor: string; at: string; refs?: ReadonlyMap<string, string> },
+  /**
+   * `refs`: the HL7 v2 message (MSH-10) each patient joined or left by, for the history;
+   * `detail`: an identity feed's merge, other patient and reason, by patient; `reason`: the reason
+   * of every event without one of its own.
+   */
+  by: { runId?: string; actor: string; at: string; refs?: ReadonlyMap<string, string>; detail?: ReadonlyMap<string, EventDetail>; reason?: string },
 ): Promise<MembershipChange> {
   const { groupId, added, removed } = plan;
   if (added.length > 0) {
@@ -231,10 +257,21 @@ export async function applyPlan(
   const after = plan.before + added.length - removed.length;
   const events = [...added.map((id) => [id, 'added'] as const), ...removed.map((id) => [id, 'removed'] as const)];
   if (events.length > 0) {
+    const detail = (id: string) => by.detail?.get(id);
     await tx.query(
-      `INSERT INTO group_event (group_id, patient_id, action, at, run_id, actor, ref)
-       SELECT $1, p, a, $4::timestamptz, $5, $6, r FROM unnest($2::text[], $3::text[], $7::text[]) AS e(p, a, r)`,
-      [groupId, events.map((e) => e[0]), events.map((e) => e[1]), by.at, by.runId ?? null, by.actor, events.map((e) => by.refs?.get(e[0]) ?? null)],
+      `INSERT INTO group_event (group_id, patient_id, action, at, run_id, actor, ref, other_patient_id, reason)
+       SELECT $1, p, a, $4::timestamptz, $5, $6, r, o, w FROM unnest($2::text[], $3::text[], $7::text[], $8::text[], $9::text[]) AS e(p, a, r, o, w)`,
+      [
+        groupId,
+        events.map((e) => e[0]),
+        events.map(([id, a]) => (a === 'removed' ? (detail(id)?.action ?? a) : a)),
+        by.at,
+        by.runId ?? null,
+        by.actor,
+        events.map((e) => by.refs?.get(e[0]) ?? null),
+        events.map((e) => detail(e[0])?.other ?? null),
+        events.map((e) => detail(e[0])?.reason ?? by.reason ?? null),
+      ],
     );
     await tx.query('UPDATE partner_group SET version = version + 1, updated_at = $2, member_count = $3, event_count = event_count + $4 WHERE id = $1', [
       groupId,
@@ -295,31 +332,43 @@ export async function groupMembersAmong(db: Queryable, id: string, patientIds: r
 
 export interface GroupEvent {
   patientId: string;
-  action: 'added' | 'removed';
+  /** merged: the patient left because the identity feed merged it into `otherPatientId`. */
+  action: 'added' | 'removed' | 'merged';
   at: string;
   runId: string | null;
   actor: string;
   /** The HL7 v2 message (MSH-10) the change came by, for a member who joined by a VXU or QBP. */
   ref?: string;
+  /** The other patient of a merge or an unmerge (the survivor for `merged`, the subsumed for the survivor's joining). */
+  otherPatientId?: string;
+  /** Why, when the identity feed (or a caller that says) gave a reason: 'merged', 'unmerged', a removal's. */
+  reason?: string;
 }
 
 export interface GroupEventRow {
   patient_id: string;
-  action: 'added' | 'removed';
+  action: 'added' | 'removed' | 'merged';
   at: Date;
   run_id: string | null;
   actor: string;
   ref: string | null;
+  other_patient_id?: string | null;
+  reason?: string | null;
 }
+
+/** The group_event columns toGroupEvent reads. */
+export const GROUP_EVENT_COLUMNS = 'patient_id, action, at, run_id, actor, ref, other_patient_id, reason';
 
 export function toGroupEvent(r: GroupEventRow): GroupEvent {
   const e: GroupEvent = { patientId: r.patient_id, action: r.action, at: r.at.toISOString(), runId: r.run_id, actor: r.actor };
   if (r.ref !== null) e.ref = r.ref;
+  if (r.other_patient_id != null) e.otherPatientId = r.other_patient_id;
+  if (r.reason != null) e.reason = r.reason;
   return e;
 }
 
 export async function groupHistory(db: Queryable, id: string, limit = 1000): Promise<GroupEvent[]> {
-  const { rows } = await db.query<GroupEventRow>('SELECT patient_id, action, at, run_id, actor, ref FROM group_event WHERE group_id = $1 ORDER BY id DESC LIMIT $2', [id, limit]);
+  const { rows } = await db.query<GroupEventRow>(`SELECT ${GROUP_EVENT_COLUMNS} FROM group_event WHERE group_id = $1 ORDER BY id DESC LIMIT $2`, [id, limit]);
   return rows.map(toGroupEvent);
 }
 

@@ -14,3 +14,4 @@ export * from './clock.ts';
 export * from './partner-membership.ts';
 export * from './characteristic-groups.ts';
 export * from './records.ts';
+export * from './identity-feed.ts';

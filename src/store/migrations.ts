@@ -366,4 +366,25 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE patient ADD COLUMN mothers_maiden text NOT NULL DEFAULT '';
   ALTER TABLE patient ADD COLUMN birth_order text NOT NULL DEFAULT '';
   `,
+  `
+  -- The patient identity feed (issue 14, IHE PIXm ITI-104). A merge is one event in each Group
+  -- that held the subsumed patient ("merged", naming the survivor in other_patient_id); why a
+  -- member left (a removal by the feed, an unmerge) is in reason. A patient the feed removed
+  -- keeps its row (the history names it) but is never matched or exported again.
+  ALTER TABLE group_event DROP CONSTRAINT IF EXISTS group_event_action_check;
+  ALTER TABLE group_event ADD CONSTRAINT group_event_action_check CHECK (action IN ('added', 'removed', 'merged'));
+  ALTER TABLE group_event ADD COLUMN other_patient_id text;
+  ALTER TABLE group_event ADD COLUMN reason text;
+  ALTER TABLE patient ADD COLUMN removed_at timestamptz;
+  -- A Patient Identity Source's client: the identifier domains (systems) it may feed.
+  ALTER TABLE smart_client ADD COLUMN domains text[] NOT NULL DEFAULT '{}';
+  `,
+  `
+  -- The identity feed finds a patient by the identifier its source assigned, merged-away ones too
+  -- (an unmerge names the subsumed patient). Matchable patients are found by their identifier keys
+  -- in patient_block; merged-away and removed ones have no keys, and are found by this index,
+  -- which holds only them (a few), so a feed transaction stays a probe on a million-patient index.
+  CREATE INDEX patient_unmatchable_identifiers ON patient USING gin (identifiers jsonb_path_ops)
+    WHERE replaced_by IS NOT NULL OR removed_at IS NOT NULL;
+  `,
 ];

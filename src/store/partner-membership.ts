@@ -33,30 +33,32 @@ export type MemberRemoveResult = { kind: 'removed' | 'not-member'; group: GroupR
  */
 export async function hasRelationship(db: Queryable, partner: string, patientId: string): Promise<boolean> {
   const { rows } = await db.query<{ ok: boolean }>(
-    `SELECT EXISTS (SELECT 1 FROM run_row rr JOIN run r ON r.id = rr.run_id
+    `SELECT (EXISTS (SELECT 1 FROM run_row rr JOIN run r ON r.id = rr.run_id
                      WHERE rr.patient_id = $2 AND rr.outcome = 'matched' AND r.partner = $1)
          OR EXISTS (SELECT 1 FROM review_item i WHERE i.patient_id = $2 AND i.partner = $1 AND i.state = 'accepted')
          OR EXISTS (SELECT 1 FROM group_event e JOIN partner_group g ON g.id = e.group_id
-                     WHERE e.patient_id = $2 AND g.partner = $1) AS ok`,
+                     WHERE e.patient_id = $2 AND g.partner = $1))
+         -- A patient the identity feed removed is nobody's any more.
+         AND NOT EXISTS (SELECT 1 FROM patient p WHERE p.id = $2 AND p.removed_at IS NOT NULL) AS ok`,
     [partner, patientId],
   );
   return rows[0]?.ok === true;
 }
 
-/** The live patients (not merged away) holding an identifier, through the index's identifier keys. */
+/** The live patients (not merged away, not removed) holding an identifier, through the index's identifier keys. */
 export async function patientsByIdentifier(db: Queryable, system: string, value: string): Promise<string[]> {
   const normalised = indexIdentifierValue(system, value);
   if (normalised === '') return [];
   const { rows } = await db.query<{ patient_id: string }>(
     `SELECT b.patient_id FROM patient_block b JOIN patient p ON p.id = b.patient_id
-      WHERE b.key = $1 AND p.replaced_by IS NULL ORDER BY b.patient_id`,
+      WHERE b.key = $1 AND p.replaced_by IS NULL AND p.removed_at IS NULL ORDER BY b.patient_id`,
     [`id:${system}|${normalised}`],
   );
   return rows.map((r) => r.patient_id);
 }
 
 async function livePatient(db: Queryable, id: string): Promise<boolean> {
-  const { rows } = await db.query('SELECT 1 FROM patient WHERE id = $1 AND replaced_by IS NULL', [id]);
+  const { rows } = await db.query('SELECT 1 FROM patient WHERE id = $1 AND replaced_by IS NULL AND removed_at IS NULL', [id]);
   return rows.length === 1;
 }
 

@@ -58,7 +58,8 @@ export async function mergePatients(tx: Queryable, batch: readonly PatientWrite[
     INSERT INTO patient (${PATIENT_COLUMNS.join(', ')}, changed_in) SELECT ${PATIENT_COLUMNS.join(', ')}, ${version} FROM stage_patient_changed
       ON CONFLICT (id) DO UPDATE SET ${set};
     DELETE FROM patient_block WHERE patient_id = ANY (ARRAY(SELECT id FROM stage_patient_changed WHERE NOT is_new));
-    INSERT INTO patient_block (key, patient_id) SELECT unnest(block_keys), id FROM stage_patient_changed ON CONFLICT DO NOTHING`);
+    INSERT INTO patient_block (key, patient_id) SELECT unnest(s.block_keys), s.id FROM stage_patient_changed s
+      WHERE s.is_new OR NOT EXISTS (SELECT 1 FROM patient p WHERE p.id = s.id AND p.removed_at IS NOT NULL) ON CONFLICT DO NOTHING`);
   return counts;
 }
 
@@ -98,7 +99,7 @@ function patientLine(w: PatientWrite, ...more: string[]): string {
   return copyLine([...matchView(p), p.replacedBy ?? null, w.resource, w.contentHash, w.lastUpdated, ...more]);
 }
 
-/** The keys a patient can be found by; none for a merged-away patient, kept for export history only. */
+/** The keys a patient can be found by; none for a merged-away patient, kept for export history only (nor for a removed one: see mergePatients). */
 function matchableKeys(w: PatientWrite): readonly string[] {
   return w.patient.replacedBy ? [] : w.blockKeys;
 }
@@ -166,7 +167,12 @@ async function replaceBlocks(tx: Queryable, writes: readonly Pick<PatientWrite, 
     }
   }
   if (keys.length > 0) {
-    await tx.query('INSERT INTO patient_block (key, patient_id) SELECT * FROM unnest($1::text[], $2::text[])', [keys, owners]);
+    // A patient the identity feed removed is never found again, whatever its resource says.
+    await tx.query(
+      `INSERT INTO patient_block (key, patient_id) SELECT k, o FROM unnest($1::text[], $2::text[]) AS u(k, o)
+        WHERE NOT EXISTS (SELECT 1 FROM patient p WHERE p.id = u.o AND p.removed_at IS NOT NULL)`,
+      [keys, owners],
+    );
   }
 }
 
@@ -359,7 +365,7 @@ function probing<T>(db: Queryable, fn: (q: Queryable) => Promise<T>): Promise<T>
   });
 }
 
-/** The patients with these ids (for showing candidates to a person), by id. */
+/** The patients with these ids (for showing candidates to a person; removed ones too: history names them), by id. */
 export async function patientsByIds(db: Queryable, ids: readonly string[]): Promise<Map<string, IndexPatient>> {
   if (ids.length === 0) return new Map();
   const { rows } = await db.query<PatientRow>(
@@ -388,7 +394,7 @@ export async function countChangedSince(db: Queryable, since: number): Promise<n
 
 /**
  * The patients written after index version `since`, a page at a time in the order they were
- * written; `replaced` ones can no longer be matched. Keyset pages along (changed_in, id), so each
+ * written; `replaced` ones (merged away, or removed by the identity feed) can no longer be matched. Keyset pages along (changed_in, id), so each
  * page is an index range whatever the statistics say.
  */
 export async function* patientsChangedSince(db: Queryable, since: number, page = 5000): AsyncGenerator<{ patient: IndexPatient; replaced: boolean }[]> {
@@ -396,7 +402,7 @@ export async function* patientsChangedSince(db: Queryable, since: number, page =
   let after: [number, string] = [since + 1, ''];
   for (;;) {
     const { rows } = await db.query<PatientRow & { changed_in: string | number; replaced: boolean }>(
-      `SELECT ${MATCH_VIEW_SQL}, changed_in, replaced_by IS NOT NULL AS replaced
+      `SELECT ${MATCH_VIEW_SQL}, changed_in, (replaced_by IS NOT NULL OR removed_at IS NOT NULL) AS replaced
          FROM patient WHERE (changed_in, id) > ($1, $2) ORDER BY changed_in, id LIMIT $3`,
       [after[0], after[1], page],
     );
@@ -414,18 +420,18 @@ export async function* patientsChangedSince(db: Queryable, since: number, page =
  */
 export async function* matchablePatients(db: Queryable, blocksPerSlice = 4096): AsyncGenerator<IndexPatient[]> {
   const sql = `SELECT ${MATCH_VIEW_SQL}
-                 FROM patient WHERE ctid >= $1::tid AND ctid < $2::tid AND replaced_by IS NULL`;
+                 FROM patient WHERE ctid >= $1::tid AND ctid < $2::tid AND replaced_by IS NULL AND removed_at IS NULL`;
   for await (const rows of tidSlices<PatientRow>(db, sql, blocksPerSlice)) yield rows.map(toIndexPatient);
 }
 
 /** How often each given and family name occurs, for term-frequency-adjusted weights. */
 export async function nameFrequencies(db: Queryable): Promise<NameFrequencies> {
-  const total = Number((await db.query<{ n: string | number }>('SELECT count(*) AS n FROM patient WHERE replaced_by IS NULL')).rows[0]?.n ?? 0);
+  const total = Number((await db.query<{ n: string | number }>('SELECT count(*) AS n FROM patient WHERE replaced_by IS NULL AND removed_at IS NULL')).rows[0]?.n ?? 0);
   const freq = async (col: 'given' | 'family') =>
     new Map(
       (
         await db.query<{ v: string; n: string | number }>(
-          `SELECT ${col} AS v, count(*) AS n FROM patient WHERE replaced_by IS NULL AND ${col} <> '' GROUP BY ${col}`,
+          `SELECT ${col} AS v, count(*) AS n FROM patient WHERE replaced_by IS NULL AND removed_at IS NULL AND ${col} <> '' GROUP BY ${col}`,
         )
       ).rows.map((r) => [r.v, Number(r.n)]),
     );
@@ -437,4 +443,70 @@ export async function countIndex(db: Queryable): Promise<{ patients: number; imm
     'SELECT (SELECT count(*) FROM patient) AS p, (SELECT count(*) FROM immunization) AS i',
   );
   return { patients: Number(rows[0]?.p ?? 0), immunizations: Number(rows[0]?.i ?? 0) };
+}
+
+/** A patient as the identity feed finds it: live, or merged into `replacedBy`. */
+export interface HeldPatient {
+  id: string;
+  replacedBy: string | null;
+}
+
+/**
+ * The patients not removed that hold this identifier (value as the index normalises it), merged-
+ * away ones too: matchable ones by their identifier key, the others (no keys) by the index of
+ * unmatchable identifiers. Ordered by id.
+ */
+export async function patientsHoldingIdentifier(db: Queryable, system: string, normalisedValue: string): Promise<HeldPatient[]> {
+  if (normalisedValue === '') return [];
+  const { rows } = await db.query<{ id: string; replaced_by: string | null }>(
+    `SELECT p.id, p.replaced_by FROM patient_block b JOIN patient p ON p.id = b.patient_id
+      WHERE b.key = $1 AND p.replaced_by IS NULL AND p.removed_at IS NULL
+     UNION
+     SELECT p.id, p.replaced_by FROM patient p
+      WHERE (p.replaced_by IS NOT NULL OR p.removed_at IS NOT NULL) AND p.identifiers @> $2::jsonb AND p.removed_at IS NULL
+     ORDER BY 1`,
+    [`id:${system}|${normalisedValue}`, JSON.stringify([{ system, value: normalisedValue }])],
+  );
+  return rows.map((r) => ({ id: r.id, replacedBy: r.replaced_by }));
+}
+
+/**
+ * The identity feed removed the patient: it keeps its row (Group histories name it) but loses its
+ * blocking keys and is written in a new index version, so copies in memory drop it too.
+ */
+export async function markPatientRemoved(tx: Queryable, id: string, at: string): Promise<void> {
+  const version = await nextVersion(tx);
+  await tx.query('UPDATE patient SET removed_at = $2, changed_in = $3 WHERE id = $1', [id, at, version]);
+  await tx.query('DELETE FROM patient_block WHERE patient_id = $1', [id]);
+}
+
+/**
+ * Who each of these ids stands for now, for those that are no longer live: a merged-away patient
+ * its survivor (along a chain of merges), a removed one — or one merged into a removed one —
+ * null. Live and unknown ids are absent. Read under the identity lock (src/store/clock.ts), so no
+ * merge is half seen.
+ */
+export async function resolvePatients(db: Queryable, ids: readonly string[]): Promise<Map<string, string | null>> {
+  const step = new Map<string, string | null>();
+  let ask = [...new Set(ids)];
+  // A chain longer than this is a cycle no feed can make (a survivor must be live): it resolves to nobody.
+  for (let hop = 0; ask.length > 0 && hop < 32; hop++) {
+    // A probe of the primary key per id (a run's tens of thousands): never a scan of the index, whatever the statistics.
+    const { rows } = await db.query<{ id: string; replaced_by: string | null; removed: boolean }>(
+      `SELECT p.id, p.replaced_by, p.removed_at IS NOT NULL AS removed
+         FROM unnest($1::text[]) AS u(id), LATERAL (SELECT * FROM patient p WHERE p.id = u.id OFFSET 0) p
+        WHERE p.replaced_by IS NOT NULL OR p.removed_at IS NOT NULL`,
+      [ask],
+    );
+    for (const r of rows) step.set(r.id, r.removed ? null : r.replaced_by);
+    ask = rows.flatMap((r) => (!r.removed && r.replaced_by !== null && !step.has(r.replaced_by) ? [r.replaced_by] : []));
+  }
+  const out = new Map<string, string | null>();
+  for (const id of new Set(ids)) {
+    if (!step.has(id)) continue;
+    let at: string | null = id;
+    for (let hop = 0; at !== null && step.has(at); hop++) at = hop < 32 ? step.get(at)! : null;
+    out.set(id, at);
+  }
+  return out;
 }

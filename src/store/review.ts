@@ -134,6 +134,9 @@ export async function acceptReviewItem(tx: Queryable, id: number, patientId: str
   const item = await lockOpenItem(tx, id);
   if (typeof item === 'string') return { ok: false, reason: item };
   if (!item.candidates.includes(patientId)) return { ok: false, reason: `patient ${patientId} is not a candidate of review item ${id} (candidates: ${item.candidates.join(', ')})` };
+  // The identity feed may have removed the patient (or merged it away) since the item was queued.
+  const gone = (await tx.query<{ removed: boolean }>('SELECT removed_at IS NOT NULL AS removed FROM patient WHERE id = $1 AND (removed_at IS NOT NULL OR replaced_by IS NOT NULL)', [patientId])).rows[0];
+  if (gone) return { ok: false, reason: `patient ${patientId} was ${gone.removed ? 'removed from' : 'merged into another patient of'} the index by the identity feed: it cannot be chosen` };
   // A held run's Group change waits for an operator's confirmation: no decision may bring it in piecemeal.
   const run = (await tx.query<{ state: string }>('SELECT state FROM run WHERE id = $1', [item.runId])).rows[0];
   if (run?.state !== 'completed') return { ok: false, reason: `review item ${id} belongs to run ${item.runId}, which is ${run?.state ?? 'gone'}: its Group change is not applied` };
@@ -205,4 +208,20 @@ export async function partnerDecisions(db: Queryable, partner: string, recordIds
   return new Map(
     rows.map((r) => [r.record_id, { decision: r.decision, patientId: r.patient_id, rejectedIds: r.rejected_ids, decidedBy: r.decided_by, decidedAt: r.decided_at.toISOString() }]),
   );
+}
+
+/**
+ * The identity feed merged `from` into `to` (null: removed `from`): open items name the survivor
+ * in its place, once (or no longer name `from`). Decided items and the rows behind them stay as
+ * recorded. Returns the ids of the items changed.
+ */
+export async function replaceReviewCandidate(tx: Queryable, from: string, to: string | null): Promise<number[]> {
+  const { rows } = await tx.query<{ id: string }>(
+    `UPDATE review_item SET candidates = ARRAY(
+        SELECT c FROM (SELECT CASE WHEN u.c = $1 THEN $2 ELSE u.c END AS c, min(u.o) AS o FROM unnest(candidates) WITH ORDINALITY AS u(c, o) GROUP BY 1) x
+         WHERE c IS NOT NULL ORDER BY o)
+      WHERE state = 'open' AND $1 = ANY (candidates) RETURNING id`,
+    [from, to],
+  );
+  return rows.map((r) => Number(r.id)).sort((a, b) => a - b);
 }

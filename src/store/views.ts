@@ -1,7 +1,7 @@
 /** Read models for the operators' console: pages of rows, progress, the latest export. */
 import type { Outcome, RowResult } from '../model/index.ts';
 import type { Queryable } from './db.ts';
-import { toGroupEvent, type GroupEvent, type GroupEventRow, type GroupRecord } from './groups.ts';
+import { GROUP_EVENT_COLUMNS, toGroupEvent, type GroupEvent, type GroupEventRow, type GroupRecord } from './groups.ts';
 import { toRowResult, type RunRowRecord } from './runs.ts';
 
 /** Chunks matched so far, per run (for progress bars of queued runs). */
@@ -52,7 +52,7 @@ export interface GroupHistoryPage {
  */
 export async function groupHistoryPage(db: Queryable, group: GroupRecord, f: { offset: number; limit: number }): Promise<GroupHistoryPage> {
   const { rows } = await db.query<GroupEventRow>(
-    `SELECT patient_id, action, at, run_id, actor, ref FROM group_event
+    `SELECT ${GROUP_EVENT_COLUMNS} FROM group_event
       WHERE group_id = $1 AND id <= coalesce((SELECT id FROM group_event WHERE group_id = $1 ORDER BY id DESC OFFSET $2 LIMIT 1), 0)
       ORDER BY id DESC LIMIT $3`,
     [group.id, f.offset, f.limit],
