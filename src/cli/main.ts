@@ -81,7 +81,12 @@ const originUrl = (v: string) => {
 const index = program.command('index').description('the IIS patient index');
 index
   .command('load')
-  .description('load FHIR Patient/Immunization NDJSON or the CSV form; upserts by id, reports bad lines')
+  .description(
+    'load FHIR Patient/Immunization NDJSON or the CSV form; upserts by id, reports bad lines. A nightly NDJSON delta may also carry ' +
+      'merges (a Patient with a replaced-by link to its survivor, by reference or identifier), unmerges (that link dropped) and ' +
+      'removals (a Patient with active false and meta.tag https://rostermatch/tags|removed): these move Group memberships as the ' +
+      'identity feed does, after the rest of the file, in file order (actor index-load:<file name>)',
+  )
   .argument('<files...>', 'NDJSON (.ndjson) or CSV (.csv) files, patients before their immunizations')
   .option('--json', 'print the load reports as JSON')
   .action(async (files: string[], o: { json?: boolean }) => {

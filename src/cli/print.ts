@@ -6,7 +6,10 @@ import { OUTCOMES } from '../model/index.ts';
 export function printLoad(r: LoadReport): string {
   const lines = [
     `${r.file}: ${r.lines} lines; patients ${r.patients.inserted} new, ${r.patients.updated} updated, ${r.patients.unchanged} unchanged; ` +
-      `immunizations ${r.immunizations.inserted} new, ${r.immunizations.updated} updated, ${r.immunizations.unchanged} unchanged; ${r.rejected} rejected`,
+      `immunizations ${r.immunizations.inserted} new, ${r.immunizations.updated} updated, ${r.immunizations.unchanged} unchanged; ` +
+      // A delta's identity changes (shown when there are any, so a plain load prints as it did).
+      (r.merged + r.unmerged + r.removed > 0 ? `${r.merged} merged, ${r.unmerged} unmerged, ${r.removed} removed; ` : '') +
+      `${r.rejected} rejected`,
   ];
   for (const x of r.rejections.slice(0, 20)) lines.push(`  rejected ${x.file}:${x.line}: ${x.reason}`);
   if (r.rejected > 20) lines.push(`  … and ${r.rejected - 20} more rejected lines`);

@@ -49,17 +49,27 @@ export function readFeedIdentifier(identifier: FeedIdentifier): string {
  */
 export function readFeedPatient(resource: unknown, identifier: FeedIdentifier): FeedRead {
   const normalisedValue = readFeedIdentifier(identifier);
-  if (typeof resource !== 'object' || resource === null || Array.isArray(resource)) throw invalid('the body is not a FHIR resource (a JSON object)', 'Patient');
-  const r = resource as Record<string, unknown>;
-  if (r.resourceType !== 'Patient') throw invalid('resourceType must be Patient', 'Patient.resourceType');
-  if (r.id !== undefined && typeof r.id !== 'string') throw invalid('Patient.id must be a string', 'Patient.id');
-  const ids = Array.isArray(r.identifier) ? (r.identifier as unknown[]) : [];
+  const read = readFeedResource(resource);
+  const ids = Array.isArray(read.resource.identifier) ? (read.resource.identifier as unknown[]) : [];
   const carries = ids.some((i) => {
     const x = i as { system?: unknown; value?: unknown } | null;
     return x !== null && typeof x === 'object' && x.system === identifier.system && typeof x.value === 'string' && indexIdentifierValue(identifier.system, x.value) === normalisedValue;
   });
   if (!carries) throw invalid('the Patient does not carry the identifier of the request (Patient.identifier must hold the same system and value)', 'Patient.identifier');
-  const out: FeedRead = { resource: r, normalisedValue, ...(typeof r.id === 'string' ? { id: r.id } : {}) };
+  return { ...read, normalisedValue };
+}
+
+/**
+ * The checks of readFeedPatient that do not depend on an identifier: a Patient, with at most one
+ * `replaced-by` link naming its survivor. What `index load` uses for a delta line, whose Patient is
+ * named by the index's own id.
+ */
+export function readFeedResource(resource: unknown): Omit<FeedRead, 'normalisedValue'> {
+  if (typeof resource !== 'object' || resource === null || Array.isArray(resource)) throw invalid('the body is not a FHIR resource (a JSON object)', 'Patient');
+  const r = resource as Record<string, unknown>;
+  if (r.resourceType !== 'Patient') throw invalid('resourceType must be Patient', 'Patient.resourceType');
+  if (r.id !== undefined && typeof r.id !== 'string') throw invalid('Patient.id must be a string', 'Patient.id');
+  const out: Omit<FeedRead, 'normalisedValue'> = { resource: r, ...(typeof r.id === 'string' ? { id: r.id } : {}) };
   if (r.link === undefined) return out;
   if (!Array.isArray(r.link)) throw invalid('Patient.link must be a list', 'Patient.link');
   const replacedBy = (r.link as unknown[]).filter((l) => (l as { type?: unknown } | null)?.type === 'replaced-by');

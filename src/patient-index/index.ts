@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import path from 'node:path';
 import readline from 'node:readline';
 import { parse } from 'csv-parse';
 import { blockingKeys } from '../match/index.ts';
@@ -14,6 +15,8 @@ import {
   analyzeIndex,
   changeStamp,
   dropBlockIndexesIfEmpty,
+  feedPatientById,
+  removeFeedPatientById,
   lastPerId,
   markMatchForm,
   mergeImmunizations,
@@ -43,6 +46,10 @@ export interface LoadReport {
   lines: number;
   patients: UpsertCounts;
   immunizations: UpsertCounts;
+  /** Delta lines applied by the identity feed's logic (see applyDelta): merges, unmerges, removals. */
+  merged: number;
+  unmerged: number;
+  removed: number;
   rejected: number;
   /** The first rejections, in file order (all of them are counted in `rejected`). */
   rejections: RejectedLine[];
@@ -107,6 +114,9 @@ export async function loadIndexFile(db: Db, file: string, opts: { /** @defaultVa
     lines: 0,
     patients: { inserted: 0, updated: 0, unchanged: 0 },
     immunizations: { inserted: 0, updated: 0, unchanged: 0 },
+    merged: 0,
+    unmerged: 0,
+    removed: 0,
     rejected: 0,
     rejections: [],
   };
@@ -123,6 +133,10 @@ export async function loadIndexFile(db: Db, file: string, opts: { /** @defaultVa
   const fresh = await dropBlockIndexesIfEmpty(db);
   let patients: ReadPatient[] = [];
   let immunizations: ReadImmunization[] = [];
+  // Delta lines (a replaced-by link, a removal mark, a link dropped, and any later line of their
+  // ids) go through the identity feed's logic after the bulk part, in file order.
+  const delta: DeltaLine[] = [];
+  const deltaIds = new Set<string>();
   // One batch is merged while the next is read and prepared, so Node's work and the database's
   // overlap; batches land in file order.
   let merging: Promise<void> = Promise.resolve();
@@ -140,6 +154,16 @@ export async function loadIndexFile(db: Db, file: string, opts: { /** @defaultVa
       im = await withoutUnchanged(db, 'immunization', im, inFlight.immunizations);
       report.patients.unchanged += before[0]! - readPatients.length;
       report.immunizations.unchanged += before[1]! - im.length;
+      // A changed line without a replaced-by link, of a patient stored merged away: an unmerge.
+      const unmerging = await storedMerged(db, readPatients.map((r) => r.id));
+      if (unmerging.size > 0) {
+        for (const r of readPatients) {
+          if (!unmerging.has(r.id)) continue;
+          delta.push({ line: r.line, kind: 'revise', id: r.id, resource: r.meta === undefined ? { ...r.fhir } : { meta: r.meta, ...r.fhir } });
+          deltaIds.add(r.id);
+        }
+        readPatients = readPatients.filter((r) => !unmerging.has(r.id));
+      }
     }
     const p = readPatients.flatMap((r) => {
       try {
@@ -170,7 +194,18 @@ export async function loadIndexFile(db: Db, file: string, opts: { /** @defaultVa
     for await (const { line, resource } of source) {
       report.lines = line;
       try {
+        const removal = removalMark(resource);
+        if (removal !== undefined) {
+          delta.push({ line, kind: 'remove', id: removal });
+          deltaIds.add(removal);
+          continue;
+        }
         const prepared = prepare(resource);
+        if (prepared.kind === 'Patient' && (hasReplacedBy(prepared.read.fhir) || deltaIds.has(prepared.read.id))) {
+          delta.push({ line, kind: 'revise', id: prepared.read.id, resource: resource as Record<string, unknown>, contentHash: prepared.read.contentHash });
+          deltaIds.add(prepared.read.id);
+          continue;
+        }
         if (prepared.kind === 'Patient') patients.push({ ...prepared.read, line });
         else immunizations.push({ ...prepared.read, line });
       } catch (e) {
@@ -187,10 +222,91 @@ export async function loadIndexFile(db: Db, file: string, opts: { /** @defaultVa
   } finally {
     if (fresh) await restoreBlockIndexes(db);
   }
+  await applyDelta(db, delta, { actor: `index-load:${path.basename(file)}`, file, report, reject, ...(opts.now ? { now: opts.now } : {}) });
   if (report.patients.inserted + report.patients.updated + report.immunizations.inserted + report.immunizations.updated > 0) await analyzeIndex(db);
   // Orphaned immunizations are found when their batch is merged, after the lines read since.
   report.rejections.sort((a, b) => a.line - b.line);
   return report;
+}
+
+/**
+ * The mark of a removal in an NDJSON delta: a Patient whose meta.tag holds this coding (and whose
+ * `active` is not true: `active: false` is what a removed record says), named by its id. Nothing
+ * else of the line is read or stored.
+ */
+export const REMOVED_TAG = { system: 'https://rostermatch/tags', code: 'removed' } as const;
+
+/** Why a patient removed by a delta line left its Groups. */
+export const LOAD_REMOVE_REASON = 'removed by an index load delta';
+
+type DeltaLine = { line: number; kind: 'revise'; id: string; resource: Record<string, unknown>; contentHash?: string } | { line: number; kind: 'remove'; id: string };
+
+/** The id a removal-marked Patient line names; undefined for any other line. Throws when the mark is there but the line is unusable. */
+function removalMark(resource: unknown): string | undefined {
+  if (typeof resource !== 'object' || resource === null || Array.isArray(resource)) return undefined;
+  const r = resource as { resourceType?: unknown; id?: unknown; active?: unknown; meta?: { tag?: unknown } };
+  if (r.resourceType !== 'Patient' || !Array.isArray(r.meta?.tag)) return undefined;
+  const marked = (r.meta.tag as unknown[]).some((t) => {
+    const c = t as { system?: unknown; code?: unknown } | null;
+    return c !== null && typeof c === 'object' && c.system === REMOVED_TAG.system && c.code === REMOVED_TAG.code;
+  });
+  if (!marked) return undefined;
+  if (typeof r.id !== 'string' || !FHIR_ID.test(r.id)) throw new Error('Patient.id is missing or not a valid FHIR id (a removal names the Patient by id)');
+  if (r.active === true) throw new Error('Patient.active is true on a Patient marked removed (meta.tag removed): send active false');
+  checkMeta('Patient', r.meta);
+  return r.id;
+}
+
+function hasReplacedBy(p: FhirPatient): boolean {
+  return Array.isArray(p.link) && p.link.some((l) => l?.type === 'replaced-by');
+}
+
+/** Of these ids, those stored merged away (replaced_by set) and not removed. */
+async function storedMerged(db: Db, ids: readonly string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const { rows } = await db.query<{ id: string }>('SELECT id FROM patient WHERE id = ANY ($1::text[]) AND replaced_by IS NOT NULL AND removed_at IS NULL', [ids]);
+  return new Set(rows.map((r) => r.id));
+}
+
+/**
+ * The delta lines of a load, in file order, each as the identity feed applies it (its own
+ * transaction under the identity lock: Group moves, `merged`/`removed` events, review items,
+ * audit), named by the index's id. A line refused (a survivor nobody holds, a removal of an id the
+ * index does not have) is a rejected line; the others still apply.
+ */
+async function applyDelta(
+  db: Db,
+  lines: DeltaLine[],
+  o: { actor: string; file: string; report: LoadReport; reject: (line: number, reason: string) => void; now?: () => Date },
+): Promise<void> {
+  lines.sort((a, b) => a.line - b.line);
+  const now = o.now ? { now: o.now } : {};
+  for (const l of lines) {
+    try {
+      if (l.kind === 'remove') {
+        const out = await removeFeedPatientById(db, { id: l.id, actor: o.actor, reason: LOAD_REMOVE_REASON, ...now });
+        if (out.kind === 'absent') o.reject(l.line, 'the removal names no Patient of the index (no such id, or removed already)');
+        else o.report.removed++;
+        continue;
+      }
+      // The same line sent again (a delta reloaded) changes nothing, as a bulk line would not; nor
+      // is the same merge counted twice (a survivor named by identifier is stored by reference too).
+      const { rows } = await db.query<{ content_hash: string; replaced_by: string | null }>('SELECT content_hash, replaced_by FROM patient WHERE id = $1', [l.id]);
+      if (l.contentHash !== undefined && rows[0]?.content_hash === l.contentHash) {
+        o.report.patients.unchanged++;
+        continue;
+      }
+      const out = await feedPatientById(db, { resource: l.resource, actor: o.actor, ...now });
+      if (out.kind === 'merged' && out.survivorId === rows[0]?.replaced_by) o.report.patients.unchanged++;
+      else if (out.kind === 'merged') o.report.merged++;
+      else if (out.kind === 'unmerged') o.report.unmerged++;
+      else if (out.kind === 'created') o.report.patients.inserted++;
+      else if (out.kind === 'updated') o.report.patients.updated++;
+    } catch (e) {
+      if (!(e instanceof RostermatchError) || !e.code.startsWith('FEED_')) throw e;
+      o.reject(l.line, e.message);
+    }
+  }
 }
 
 /** A line as read: checked and hashed; stamped only in the transaction that stores it. */

@@ -24,7 +24,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { RostermatchError } from '../errors/index.ts';
-import { invalid, readFeedIdentifier, readFeedPatient, storedFeedResource, type FeedIdentifier, type SurvivorRef } from '../identity/index.ts';
+import { invalid, readFeedIdentifier, readFeedPatient, readFeedResource, storedFeedResource, type FeedIdentifier, type FeedRead, type SurvivorRef } from '../identity/index.ts';
 import { patientWrite } from '../patient-index/index.ts';
 import { indexIdentifierValue } from '../normalise/index.ts';
 import { audit } from './audit.ts';
@@ -66,41 +66,66 @@ export async function feedPatient(db: Db, r: { identifier: FeedIdentifier; resou
     if (current && read.id !== undefined && read.id !== current.id) {
       throw invalid('Patient.id is not the id of the Patient that holds the identifier (leave it out, or send that id)', 'Patient.id');
     }
-    const id = current?.id ?? randomUUID();
-    const survivor = read.survivor && (await survivorOf(tx, read.survivor, id));
-    let write: PatientWrite;
-    try {
-      write = patientWrite(storedFeedResource(read.resource, id, survivor), at);
-    } catch (e) {
-      throw new RostermatchError('FEED_INVALID', (e as Error).message, { field: 'Patient' }, { cause: e });
-    }
-    await mergePatients(tx, [write]);
-    const before = current?.replacedBy ?? null;
-    const moved = new Set<string>();
-    const reviewItems: number[] = [];
-    // Merged into another survivor before: what that merge moved comes back first.
-    if (before !== null && before !== survivor) for (const g of await unmergeMemberships(tx, id, before, r.actor, at)) moved.add(g);
-    if (survivor !== undefined && survivor !== before) {
-      for (const g of await mergeMemberships(tx, id, survivor, r.actor, at)) moved.add(g);
-      reviewItems.push(...(await replaceReviewCandidate(tx, id, survivor)));
-    }
-    const groups = [...moved].sort();
-    const outcome: FeedOutcome = !current
-      ? { kind: 'created', patientId: id }
-      : survivor !== undefined
-        ? { kind: 'merged', patientId: id, survivorId: survivor, groups }
-        : before !== null
-          ? { kind: 'unmerged', patientId: id, survivorId: before, groups }
-          : { kind: 'updated', patientId: id };
-    await audit(tx, {
-      at,
-      actor: r.actor,
-      action: `feed.${{ created: 'create', updated: 'update', merged: 'merge', unmerged: 'unmerge', removed: 'remove', absent: 'remove.absent' }[outcome.kind]}`,
-      entity: `Patient/${id}`,
-      detail: auditDetail(r.identifier, outcome, { ...(survivor !== undefined && !current ? { survivorId: survivor } : {}), ...(reviewItems.length > 0 ? { reviewItems } : {}) }),
-    });
-    return outcome;
+    return revise(tx, { identifier: r.identifier }, current, current?.id ?? randomUUID(), read, r.actor, at);
   });
+}
+
+/**
+ * The same as feedPatient for a Patient named by the index's own id (`Patient.id`), as a line of
+ * an `index load` delta names it: created with that id when the index has no such Patient,
+ * revised, merged or unmerged when it has. FEED_INVALID also when the id is that of a removed
+ * Patient. `now` replaces the store's clock (tests).
+ */
+export async function feedPatientById(db: Db, r: { resource: Record<string, unknown>; actor: string; now?: () => Date }): Promise<FeedOutcome> {
+  const read = readFeedResource(r.resource);
+  if (read.id === undefined) throw invalid('Patient.id is missing', 'Patient.id');
+  const id = read.id;
+  return db.transaction(async (tx) => {
+    const at = await changeStamp(tx, r.now, { identity: true });
+    const found = await patientById(tx, id);
+    if (found?.removed) throw invalid('the Patient with this id was removed from the index', 'Patient.id');
+    return revise(tx, { id }, found?.held, id, read, r.actor, at);
+  });
+}
+
+/** Who a change names in its audit event: the source's identifier (the feed), or our id (a load). */
+type FeedKey = { identifier: FeedIdentifier } | { id: string };
+
+/** Writes the Patient `id` and moves what a merge or an unmerge moves; `current` is what was stored (none: a create). */
+async function revise(tx: Queryable, key: FeedKey, current: HeldPatient | undefined, id: string, read: Omit<FeedRead, 'normalisedValue'>, actor: string, at: string): Promise<FeedOutcome> {
+  const survivor = read.survivor && (await survivorOf(tx, read.survivor, id));
+  let write: PatientWrite;
+  try {
+    write = patientWrite(storedFeedResource(read.resource, id, survivor), at);
+  } catch (e) {
+    throw new RostermatchError('FEED_INVALID', (e as Error).message, { field: 'Patient' }, { cause: e });
+  }
+  await mergePatients(tx, [write]);
+  const before = current?.replacedBy ?? null;
+  const moved = new Set<string>();
+  const reviewItems: number[] = [];
+  // Merged into another survivor before: what that merge moved comes back first.
+  if (before !== null && before !== survivor) for (const g of await unmergeMemberships(tx, id, before, actor, at)) moved.add(g);
+  if (survivor !== undefined && survivor !== before) {
+    for (const g of await mergeMemberships(tx, id, survivor, actor, at)) moved.add(g);
+    reviewItems.push(...(await replaceReviewCandidate(tx, id, survivor)));
+  }
+  const groups = [...moved].sort();
+  const outcome: FeedOutcome = !current
+    ? { kind: 'created', patientId: id }
+    : survivor !== undefined
+      ? { kind: 'merged', patientId: id, survivorId: survivor, groups }
+      : before !== null
+        ? { kind: 'unmerged', patientId: id, survivorId: before, groups }
+        : { kind: 'updated', patientId: id };
+  await audit(tx, {
+    at,
+    actor: actor,
+    action: `feed.${{ created: 'create', updated: 'update', merged: 'merge', unmerged: 'unmerge', removed: 'remove', absent: 'remove.absent' }[outcome.kind]}`,
+    entity: `Patient/${id}`,
+    detail: auditDetail(key, outcome, { ...(survivor !== undefined && !current ? { survivorId: survivor } : {}), ...(reviewItems.length > 0 ? { reviewItems } : {}) }),
+  });
+  return outcome;
 }
 
 /**
@@ -114,31 +139,56 @@ export async function removeFeedPatient(db: Db, r: { identifier: FeedIdentifier;
   return db.transaction(async (tx) => {
     const at = await changeStamp(tx, fixed(r.at), { identity: true });
     const held = await onlyHolder(tx, r.identifier, normalised);
-    if (!held) {
-      const outcome: FeedOutcome = { kind: 'absent' };
-      await audit(tx, { at, actor: r.actor, action: 'feed.remove.absent', entity: `Patient?identifier=${r.identifier.system}|${r.identifier.value}`, detail: auditDetail(r.identifier, outcome) });
-      return outcome;
-    }
-    const reason = r.reason?.trim() || FEED_REMOVE_REASON;
-    const groups: string[] = [];
-    for (const g of await groupsHolding(tx, held.id)) {
-      await applyPlan(tx, { groupId: g.id, version: g.version, before: g.size, added: [], removed: [held.id], conflicts: [] }, { actor: r.actor, at, reason });
-      groups.push(g.id);
-    }
-    await markPatientRemoved(tx, held.id, at);
-    const reviewItems = await replaceReviewCandidate(tx, held.id, null);
-    const outcome: FeedOutcome = { kind: 'removed', patientId: held.id, groups };
-    await audit(tx, { at, actor: r.actor, action: 'feed.remove', entity: `Patient/${held.id}`, detail: auditDetail(r.identifier, outcome, { reason, ...(reviewItems.length > 0 ? { reviewItems } : {}) }) });
-    return outcome;
+    return remove(tx, { identifier: r.identifier }, held, r, at);
   });
+}
+
+/**
+ * The same as removeFeedPatient for a Patient named by the index's own id (an `index load` delta's
+ * removal mark): 'absent' when the index has no Patient with that id, or has removed it already.
+ */
+export async function removeFeedPatientById(db: Db, r: { id: string; actor: string; reason?: string; now?: () => Date }): Promise<FeedOutcome> {
+  return db.transaction(async (tx) => {
+    const at = await changeStamp(tx, r.now, { identity: true });
+    const found = await patientById(tx, r.id);
+    return remove(tx, { id: r.id }, found?.removed ? undefined : found?.held, r, at);
+  });
+}
+
+/** The patient `id` as stored (merged away or not), and whether it was removed; none when no such row. */
+async function patientById(tx: Queryable, id: string): Promise<{ held: HeldPatient; removed: boolean } | undefined> {
+  const { rows } = await tx.query<{ id: string; replaced_by: string | null; removed: boolean }>('SELECT id, replaced_by, removed_at IS NOT NULL AS removed FROM patient WHERE id = $1', [id]);
+  const p = rows[0];
+  return p && { held: { id: p.id, replacedBy: p.replaced_by }, removed: p.removed };
+}
+
+/** Removes `held` from every Group and from matching; audits 'absent' when there is nobody to remove. */
+async function remove(tx: Queryable, key: FeedKey, held: HeldPatient | undefined, r: { actor: string; reason?: string }, at: string): Promise<FeedOutcome> {
+  if (!held) {
+    const outcome: FeedOutcome = { kind: 'absent' };
+    const entity = 'identifier' in key ? `Patient?identifier=${key.identifier.system}|${key.identifier.value}` : `Patient/${key.id}`;
+    await audit(tx, { at, actor: r.actor, action: 'feed.remove.absent', entity, detail: auditDetail(key, outcome) });
+    return outcome;
+  }
+  const reason = r.reason?.trim() || FEED_REMOVE_REASON;
+  const groups: string[] = [];
+  for (const g of await groupsHolding(tx, held.id)) {
+    await applyPlan(tx, { groupId: g.id, version: g.version, before: g.size, added: [], removed: [held.id], conflicts: [] }, { actor: r.actor, at, reason });
+    groups.push(g.id);
+  }
+  await markPatientRemoved(tx, held.id, at);
+  const reviewItems = await replaceReviewCandidate(tx, held.id, null);
+  const outcome: FeedOutcome = { kind: 'removed', patientId: held.id, groups };
+  await audit(tx, { at, actor: r.actor, action: 'feed.remove', entity: `Patient/${held.id}`, detail: auditDetail(key, outcome, { reason, ...(reviewItems.length > 0 ? { reviewItems } : {}) }) });
+  return outcome;
 }
 
 const fixed = (at: string | undefined) => (at === undefined ? undefined : () => new Date(at));
 
 /** What the audit event keeps: the identifier, the outcome, the survivor and the Groups touched (ids only). */
-function auditDetail(identifier: FeedIdentifier, o: FeedOutcome, more: Record<string, unknown> = {}): Record<string, unknown> {
+function auditDetail(key: FeedKey, o: FeedOutcome, more: Record<string, unknown> = {}): Record<string, unknown> {
   return {
-    identifier: { system: identifier.system, value: identifier.value },
+    ...('identifier' in key ? { identifier: { system: key.identifier.system, value: key.identifier.value } } : { id: key.id }),
     outcome: o.kind,
     ...('patientId' in o ? { patientId: o.patientId } : {}),
     ...('survivorId' in o ? { survivorId: o.survivorId } : {}),
