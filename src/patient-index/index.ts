@@ -284,8 +284,14 @@ async function applyDelta(
   for (const l of lines) {
     try {
       if (l.kind === 'remove') {
+        // A removal sent again (a delta reloaded) is unchanged, as a bulk line sent again is.
+        const { rows: gone } = await db.query('SELECT 1 FROM patient WHERE id = $1 AND removed_at IS NOT NULL', [l.id]);
+        if (gone.length > 0) {
+          o.report.patients.unchanged++;
+          continue;
+        }
         const out = await removeFeedPatientById(db, { id: l.id, actor: o.actor, reason: LOAD_REMOVE_REASON, ...now });
-        if (out.kind === 'absent') o.reject(l.line, 'the removal names no Patient of the index (no such id, or removed already)');
+        if (out.kind === 'absent') o.reject(l.line, 'the removal names no Patient of the index');
         else o.report.removed++;
         continue;
       }
