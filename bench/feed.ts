@@ -107,10 +107,13 @@ try {
   await timeDirect('remove', N, (i) => removeFeedPatient(db, { identifier: dRemove[i]!.identifier, actor }));
 
   // HTTP: serve on this database, a Patient Identity Source registered for the domain, its token.
+  // concurrency 0: matching left to worker processes, as a deployment beside a feed would run —
+  // otherwise serve's start-up warming of its candidate index (some 20 s of CPU at 1M) would be
+  // measured as the feed's first phase.
   const key = await makeKeyPair('ES384');
   await addClient(db, { id: `bench-feed-${process.pid}`, partner: FEED_PARTNER, domains: [system], jwks: key.jwks as never, scopes: 'system/Patient.write', by: 'bench' });
   const tServe = performance.now();
-  const service = await startServe({ dropRoot: path.join(work, 'drop'), dataDir: path.join(work, 'data'), pipelinesDir: 'pipelines', redisUrl: REDIS_URL, queuePrefix: prefix, databaseUrl, port: 0, log });
+  const service = await startServe({ dropRoot: path.join(work, 'drop'), dataDir: path.join(work, 'data'), pipelinesDir: 'pipelines', redisUrl: REDIS_URL, queuePrefix: prefix, databaseUrl, port: 0, concurrency: 0, log });
   stopServe = async () => void (await service.close());
   const serveS = secs(tServe);
   const base = service.fhirBase;
