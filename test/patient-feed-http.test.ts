@@ -18,11 +18,14 @@ import { feedAuditBundle } from '../src/fhir/audit-event.ts';
 import { fhirXmlToJson } from '../src/fhir/xml.ts';
 import { loadIndexFile } from '../src/patient-index/index.ts';
 import { startServe, type Service } from '../src/service/index.ts';
-import { addClient, applyMembership, ensureGroup, FEED_PARTNER, groupHistory, groupMembers, listAuditEvents, openStore, type Db } from '../src/store/index.ts';
+import { exportGroup } from '../src/export/index.ts';
+import { runFile } from '../src/run/index.ts';
+import { addClient, applyMembership, ensureGroup, FEED_PARTNER, groupHistory, groupMembers, listAuditEvents, openStore, readRunResults, type Db } from '../src/store/index.ts';
 import { makeKeyPair, requestToken, type KeyPair } from './bulk-client/client.ts';
 import { errorsOf } from './fhir-validators.ts';
 import { pipelinesDir, REDIS_URL } from './daemon-helpers.ts';
-import { quietLog, TEST_PG_URL } from './helpers.ts';
+import { HEADER } from './fixtures.ts';
+import { quietLog, TEST_PG_URL, testPipeline } from './helpers.ts';
 
 const RED = 'urn:oid:1.3.6.1.4.1.21367.13.20.1000';
 const BLUE = 'urn:oid:1.3.6.1.4.1.21367.13.20.3000';
@@ -65,6 +68,7 @@ describe('the identity feed over HTTP (PIXm ITI-104, PostgreSQL)', () => {
   let stop: () => Promise<void>;
   const keys: Record<string, KeyPair> = {};
   const ids: Record<string, string> = {};
+  let work: string;
 
   const token = async (clientId: string, scope: string) => {
     const t = await requestToken({ tokenEndpoint: `${base}/auth/token`, clientId, key: keys[clientId]!, scope });
@@ -83,10 +87,26 @@ describe('the identity feed over HTTP (PIXm ITI-104, PostgreSQL)', () => {
       ...(o.body !== undefined ? { body: typeof o.body === 'string' ? o.body : JSON.stringify(o.body) } : {}),
     });
   const q = (system: string, value: string) => `?identifier=${encodeURIComponent(`${system}|${value}`)}`;
+  /** The ids in the Group's next export's Patient file. */
+  const exportedPatients = async () => {
+    const r = await exportGroup(db, { groupId: GROUP, outRoot: path.join(work, 'exports') });
+    const text = await fs.readFile(path.join(r.dir, 'Patient.ndjson'), 'utf8').catch(() => '');
+    return text.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { id: string }).id);
+  };
+  /** Whom one roster row (test pipeline columns) is matched to, by a run of the school's. */
+  let rosters = 0;
+  const rosterFinds = async (row: string) => {
+    const file = path.join(work, `roster-${++rosters}.csv`);
+    await fs.writeFile(file, `${HEADER}\r\n${row}\r\n`);
+    const pipeline = testPipeline({ partner: SCHOOL, group: { id: 'feed-test-roster', name: 'Feed test roster', mode: 'append' } });
+    const out = await runFile(db, quietLog, { file, pipeline, outDir: path.join(work, 'out'), exportsDir: path.join(work, 'exports'), candidates: 'database' });
+    return (await readRunResults(db, out.run.id))[0]!.patientId;
+  };
   const issue = async (res: Response) => ((await res.json()) as { issue: { severity: string; code: string; diagnostics: string; expression?: string[] }[] }).issue[0]!;
 
   beforeAll(async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rostermatch-feed-'));
+    work = dir;
     const dbName = `rm_test_${randomBytes(6).toString('hex')}`;
     const admin = async (sql: string) => {
       const c = new pg.Client({ connectionString: TEST_PG_URL });
@@ -181,6 +201,11 @@ describe('the identity feed over HTTP (PIXm ITI-104, PostgreSQL)', () => {
     expect((await issue(res)).diagnostics).toBe(`Patient/${ids.maiden} merged into Patient/${ids.alice}: its Group memberships moved to the survivor (1 Group: ${GROUP})`);
     expect((await groupMembers(db, GROUP)).map((m) => m.patientId)).toEqual([ids.alice]);
     expect((await groupHistory(db, GROUP)).some((e) => e.patientId === ids.maiden && (e as { action: string }).action === 'merged')).toBe(true);
+    // The next export has the survivor, not the subsumed record; the next roster naming her by her
+    // old demographics never gets the subsumed id, and by her current ones gets the survivor.
+    expect(await exportedPatients()).toEqual([ids.alice]);
+    expect(await rosterFinds('r1,MAIDEN,MOHR,,1958-01-30,F,,,')).not.toBe(ids.maiden);
+    expect(await rosterFinds('r2,ALICE,MOHR,,1958-01-30,F,,,')).toBe(ids.alice);
   });
 
   it('removes Alice (200, an OperationOutcome): she leaves the Group; a second remove finds nobody; return=minimal is a 204', async () => {
@@ -188,6 +213,9 @@ describe('the identity feed over HTTP (PIXm ITI-104, PostgreSQL)', () => {
     expect(res.status).toBe(200);
     expect(await issue(res)).toMatchObject({ severity: 'information', code: 'deleted' });
     expect(await groupMembers(db, GROUP)).toEqual([]);
+    // Gone from the next export and from matching.
+    expect(await exportedPatients()).toEqual([]);
+    expect(await rosterFinds('r3,ALICE,MOHR,,1958-01-30,F,,,')).toBeUndefined();
     const again = await feed('DELETE', q(RED, 'IHERED-994'));
     expect(again.status).toBe(200);
     expect(await issue(again)).toMatchObject({ severity: 'information', code: 'not-found' });
