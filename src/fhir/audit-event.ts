@@ -28,7 +28,8 @@ const FEED_ACTIONS: Record<string, Interaction> = {
 
 export const isFeedAction = (action: string) => action in FEED_ACTIONS || action === 'feed.refused';
 
-interface FeedDetail {
+/** The detail of a feed transaction's audit row: what the store and the refusals write, and the console shows. */
+export interface FeedDetail {
   identifier?: { system?: string; value?: string };
   outcome?: string;
   patientId?: string;

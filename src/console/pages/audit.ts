@@ -3,18 +3,9 @@
  * their own, the identity feed's transactions (IHE PIXm ITI-104): which source, when, which
  * identifier, what came of it, with the same rows as FHIR AuditEvents (JSON) beside them.
  */
+import type { FeedDetail } from '../../fhir/audit-event.ts';
 import type { AuditEvent } from '../../store/index.ts';
 import { html, when, type Html } from '../html.ts';
-
-interface FeedDetail {
-  identifier?: { system?: string; value?: string };
-  outcome?: string;
-  patientId?: string;
-  survivorId?: string;
-  groups?: string[];
-  status?: number;
-  reason?: string;
-}
 
 export function auditPage(events: readonly AuditEvent[], f: { actor?: string; feed?: boolean }): Html {
   if (f.feed) return feedPage(events, f);
