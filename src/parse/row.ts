@@ -28,6 +28,7 @@ import {
   parseBirthDate,
   splitFullName,
   splitSuffix,
+  type BirthDateResult,
 } from '../normalise/index.ts';
 
 export function normaliseRow(raw: RawRow, pipeline: Pipeline, today: string): NormalisedRow {
@@ -82,11 +83,7 @@ export function normaliseRow(raw: RawRow, pipeline: Pipeline, today: string): No
 
   // A malformed or impossible birth date is missing evidence, not a lost row: the row can still
   // be found by name, address or identifier and offered to a person.
-  let dob = parseBirthDate(cell('birthDate'), pipeline.dates.birthDate, today);
-  if (!dob.ok && dob.code === 'unparseable' && !pipeline.dates.birthDate.includes('YYYY-MM-DD')) {
-    const iso = parseBirthDate(cell('birthDate'), ['YYYY-MM-DD'], today);
-    if (iso.ok || iso.code !== 'unparseable') dob = iso;
-  }
+  const dob = readBirthDate(cell('birthDate'), pipeline.dates.birthDate, (c, formats) => parseBirthDate(c, formats, today));
   if (!dob.ok && dob.code !== 'missing') warnings.push({ field: 'birthDate', code: dob.code, message: `${dob.message}; left out of matching` });
 
   // A row is lost only when it cannot identify anyone; any other blank weighs nothing.
@@ -162,6 +159,18 @@ export function normaliseRow(raw: RawRow, pipeline: Pipeline, today: string): No
   if (placeholder.given || placeholder.family) row.placeholder = placeholder;
   if (action) row.action = action;
   return row;
+}
+
+/**
+ * A birth date cell read with the pipeline's formats, then — when none of them reads it and ISO
+ * is not among them — as ISO 8601, which every partner may send. `parse` is parseBirthDate with
+ * the day to judge it by (the HL7 v2 sample builder reads with its own, to keep future dates).
+ */
+export function readBirthDate(cell: string, formats: readonly string[], parse: (cell: string, formats: readonly string[]) => BirthDateResult): BirthDateResult {
+  const dob = parse(cell, formats);
+  if (dob.ok || dob.code !== 'unparseable' || formats.includes('YYYY-MM-DD')) return dob;
+  const iso = parse(cell, ['YYYY-MM-DD']);
+  return iso.ok || iso.code !== 'unparseable' ? iso : dob;
 }
 
 /**

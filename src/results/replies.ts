@@ -29,22 +29,18 @@ export interface ReplyContext {
   at: Date;
 }
 
-/** Each row's reply, in row order, a page at a time. */
-export async function* runReplies(db: Queryable, c: ReplyContext): AsyncGenerator<{ index: number; reply: string }[]> {
-  for await (const page of streamRunResults(db, c.runId)) {
-    const records = await recordsFor(db, page);
-    yield page.map((r) => ({ index: r.index, reply: replyTo(r, records, c) }));
-  }
-}
-
-/** Writes every reply of the run as one batch file (FHS BHS … BTS FTS) under a temporary name, then renames it. */
+/**
+ * Writes every reply of the run, in row order, as one batch file (FHS BHS … BTS FTS) under a
+ * temporary name, then renames it. The first row carries the request's envelope (its BHS and
+ * what was wrong with it), which the reply batch answers.
+ */
 export async function writeRepliesFile(db: Queryable, dir: string, inputFile: string, c: ReplyContext): Promise<string> {
   const replies: string[] = [];
   let batchHeader: NonNullable<RowResult['message']>['batch'];
-  for await (const page of runReplies(db, c)) replies.push(...page.map((p) => p.reply));
-  for await (const page of streamRunResults(db, c.runId, 1)) {
-    batchHeader = page[0]?.message?.batch;
-    break;
+  for await (const page of streamRunResults(db, c.runId)) {
+    if (replies.length === 0) batchHeader = page[0]?.message?.batch;
+    const records = await recordsFor(db, page);
+    for (const r of page) replies.push(replyTo(r, records, c));
   }
   const comment = batchHeader?.problems.map((p) => `line ${p.line}: ${p.message}`).join('; ');
   const text = replyBatch(replies, { header: batchHeader?.header, now: c.at, controlId: controlIdOf(c.runId, 'B'), sender: REPLY_SENDER, ...(comment ? { comment } : {}) });

@@ -18,6 +18,7 @@ import { parse } from 'csv-parse';
 import { chain, openText } from '../intake/index.ts';
 import type { LogicalField } from '../model/index.ts';
 import { mapHeader } from '../parse/header.ts';
+import { readBirthDate } from '../parse/row.ts';
 import { parsePipeline, type Pipeline } from '../pipeline/index.ts';
 import { parseBirthDate } from '../normalise/index.ts';
 import { headerSegment, message, repeat, segment, type Component, type Field, type Value } from '../hl7v2/encode.ts';
@@ -109,18 +110,11 @@ export function v2PipelineFor(roster: Pipeline, policy: { vxu: 'add' | 'ignore';
  * calendar date from the cell.
  */
 export function rosterBirthDate(cell: string, pipeline: Pipeline, today: string): string | undefined {
-  const formats = pipeline.dates.birthDate;
-  const read = (fs: readonly string[]) => {
-    const r = parseBirthDate(cell, fs, today);
+  const r = readBirthDate(cell, pipeline.dates.birthDate, (c, fs) => {
+    const d = parseBirthDate(c, fs, today);
     // future / too_old: a real date (four-digit years only: a two-digit one never lands there); read it again for its value.
-    if (!r.ok && (r.code === 'future' || r.code === 'too_old')) return parseBirthDate(cell, fs, '9999-12-31');
-    return r;
-  };
-  let r = read(formats);
-  if (!r.ok && r.code === 'unparseable' && !formats.includes('YYYY-MM-DD')) {
-    const iso = read(['YYYY-MM-DD']);
-    if (iso.ok || iso.code !== 'unparseable') r = iso;
-  }
+    return !d.ok && (d.code === 'future' || d.code === 'too_old') ? parseBirthDate(c, fs, '9999-12-31') : d;
+  });
   return r.ok ? r.value.replaceAll('-', '') : undefined;
 }
 
