@@ -4,7 +4,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { blockingKeys, CandidateIndex, type CandidateSource } from '../src/match/index.ts';
 import type { IndexPatient } from '../src/model/index.ts';
 import { loadIndexFile, MATCH_FORM } from '../src/patient-index/index.ts';
-import { matchablePatients, openPostgres, storedMatchForm, type Db, type Queryable } from '../src/store/index.ts';
+import { candidatePatients, openPostgres, storedMatchForm, type Db, type Queryable } from '../src/store/index.ts';
 import { readRoster } from '../src/parse/index.ts';
 import { loadPartnerPipeline } from '../src/pipeline/index.ts';
 import { matchAll } from '../src/run/index.ts';
@@ -76,7 +76,7 @@ async function expectSameCandidates(a: CandidateSource, b: CandidateSource, keys
 /** A copy built afresh from the database, to compare a followed or snapshot copy with. */
 async function freshCopy(db: Queryable): Promise<CandidateIndex> {
   const idx = new CandidateIndex();
-  for await (const page of matchablePatients(db)) for (const p of page) idx.add(p);
+  for await (const page of candidatePatients(db)) for (const p of page) idx.add(p);
   return idx.seal();
 }
 

@@ -82,12 +82,18 @@ async function exported(db: Db, dir: string, groupId: string): Promise<{ patient
   };
 }
 
-/** Whether the in-memory candidate copy (kept warm across calls) or the blocking table offers `id` for a person. */
+/** Whether the in-memory candidate copy (kept warm across calls) or the blocking table offers `id` for a person, as itself. */
 async function offered(db: Db, mode: CandidateMode, id: string, given: string): Promise<boolean> {
+  return (await offeredAs(db, mode, id, given)) === id;
+}
+
+/** Whom the candidate `id` stands for when offered for a person (itself, or its survivor); undefined when it is not offered. */
+async function offeredAs(db: Db, mode: CandidateMode, id: string, given: string): Promise<string | undefined> {
   const person = { given, middle: '', family: 'MOHR', suffix: '', birthDate: '1958-01-30', sex: 'female' as const, street: '', city: '', state: '', zip: '', phone: '' };
   const keys = blockingKeys(person, []);
   const found = mode === 'database' ? await patientsByBlockKeys(db, keys) : await (await candidatesFor(db, mode)).source.byKeys(keys);
-  return [...found.values()].some((list) => list.some((p) => p.id === id && p.person.given === given));
+  const p = [...found.values()].flat().find((c) => c.id === id && c.person.given === given);
+  return p && (p.survivor ?? p.id);
 }
 
 function expectKind<K extends FeedOutcome['kind']>(o: FeedOutcome, kind: K): Extract<FeedOutcome, { kind: K }> {
@@ -155,11 +161,12 @@ describe.each(STORES)('the identity feed (%s)', (store) => {
       expect(ex.patients).toEqual([alice]);
       expect(ex.immunizations).toEqual([alice]);
     }
-    // The subsumed record is never a candidate again, by either source; the next roster naming her finds Alice or nobody.
-    for (const mode of ['database', 'memory'] as const) expect(await offered(db, mode, maiden, 'MAIDEN')).toBe(false);
+    // The subsumed record is never a candidate of its own again, by either source: it stands for
+    // Alice, so the next roster naming her by her old demographics finds Alice.
+    for (const mode of ['database', 'memory'] as const) expect(await offeredAs(db, mode, maiden, 'MAIDEN')).toBe(alice);
     for (const mode of ['database', 'memory'] as const) {
       const [row] = await roster(CLINIC_B, [MAIDEN_ROW.replace('m1', `m-${mode}`)], mode);
-      expect(row!.patient_id).not.toBe(maiden);
+      expect(row).toMatchObject({ outcome: 'matched', patient_id: alice });
     }
     expect(await members(db, 'clinic-b-panel')).toEqual([alice]);
     const audits = await listAuditEvents(db, { action: 'feed.merge' });
@@ -200,6 +207,39 @@ describe.each(STORES)('the identity feed (%s)', (store) => {
     // Gone: a second delete matches nobody, and a merge into her is refused.
     expect(await removeFeedPatient(db, { identifier: ALISSA, actor: 'client/iis-adt' })).toEqual({ kind: 'absent' });
     expect(await refused(feedPatient(db, { identifier: MAIDEN, resource: mergedIntoAlice(), actor: 'client/iis-adt' }))).toBe('FEED_SURVIVOR_UNKNOWN');
+  });
+
+  it('a row with a merged-away record\'s old demographics finds its survivor along a chain of merges, and nobody once the survivor is removed', async () => {
+    const { db, roster } = await setup(store);
+    await candidatesFor(db, 'memory');
+    const feed = (given: string, value: string, more: Record<string, unknown> = {}) =>
+      feedPatient(db, { identifier: { system: DOMAIN, value }, resource: mohr(given, { system: DOMAIN, value }, more), actor: 'client/iis-adt' });
+    const into = (value: string) => ({ active: false, link: [{ other: { identifier: { system: DOMAIN, value } }, type: 'replaced-by' }] });
+    const b = expectKind(await feed('BEATRIX', 'B-1'), 'created').patientId;
+    const c = expectKind(await feed('CORDELIA', 'C-1'), 'created').patientId;
+    const d = expectKind(await feed('DAPHNE', 'D-1'), 'created').patientId;
+    const BEATRIX_ROW = 'b1,Beatrix,Mohr,,1958-01-30,F,,,';
+    expect((await roster(CLINIC_A, [BEATRIX_ROW]))[0]).toMatchObject({ outcome: 'matched', patient_id: b });
+
+    // Beatrix into Cordelia, then Cordelia into Daphne: Beatrix's old demographics find Daphne, as one candidate.
+    expectKind(await feed('BEATRIX', 'B-1', into('C-1')), 'merged');
+    expectKind(await feed('CORDELIA', 'C-1', into('D-1')), 'merged');
+    for (const mode of ['database', 'memory'] as const) {
+      expect(await offeredAs(db, mode, b, 'BEATRIX')).toBe(d);
+      expect(await offeredAs(db, mode, c, 'CORDELIA')).toBe(d);
+      const [row] = await roster(CLINIC_A, [BEATRIX_ROW.replace('b1', `b-${mode}`)], mode);
+      expect(row).toMatchObject({ outcome: 'matched', patient_id: d });
+    }
+    // Unmerging Cordelia: Beatrix stands for Cordelia again.
+    expectKind(await feed('CORDELIA', 'C-1'), 'unmerged');
+    for (const mode of ['database', 'memory'] as const) expect(await offeredAs(db, mode, b, 'BEATRIX')).toBe(c);
+    // Cordelia removed: Beatrix, merged into her, stands for nobody and finds nobody.
+    expectKind(await removeFeedPatient(db, { identifier: { system: DOMAIN, value: 'C-1' }, actor: 'client/iis-adt' }), 'removed');
+    for (const mode of ['database', 'memory'] as const) {
+      expect(await offeredAs(db, mode, b, 'BEATRIX')).toBeUndefined();
+      const [row] = await roster(CLINIC_A, [BEATRIX_ROW.replace('b1', `b2-${mode}`)], mode);
+      expect([b, c]).not.toContain(row!.patient_id);
+    }
   });
 
   it('refuses what it cannot do, changing nothing: two Patients with the identifier (412), an unknown survivor, a link to itself, a Patient without the identifier', async () => {

@@ -25,10 +25,13 @@ const KEYS_PER_PATIENT = 16;
 /** The person's fields in a row, in this order; the optional ones (the last two) are '' when absent. */
 const FIELDS = ['given', 'middle', 'family', 'suffix', 'birthDate', 'sex', 'street', 'city', 'state', 'zip', 'phone', 'mothersMaiden', 'birthOrder'] as const;
 
+/** Where a row holds the survivor of a merged-away patient. */
+const SURVIVOR = FIELDS.length + 2;
+
 /** A patient written to the index since a copy was made: its new view, or gone from matching. */
 export interface IndexChange {
   id: string;
-  /** Absent when the patient can no longer be matched (merged away). */
+  /** Absent when the patient can no longer be matched (removed, or merged into a removed patient). */
   patient?: IndexPatient;
 }
 
@@ -42,7 +45,7 @@ export interface IndexParts {
 }
 
 export class CandidateIndex {
-  /** id, the person's fields, then identifiers, tab-joined; shared, append-only, with the indexes made from this one by withChanges. */
+  /** id, the person's fields, identifiers, then the survivor ('' for a live patient), tab-joined; shared, append-only, with the indexes made from this one by withChanges. */
   #rows: string[] = [];
   /** Rows of this index from #rows[0] to #rows[#end - 1]; those marked in #dead were replaced or removed. */
   #end = 0;
@@ -72,7 +75,7 @@ export class CandidateIndex {
     this.#live++;
     const f = p.person;
     // One join, so the string is flat: a concatenated one is flattened (copied) on its first split.
-    this.#rows[ordinal] = [p.id, ...FIELDS.map((k) => f[k] ?? ''), p.identifiers.map((i) => `${i.system}\u0001${i.value}`).join('\u0002')].join('\t');
+    this.#rows[ordinal] = [p.id, ...FIELDS.map((k) => f[k] ?? ''), p.identifiers.map((i) => `${i.system}\u0001${i.value}`).join('\u0002'), p.survivor ?? ''].join('\t');
     for (const key of blockingKeys(f, p.identifiers)) {
       if (3 * this.#count === this.#entries.length) this.#entries = grow(this.#entries);
       const at = 3 * this.#count++;
@@ -81,7 +84,8 @@ export class CandidateIndex {
       this.#entries[at + 1] = ordinal;
       this.#entries[at + 2] = HASHES[1]!;
     }
-    countNames(this.freq, f.given, f.family, 1);
+    // Name frequencies are of live patients, as the database counts them.
+    if (p.survivor === undefined) countNames(this.freq, f.given, f.family, 1);
   }
 
   /**
@@ -106,8 +110,8 @@ export class CandidateIndex {
       if (!last.has(row.slice(0, row.indexOf('\t')))) continue;
       next.#dead[o] = 1;
       next.#live--;
-      const c = row.split('\t', 4);
-      countNames(next.freq, c[1]!, c[3]!, -1);
+      const c = row.split('\t');
+      if (c[SURVIVOR] === '') countNames(next.freq, c[1]!, c[3]!, -1);
     }
     // The live keys, still in bucket order, then the new patients' keys; seal groups them again.
     const e = this.#entries;
@@ -230,14 +234,14 @@ export class CandidateIndex {
   }
 
   #patient(ordinal: number): IndexPatient {
-    const c = this.#rows[ordinal]!.split('\t') as string[] & { length: 15 };
+    const c = this.#rows[ordinal]!.split('\t') as string[] & { length: 16 };
     const ids = c[14]!;
     // In FIELDS order, written out: this runs for every candidate of every row.
     const person: PersonFields = { given: c[1]!, middle: c[2]!, family: c[3]!, suffix: c[4]!, birthDate: c[5]!, sex: c[6] as Sex, street: c[7]!, city: c[8]!, state: c[9]!, zip: c[10]!, phone: c[11]! };
     // Present only when known, as patientFromFhir and the database give them.
     if (c[12] !== '') person.mothersMaiden = c[12]!;
     if (c[13] !== '') person.birthOrder = c[13]!;
-    return {
+    const patient: IndexPatient = {
       id: c[0]!,
       person,
       identifiers: ids === '' ? [] : ids.split('\u0002').map((x) => {
@@ -245,6 +249,8 @@ export class CandidateIndex {
         return { system, value };
       }),
     };
+    if (c[SURVIVOR] !== '') patient.survivor = c[SURVIVOR];
+    return patient;
   }
 }
 

@@ -103,14 +103,29 @@ function judge(
   let scorer: RowScorer | undefined;
   for (const key of keys) {
     for (const cand of blocks.get(key) ?? []) {
-      if (scored.has(cand.id) || rejected.includes(cand.id)) continue;
+      const id = cand.survivor ?? cand.id;
+      if (scored.has(cand.id) || rejected.includes(id) || rejected.includes(cand.id)) continue;
       const pair = (scorer ??= new RowScorer(row, ctx)).compare(cand);
       // The candidate's household is its own person fields (street, phone, names, birth date).
-      scored.set(cand.id, { patientId: cand.id, score: pair.score, probability: probability(pair.score, prior), comparisons: pair.comparisons, pair, household: cand.person });
+      scored.set(cand.id, { patientId: id, score: pair.score, probability: probability(pair.score, prior), comparisons: pair.comparisons, pair, household: cand.person });
     }
   }
-  const list = [...scored.values()];
+  const list = onePerPerson(scored);
   return honour(decision, list, opts.thresholds) ?? classify(list, opts.thresholds);
+}
+
+/**
+ * One candidate per person: a survivor and the records merged into it (keyed by their own ids,
+ * listed under the survivor's) are one person, never two that make a row ambiguous. The person
+ * is judged by whichever of its records the row resembles most — on a tie, its live record.
+ */
+function onePerPerson(scored: ReadonlyMap<string, Scored>): Scored[] {
+  const best = new Map<string, Scored>();
+  for (const [id, s] of scored) {
+    const held = best.get(s.patientId);
+    if (held === undefined || s.score > held.score || (s.score === held.score && id === s.patientId)) best.set(s.patientId, s);
+  }
+  return [...best.values()];
 }
 
 /**

@@ -59,8 +59,14 @@ export interface IndexPatient {
   id: string;
   person: PersonFields;
   identifiers: Identifier[];
-  /** Set when the patient was merged into another (PIXm replaced-by). */
+  /** Set when the patient was merged into another (PIXm replaced-by): the patient its link names. */
   replacedBy?: string;
+  /**
+   * Set on a candidate that was merged away: the live patient a match to it names — its survivor,
+   * along any chain of merges. Its demographics are still compared, so a partner's row that
+   * matches the old ones finds the survivor (src/match/index.ts keeps one candidate per person).
+   */
+  survivor?: string;
 }
 
 /** One data row of a partner file, keyed by the pipeline's logical field names. */

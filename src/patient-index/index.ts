@@ -62,8 +62,9 @@ export interface LoadReport {
  * built from the same rows always agree, and no patient keeps keys an older version gave it.
  * 2: identifiers and placeholders read per issue 10, multi-line streets, second-round blocking keys.
  * 3: the mother's maiden name and the birth order (issue 13), read into their own columns.
+ * 4: merged-away patients keep their blocking keys: they stand for their survivor (issue 14).
  */
-export const MATCH_FORM = 3;
+export const MATCH_FORM = 4;
 
 /**
  * Brings a store written by an older version up to MATCH_FORM (a no-op when it is current);
@@ -77,7 +78,7 @@ export async function ensureMatchForm(db: Db): Promise<number> {
     const writes = resources.flatMap((r) => {
       try {
         const patient = patientFromFhir(r as FhirPatient);
-        return [{ patient, blockKeys: patient.replacedBy ? [] : blockingKeys(patient.person, patient.identifiers) }];
+        return [{ patient, blockKeys: blockingKeys(patient.person, patient.identifiers) }];
       } catch {
         return []; // a resource the loader accepted once and cannot read now keeps its old view
       }
@@ -391,14 +392,14 @@ type NormalisedPatient = ReadLine & Pick<PatientWrite, 'patient' | 'blockKeys'>;
 
 function normalisePatient({ fhir, ...r }: ReadPatient): NormalisedPatient {
   const patient = patientFromFhir(fhir);
-  return { ...r, patient, blockKeys: patient.replacedBy ? [] : blockingKeys(patient.person, patient.identifiers) };
+  return { ...r, patient, blockKeys: blockingKeys(patient.person, patient.identifiers) };
 }
 
 /**
  * One Patient as a line of `index load` is written: checked against the R4 rules, normalised for
- * matching, given its blocking keys (none when merged away), stamped at `at` — the loader's own
- * steps, for the identity feed (src/store/identity-feed.ts). Throws a plain Error naming the
- * element when the resource cannot be used.
+ * matching, given its blocking keys (a merged-away one too: it stands for its survivor), stamped
+ * at `at` — the loader's own steps, for the identity feed (src/store/identity-feed.ts). Throws a
+ * plain Error naming the element when the resource cannot be used.
  */
 export function patientWrite(resource: Record<string, unknown>, at: string): PatientWrite {
   const prepared = prepare(resource);

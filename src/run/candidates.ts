@@ -11,10 +11,10 @@ import { ensureMatchForm, MATCH_FORM } from '../patient-index/index.ts';
 import type { NameFrequencies } from '../model/index.ts';
 import {
   countChangedSince,
+  candidatePatients,
   countIndex,
   indexState,
   isDb,
-  matchablePatients,
   nameFrequencies,
   patientsByBlockKeys,
   patientsChangedSince,
@@ -87,7 +87,7 @@ async function upToDate(db: Queryable, state: IndexState, prior: Promise<Version
   }
   if (!index) {
     const built = new CandidateIndex();
-    for await (const page of matchablePatients(db)) for (const p of page) built.add(p);
+    for await (const page of candidatePatients(db)) for (const p of page) built.add(p);
     index = built.seal();
   }
   if (snapshots) void writeSnapshot(snapshots.dir, snapshots.storeId, MATCH_FORM, state.version, index).catch(() => {});
@@ -96,7 +96,7 @@ async function upToDate(db: Queryable, state: IndexState, prior: Promise<Version
 
 async function changesSince(db: Queryable, version: number): Promise<IndexChange[]> {
   const changes: IndexChange[] = [];
-  for await (const page of patientsChangedSince(db, version)) for (const c of page) changes.push(c.replaced ? { id: c.patient.id } : { id: c.patient.id, patient: c.patient });
+  for await (const page of patientsChangedSince(db, version)) changes.push(...page);
   return changes;
 }
 

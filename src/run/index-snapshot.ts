@@ -19,8 +19,9 @@ import { CandidateIndex, type IndexParts } from '../match/candidate-index.ts';
 /**
  * Bump with any change to this layout or to CandidateIndex's hashes or row form.
  * 2: rows carry the mother's maiden name and the birth order (issue 13).
+ * 3: rows carry the survivor of a merged-away patient (issue 14).
  */
-const FORMAT = 2;
+const FORMAT = 3;
 const ROWS_PER_BLOCK = 100_000;
 
 interface Header {

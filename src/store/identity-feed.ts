@@ -7,7 +7,9 @@
  * - Add or revise (conditional update on the source's identifier): the Patient is written by the
  *   loader's own steps (patientWrite, mergePatients): R4 checks, normalisation, blocking keys, a
  *   new index version so copies in memory follow it.
- * - Merge (a `replaced-by` link): the subsumed Patient loses its blocking keys; in every Group
+ * - Merge (a `replaced-by` link): the subsumed Patient keeps its blocking keys, so a partner's row
+ *   that matches its old demographics finds the survivor (the candidate sources name the survivor
+ *   for it, src/store/patients.ts `survivor`), but is never a candidate of its own; in every Group
  *   that held it, it leaves (a `merged` event naming the survivor) and the survivor joins unless
  *   it is already there (an `added` event, reason `merged`, naming the subsumed); open review
  *   items name the survivor instead. Rows of runs stay as recorded (history).
@@ -31,7 +33,7 @@ import { audit } from './audit.ts';
 import { changeStamp } from './clock.ts';
 import type { Db, Queryable } from './db.ts';
 import { applyPlan, type EventDetail } from './groups.ts';
-import { markPatientRemoved, mergePatients, patientsHoldingIdentifier, type HeldPatient, type PatientWrite } from './patients.ts';
+import { markPatientRemoved, mergePatients, patientsHoldingIdentifier, touchMergedInto, type HeldPatient, type PatientWrite } from './patients.ts';
 import { replaceReviewCandidate } from './review.ts';
 
 export type { FeedIdentifier } from '../identity/index.ts';
@@ -110,6 +112,8 @@ async function revise(tx: Queryable, key: FeedKey, current: HeldPatient | undefi
     for (const g of await mergeMemberships(tx, id, survivor, actor, at)) moved.add(g);
     reviewItems.push(...(await replaceReviewCandidate(tx, id, survivor)));
   }
+  // Those merged into this patient stand for whom it stands for now.
+  if (survivor !== (before ?? undefined)) await touchMergedInto(tx, id);
   const groups = [...moved].sort();
   const outcome: FeedOutcome = !current
     ? { kind: 'created', patientId: id }
@@ -177,6 +181,7 @@ async function remove(tx: Queryable, key: FeedKey, held: HeldPatient | undefined
     groups.push(g.id);
   }
   await markPatientRemoved(tx, held.id, at);
+  await touchMergedInto(tx, held.id, { removed: true });
   const reviewItems = await replaceReviewCandidate(tx, held.id, null);
   const outcome: FeedOutcome = { kind: 'removed', patientId: held.id, groups };
   await audit(tx, { at, actor: r.actor, action: 'feed.remove', entity: `Patient/${held.id}`, detail: auditDetail(key, outcome, { reason, ...(reviewItems.length > 0 ? { reviewItems } : {}) }) });

@@ -387,4 +387,10 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX patient_unmatchable_identifiers ON patient USING gin (identifiers jsonb_path_ops)
     WHERE replaced_by IS NOT NULL OR removed_at IS NOT NULL;
   `,
+  `
+  -- A merged-away patient keeps its blocking keys (issue 14: a row with its old demographics finds
+  -- the survivor). Whom it stands for changes when its survivor is merged, unmerged or removed;
+  -- the feed finds the patients merged into one by this index, which holds only them.
+  CREATE INDEX patient_replaced_by ON patient (replaced_by) WHERE replaced_by IS NOT NULL;
+  `,
 ];

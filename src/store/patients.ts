@@ -48,7 +48,7 @@ export async function mergePatients(tx: Queryable, batch: readonly PatientWrite[
   await tx.exec(`${MERGE_SETTINGS};
     CREATE TEMP TABLE stage_patient (id text, given text, middle text, family text, suffix text, birth_date text, sex text, street text, city text,
       state text, zip text, phone text, mothers_maiden text, birth_order text, identifiers jsonb, replaced_by text, resource jsonb, content_hash text, last_updated timestamptz, block_keys text[]) ON COMMIT DROP`);
-  const lines = writes.map((w) => patientLine(w, arrayLiteral(matchableKeys(w))));
+  const lines = writes.map((w) => patientLine(w, arrayLiteral(w.blockKeys)));
   await tx.copyIn('stage_patient', [...PATIENT_COLUMNS, 'block_keys'], lines.join(''));
   const counts = await stageChanges(tx, 'stage_patient', 'patient');
   if (counts.inserted + counts.updated === 0) return counts;
@@ -77,7 +77,7 @@ function insertFresh(tx: Queryable, writes: readonly PatientWrite[], version: nu
     let blocks = '';
     for (const w of writes) {
       const id = copyField(w.patient.id);
-      for (const k of matchableKeys(w)) blocks += `${copyField(k)}\t${id}\n`;
+      for (const k of w.blockKeys) blocks += `${copyField(k)}\t${id}\n`;
     }
     await tx.copyIn('patient_block', ['key', 'patient_id'], blocks);
   });
@@ -97,11 +97,6 @@ async function nextVersion(tx: Queryable): Promise<number> {
 function patientLine(w: PatientWrite, ...more: string[]): string {
   const p = w.patient;
   return copyLine([...matchView(p), p.replacedBy ?? null, w.resource, w.contentHash, w.lastUpdated, ...more]);
-}
-
-/** The keys a patient can be found by; none for a merged-away patient, kept for export history only (nor for a removed one: see mergePatients). */
-function matchableKeys(w: PatientWrite): readonly string[] {
-  return w.patient.replacedBy ? [] : w.blockKeys;
 }
 
 /** The last write of each id: a later line for the same id wins, as if the lines were loaded one by one. */
@@ -159,8 +154,6 @@ async function replaceBlocks(tx: Queryable, writes: readonly Pick<PatientWrite, 
   const keys: string[] = [];
   const owners: string[] = [];
   for (const w of writes) {
-    // A merged-away patient is kept for export history but can no longer be matched.
-    if (w.patient.replacedBy) continue;
     for (const k of new Set(w.blockKeys)) {
       keys.push(k);
       owners.push(w.patient.id);
@@ -345,7 +338,7 @@ export async function patientsByBlockKeys(db: Queryable, keys: string[], keep?: 
   if (keep) for (const h of found) size.set(h.key, (size.get(h.key) ?? 0) + 1);
   const hits = keep ? found.filter((h) => keep(h.key, size.get(h.key)!)) : found;
   if (hits.length === 0) return out;
-  const byId = await patientsByIds(db, hits.map((h) => h.patient_id));
+  const byId = await candidatesByIds(db, hits.map((h) => h.patient_id));
   for (const h of hits) {
     const patient = byId.get(h.patient_id);
     if (!patient) continue;
@@ -362,6 +355,30 @@ function probing<T>(db: Queryable, fn: (q: Queryable) => Promise<T>): Promise<T>
   return db.transaction(async (tx) => {
     await tx.exec('SET LOCAL enable_seqscan = off');
     return fn(tx);
+  });
+}
+
+/**
+ * These patients as candidates, by id: a merged-away one carries the live patient it stands for
+ * (`survivor`); one merged into a patient since removed is left out, as removed ones are (they
+ * have no keys).
+ */
+async function candidatesByIds(db: Queryable, ids: readonly string[]): Promise<Map<string, IndexPatient>> {
+  const { rows } = await db.query<PatientRow & { replaced_by: string | null }>(`SELECT ${MATCH_VIEW_SQL}, replaced_by FROM patient WHERE id = ANY($1::text[])`, [[...new Set(ids)]]);
+  return new Map((await asCandidates(db, rows)).map((p) => [p.id, p]));
+}
+
+/** Rows of the match view as candidates: merged-away ones resolved to their live survivor, or dropped when there is none. */
+async function asCandidates(db: Queryable, rows: readonly (PatientRow & { replaced_by: string | null })[]): Promise<IndexPatient[]> {
+  const merged = rows.flatMap((r) => (r.replaced_by === null ? [] : [r.id]));
+  const survivors = merged.length > 0 ? await resolvePatients(db, merged) : undefined;
+  return rows.flatMap((r) => {
+    const p = toIndexPatient(r);
+    if (r.replaced_by === null) return [p];
+    const survivor = survivors?.get(r.id);
+    if (!survivor) return [];
+    p.survivor = survivor;
+    return [p];
   });
 }
 
@@ -394,27 +411,32 @@ export async function countChangedSince(db: Queryable, since: number): Promise<n
 
 /**
  * The patients written after index version `since`, a page at a time in the order they were
- * written; `replaced` ones (merged away, or removed by the identity feed) can no longer be matched. Keyset pages along (changed_in, id), so each
- * page is an index range whatever the statistics say.
+ * written, each as a candidate now (merged-away ones with their survivor), or only its id when it
+ * can no longer be matched (removed by the identity feed, or merged into a removed patient).
+ * Keyset pages along (changed_in, id), so each page is an index range whatever the statistics say.
  */
-export async function* patientsChangedSince(db: Queryable, since: number, page = 5000): AsyncGenerator<{ patient: IndexPatient; replaced: boolean }[]> {
+export async function* patientsChangedSince(db: Queryable, since: number, page = 5000): AsyncGenerator<{ id: string; patient?: IndexPatient }[]> {
   // Ids are never empty: (since + 1, '') is before every patient written after `since`.
   let after: [number, string] = [since + 1, ''];
   for (;;) {
-    const { rows } = await db.query<PatientRow & { changed_in: string | number; replaced: boolean }>(
-      `SELECT ${MATCH_VIEW_SQL}, changed_in, (replaced_by IS NOT NULL OR removed_at IS NOT NULL) AS replaced
+    const { rows } = await db.query<PatientRow & { changed_in: string | number; replaced_by: string | null; removed: boolean }>(
+      `SELECT ${MATCH_VIEW_SQL}, changed_in, replaced_by, removed_at IS NOT NULL AS removed
          FROM patient WHERE (changed_in, id) > ($1, $2) ORDER BY changed_in, id LIMIT $3`,
       [after[0], after[1], page],
     );
     if (rows.length === 0) return;
-    yield rows.map((r) => ({ patient: toIndexPatient(r), replaced: r.replaced }));
+    const live = new Map((await asCandidates(db, rows.filter((r) => !r.removed))).map((p) => [p.id, p]));
+    yield rows.map((r) => {
+      const patient = live.get(r.id);
+      return patient ? { id: r.id, patient } : { id: r.id };
+    });
     const end = rows[rows.length - 1]!;
     after = [Number(end.changed_in), end.id];
   }
 }
 
 /**
- * Every matchable patient, a slice of the table at a time in physical order (TID ranges): a
+ * Every live patient, a slice of the table at a time in physical order (TID ranges): a
  * sequential read, where paging by id would jump around the heap. Rows that move during the scan
  * (updated meanwhile) may be seen twice or missed; callers that cache compare index versions.
  */
@@ -422,6 +444,13 @@ export async function* matchablePatients(db: Queryable, blocksPerSlice = 4096): 
   const sql = `SELECT ${MATCH_VIEW_SQL}
                  FROM patient WHERE ctid >= $1::tid AND ctid < $2::tid AND replaced_by IS NULL AND removed_at IS NULL`;
   for await (const rows of tidSlices<PatientRow>(db, sql, blocksPerSlice)) yield rows.map(toIndexPatient);
+}
+
+/** Every candidate, as matchablePatients reads them: the live patients and those merged into one (with their survivor). */
+export async function* candidatePatients(db: Queryable, blocksPerSlice = 4096): AsyncGenerator<IndexPatient[]> {
+  const sql = `SELECT ${MATCH_VIEW_SQL}, replaced_by
+                 FROM patient WHERE ctid >= $1::tid AND ctid < $2::tid AND removed_at IS NULL`;
+  for await (const rows of tidSlices<PatientRow & { replaced_by: string | null }>(db, sql, blocksPerSlice)) yield await asCandidates(db, rows);
 }
 
 /** How often each given and family name occurs, for term-frequency-adjusted weights. */
@@ -481,6 +510,28 @@ export async function markPatientRemoved(tx: Queryable, id: string, at: string):
 }
 
 /**
+ * The patients merged into `id`, along any chain of merges, are written in a new index version:
+ * whom they stand for changed with `id` (merged, unmerged or removed), and copies in memory
+ * follow only what was written since their own version. When `id` was removed they stand for
+ * nobody, and lose their blocking keys as it did (an unmerge writes them again). Returns how many.
+ */
+export async function touchMergedInto(tx: Queryable, id: string, opts: { removed?: boolean } = {}): Promise<number> {
+  const { rows } = await tx.query<{ id: string }>(
+    `WITH RECURSIVE merged (id) AS (
+       SELECT p.id FROM patient p WHERE p.replaced_by = $1
+       UNION SELECT p.id FROM patient p JOIN merged m ON p.replaced_by = m.id)
+     SELECT id FROM merged`,
+    [id],
+  );
+  if (rows.length === 0) return 0;
+  const version = await nextVersion(tx);
+  const ids = rows.map((r) => r.id);
+  await tx.query('UPDATE patient SET changed_in = $2 WHERE id = ANY($1::text[])', [ids, version]);
+  if (opts.removed) await tx.query('DELETE FROM patient_block WHERE patient_id = ANY($1::text[])', [ids]);
+  return ids.length;
+}
+
+/**
  * Who each of these ids stands for now, for those that are no longer live: a merged-away patient
  * its survivor (along a chain of merges), a removed one — or one merged into a removed one —
  * null. Live and unknown ids are absent. Read under the identity lock (src/store/clock.ts), so no
@@ -509,4 +560,31 @@ export async function resolvePatients(db: Queryable, ids: readonly string[]): Pr
     out.set(id, at);
   }
   return out;
+}
+
+/** One patient as the index stores it, for a FHIR read: its resource, and whether it was merged away or removed. */
+export interface StoredPatient {
+  /** The FHIR resource as stored (and exported): id and meta.lastUpdated included. */
+  resource: Record<string, unknown>;
+  replacedBy: string | null;
+  /** When the identity feed removed it; null while it is in the index. */
+  removedAt: string | null;
+  lastUpdated: string;
+}
+
+/** The patient `id` whatever its state (live, merged away, removed), or undefined when the index never held it. */
+export async function storedPatient(db: Queryable, id: string): Promise<StoredPatient | undefined> {
+  const { rows } = await db.query<{ resource: Record<string, unknown> | string; replaced_by: string | null; removed_at: Date | string | null; last_updated: Date | string }>(
+    'SELECT resource, replaced_by, removed_at, last_updated FROM patient WHERE id = $1',
+    [id],
+  );
+  const r = rows[0];
+  if (!r) return undefined;
+  const instant = (v: Date | string) => (v instanceof Date ? v : new Date(v)).toISOString();
+  return {
+    resource: typeof r.resource === 'string' ? (JSON.parse(r.resource) as Record<string, unknown>) : r.resource,
+    replacedBy: r.replaced_by,
+    removedAt: r.removed_at === null ? null : instant(r.removed_at),
+    lastUpdated: instant(r.last_updated),
+  };
 }
