@@ -143,13 +143,13 @@ describe('the identity feed over HTTP (PIXm ITI-104, PostgreSQL)', () => {
   }, 120_000);
   afterAll(async () => stop?.());
 
-  it('declares the feed: Patient update and delete, conditional, the PIXm Patient profile, and the scopes', async () => {
+  it('declares the feed: Patient read, update and delete, conditional, the PIXm Patient profile, and the scopes', async () => {
     const cs = (await (await fetch(`${base}/metadata`)).json()) as { rest: { resource: Record<string, unknown>[] }[] };
     // FHIR.js and R4's JSON rules; the JSON schema's enumeration of fhirVersion predates 4.0.1.
     expect(errorsOf(cs as never).filter((e) => !e.startsWith('schema'))).toEqual([]);
     const patient = cs.rest[0]!.resource.find((r) => r.type === 'Patient')!;
     expect(patient).toMatchObject({
-      interaction: [{ code: 'update' }, { code: 'delete' }],
+      interaction: [{ code: 'read' }, { code: 'update' }, { code: 'delete' }],
       conditionalUpdate: true,
       conditionalDelete: 'single',
       supportedProfile: ['https://profiles.ihe.net/ITI/PIXm/StructureDefinition/IHE.PIXm.Patient'],

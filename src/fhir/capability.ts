@@ -48,16 +48,20 @@ export function capabilityStatement(base: string, o: { version: string; date: st
           },
           {
             // IHE PIXm ITI-104, the Patient Identity Feed: a Patient Identity Source adds, revises,
-            // merges (replaced-by) and removes Patients by their identifier in its own domain.
+            // merges (replaced-by) and removes Patients by their identifier in its own domain, and
+            // reads them back (the Location of a create).
             // Not IHE.PIXm.Manager as a whole: the PIX query (ITI-83, $ihe-pix) is not served.
             type: 'Patient',
             supportedProfile: [PIXM_PATIENT_PROFILE],
             documentation:
-              'IHE PIXm Patient Identity Feed FHIR [ITI-104]: PUT [base]/Patient?identifier=system|value (add, revise, merge by replaced-by link, unmerge) and DELETE [base]/Patient?identifier=system|value (Remove Patient option), bodies and answers in application/fhir+json or application/fhir+xml. For clients registered as the Patient Identity Source of the identifier domain, with scope system/Patient.write (or .cud, .cu, .d) or ITI-104.',
+              'IHE PIXm Patient Identity Feed FHIR [ITI-104]: PUT [base]/Patient?identifier=system|value (add, revise, merge by replaced-by link, unmerge) and DELETE [base]/Patient?identifier=system|value (Remove Patient option), bodies and answers in application/fhir+json or application/fhir+xml. For clients registered as the Patient Identity Source of the identifier domain, with scope system/Patient.write (or .cud, .cu, .d) or ITI-104. GET [base]/Patient/[id] reads a Patient: any the index holds for a Patient Identity Source (merged-away ones as stored; 410 for a removed one), only the current members of its own Groups for a partner (system/Patient.read, .r or .rs; any other id is 404).',
             interaction: [
+              { code: 'read', documentation: 'the stored Patient: any for a Patient Identity Source; for a partner, a current member of one of its Groups only' },
               { code: 'update', documentation: 'conditional update on identifier for ITI-104: add, revise, merge, unmerge' },
               { code: 'delete', documentation: 'conditional delete on identifier for ITI-104 (Remove Patient option)' },
             ],
+            versioning: 'no-version',
+            readHistory: false,
             updateCreate: true,
             conditionalCreate: false,
             conditionalUpdate: true,

@@ -1,7 +1,7 @@
 /**
  * The FHIR surface of `serve`, under [base] = <public URL>/fhir: discovery, the SMART token
  * endpoint, Group read and search, Group-level Bulk Data `$export` with the asynchronous
- * request pattern, and the PIXm identity feed (patient-feed.ts). An adapter only: the export itself runs on a queue worker (src/export), and
+ * request pattern, the PIXm identity feed (patient-feed.ts) and the read of a Patient (patient-read.ts). An adapter only: the export itself runs on a queue worker (src/export), and
  * every route that names a Group or a job answers for the token's partner and client alone — the
  * Group of another partner is the same 404 as a Group that does not exist.
  */
@@ -21,6 +21,7 @@ import { capabilityStatement, smartConfiguration } from './capability.ts';
 import { FhirError, groupNotFound, operationOutcome } from './outcome.ts';
 import { parseMemberOperation } from './membership.ts';
 import { patientFeedRoutes, sendFhir } from './patient-feed.ts';
+import { patientReadRoutes } from './patient-read.ts';
 import { bodyParams, parseKickOff, preferences, queryParams } from './params.ts';
 import { accessOf, type Permission, type ScopedType } from './scopes.ts';
 
@@ -52,8 +53,8 @@ export async function fhirRoutes(app: FastifyInstance, o: FhirOptions): Promise<
     }
   });
   app.setErrorHandler(async (err: Error & { statusCode?: number }, req, reply) => {
-    // The identity feed answers in XML when asked to, its refusals too.
-    if (err instanceof FhirError && req.routeOptions.url?.endsWith('/Patient')) return sendFhir(req, reply.headers(err.headers), err.status, operationOutcome(err.code, err.message, 'error', err.expression));
+    // The identity feed and the Patient read answer in XML when asked to, their refusals too.
+    if (err instanceof FhirError && /\/Patient(\/:id)?$/.test(req.routeOptions.url ?? '')) return sendFhir(req, reply.headers(err.headers), err.status, operationOutcome(err.code, err.message, 'error', err.expression));
     if (err instanceof FhirError) return reply.code(err.status).headers(err.headers).type(FHIR_JSON).send(operationOutcome(err.code, err.message, 'error', err.expression));
     // The stages' own refusals, as FHIR says them (their messages name no PHI).
     if (isRostermatchError(err) && err.code === 'GROUP_DEFINED') return reply.code(422).type(FHIR_JSON).send(operationOutcome('business-rule', err.message));
@@ -86,6 +87,8 @@ export async function fhirRoutes(app: FastifyInstance, o: FhirOptions): Promise<
 
   // IHE PIXm ITI-104: the Patient Identity Feed (PUT and DELETE [base]/Patient?identifier=…).
   patientFeedRoutes(app, { db: o.db, log: o.log, base: o.base });
+  // GET [base]/Patient/<id>: the identity feed reads any Patient, a partner its Groups' members only.
+  patientReadRoutes(app, { db: o.db });
 
   app.get('/metadata', async (_req, reply) => reply.type(FHIR_JSON).send(capabilityStatement(o.base(), { version: o.version, date: started })));
   app.get('/.well-known/smart-configuration', async (_req, reply) => reply.header('cache-control', 'no-store').send(smartConfiguration(o.base())));
