@@ -13,14 +13,24 @@
  * out, so that a collision neither adds work nor makes the in-memory copy answer differently
  * from the database's blocking table; a collision can never hide a patient.
  *
- * A sealed index is never changed: `withChanges` makes the next one (sharing the row strings), so
- * a chunk matching against the old one meanwhile sees one version of the index throughout.
+ * A sealed index is never changed: `withChanges` makes the next one, so a chunk matching against
+ * the old one meanwhile sees one version of the index throughout. The next one is a layer over
+ * the whole index underneath: the changed patients' rows there hidden (a byte per patient,
+ * copied), their new views in a small index of their own. Making it costs the changes and the
+ * layer, not the million patients: an identity feed's transaction a second does not keep a
+ * worker rebuilding. When the layer grows past LAYER_SHARE of the whole, the two are compacted
+ * into a new whole index (about as long as building the whole anew from memory: two seconds a
+ * million patients).
  */
 import type { IndexPatient, NameFrequencies, PersonFields, Sex } from '../model/index.ts';
 import { blockingKeys, keepBlock } from './blocking.ts';
 
 /** Room made for a new patient's keys (they grow as needed; thirteen is usual). */
 const KEYS_PER_PATIENT = 16;
+
+/** A layer of changes is compacted into a new whole index past this share of the whole (or LAYER_MIN rows). */
+const LAYER_SHARE = 1 / 32;
+const LAYER_MIN = 4096;
 
 /** The person's fields in a row, in this order; the optional ones (the last two) are '' when absent. */
 const FIELDS = ['given', 'middle', 'family', 'suffix', 'birthDate', 'sex', 'street', 'city', 'state', 'zip', 'phone', 'mothersMaiden', 'birthOrder'] as const;
@@ -58,6 +68,11 @@ export class CandidateIndex {
   #bucketStart = new Uint32Array(0);
   #bucketShift = 32;
   #sealed = false;
+  /** A layer's whole index underneath, and which of its rows the layer hides (changed since): a byte per row of it. */
+  #under: CandidateIndex | undefined;
+  #hidden = new Uint8Array(0);
+  /** A whole index's rows by id, built when first asked (see #ordinalsOf): ordinals grouped by a hash of the id. */
+  #ids: { ordinals: Uint32Array; start: Uint32Array; shift: number } | undefined;
   readonly freq: NameFrequencies = { total: 0, given: new Map(), family: new Map() };
 
   /** Patients that can be found. */
@@ -90,42 +105,131 @@ export class CandidateIndex {
 
   /**
    * The next index: this one with `changes` applied — each changed patient's old row dropped,
-   * its new view (if any) added at the end. A patient listed twice takes its last change.
+   * its new view (if any) added. A patient listed twice takes its last change.
    */
   withChanges(changes: readonly IndexChange[]): CandidateIndex {
     this.seal();
     const last = new Map(changes.map((c) => [c.id, c]));
+    const whole = this.#under ?? this;
     const next = new CandidateIndex();
-    next.#rows = this.#rows;
-    next.#end = this.#end;
     next.#live = this.#live;
-    next.#dead = new Uint8Array(this.#end + last.size);
-    next.#dead.set(this.#dead.subarray(0, this.#end));
     next.freq.total = this.freq.total;
     for (const [k, v] of this.freq.given) next.freq.given.set(k, v);
     for (const [k, v] of this.freq.family) next.freq.family.set(k, v);
-    for (let o = 0; o < this.#end; o++) {
-      if (next.#dead[o]) continue;
-      const row = this.#rows[o]!;
-      if (!last.has(row.slice(0, row.indexOf('\t')))) continue;
-      next.#dead[o] = 1;
-      next.#live--;
-      const c = row.split('\t');
-      if (c[SURVIVOR] === '') countNames(next.freq, c[1]!, c[3]!, -1);
+    // The whole index's rows of changed patients are hidden, as they were by this layer.
+    const hidden = this.#under ? this.#hidden.slice() : this.#dead.slice(0, this.#end);
+    for (const id of last.keys()) {
+      for (const o of whole.#ordinalsOf(id)) {
+        if (hidden[o]) continue;
+        hidden[o] = 1;
+        next.#forget(whole.#rows[o]!);
+      }
     }
-    // The live keys, still in bucket order, then the new patients' keys; seal groups them again.
-    const e = this.#entries;
-    next.#entries = new Uint32Array(3 * this.#count + 3 * KEYS_PER_PATIENT * last.size);
-    for (let i = 0; i < 3 * this.#count; i += 3) {
-      if (next.#dead[e[i + 1]!]) continue;
-      next.#entries.set(e.subarray(i, i + 3), 3 * next.#count++);
+    // This layer's rows of unchanged patients stay, with their keys; the changed patients' new views are added after them.
+    if (this.#under) {
+      next.#rows = this.#rows.slice(0, this.#end);
+      next.#end = this.#end;
+      next.#dead = this.#dead.slice(0, this.#end);
+      for (let o = 0; o < this.#end; o++) {
+        if (next.#dead[o]) continue;
+        const row = this.#rows[o]!;
+        if (!last.has(row.slice(0, row.indexOf('\t')))) continue;
+        next.#dead[o] = 1;
+        next.#forget(row);
+      }
+      const e = this.#entries;
+      next.#entries = new Uint32Array(3 * this.#count + 3 * KEYS_PER_PATIENT * last.size);
+      for (let i = 0; i < 3 * this.#count; i += 3) {
+        if (next.#dead[e[i + 1]!]) continue;
+        next.#entries.set(e.subarray(i, i + 3), 3 * next.#count++);
+      }
     }
     for (const c of last.values()) if (c.patient) next.#append(c.patient);
-    return next.seal();
+    next.#under = whole;
+    next.#hidden = hidden;
+    next.seal();
+    return next.#end > Math.max(LAYER_MIN, LAYER_SHARE * whole.#end) ? next.#compacted() : next;
+  }
+
+  /** A row's patient leaves this index's count and, when live (not merged away), its name frequencies. */
+  #forget(row: string): void {
+    this.#live--;
+    const c = row.split('\t');
+    if (c[SURVIVOR] === '') countNames(this.freq, c[1]!, c[3]!, -1);
+  }
+
+  /** This index as one whole index: a layer's rows after those of the index underneath that it does not hide. */
+  #compacted(): CandidateIndex {
+    const under = this.#under;
+    if (!under) return this;
+    const whole = new CandidateIndex();
+    const offset = under.#end;
+    whole.#rows = under.#rows.slice(0, offset).concat(this.#rows.slice(0, this.#end));
+    whole.#end = offset + this.#end;
+    whole.#live = this.#live;
+    whole.#dead = new Uint8Array(whole.#end);
+    whole.#dead.set(this.#hidden);
+    whole.#dead.set(this.#dead.subarray(0, this.#end), offset);
+    const e = under.#entries;
+    whole.#entries = new Uint32Array(3 * (under.#count + this.#count));
+    for (let i = 0; i < 3 * under.#count; i += 3) {
+      if (this.#hidden[e[i + 1]!]) continue;
+      whole.#entries.set(e.subarray(i, i + 3), 3 * whole.#count++);
+    }
+    const own = this.#entries;
+    for (let i = 0; i < 3 * this.#count; i += 3) {
+      const at = 3 * whole.#count++;
+      whole.#entries[at] = own[i]!;
+      whole.#entries[at + 1] = own[i + 1]! + offset;
+      whole.#entries[at + 2] = own[i + 2]!;
+    }
+    whole.freq.total = this.freq.total;
+    for (const [k, v] of this.freq.given) whole.freq.given.set(k, v);
+    for (const [k, v] of this.freq.family) whole.freq.family.set(k, v);
+    return whole.seal();
+  }
+
+  /** Whether this index is a layer of changes over a whole one (see withChanges). */
+  get layered(): boolean {
+    return this.#under !== undefined;
+  }
+
+  /** The ordinals of a whole index's rows for patient `id` (dead ones too). */
+  #ordinalsOf(id: string): number[] {
+    const ids = (this.#ids ??= this.#idTable());
+    const h = hashId(id, 0, id.length);
+    const out: number[] = [];
+    const b = h >>> ids.shift;
+    for (let i = ids.start[b]!; i < ids.start[b + 1]!; i++) {
+      const o = ids.ordinals[i]!;
+      const row = this.#rows[o]!;
+      if (row.length > id.length && row.charCodeAt(id.length) === 9 && row.startsWith(id)) out.push(o);
+    }
+    return out;
+  }
+
+  /** Every row's ordinal, grouped by the top bits of a hash of its id (a counting sort): a look-up reads one small bucket. */
+  #idTable(): { ordinals: Uint32Array; start: Uint32Array; shift: number } {
+    const n = this.#end;
+    const bits = Math.max(4, Math.min(30, Math.ceil(Math.log2(n + 1))));
+    const shift = 32 - bits;
+    const hashes = new Uint32Array(n);
+    const start = new Uint32Array((1 << bits) + 1);
+    for (let o = 0; o < n; o++) {
+      const row = this.#rows[o]!;
+      hashes[o] = hashId(row, 0, row.indexOf('\t'));
+      start[(hashes[o]! >>> shift) + 1]!++;
+    }
+    for (let b = 1; b < start.length; b++) start[b]! += start[b - 1]!;
+    const next = start.slice(0, -1);
+    const ordinals = new Uint32Array(n);
+    for (let o = 0; o < n; o++) ordinals[next[hashes[o]! >>> shift]!++] = o;
+    return { ordinals, start, shift };
   }
 
   /** The live contents, renumbered from 0, for a snapshot on disk. */
   parts(): IndexParts {
+    if (this.#under) return this.#compacted().parts();
     this.seal();
     const renumber = new Uint32Array(this.#end);
     const rows: string[] = [];
@@ -209,28 +313,37 @@ export class CandidateIndex {
     this.seal();
     const out = new Map<string, IndexPatient[]>();
     const parsed = new Map<number, IndexPatient>();
-    const e = this.#entries;
+    const parsedUnder = new Map<number, IndexPatient>();
+    const under = this.#under;
     for (const key of keys) {
       hashKey(key);
-      const hash = HASHES[0]!;
-      const check = HASHES[1]!;
-      const b = hash >>> this.#bucketShift;
-      const ordinals: number[] = [];
-      for (let i = 3 * this.#bucketStart[b]!, end = 3 * this.#bucketStart[b + 1]!; i < end; i += 3) {
-        if (e[i] === hash && e[i + 2] === check) ordinals.push(e[i + 1]!);
-      }
+      const own = this.#find(HASHES[0]!, HASHES[1]!);
+      const below = under ? under.#find(HASHES[0]!, HASHES[1]!).filter((o) => !this.#hidden[o]) : [];
+      const size = own.length + below.length;
       // Judged on verified patients only, so both sources skip the same blocks.
-      if (ordinals.length === 0 || !keepBlock(key, ordinals.length)) continue;
-      out.set(
-        key,
-        ordinals.map((o) => {
-          let p = parsed.get(o);
-          if (!p) parsed.set(o, (p = this.#patient(o)));
-          return p;
-        }),
-      );
+      if (size === 0 || !keepBlock(key, size)) continue;
+      // A layer's patients after those underneath, as a whole index made with the same changes orders them.
+      out.set(key, [...below.map((o) => under!.#patientAt(parsedUnder, o)), ...own.map((o) => this.#patientAt(parsed, o))]);
     }
     return out;
+  }
+
+  /** The ordinals of the rows whose key has these hashes. */
+  #find(hash: number, check: number): number[] {
+    const e = this.#entries;
+    const b = hash >>> this.#bucketShift;
+    const ordinals: number[] = [];
+    for (let i = 3 * this.#bucketStart[b]!, end = 3 * this.#bucketStart[b + 1]!; i < end; i += 3) {
+      if (e[i] === hash && e[i + 2] === check) ordinals.push(e[i + 1]!);
+    }
+    return ordinals;
+  }
+
+  /** The patient at `ordinal`, read once per look-up (`parsed`). */
+  #patientAt(parsed: Map<number, IndexPatient>, ordinal: number): IndexPatient {
+    let p = parsed.get(ordinal);
+    if (!p) parsed.set(ordinal, (p = this.#patient(ordinal)));
+    return p;
   }
 
   #patient(ordinal: number): IndexPatient {
@@ -271,6 +384,13 @@ function grow(a: Uint32Array<ArrayBuffer>): Uint32Array<ArrayBuffer> {
   const next = new Uint32Array(a.length * 2);
   next.set(a);
   return next;
+}
+
+/** FNV-1a (32 bits) of `s` from `from` to `to`: an id's hash, read in place from its row. */
+function hashId(s: string, from: number, to: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = from; i < to; i++) hash = Math.imul(hash ^ s.charCodeAt(i), 0x01000193);
+  return hash >>> 0;
 }
 
 /** hashKey's answer: a key's hash and its check hash. */

@@ -90,7 +90,9 @@ async function upToDate(db: Queryable, state: IndexState, prior: Promise<Version
     for await (const page of candidatePatients(db)) for (const p of page) built.add(p);
     index = built.seal();
   }
-  if (snapshots) void writeSnapshot(snapshots.dir, snapshots.storeId, MATCH_FORM, state.version, index).catch(() => {});
+  // A layer of changes is not written: the snapshot underneath stays good to follow from, and
+  // writing would compact a million patients per feed transaction.
+  if (snapshots && !index.layered) void writeSnapshot(snapshots.dir, snapshots.storeId, MATCH_FORM, state.version, index).catch(() => {});
   return index;
 }
 
