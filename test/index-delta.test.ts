@@ -4,14 +4,16 @@
  * removal mark) as the live feed does — Group moves, history, matching — while ordinary lines take
  * the bulk path; a bad delta line is reported and the rest applies.
  */
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { exportGroup } from '../src/export/index.ts';
 import { blockingKeys } from '../src/match/index.ts';
 import { loadIndexFile, LOAD_REMOVE_REASON, REMOVED_TAG } from '../src/patient-index/index.ts';
 import { candidatesFor, runFile, type CandidateMode } from '../src/run/index.ts';
-import { groupHistory, groupMembers, listAuditEvents, patientsByBlockKeys, patientsByIds, type Db } from '../src/store/index.ts';
-import { HEADER, INDEX } from './fixtures.ts';
-import { quietLog, STORES, tempDb, testPipeline, writeNdjson, writeText } from './helpers.ts';
+import { getGroup, groupHistory, groupMembers, listAuditEvents, patientsByBlockKeys, patientsByIds, type Db } from '../src/store/index.ts';
+import { HEADER, IMMUNIZATIONS, INDEX } from './fixtures.ts';
+import { fhirImmunization, fhirPatient, quietLog, STORES, tempDb, testPipeline, writeNdjson, writeText } from './helpers.ts';
 
 const IIS = 'urn:oid:2.16.840.1.113883.3.9999.1';
 const CLINIC = { partner: 'clinic-a', group: { id: 'clinic-a-panel', name: 'Clinic A panel', mode: 'append' } };
@@ -24,12 +26,43 @@ const mergedInto = (id: string, survivorValue: string) => ({
   link: [{ other: { identifier: { system: IIS, value: survivorValue } }, type: 'replaced-by' }],
 });
 
-/** Whether the blocking table or the warm in-memory copy offers `id` for the person of index Patient `id`. */
+/** Zoe: a Patient the index does not have, who arrives in a delta already merged into Ava (by reference). */
+const ZOE = fhirPatient({ id: 'p-zoe', given: 'Zoe', family: 'Adams', birthDate: '2017-04-04' });
+const ZOE_ROW = 'z1,Zoe,Adams,,2017-04-04,F,12 Oak St,62701,';
+const zoeMergedIntoAva = { ...ZOE, active: false, link: [{ other: { reference: 'Patient/p-ava' }, type: 'replaced-by' }] };
+const ORPHAN_REASON = 'Immunization.patient references a Patient not in the index';
+
+/** Each stored Immunization of these ids with its Patient and stamp: what a load wrote. */
+async function storedImmunizations(db: Db, ids: string[]): Promise<{ id: string; patient_id: string; last_updated: string }[]> {
+  const { rows } = await db.query<{ id: string; patient_id: string; last_updated: Date | string }>(
+    'SELECT id, patient_id, last_updated FROM immunization WHERE id = ANY ($1::text[]) ORDER BY id',
+    [ids],
+  );
+  return rows.map((r) => ({ id: r.id, patient_id: r.patient_id, last_updated: new Date(r.last_updated).toISOString() }));
+}
+
+/** The ids in the next export of the Group: its Patients, and its Immunizations with their Patient. */
+async function exported(db: Db, dir: string, groupId: string): Promise<{ patients: string[]; immunizations: string[] }> {
+  const { dir: out } = await exportGroup(db, { groupId, outRoot: path.join(dir, 'exports') });
+  const read = async (type: string) => {
+    const text = await fs.readFile(path.join(out, `${type}.ndjson`), 'utf8').catch(() => '');
+    return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  };
+  return {
+    patients: (await read('Patient')).map((p) => p.id as string),
+    immunizations: (await read('Immunization')).map((i) => `${i.id as string}:${(i.patient as { reference: string }).reference}`),
+  };
+}
+
+/**
+ * Whether the blocking table or the warm in-memory copy offers `id` as itself for the person of
+ * index Patient `id` (a merged-away record is offered only as standing for its survivor).
+ */
 async function offered(db: Db, mode: CandidateMode, id: string): Promise<boolean> {
   const p = (await patientsByIds(db, [id])).get(id)!;
   const keys = blockingKeys(p.person, []);
   const found = mode === 'database' ? await patientsByBlockKeys(db, keys) : await (await candidatesFor(db, mode)).source.byKeys(keys);
-  return [...found.values()].some((list) => list.some((x) => x.id === id));
+  return [...found.values()].some((list) => list.some((x) => x.id === id && x.survivor === undefined));
 }
 
 describe.each(STORES)('an index load delta (%s)', (store) => {
@@ -119,5 +152,108 @@ describe.each(STORES)('an index load delta (%s)', (store) => {
     ]);
     expect(await offered(db, 'database', 'p-jsr')).toBe(false);
     expect(await offered(db, 'database', 'p-ava')).toBe(true);
+  });
+
+  it("stores the Immunizations of a new Patient that arrives already merged, before and after its line, and of a Patient the delta removes; the survivor's Group export carries only its members' own Immunizations, not those of the Patients merged into them or removed; the same delta again changes nothing", async () => {
+    const { db, dir } = await tempDb(store);
+    await loadIndexFile(db, await writeNdjson(path.join(dir, 'index.ndjson'), [...INDEX, ...IMMUNIZATIONS]));
+    const file = await writeText(path.join(dir, `roster.csv`), [HEADER, ...ROWS].join('\n'));
+    const run = await runFile(db, quietLog, { file, pipeline: testPipeline(CLINIC), outDir: path.join(dir, 'out'), exportsDir: path.join(dir, 'ex') });
+    expect(run.kind).toBe('completed');
+    expect((await groupMembers(db, 'clinic-a-panel')).map((m) => m.patientId)).toEqual(['p-ava', 'p-jose', 'p-mia']);
+
+    const kai = fhirPatient({ id: 'p-kai', given: 'Kai', family: 'Lee', birthDate: '2012-08-08' });
+    const delta = await writeNdjson(path.join(dir, 'delta.ndjson'), [
+      fhirImmunization('i-zoe-1', 'p-zoe', '08', '2017-04-05'),
+      zoeMergedIntoAva,
+      fhirImmunization('i-zoe-2', 'p-zoe', '20', '2017-06-05'),
+      fhirImmunization('i-jose-9', 'p-jose', '03', '2014-02-03'),
+      removal('p-jose'),
+      { ...kai, active: false, link: [{ other: { reference: 'Patient/p-ava' }, type: 'replaced-by' }] },
+      fhirImmunization('i-kai-1', 'p-kai', '08', '2012-08-09'),
+      removal('p-kai'),
+    ]);
+    const report = await loadIndexFile(db, delta);
+    expect(report.rejections).toEqual([]);
+    expect(report).toMatchObject({ lines: 8, merged: 0, removed: 2, rejected: 0, patients: { inserted: 2 }, immunizations: { inserted: 4, updated: 0, unchanged: 0 } });
+    const ids = ['i-jose-9', 'i-kai-1', 'i-zoe-1', 'i-zoe-2'];
+    const stored = await storedImmunizations(db, ids);
+    expect(stored.map((r) => [r.id, r.patient_id])).toEqual([
+      ['i-jose-9', 'p-jose'],
+      ['i-kai-1', 'p-kai'],
+      ['i-zoe-1', 'p-zoe'],
+      ['i-zoe-2', 'p-zoe'],
+    ]);
+    const { rows: patients } = await db.query<{ id: string; replaced_by: string | null; removed: boolean }>(
+      "SELECT id, replaced_by, removed_at IS NOT NULL AS removed FROM patient WHERE id IN ('p-jose', 'p-kai', 'p-zoe') ORDER BY id",
+    );
+    expect(patients).toEqual([
+      { id: 'p-jose', replaced_by: null, removed: true },
+      { id: 'p-kai', replaced_by: 'p-ava', removed: true },
+      { id: 'p-zoe', replaced_by: 'p-ava', removed: false },
+    ]);
+    // Ava holds her place; Zoe, merged away, and José and Kai, removed, are no members: the export walks members.
+    expect(await exported(db, dir, 'clinic-a-panel')).toEqual({
+      patients: ['p-ava', 'p-mia'],
+      immunizations: ['i-ava-1:Patient/p-ava', 'i-ava-2:Patient/p-ava'],
+    });
+
+    const group = await getGroup(db, 'clinic-a-panel');
+    const again = await loadIndexFile(db, delta);
+    expect(again).toMatchObject({ merged: 0, unmerged: 0, removed: 0, rejected: 0, patients: { inserted: 0, updated: 0, unchanged: 4 }, immunizations: { inserted: 0, updated: 0, unchanged: 4 } });
+    expect(await storedImmunizations(db, ids)).toEqual(stored);
+    expect(await getGroup(db, 'clinic-a-panel')).toEqual(group);
+  });
+
+  it('stores the Immunizations of a Patient only the feed pass creates, and exports them with her once she is live and in a Group', async () => {
+    const { db, dir } = await tempDb(store);
+    await loadIndexFile(db, await writeNdjson(path.join(dir, 'index.ndjson'), [...INDEX, ...IMMUNIZATIONS]));
+    const first = await loadIndexFile(
+      db,
+      await writeNdjson(path.join(dir, 'delta.ndjson'), [fhirImmunization('i-zoe-1', 'p-zoe', '08', '2017-04-05'), zoeMergedIntoAva, fhirImmunization('i-zoe-2', 'p-zoe', '20', '2017-06-05')]),
+    );
+    expect(first).toMatchObject({ rejected: 0, patients: { inserted: 1 }, immunizations: { inserted: 2 } });
+    // The next night the IIS takes the merge back; a roster names her, and she joins the Group.
+    expect(await loadIndexFile(db, await writeNdjson(path.join(dir, 'delta-2.ndjson'), [ZOE]))).toMatchObject({ unmerged: 1, rejected: 0 });
+    const file = await writeText(path.join(dir, `roster.csv`), [HEADER, ROWS[0]!, ZOE_ROW].join('\n'));
+    const run = await runFile(db, quietLog, { file, pipeline: testPipeline(CLINIC), outDir: path.join(dir, 'out'), exportsDir: path.join(dir, 'ex') });
+    expect(run.kind).toBe('completed');
+    expect((await groupMembers(db, 'clinic-a-panel')).map((m) => m.patientId)).toEqual(['p-ava', 'p-zoe']);
+    expect(await exported(db, dir, 'clinic-a-panel')).toEqual({
+      patients: ['p-ava', 'p-zoe'],
+      immunizations: ['i-ava-1:Patient/p-ava', 'i-ava-2:Patient/p-ava', 'i-zoe-1:Patient/p-zoe', 'i-zoe-2:Patient/p-zoe'],
+    });
+  });
+
+  it('still rejects an Immunization whose Patient is in neither the index nor the file, with its line and field, and loads the rest; the same delta again changes nothing', async () => {
+    const { db, dir } = await tempDb(store);
+    await loadIndexFile(db, await writeNdjson(path.join(dir, 'index.ndjson'), [...INDEX, ...IMMUNIZATIONS]));
+    const delta = await writeNdjson(path.join(dir, 'delta.ndjson'), [
+      fhirImmunization('i-zoe-1', 'p-zoe', '08', '2017-04-05'),
+      fhirImmunization('i-ghost', 'p-ghost', '08', '2017-04-05'),
+      zoeMergedIntoAva,
+      fhirImmunization('i-ava-9', 'p-ava', '03', '2016-03-14'),
+      fhirImmunization('i-ghost-2', 'p-ghost', '20', '2017-06-05'),
+    ]);
+    const report = await loadIndexFile(db, delta);
+    expect(report.rejections).toEqual([
+      { file: delta, line: 2, reason: ORPHAN_REASON },
+      { file: delta, line: 5, reason: ORPHAN_REASON },
+    ]);
+    expect(report).toMatchObject({ lines: 5, rejected: 2, patients: { inserted: 1 }, immunizations: { inserted: 2, updated: 0, unchanged: 0 } });
+    const ids = ['i-ava-9', 'i-ghost', 'i-ghost-2', 'i-zoe-1'];
+    const stored = await storedImmunizations(db, ids);
+    expect(stored.map((r) => [r.id, r.patient_id])).toEqual([
+      ['i-ava-9', 'p-ava'],
+      ['i-zoe-1', 'p-zoe'],
+    ]);
+
+    const again = await loadIndexFile(db, delta);
+    expect(again).toMatchObject({ rejected: 2, merged: 0, patients: { inserted: 0, updated: 0, unchanged: 1 }, immunizations: { inserted: 0, updated: 0, unchanged: 2 } });
+    expect(again.rejections.map((r) => [r.line, r.reason])).toEqual([
+      [2, ORPHAN_REASON],
+      [5, ORPHAN_REASON],
+    ]);
+    expect(await storedImmunizations(db, ids)).toEqual(stored);
   });
 });

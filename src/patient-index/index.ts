@@ -29,6 +29,7 @@ import {
 } from '../store/index.ts';
 import { RostermatchError } from '../errors/index.ts';
 import { csvKind, csvToResource } from './csv-form.ts';
+import { HeldLines } from './held-lines.ts';
 import { FHIR_ID, patientFromFhir, type FhirPatient } from './fhir.ts';
 import { checkImmunization, checkMeta, checkPatient } from './validate.ts';
 
@@ -102,10 +103,19 @@ interface Record_ {
   resource: unknown;
 }
 
+/** Why an Immunization line is refused when its Patient is in neither the index nor the file. */
+const ORPHAN_REASON = 'Immunization.patient references a Patient not in the index';
+
 /**
  * Loads one index file. Each batch's changes are stamped (meta.lastUpdated) in the transaction
  * that writes them, from the store's one clock (changeStamp), so a Bulk `_since` export never
  * misses them. `now` replaces that clock (tests).
+ *
+ * An Immunization whose Patient is not in the index when its batch is written is held back, and
+ * written again once every Patient line of the file has been applied — the bulk batches, then the
+ * delta lines (applyDelta), which may create the Patient — so an Immunization may come before its
+ * Patient in the file, or name one only a delta line creates. Still without its Patient then, it
+ * is rejected. A file whose Patients are all there first holds nothing back.
  */
 export async function loadIndexFile(db: Db, file: string, opts: { /** @defaultValue the store's clock */ now?: () => Date } = {}): Promise<LoadReport> {
   // Unchanged patients are not rewritten by a load: bring their stored view up to date first.
@@ -138,6 +148,18 @@ export async function loadIndexFile(db: Db, file: string, opts: { /** @defaultVa
   // ids) go through the identity feed's logic after the bulk part, in file order.
   const delta: DeltaLine[] = [];
   const deltaIds = new Set<string>();
+  const held = new HeldLines<ReadImmunization>();
+  /** Writes one batch in one transaction; returns its Immunizations whose Patient is not in the index. */
+  const write = (p: NormalisedPatient[], im: ReadImmunization[]) =>
+    db.transaction(async (tx) => {
+      // Stamped here, not when read: the stamp must be taken under the lock this transaction holds to its commit.
+      const at = await changeStamp(tx, opts.now);
+      // Patients first, so an Immunization in the same batch finds its patient.
+      add(report.patients, await mergePatients(tx, p.map((w) => stampPatient(w, at)), { fresh }));
+      const c = await mergeImmunizations(tx, im.map((w) => stampImmunization(w, at)));
+      add(report.immunizations, c);
+      return im.filter((w) => c.orphans.has(w.id));
+    });
   // One batch is merged while the next is read and prepared, so Node's work and the database's
   // overlap; batches land in file order.
   let merging: Promise<void> = Promise.resolve();
@@ -177,15 +199,7 @@ export async function loadIndexFile(db: Db, file: string, opts: { /** @defaultVa
     await merging;
     if (p.length === 0 && im.length === 0) return;
     inFlight = { patients: new Set(p.map((w) => w.patient.id)), immunizations: new Set(im.map((w) => w.id)) };
-    merging = db.transaction(async (tx) => {
-      // Stamped here, not when read: the stamp must be taken under the lock this transaction holds to its commit.
-      const at = await changeStamp(tx, opts.now);
-      // Patients first, so an Immunization in the same batch finds its patient.
-      add(report.patients, await mergePatients(tx, p.map((w) => stampPatient(w, at)), { fresh }));
-      const c = await mergeImmunizations(tx, im.map((w) => stampImmunization(w, at)));
-      add(report.immunizations, c);
-      for (const w of im) if (c.orphans.has(w.id)) reject(w.line, 'Immunization.patient references a Patient not in the index');
-    });
+    merging = write(p, im).then((orphans) => held.hold(orphans));
     // Its failure is thrown where it is awaited: at the next batch or the end.
     merging.catch(() => {});
   };
@@ -218,14 +232,24 @@ export async function loadIndexFile(db: Db, file: string, opts: { /** @defaultVa
     await flush();
     await merging;
   } catch (e) {
+    await merging.catch(() => {});
+    await held.dispose();
     if (e instanceof RostermatchError) throw e;
     throw new RostermatchError('FILE_UNREADABLE', 'cannot read the index file', { file }, { cause: e });
   } finally {
     if (fresh) await restoreBlockIndexes(db);
   }
-  await applyDelta(db, delta, { actor: `index-load:${path.basename(file)}`, file, report, reject, ...(opts.now ? { now: opts.now } : {}) });
+  try {
+    await applyDelta(db, delta, { actor: `index-load:${path.basename(file)}`, file, report, reject, ...(opts.now ? { now: opts.now } : {}) });
+    // Every Patient line of the file is applied: the Immunizations held back go now, in file order.
+    for await (const im of held.read(LOAD_BATCH_LINES)) {
+      for (const w of await write([], lastPerId(im, (w) => w.id))) reject(w.line, ORPHAN_REASON);
+    }
+  } finally {
+    await held.dispose();
+  }
   if (report.patients.inserted + report.patients.updated + report.immunizations.inserted + report.immunizations.updated > 0) await analyzeIndex(db);
-  // Orphaned immunizations are found when their batch is merged, after the lines read since.
+  // Orphaned immunizations are found at the end, after the lines read since.
   report.rejections.sort((a, b) => a.line - b.line);
   return report;
 }
