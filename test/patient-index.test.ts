@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ensureMatchForm, loadIndexFile, LOAD_BATCH_LINES } from '../src/patient-index/index.ts';
-import { countIndex } from '../src/store/index.ts';
+import { blockingKeys } from '../src/match/index.ts';
+import { countIndex, patientsByBlockKeys } from '../src/store/index.ts';
 import { fhirImmunization, fhirPatient, runCli, tempDb, tempDir, writeNdjson, writeText, STORES } from './helpers.ts';
 
 const PATIENTS = [
@@ -74,7 +75,7 @@ describe.each(STORES)('loading the patient index (%s)', (store) => {
     const { rows: keys } = await db.query<{ key: string }>(`SELECT key FROM patient_block WHERE patient_id = 'odd' AND key LIKE 'id:%'`);
     expect(keys.map((k) => k.key)).toEqual(['id:urn:mrn|M"1\\2,{3}']);
     const { rows: idx } = await db.query<{ indexname: string }>("SELECT indexname FROM pg_indexes WHERE tablename IN ('patient', 'patient_block') ORDER BY indexname");
-    expect(idx.map((x) => x.indexname)).toEqual(['patient_block_patient', 'patient_block_pkey', 'patient_changed_in', 'patient_pkey', 'patient_unmatchable_identifiers']);
+    expect(idx.map((x) => x.indexname)).toEqual(['patient_block_patient', 'patient_block_pkey', 'patient_changed_in', 'patient_pkey', 'patient_replaced_by', 'patient_unmatchable_identifiers']);
   });
 
   it('merges a batch of a first load whose patient came in an earlier batch: the later line wins', async () => {
@@ -112,7 +113,7 @@ describe.each(STORES)('loading the patient index (%s)', (store) => {
     await db.exec('ALTER TABLE patient_block DROP CONSTRAINT patient_block_pkey; DROP INDEX patient_block_patient; DROP INDEX patient_changed_in');
     await ensureMatchForm(db);
     const { rows: idx } = await db.query<{ indexname: string }>("SELECT indexname FROM pg_indexes WHERE tablename IN ('patient', 'patient_block') ORDER BY indexname");
-    expect(idx.map((x) => x.indexname)).toEqual(['patient_block_patient', 'patient_block_pkey', 'patient_changed_in', 'patient_pkey', 'patient_unmatchable_identifiers']);
+    expect(idx.map((x) => x.indexname)).toEqual(['patient_block_patient', 'patient_block_pkey', 'patient_changed_in', 'patient_pkey', 'patient_replaced_by', 'patient_unmatchable_identifiers']);
     // A delta keeps them, and replaces the keys of the patient it changes.
     await loadIndexFile(db, await writeNdjson(path.join(dir, 'P2.ndjson'), [{ ...PATIENTS[1], birthDate: '2016-07-03' }]));
     const { rows: keys } = await db.query<{ key: string }>(`SELECT key FROM patient_block WHERE patient_id = 'b' AND key LIKE 'df:%'`);
@@ -181,12 +182,14 @@ describe.each(STORES)('loading the patient index (%s)', (store) => {
     await expect(loadIndexFile(db, f)).rejects.toThrow(/INDEX_LINE_INVALID: header matches neither.*x\.csv, line 1/);
   });
 
-  it('stops matching a patient merged away by a replaced-by link', async () => {
+  it('never offers a patient merged away by a replaced-by link as itself: found by its own demographics, it stands for its survivor', async () => {
     const { db, dir } = await tempDb(store);
     const merged = { ...PATIENTS[0], link: [{ type: 'replaced-by', other: { reference: 'Patient/b' } }] };
     await loadIndexFile(db, await writeNdjson(path.join(dir, 'P.ndjson'), [merged, PATIENTS[1]]));
-    const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM patient_block WHERE patient_id = 'a'`);
-    expect(rows[0]!.n).toBe(0);
+    const ava = { given: 'AVA', middle: '', family: 'MARTINEZ', suffix: '', birthDate: '2015-03-14', sex: 'female' as const, street: '', city: '', state: '', zip: '', phone: '' };
+    const offered = [...(await patientsByBlockKeys(db, blockingKeys(ava, []))).values()].flat().filter((p) => p.id === 'a');
+    expect(offered.length).toBeGreaterThan(0);
+    expect(offered.every((p) => p.survivor === 'b')).toBe(true);
   });
 });
 
