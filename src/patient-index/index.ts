@@ -297,7 +297,10 @@ async function storedMerged(db: Db, ids: readonly string[]): Promise<Set<string>
  * The delta lines of a load, in file order, each as the identity feed applies it (its own
  * transaction under the identity lock: Group moves, `merged`/`removed` events, review items,
  * audit), named by the index's id. A line refused (a survivor nobody holds, a removal of an id the
- * index does not have) is a rejected line; the others still apply.
+ * index does not have) is a rejected line; the others still apply. Of several revisions of one
+ * id in a row (no removal of it between) only the last applies, as of bulk lines: the earlier ones
+ * would replay their moves (a merge, then the line dropping its link) each time the delta is loaded
+ * again, to end where the last one alone ends.
  */
 async function applyDelta(
   db: Db,
@@ -305,8 +308,16 @@ async function applyDelta(
   o: { actor: string; file: string; report: LoadReport; reject: (line: number, reason: string) => void; now?: () => Date },
 ): Promise<void> {
   lines.sort((a, b) => a.line - b.line);
-  const now = o.now ? { now: o.now } : {};
+  const applied: (DeltaLine | undefined)[] = [];
+  const latest = new Map<string, number>();
   for (const l of lines) {
+    const before = latest.get(l.id);
+    if (l.kind === 'revise' && before !== undefined && applied[before]?.kind === 'revise') applied[before] = undefined;
+    latest.set(l.id, applied.push(l) - 1);
+  }
+  const now = o.now ? { now: o.now } : {};
+  for (const l of applied) {
+    if (!l) continue;
     try {
       if (l.kind === 'remove') {
         // A removal sent again (a delta reloaded) is unchanged, as a bulk line sent again is.
