@@ -1,19 +1,22 @@
 /**
  * Matching quality on labelled data nobody here generated: FEBRL datasets 1–3 (each without and
- * with its social-security-like identifier), Splink's fake_1000, and the committed samples. Each
+ * with its social-security-like identifier), Splink's fake_1000, the committed samples, and FEBRL
+ * 2 and 3 with merged records (below). Each
  * set gets a fresh embedded store and goes through the product path — the index file through
  * loadIndexFile, the roster and its pipeline YAML through runFile — and the recorded results are
  * scored against the ground truth. Blocking is measured apart from the run: the roster parsed by
  * the product's parse stage, each row's blocking keys against an in-memory CandidateIndex of the
  * same index, so a miss can be told apart as "never a candidate" or "a candidate, scored low".
  *
- *   npm run bench:accuracy -- [--sets febrl1,febrl1-id,febrl2,febrl2-id,febrl3,febrl3-id,fake1000,samples]
+ *   npm run bench:accuracy -- [--sets febrl1,febrl1-id,febrl2,febrl2-id,febrl3,febrl3-id,fake1000,samples,
+ *                                      febrl2-merged,febrl2-merged-dropped,febrl3-merged,febrl3-merged-dropped]
  *        [--json FILE]    every figure, per set
  *        [--misses DIR]   one CSV per set of the in-index rows whose true patient was not auto-matched
  *        [--help]
  *
  * Data: bench/data, a committed copy of the public sets with their licences (BENCH_DATA overrides); see its README.md. Exit status
- * is 1 when a set failed (its error is printed and the other sets still run), 2 on a usage error.
+ * is 1 when a set failed (its error is printed and the other sets still run) or a row was matched
+ * to, or listed under, a merged-away patient's own id; 2 on a usage error.
  *
  * Beside recall it prints a floor measured in the same run on the same rows: the deterministic
  * rule many registries start from — a row is matched when exactly one index patient has the same
@@ -24,14 +27,24 @@
  * the share of in-index rows whose true patient is auto-matched or listed for review; pairs
  * completeness, the share of valid in-index rows that share a blocking key with their true
  * patient; candidates per valid row, the size of the union of patients the row's keys reach.
+ *
+ * Merged records (the identity feed's replaced-by, issue 14): in febrlN-merged the index also
+ * holds, for each person with two duplicates or more, the first duplicate merged into the
+ * original; the other duplicates are the rows, each with the original (the survivor) as truth.
+ * The merged records are candidates that stand for their survivor, in the run and in the blocking
+ * figures alike (a patient reached is a person: a merged record counts as its survivor; so does
+ * the floor's). febrlN-merged-dropped is the same rows against the index without them — no
+ * candidate at all, as before merged-away patients kept their keys. A row matched to, or listed
+ * under, a merged record's own id is counted (and never expected). When both variants of a set
+ * ran, a table after the main one sets them side by side, with the rows whose outcome differs.
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { benchArgs } from './args.ts';
-import { measuredOn } from './report.ts';
+import { measuredOn, printColumns } from './report.ts';
 import { createLogger } from '../src/config/index.ts';
-import { benchDataDir, hasBenchData, prepare, readIndex, SETS, writeCsv, type IndexView, type Prepared, type RosterSpec, type SetName } from '../src/evaluate/datasets.ts';
+import { ALL_SETS, benchDataDir, hasBenchData, MERGED_SETS, prepare, readIndex, writeCsv, type IndexView, type Prepared, type RosterSpec, type SetName } from '../src/evaluate/datasets.ts';
 import { accuracy } from '../src/evaluate/index.ts';
 import { comparePair, guardFailure, rowKeys } from '../src/match/index.ts';
 import type { IndexPatient, RowResult } from '../src/model/index.ts';
@@ -41,15 +54,16 @@ import { loadPipelineFile, type Pipeline } from '../src/pipeline/index.ts';
 import { levelsFor, runFile } from '../src/run/index.ts';
 import { openStore, streamRunResults, type Db } from '../src/store/index.ts';
 
-const USAGE = `usage: npm run bench:accuracy -- [--sets ${SETS.join(',')}] [--json FILE] [--misses DIR] [--help]
-  --sets    comma-separated sets to run (default: all)
+const USAGE = `usage: npm run bench:accuracy -- [--sets ${ALL_SETS.join(',')}] [--json FILE] [--misses DIR] [--help]
+  --sets    comma-separated sets to run (default: all); ${MERGED_SETS.join(', ')}:
+            FEBRL with first duplicates merged into their original, kept as candidates or (-dropped) left out
   --json    write every figure to FILE
   --misses  write DIR/<set>.misses.csv: in-index rows whose true patient was not auto-matched
   --help    this text`;
 
 const values = benchArgs({ sets: { type: 'string' }, json: { type: 'string' }, misses: { type: 'string' } }, USAGE);
-const chosen = (values.sets ?? SETS.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
-const unknown = chosen.filter((s) => !(SETS as readonly string[]).includes(s));
+const chosen = (values.sets ?? ALL_SETS.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+const unknown = chosen.filter((s) => !(ALL_SETS as readonly string[]).includes(s));
 if (unknown.length > 0 || chosen.length === 0) {
   console.error(`${unknown.length ? `unknown set: ${unknown.join(', ')}` : 'no set given'}\n${USAGE}`);
   process.exit(2);
@@ -68,7 +82,10 @@ interface Figures {
   set: SetName;
   label: string;
   error?: string;
+  /** Patients the index load wrote, merged-away ones included. */
   indexPatients?: number;
+  /** Of them, stored merged into another (replaced-by): candidates standing for their survivor. */
+  indexMerged?: number;
   indexRejected?: number;
   indexLoadSeconds?: number;
   runSeconds?: number;
@@ -93,7 +110,17 @@ interface Figures {
   /** The floor: the exact rule (one index patient with the same given, family and birth date). */
   exactRule?: { precision: number; recall: number; falseMatches: number };
   recallToExactRule?: number;
+  /** Rows auto-matched to, and rows listing a candidate under, a merged-away patient's own id (never expected: a match names the survivor). */
+  mergedAwayIds?: { matched: number; listed: number };
 }
+
+/** One row's result, kept to set a set's two merged variants side by side. */
+interface RowSeen {
+  outcome: string;
+  right: boolean;
+  found: boolean;
+}
+const seenRows = new Map<string, Map<string, RowSeen>>();
 
 const round = (x: number, d = 4) => +x.toFixed(d);
 const yes = (b: boolean) => (b ? 'yes' : 'no');
@@ -118,7 +145,7 @@ async function scoreRoster(
   /** The index patients by exact-rule key. */
   byExactKey: Map<string, string[]>,
   misses: string[][],
-): Promise<Omit<Figures, 'set' | 'label' | 'indexPatients' | 'indexRejected' | 'indexLoadSeconds' | 'runSeconds' | 'setWallSeconds'>> {
+): Promise<Omit<Figures, 'set' | 'label' | 'indexPatients' | 'indexMerged' | 'indexRejected' | 'indexLoadSeconds' | 'runSeconds' | 'setWallSeconds'>> {
   const truth = await spec.truth();
   const results: RowResult[] = [];
   for await (const page of streamRunResults(db, runId)) results.push(...page);
@@ -128,6 +155,16 @@ async function scoreRoster(
   );
   const counts = { matched: 0, review: 0, no_match: 0, invalid: 0 };
   for (const r of results) counts[r.outcome === 'possible' || r.outcome === 'ambiguous' ? 'review' : r.outcome]++;
+  const mergedAwayIds = { matched: 0, listed: 0 };
+  const seen = new Map<string, RowSeen>();
+  for (const r of results) {
+    if (r.outcome === 'matched' && r.patientId !== undefined && index.mergedAway.has(r.patientId)) mergedAwayIds.matched++;
+    if (r.candidates.some((c) => index.mergedAway.has(c.patientId))) mergedAwayIds.listed++;
+    const t = truth.get(r.recordId)?.patientId ?? '';
+    const right = t !== '' && r.outcome === 'matched' && r.patientId === t;
+    seen.set(r.recordId, { outcome: r.outcome, right, found: right || (t !== '' && (r.outcome === 'possible' || r.outcome === 'ambiguous') && r.candidates.some((c) => c.patientId === t)) });
+  }
+  seenRows.set(spec.label, seen);
 
   // Blocking, from the product's own parse of the same file.
   const { rows } = await readRoster(spec.file, pipeline, TODAY, spec.label);
@@ -141,10 +178,11 @@ async function scoreRoster(
     if (row.kind !== 'valid') continue;
     // As matching does: the first round's keys for every row, the second's for a row the first did not match.
     const { first, second } = rowKeys(row);
+    // A patient reached is a person: a merged-away record counts as its survivor, as the matcher lists it.
     const union = new Set<string>();
-    for (const list of index.candidates.byKeys(first).values()) for (const p of list) union.add(p.id);
+    for (const list of index.candidates.byKeys(first).values()) for (const p of list) union.add(p.survivor ?? p.id);
     const reachable = new Set(union);
-    for (const list of index.candidates.byKeys(second).values()) for (const p of list) reachable.add(p.id);
+    for (const list of index.candidates.byKeys(second).values()) for (const p of list) reachable.add(p.survivor ?? p.id);
     sizes.push(outcomeOf.get(row.index) === 'matched' ? union.size : reachable.size);
     const t = truth.get(row.recordId)?.patientId ?? '';
     // Pairs completeness counts a pair as found when either round reaches it (a large broad block is skipped, as in matching).
@@ -167,6 +205,8 @@ async function scoreRoster(
 
   // The diagnostic: every in-index row whose true patient was not auto-matched.
   const levels = await levelsFor(db, pipeline);
+  const mergedInto = new Map<string, IndexPatient[]>();
+  for (const p of index.mergedAway.values()) mergedInto.set(p.survivor!, [...(mergedInto.get(p.survivor!) ?? []), p]);
   let missCount = 0;
   for (const r of results) {
     const t = truth.get(r.recordId)?.patientId ?? '';
@@ -174,6 +214,7 @@ async function scoreRoster(
     missCount++;
     const row = parsed.get(r.index);
     const mine = index.byId.get(t);
+    const merged = mergedInto.get(t) ?? [];
     const listed = r.candidates.find((c) => c.patientId === t);
     let trueScore = '';
     let trueGuard = '';
@@ -183,8 +224,11 @@ async function scoreRoster(
       trueGuard = listed.guard ?? '';
       trueLevels = levelsOf(listed.comparisons);
     } else if (row?.kind === 'valid' && mine) {
-      // Not listed: score the true pair as the run would have, to show how far it fell short.
-      const pair = comparePair(row, mine.patient, { freq: index.candidates.freq, levels });
+      // Not listed: score the true pair as the run would have, to show how far it fell short
+      // (against the true patient's record the row resembles most, its merged-away ones too, as the matcher judges a person).
+      const pair = [mine.patient, ...merged]
+        .map((p) => comparePair(row, p, { freq: index.candidates.freq, levels }))
+        .reduce((best, p) => (p.score > best.score ? p : best));
       trueScore = `${pair.score.toFixed(2)} (recomputed)`;
       trueGuard = guardFailure(pair) ?? '';
       trueLevels = levelsOf(pair.comparisons);
@@ -223,20 +267,22 @@ async function scoreRoster(
     misses: missCount,
     exactRule: { precision: round(exact.precision, 5), recall: round(exact.recall, 5), falseMatches: exact.falseMatches },
     recallToExactRule: round(exact.recall === 0 ? Infinity : a.recall / exact.recall, 2),
+    mergedAwayIds,
   };
 }
 
 /** The exact rule's key: given name, family name and birth date as the matcher normalised them. */
 const exactKey = (p: IndexPatient['person']) => `${p.given}|${p.family}|${p.birthDate}`;
 
-/** The index patients by exact-rule key. */
+/** The index patients by exact-rule key: a merged-away record stands for its survivor, one person once under a key. */
 function exactKeys(index: IndexView): Map<string, string[]> {
   const out = new Map<string, string[]>();
-  for (const { patient } of index.byId.values()) {
+  for (const patient of [...[...index.byId.values()].map((v) => v.patient), ...index.mergedAway.values()]) {
     const k = exactKey(patient.person);
+    const id = patient.survivor ?? patient.id;
     const ids = out.get(k);
-    if (ids) ids.push(patient.id);
-    else out.set(k, [patient.id]);
+    if (!ids) out.set(k, [id]);
+    else if (!ids.includes(id)) ids.push(id);
   }
   return out;
 }
@@ -264,7 +310,11 @@ async function runSet(set: SetName): Promise<Figures[]> {
     if (load.rejected > 0) console.error(`${set}: ${load.rejected} index lines rejected, first: line ${load.rejections[0]?.line}: ${load.rejections[0]?.reason}`);
     const index = await readIndex(prepared.indexFile);
     const byExactKey = exactKeys(index);
-    const base = { set, indexPatients: load.patients.inserted + load.patients.updated + load.patients.unchanged, indexRejected: load.rejected, indexLoadSeconds };
+    // A merged-away patient loaded as such is a created one in the load's counts: the store says how many it holds.
+    const { rows: stored } = await db.query<{ n: string | number }>('SELECT count(*) AS n FROM patient WHERE replaced_by IS NOT NULL AND removed_at IS NULL');
+    const indexMerged = Number(stored[0]?.n ?? 0);
+    if (indexMerged !== index.mergedAway.size) console.error(`${set}: the store holds ${indexMerged} merged-away patients, the in-memory view of the file ${index.mergedAway.size} as candidates`);
+    const base = { set, indexPatients: load.patients.inserted + load.patients.updated + load.patients.unchanged, indexMerged, indexRejected: load.rejected, indexLoadSeconds };
     for (const spec of prepared.rosters) {
       try {
         const pipeline = await loadPipelineFile(spec.pipelineFile);
@@ -334,7 +384,7 @@ const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(COLUMN
 const t0 = performance.now();
 const all: Figures[] = [];
 console.log(line(COLUMNS.map(([h]) => h)));
-for (const set of SETS.filter((s) => chosen.includes(s))) {
+for (const set of ALL_SETS.filter((s) => chosen.includes(s))) {
   const figures = await runSet(set);
   for (const f of figures) {
     all.push(f);
@@ -344,7 +394,56 @@ for (const set of SETS.filter((s) => chosen.includes(s))) {
 }
 const totalSeconds = round((performance.now() - t0) / 1000, 1);
 console.log(`total ${totalSeconds} s; review = possible + ambiguous; exact R = recall of the floor, one index patient with the same given, family and birth date; found = auto-matched or listed for review; pairs-comp over valid in-index rows`);
-if (values.json) {
-  await fs.writeFile(values.json, `${JSON.stringify({ ...measuredOn(), data: DATA, totalSeconds, sets: all }, null, 2)}\n`);
+
+// The merged sets' two variants side by side: the same rows, the merged records kept (standing for their survivor) or left out.
+interface MergedComparison {
+  set: string;
+  mergedRecords: number;
+  rows: number;
+  kept: { matched: number; review: number; noMatch: number; falseMatches: number; precision: number; recall: number; foundRecall: number };
+  dropped: MergedComparison['kept'];
+  /** Rows rightly auto-matched only with the merged records kept, and only without them. */
+  rightOnlyKept: number;
+  rightOnlyDropped: number;
+  /** Rows whose outcome differs between the two. */
+  outcomeChanged: number;
+  mergedAwayIds: { matched: number; listed: number };
 }
-if (all.some((f) => f.error)) process.exitCode = 1;
+const comparisons: MergedComparison[] = [];
+for (const kept of all) {
+  const m = /^(febrl\d-merged)$/.exec(kept.label);
+  const dropped = m && all.find((f) => f.label === `${m[1]}-dropped`);
+  if (!m || !dropped || kept.error || dropped.error) continue;
+  const a = seenRows.get(kept.label)!;
+  const b = seenRows.get(dropped.label)!;
+  let rightOnlyKept = 0;
+  let rightOnlyDropped = 0;
+  let outcomeChanged = 0;
+  for (const [id, x] of a) {
+    const y = b.get(id);
+    if (x.right && !y?.right) rightOnlyKept++;
+    if (y?.right && !x.right) rightOnlyDropped++;
+    if (x.outcome !== y?.outcome) outcomeChanged++;
+  }
+  const side = (f: Figures): MergedComparison['kept'] => ({
+    matched: f.counts!.matched, review: f.counts!.review, noMatch: f.counts!.no_match, falseMatches: f.falseMatches!, precision: f.precision!, recall: f.recall!, foundRecall: f.foundRecall!,
+  });
+  comparisons.push({ set: m[1]!, mergedRecords: kept.indexMerged!, rows: kept.rows!, kept: side(kept), dropped: side(dropped), rightOnlyKept, rightOnlyDropped, outcomeChanged, mergedAwayIds: kept.mergedAwayIds! });
+}
+if (comparisons.length > 0) {
+  console.log('\nmerged records as candidates standing for their survivor (kept, -merged) or not candidates (dropped, -merged-dropped), the same rows:');
+  const cells = (c: MergedComparison['kept']) => [c.matched, c.review, c.noMatch, c.falseMatches, c.precision.toFixed(4), c.recall.toFixed(4), c.foundRecall.toFixed(4)];
+  printColumns(
+    ['set', 'merged', 'rows', 'variant', 'matched', 'review', 'no_match', 'false', 'precision', 'recall', 'found', 'right only here', 'outcome differs', 'merged id matched/listed'],
+    comparisons.flatMap((c) => [
+      [c.set, c.mergedRecords, c.rows, 'kept', ...cells(c.kept), c.rightOnlyKept, c.outcomeChanged, `${c.mergedAwayIds.matched}/${c.mergedAwayIds.listed}`],
+      ['', '', '', 'dropped', ...cells(c.dropped), c.rightOnlyDropped, '', ''],
+    ]),
+  );
+}
+const underMergedId = all.filter((f) => f.mergedAwayIds && (f.mergedAwayIds.matched > 0 || f.mergedAwayIds.listed > 0));
+for (const f of underMergedId) console.error(`${f.label}: ${f.mergedAwayIds!.matched} rows matched to, ${f.mergedAwayIds!.listed} listing a candidate under, a merged-away patient's own id: a match names the survivor`);
+if (values.json) {
+  await fs.writeFile(values.json, `${JSON.stringify({ ...measuredOn(), data: DATA, totalSeconds, sets: all, mergedComparisons: comparisons }, null, 2)}\n`);
+}
+if (all.some((f) => f.error) || underMergedId.length > 0) process.exitCode = 1;
