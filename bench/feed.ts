@@ -8,8 +8,11 @@
  * patient is matchable: from the revision's commit until a warm in-memory candidate index (as
  * serve's workers keep one, following changes by index version) offers the patient under the new
  * demographics, and until a one-row roster carrying them matches it (runFile, memory candidates).
+ * Last, what the feed costs matching: a roster of --roster rows of index patients matched through
+ * the warm copy (runFile, memory candidates) alone, then again while revisions are fed one after
+ * another for as long as the run lasts — the copy follows every one of them.
  *
- *   npm run bench:feed -- [--database-url URL | --template DB] [--n 200] [--trials 5] [--json FILE]
+ *   npm run bench:feed -- [--database-url URL | --template DB] [--n 200] [--trials 5] [--roster 20000] [--json FILE]
  *
  * It works on a copy: `CREATE DATABASE … TEMPLATE` of the database bench:v2 kept
  * (/tmp/v2bench/keep1m/database-url.txt) or --template, dropped at the end; --database-url uses
@@ -35,14 +38,18 @@ const USAGE = `usage: npm run bench:feed -- [--template DB | --database-url URL]
                      (default: the one in /tmp/v2bench/keep1m/database-url.txt, bench:v2's 1M index)
   --database-url URL use this database itself (it is changed)
   --n N              transactions per kind and surface (default 200)
-  --trials N         revisions timed until matchable (default 5)`;
+  --trials N         revisions timed until matchable (default 5)
+  --roster N         rows of the roster matched alone and during the feed (default 20000)`;
 
 const values = benchArgs(
-  { template: { type: 'string' }, 'database-url': { type: 'string' }, n: { type: 'string', default: '200' }, trials: { type: 'string', default: '5' }, json: { type: 'string' } } as const,
+  { template: { type: 'string' }, 'database-url': { type: 'string' }, n: { type: 'string', default: '200' }, trials: { type: 'string', default: '5' }, roster: { type: 'string', default: '20000' }, json: { type: 'string' } } as const,
   USAGE,
 );
 const N = Number(values.n);
 const TRIALS = Number(values.trials);
+const ROSTER = Number(values.roster);
+/** Patients the feed revises, round and round, while the roster is matched. */
+const DURING = 2000;
 const log = createLogger('silent');
 const secs = (t: number) => (performance.now() - t) / 1000;
 
@@ -50,6 +57,20 @@ interface Row {
   id: string;
   resource: Record<string, unknown>;
   identifier: { system: string; value: string };
+}
+
+const ROSTER_HEADER = 'Student ID,Last Name,First Name,Middle Name,Suffix,Birth Date,Gender,Street Address,City,State,Zip,Guardian Phone,Grade\n';
+
+/** A school-district-7 roster line naming index patient `p` (under another given name, if `given`). */
+function rosterLine(p: Row, recordId: string, given?: string): string {
+  const name = (p.resource.name as { family: string; given?: string[] }[])[0]!;
+  const addr = ((p.resource.address as { line?: string[]; city?: string; state?: string; postalCode?: string }[] | undefined) ?? [])[0] ?? {};
+  const phone = ((p.resource.telecom as { value: string }[] | undefined) ?? [])[0]?.value ?? '';
+  const [y, m, d] = (p.resource.birthDate as string).split('-');
+  const sex = p.resource.gender === 'female' ? 'F' : p.resource.gender === 'male' ? 'M' : '';
+  const csv = (s: string) => (/[",]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+  const fields = [recordId, name.family, given ?? name.given?.[0] ?? '', (name.given ?? [])[1] ?? '', '', `${m}/${d}/${y}`, sex, addr.line?.[0] ?? '', addr.city ?? '', addr.state ?? '', addr.postalCode ?? '', phone, '5'];
+  return `${fields.map(csv).join(',')}\n`;
 }
 
 let copy: string | undefined;
@@ -71,7 +92,7 @@ try {
   // Live patients with one identifier, in an arbitrary but fixed order; disjoint sets per use.
   const { rows } = await db.query<{ id: string; resource: Record<string, unknown> }>(
     `SELECT id, resource FROM patient WHERE replaced_by IS NULL AND removed_at IS NULL AND jsonb_array_length(identifiers) = 1 ORDER BY md5(id) LIMIT $1`,
-    [N * 14 + TRIALS * 2 + 10],
+    [N * 14 + TRIALS * 2 + 10 + ROSTER + DURING],
   );
   const pool: Row[] = rows.map((r) => ({ id: r.id, resource: r.resource, identifier: (r.resource.identifier as { system: string; value: string }[])[0]! }));
   let at = 0;
@@ -174,18 +195,8 @@ try {
         }
         toIndex.push((performance.now() - t) / 1000);
       } else {
-        const addr = ((p.resource.address as { line?: string[]; city?: string; state?: string; postalCode?: string }[] | undefined) ?? [])[0] ?? {};
-        const phone = ((p.resource.telecom as { value: string }[] | undefined) ?? [])[0]?.value ?? '';
-        const [y, m, d] = (p.resource.birthDate as string).split('-');
-        const sex = p.resource.gender === 'female' ? 'F' : p.resource.gender === 'male' ? 'M' : '';
-        const csv = (s: string) => (/[",]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
         const file = path.join(work, `roster-${k}.csv`);
-        await fs.writeFile(
-          file,
-          `Student ID,Last Name,First Name,Middle Name,Suffix,Birth Date,Gender,Street Address,City,State,Zip,Guardian Phone,Grade\n` +
-            [`FB${k}`, name.family, given, (name.given ?? [])[1] ?? '', '', `${m}/${d}/${y}`, sex, addr.line?.[0] ?? '', addr.city ?? '', addr.state ?? '', addr.postalCode ?? '', phone, '5'].map(csv).join(',') +
-            '\n',
-        );
+        await fs.writeFile(file, ROSTER_HEADER + rosterLine(p, `FB${k}`, given));
         const out = await runFile(db, log, { file, pipeline: benchPipeline, outDir: path.join(work, 'out'), exportsDir: path.join(work, 'exports'), candidates: 'memory', force: true });
         toMatch.push((performance.now() - t) / 1000);
         const { rows: r } = await db.query<{ outcome: string; patient_id: string | null }>('SELECT outcome, patient_id FROM run_row WHERE run_id = $1', [out.run.id]);
@@ -193,6 +204,30 @@ try {
       }
     }
   }
+
+  // What the feed costs matching: the same roster alone, then while revisions are fed.
+  const rosterFile = path.join(work, 'roster-during.csv');
+  await fs.writeFile(rosterFile, ROSTER_HEADER + take(ROSTER).map((p, i) => rosterLine(p, `R${i}`)).join(''));
+  const revisedDuring = take(DURING);
+  const matchRoster = async () => {
+    const t = performance.now();
+    await runFile(db, log, { file: rosterFile, pipeline: benchPipeline, outDir: path.join(work, 'out'), exportsDir: path.join(work, 'exports'), candidates: 'memory', force: true });
+    return secs(t);
+  };
+  await matchRoster(); // the first run of the roster pays for first-time work (compiling, caches): not measured
+  const aloneS = await matchRoster();
+  let feeding = true;
+  let fed = 0;
+  const feeder = (async () => {
+    for (let i = 0; feeding; i++) {
+      const p = revisedDuring[i % DURING]!;
+      await feedPatient(db, { identifier: p.identifier, resource: revised(p, N + i), actor });
+      fed++;
+    }
+  })();
+  const duringS = await matchRoster();
+  feeding = false;
+  await feeder;
 
   const f = (x: number) => x.toFixed(0);
   const ms = (xs: number[]) => `${(1000 * xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(0)} ms mean, ${(1000 * Math.max(...xs)).toFixed(0)} ms max`;
@@ -208,12 +243,14 @@ try {
     ['warm candidate index built', `${warmS.toFixed(1)} s`],
     ['revised → offered by the warm index', ms(toIndex)],
     ['revised → 1-row roster matches it', ms(toMatch)],
+    [`${ROSTER.toLocaleString('en-US')}-row roster, warm copy: alone`, `${aloneS.toFixed(1)} s (${f(ROSTER / aloneS)} rows/s)`],
+    ['the same while the feed revises', `${duringS.toFixed(1)} s (${f(ROSTER / duringS)} rows/s) = ${(duringS / aloneS).toFixed(2)}× alone; ${fed} revisions (${f(fed / duringS)}/s)`],
     ['serve start', `${serveS.toFixed(1)} s`],
   ]);
   if (values.json) {
     await fs.writeFile(
       values.json,
-      `${JSON.stringify({ ...measuredOn(), patients, n: N, perSecond: { http, direct, floorUpdate: floor }, untilMatchableS: { warmIndex: toIndex, oneRowRoster: toMatch }, warmIndexBuildS: warmS }, null, 2)}\n`,
+      `${JSON.stringify({ ...measuredOn(), patients, n: N, perSecond: { http, direct, floorUpdate: floor }, untilMatchableS: { warmIndex: toIndex, oneRowRoster: toMatch }, warmIndexBuildS: warmS, roster: { rows: ROSTER, aloneS, duringFeedS: duringS, revisionsFed: fed } }, null, 2)}\n`,
     );
   }
 } finally {
