@@ -359,3 +359,35 @@ describe('identifiers, missing evidence, placeholders and relatives', () => {
     expect(idx.seal().byKeys([key]).size).toBe(0);
   });
 });
+
+describe('records merged into one person (the identity feed)', () => {
+  let line = 1;
+  const row = (fields: Partial<PersonFields>): NormalisedRow => ({ kind: 'valid', line: ++line, index: line - 2, recordId: `r${line}`, person: person(fields), identifiers: [], warnings: [] });
+  const match = async (patients: IndexPatient[], ...rows: NormalisedRow[]) => {
+    const idx = new CandidateIndex();
+    for (const p of patients) idx.add(p);
+    return matchChunk(rows, idx.seal(), { thresholds: T, freq: idx.freq });
+  };
+  const home = { street: '40 ELM AVE', zip: '62702', phone: '2175550200' };
+  const ava = patient('ava', home);
+  const merged = (id: string, fields: Partial<PersonFields>): IndexPatient => ({ ...patient(id, fields), survivor: 'ava' });
+
+  it('finds the survivor for a row with the old demographics of a record merged into it, and counts the two records as one candidate', async () => {
+    const maiden = merged('ava-old', { family: 'LOPEZ', street: '9 OAK ST', zip: '62701', phone: '2175550111' });
+    const [old, now] = await match([ava, maiden], row({ family: 'LOPEZ', street: '9 OAK ST', zip: '62701', phone: '2175550111' }), row(home));
+    expect(old).toMatchObject({ outcome: 'matched', patientId: 'ava' });
+    expect(old!.candidates.map((c) => c.patientId)).toEqual(['ava']);
+    expect(now).toMatchObject({ outcome: 'matched', patientId: 'ava' });
+    // A duplicate as like her as her own record: without one candidate per person, two records this close are ambiguous.
+    const [both] = await match([ava, merged('ava-dup', { ...home, phone: '' })], row(home));
+    expect(both).toMatchObject({ outcome: 'matched', patientId: 'ava', candidates: [{ patientId: 'ava' }] });
+  });
+
+  it('judges the person by a record that passes the guards, though a merged one without a surname scores higher', async () => {
+    const live = patient('ava', {});
+    const noSurname = merged('ava-x', { ...home, family: '' });
+    const [r] = await match([live, noSurname], row(home));
+    expect(r).toMatchObject({ outcome: 'matched', patientId: 'ava' });
+    expect(r!.candidates[0]!.guard).toBeUndefined();
+  });
+});

@@ -117,15 +117,25 @@ function judge(
 /**
  * One candidate per person: a survivor and the records merged into it (keyed by their own ids,
  * listed under the survivor's) are one person, never two that make a row ambiguous. The person
- * is judged by whichever of its records the row resembles most — on a tie, its live record.
+ * is judged by whichever of its records the row resembles most among those that pass the guards
+ * (a merged record lacking a surname must not hold back the live one that has it) — on a tie,
+ * its live record.
  */
 function onePerPerson(scored: ReadonlyMap<string, Scored>): Scored[] {
-  const best = new Map<string, Scored>();
+  const best = new Map<string, [string, Scored]>();
   for (const [id, s] of scored) {
     const held = best.get(s.patientId);
-    if (held === undefined || s.score > held.score || (s.score === held.score && id === s.patientId)) best.set(s.patientId, s);
+    if (held === undefined || better(id, s, held[1])) best.set(s.patientId, [id, s]);
   }
-  return [...best.values()];
+  return [...best.values()].map(([, s]) => s);
+}
+
+/** Of two records of one person, `s` (record `id`) over `held`: passing the guards, then the higher score, then the live record. */
+function better(id: string, s: Scored, held: Scored): boolean {
+  const fails = guardFailure(s.pair) !== null;
+  if (fails !== (guardFailure(held.pair) !== null)) return !fails;
+  if (s.score !== held.score) return s.score > held.score;
+  return id === s.patientId;
 }
 
 /**
