@@ -9,7 +9,8 @@
  * same index, so a miss can be told apart as "never a candidate" or "a candidate, scored low".
  *
  *   npm run bench:accuracy -- [--sets febrl1,febrl1-id,febrl2,febrl2-id,febrl3,febrl3-id,fake1000,samples,
- *                                      febrl2-merged,febrl2-merged-dropped,febrl3-merged,febrl3-merged-dropped]
+ *                                      febrl2-merged,febrl2-merged-dropped,febrl3-merged,febrl3-merged-dropped,
+ *                                      febrl2-merged-swap,febrl2-merged-swap-dropped,febrl3-merged-swap,febrl3-merged-swap-dropped]
  *        [--json FILE]    every figure, per set
  *        [--misses DIR]   one CSV per set of the in-index rows whose true patient was not auto-matched
  *        [--help]
@@ -35,8 +36,12 @@
  * figures alike (a patient reached is a person: a merged record counts as its survivor; so does
  * the floor's). febrlN-merged-dropped is the same rows against the index without them — no
  * candidate at all, as before merged-away patients kept their keys. A row matched to, or listed
- * under, a merged record's own id is counted (and never expected). When both variants of a set
- * ran, a table after the main one sets them side by side, with the rows whose outcome differs.
+ * under, a merged record's own id is counted (and never expected). febrlN-merged-swap and
+ * febrlN-merged-swap-dropped swap the roles: the first duplicate is the live record, the survivor
+ * and the rows' truth, and the original is merged into it (or, -dropped, left out) — the rows,
+ * derived from the original, carry the old demographics of the record merged away, the case the
+ * merged records are kept as candidates for. When both variants of a set ran, a table after the
+ * main one sets them side by side, with the rows whose outcome differs.
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -56,7 +61,8 @@ import { openStore, streamRunResults, type Db } from '../src/store/index.ts';
 
 const USAGE = `usage: npm run bench:accuracy -- [--sets ${ALL_SETS.join(',')}] [--json FILE] [--misses DIR] [--help]
   --sets    comma-separated sets to run (default: all); ${MERGED_SETS.join(', ')}:
-            FEBRL with first duplicates merged into their original, kept as candidates or (-dropped) left out
+            FEBRL with first duplicates merged into their original (-swap: originals merged into
+            their first duplicate), kept as candidates or (-dropped) left out
   --json    write every figure to FILE
   --misses  write DIR/<set>.misses.csv: in-index rows whose true patient was not auto-matched
   --help    this text`;
@@ -411,7 +417,7 @@ interface MergedComparison {
 }
 const comparisons: MergedComparison[] = [];
 for (const kept of all) {
-  const m = /^(febrl\d-merged)$/.exec(kept.label);
+  const m = /^(febrl\d-merged(?:-swap)?)$/.exec(kept.label);
   const dropped = m && all.find((f) => f.label === `${m[1]}-dropped`);
   if (!m || !dropped || kept.error || dropped.error) continue;
   const a = seenRows.get(kept.label)!;
@@ -436,10 +442,14 @@ if (comparisons.length > 0) {
   printColumns(
     ['set', 'merged', 'rows', 'variant', 'matched', 'review', 'no_match', 'false', 'precision', 'recall', 'found', 'right only here', 'outcome differs', 'merged id matched/listed'],
     comparisons.flatMap((c) => [
-      [c.set, c.mergedRecords, c.rows, 'kept', ...cells(c.kept), c.rightOnlyKept, c.outcomeChanged, `${c.mergedAwayIds.matched}/${c.mergedAwayIds.listed}`],
+      // febrlN-swap for febrlN-merged-swap: the column stays as wide as febrlN-merged.
+      [c.set.replace(/-merged-swap$/, '-swap'), c.mergedRecords, c.rows, 'kept', ...cells(c.kept), c.rightOnlyKept, c.outcomeChanged, `${c.mergedAwayIds.matched}/${c.mergedAwayIds.listed}`],
       ['', '', '', 'dropped', ...cells(c.dropped), c.rightOnlyDropped, '', ''],
     ]),
   );
+  if (comparisons.some((c) => c.set.endsWith('-swap'))) {
+    console.log('febrlN-swap: febrlN-merged-swap and -merged-swap-dropped, the roles swapped: the original merged into the first duplicate (the survivor), the rows carrying the demographics of the original merged away');
+  }
 }
 const underMergedId = all.filter((f) => f.mergedAwayIds && (f.mergedAwayIds.matched > 0 || f.mergedAwayIds.listed > 0));
 for (const f of underMergedId) console.error(`${f.label}: ${f.mergedAwayIds!.matched} rows matched to, ${f.mergedAwayIds!.listed} listing a candidate under, a merged-away patient's own id: a match names the survivor`);

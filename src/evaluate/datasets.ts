@@ -27,10 +27,16 @@ export const SETS = ['febrl1', 'febrl1-id', 'febrl2', 'febrl2-id', 'febrl3', 'fe
  * FEBRL 2 and 3 with merged-away records in the index (prepareFebrlMerged): `-merged` as the
  * index is loaded, its merged records candidates standing for their survivor; `-merged-dropped`
  * the same index and rows with the merged records left out, as no candidate at all (what matching
- * did before a merged-away patient kept its blocking keys). Apart from SETS: the identical-results
+ * did before a merged-away patient kept its blocking keys). `-merged-swap` and its `-dropped` twin
+ * the same with the roles swapped: the original merged into the first duplicate, the survivor, so
+ * the rows (derived from the original) carry the old demographics of the record merged away —
+ * the case keeping merged records as candidates is for. Apart from SETS: the identical-results
  * fixture does not hold them.
  */
-export const MERGED_SETS = ['febrl2-merged', 'febrl2-merged-dropped', 'febrl3-merged', 'febrl3-merged-dropped'] as const;
+export const MERGED_SETS = [
+  'febrl2-merged', 'febrl2-merged-dropped', 'febrl3-merged', 'febrl3-merged-dropped',
+  'febrl2-merged-swap', 'febrl2-merged-swap-dropped', 'febrl3-merged-swap', 'febrl3-merged-swap-dropped',
+] as const;
 /** Every set bench:accuracy can run, in its order. */
 export const ALL_SETS = [...SETS, ...MERGED_SETS] as const;
 export type SetName = (typeof ALL_SETS)[number];
@@ -165,41 +171,51 @@ async function prepareFebrl(n: 1 | 2 | 3, withId: boolean, data: string, work: s
 
 /**
  * FEBRL with merged records, as the identity feed (PIXm replaced-by) leaves an index that held a
- * person twice: every original (rec-N-org) is in the index as febrl-N; of a person with two
- * duplicates or more, the first (lowest k) is in it too, as febrl-N-dup-k merged into febrl-N —
- * `active: false` and a `replaced-by` link, as a merge leaves the record it merges away. The
- * roster is every other duplicate (those of persons with one duplicate too, as febrlN has them),
- * each with its survivor febrl-N as truth. With `dropped`, the same roster against the index
- * without the merged records. The index is NDJSON (the CSV form has no link): each Patient the
- * resource the CSV form makes of its row, so the originals read as febrlN's do. No soc_sec_id.
+ * person twice. A person with one duplicate is as in febrlN: the original (rec-N-org) in the
+ * index as febrl-N, the duplicate a row. Of a person with two duplicates or more, the original
+ * and the first duplicate (lowest k, febrl-N-dup-k) are both in the index, one merged into the
+ * other — `active: false` and a `replaced-by` link, as a merge leaves the record it merges away:
+ * with `survivor` 'original' the first duplicate merged into the original, with 'first-duplicate'
+ * (the roles swapped) the original merged into the first duplicate. The roster is every other
+ * duplicate, each with its person's survivor as truth; swapped, the rows (FEBRL derives each
+ * duplicate from the original) carry the old demographics of the record merged away. With
+ * `dropped`, the same roster against the index without the merged records. The index is NDJSON
+ * (the CSV form has no link): each Patient the resource the CSV form makes of its row, so the
+ * originals read as febrlN's do. No soc_sec_id.
  */
-async function prepareFebrlMerged(n: 2 | 3, dropped: boolean, data: string, work: string): Promise<Prepared> {
-  const set = `febrl${n}-merged${dropped ? '-dropped' : ''}`;
+async function prepareFebrlMerged(n: 2 | 3, survivor: 'original' | 'first-duplicate', dropped: boolean, data: string, work: string): Promise<Prepared> {
+  const swapped = survivor === 'first-duplicate';
+  const set = `febrl${n}-merged${swapped ? '-swap' : ''}${dropped ? '-dropped' : ''}`;
   const records = await readFebrl(n, data);
   const dups = new Map<string, number[]>();
   for (const { person, dup } of records) if (dup !== undefined) dups.set(person, [...(dups.get(person) ?? []), dup]);
-  /** Person → the duplicate merged into its original. */
-  const mergedDup = new Map([...dups].filter(([, ks]) => ks.length >= 2).map(([person, ks]) => [person, Math.min(...ks)]));
+  /** Person → its first duplicate, of a person with two or more: merged into the original, or (swapped) the original merged into it. */
+  const firstDup = new Map([...dups].filter(([, ks]) => ks.length >= 2).map(([person, ks]) => [person, Math.min(...ks)]));
+  const idOf = (person: string, dup: number | undefined) => (dup === undefined ? `febrl-${person}` : `febrl-${person}-dup-${dup}`);
   const patient = (r: Record<string, string>, id: string) =>
     csvToResource('Patient', Object.fromEntries(PATIENT_CSV_COLUMNS.map((c) => [c, febrlIndexRow(r, id)[c] ?? ''])));
-  const originals: unknown[] = [];
+  const live: unknown[] = [];
   const merged: unknown[] = [];
   const roster: string[][] = [FEBRL_ROSTER_HEADER];
   const truth = new Map<string, TruthRow>();
   for (const { r, person, dup } of records) {
-    const survivor = `febrl-${person}`;
-    if (dup === undefined) originals.push(patient(r, survivor));
-    else if (mergedDup.get(person) === dup) {
-      if (!dropped) merged.push({ ...patient(r, `febrl-${person}-dup-${dup}`), active: false, link: [{ type: 'replaced-by', other: { reference: `Patient/${survivor}` } }] });
+    const k = firstDup.get(person);
+    const survivorId = idOf(person, swapped ? k : undefined);
+    const id = idOf(person, dup);
+    if (id === survivorId) live.push(patient(r, id));
+    else if (k !== undefined && (dup === undefined || dup === k)) {
+      if (!dropped) merged.push({ ...patient(r, id), active: false, link: [{ type: 'replaced-by', other: { reference: `Patient/${survivorId}` } }] });
     } else {
       roster.push(febrlRosterRow(r));
-      truth.set(r.rec_id!, { line: roster.length, recordId: r.rec_id!, patientId: survivor });
+      truth.set(r.rec_id!, { line: roster.length, recordId: r.rec_id!, patientId: survivorId });
     }
   }
   // The survivors first: a merge names a patient the index holds.
   const indexFile = path.join(work, 'index.ndjson');
-  await fs.writeFile(indexFile, [...originals, ...merged].map((p) => `${JSON.stringify(p)}\n`).join(''));
-  const about = dropped ? ', merged records left out of the index' : ', first duplicates merged into their original';
+  await fs.writeFile(indexFile, [...live, ...merged].map((p) => `${JSON.stringify(p)}\n`).join(''));
+  const about = swapped
+    ? dropped ? ', originals merged into their first duplicate left out of the index' : ', originals merged into their first duplicate'
+    : dropped ? ', merged records left out of the index' : ', first duplicates merged into their original';
   return { indexFile, rosters: [await writeFebrlRoster(n, set, false, roster, truth, work, about)] };
 }
 
@@ -257,8 +273,8 @@ export function prepareSamples(dir = 'samples', label = 'samples'): Prepared {
 export function prepare(set: SetName, data: string, work: string): Promise<Prepared> {
   if (set === 'fake1000') return prepareFake(data, work);
   if (set === 'samples') return Promise.resolve(prepareSamples());
-  const merged = /^febrl([23])-merged(-dropped)?$/.exec(set);
-  if (merged) return prepareFebrlMerged(Number(merged[1]) as 2 | 3, !!merged[2], data, work);
+  const merged = /^febrl([23])-merged(-swap)?(-dropped)?$/.exec(set);
+  if (merged) return prepareFebrlMerged(Number(merged[1]) as 2 | 3, merged[2] ? 'first-duplicate' : 'original', !!merged[3], data, work);
   const m = /^febrl([123])(-id)?$/.exec(set)!;
   return prepareFebrl(Number(m[1]) as 1 | 2 | 3, !!m[2], data, work);
 }
