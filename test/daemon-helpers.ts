@@ -26,8 +26,15 @@ export function onCleanup(fn: () => Promise<void>): void {
 
 /** A queue prefix no other test shares; its keys are deleted afterwards. */
 export function testPrefix(redisUrl = REDIS_URL): string {
+  const { prefix, drop } = fileQueuePrefix(redisUrl);
+  onCleanup(drop);
+  return prefix;
+}
+
+/** A queue prefix no other test shares, whose keys `drop` deletes (a file's beforeAll to its afterAll). */
+export function fileQueuePrefix(redisUrl = REDIS_URL): { prefix: string; drop: () => Promise<void> } {
   const prefix = `rmtest-${randomBytes(4).toString('hex')}`;
-  onCleanup(async () => {
+  const drop = async () => {
     // The test may have stopped this Redis: fail fast instead of queueing commands for ever.
     const r = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
     r.on('error', () => {});
@@ -44,8 +51,8 @@ export function testPrefix(redisUrl = REDIS_URL): string {
     } finally {
       r.disconnect();
     }
-  });
-  return prefix;
+  };
+  return { prefix, drop };
 }
 
 /** The shipped pipelines plus the hand-written test-school one. */

@@ -5,12 +5,9 @@
  * polling, the manifest, downloads, DELETE, and that one partner never reaches another's Group.
  * Real Redis, and the store both embedded (PGlite) and on PostgreSQL.
  */
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
-import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/config/index.ts';
 import { loadIndexFile } from '../src/patient-index/index.ts';
@@ -20,8 +17,8 @@ import { startServe, type Service } from '../src/service/index.ts';
 import { addClient, defineGroup, groupHistory, groupMembers, openStore, type Db } from '../src/store/index.ts';
 import { errorsOf } from './fhir-validators.ts';
 import { cancel, checkSmartConfiguration, kickOff, makeKeyPair, poll, pollOnce, requestToken, runExport, type KeyPair } from './bulk-client/client.ts';
-import { pipelinesDir, REDIS_URL, waitFor } from './daemon-helpers.ts';
-import { quietLog, STORES, TEST_PG_URL } from './helpers.ts';
+import { fileQueuePrefix, pipelinesDir, REDIS_URL, waitFor } from './daemon-helpers.ts';
+import { filePgDatabase, quietLog, STORES } from './helpers.ts';
 
 const SCHOOL = 'school-district-7';
 const SCHOOL_GROUP = 'school-district-7-students';
@@ -29,7 +26,7 @@ const PAYER = 'acme-health-plan';
 const PAYER_GROUP = 'acme-health-plan-members';
 const SCOPE = 'system/*.read';
 const DEFINED_GROUP = 'sd7-under-18-local';
-const KEEP_MS = 10_000;
+const KEEP_MS = 5_000;
 
 /** The characteristic Group's members, worked out from the sample file itself: not the server's SQL. */
 async function underEighteenIn(zips: string[]): Promise<Set<string>> {
@@ -63,20 +60,9 @@ async function world(store: (typeof STORES)[number]): Promise<World> {
   // The helpers' temporary folders, databases and prefixes go after each test: these live for the file.
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rostermatch-fhir-'));
   const data = path.join(dir, 'data');
-  const dbName = `rm_test_${randomBytes(6).toString('hex')}`;
-  const admin = async (sql: string) => {
-    const c = new pg.Client({ connectionString: TEST_PG_URL });
-    await c.connect();
-    await c.query(sql).finally(() => c.end());
-  };
-  let databaseUrl: string | undefined;
-  if (store === 'postgres') {
-    await admin(`CREATE DATABASE ${dbName}`);
-    const u = new URL(TEST_PG_URL);
-    u.pathname = `/${dbName}`;
-    databaseUrl = u.href;
-  }
-  const prefix = `rmtest-${randomBytes(4).toString('hex')}`;
+  const pgDb = store === 'postgres' ? await filePgDatabase() : undefined;
+  const databaseUrl = pgDb?.url;
+  const { prefix, drop: dropQueueKeys } = fileQueuePrefix();
   const db: Db = await openStore({ databaseUrl, embeddedDir: path.join(data, 'db') });
   for (const f of ['Patient.ndjson', 'Immunization.ndjson']) await loadIndexFile(db, path.join('samples/iis', f));
   for (const [partner, file] of [
@@ -126,11 +112,8 @@ async function world(store: (typeof STORES)[number]): Promise<World> {
     bulkRoot: path.join(data, 'bulk'), stop: async () => {
       await service.close();
       await fs.rm(dir, { recursive: true, force: true });
-      if (databaseUrl) await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-      const r = new Redis(REDIS_URL);
-      const keys = await r.keys(`${prefix}:*`);
-      if (keys.length > 0) await r.del(...keys);
-      r.disconnect();
+      await pgDb?.drop();
+      await dropQueueKeys();
     },
   };
 }

@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { cpSync, existsSync } from 'node:fs';
 import { afterEach, inject } from 'vitest';
 import { createLogger } from '../src/config/index.ts';
+import { exportGroup } from '../src/export/index.ts';
 import { parsePipeline, type Pipeline } from '../src/pipeline/index.ts';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
@@ -44,12 +45,28 @@ export async function pgAdmin(sql: string): Promise<void> {
 
 /** A fresh, empty database on the local PostgreSQL server; dropped after the test. Returns its URL. */
 export async function tempPgDatabase(): Promise<string> {
+  const { url, drop } = await filePgDatabase();
+  cleanups.push(drop);
+  return url;
+}
+
+/** A fresh, empty database on the local PostgreSQL server that lives until `drop` (a file's beforeAll to its afterAll). */
+export async function filePgDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
   const name = `rm_test_${randomBytes(6).toString('hex')}`;
   await pgAdmin(`CREATE DATABASE ${name}`);
-  cleanups.push(() => pgAdmin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
   const url = new URL(TEST_PG_URL);
   url.pathname = `/${name}`;
-  return url.href;
+  return { url: url.href, drop: () => pgAdmin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
+
+/** The resources of the Group's next export (`export` as a partner gets it), by type; none of a type: []. */
+export async function exportedResources(db: Db, dir: string, groupId: string): Promise<{ Patient: Record<string, unknown>[]; Immunization: Record<string, unknown>[] }> {
+  const { dir: out } = await exportGroup(db, { groupId, outRoot: path.join(dir, 'exports') });
+  const read = async (type: string) => {
+    const text = await fs.readFile(path.join(out, `${type}.ndjson`), 'utf8').catch(() => '');
+    return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  };
+  return { Patient: await read('Patient'), Immunization: await read('Immunization') };
 }
 
 export async function tempDb(kind: StoreKind = 'pglite'): Promise<{ db: Db; dir: string }> {

@@ -4,12 +4,10 @@
  * IHERED-m94 merged into her), and what each does to the index, to two partners' Groups, to
  * their history, to the next export and to the next roster. Real stores, real files, real runs.
  */
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { blockingKeys } from '../src/match/index.ts';
 import { loadIndexFile } from '../src/patient-index/index.ts';
-import { exportGroup } from '../src/export/index.ts';
 import { runFile, candidatesFor, type CandidateMode } from '../src/run/index.ts';
 import {
   feedPatient,
@@ -27,7 +25,7 @@ import {
 } from '../src/store/index.ts';
 import { isRostermatchError } from '../src/errors/index.ts';
 import { HEADER, INDEX } from './fixtures.ts';
-import { fhirImmunization, fhirPatient, quietLog, STORES, tempDb, testPipeline, writeNdjson, writeText } from './helpers.ts';
+import { exportedResources, fhirImmunization, fhirPatient, quietLog, STORES, tempDb, testPipeline, writeNdjson, writeText } from './helpers.ts';
 
 const DOMAIN = 'urn:oid:1.3.6.1.4.1.21367.13.20.1000';
 const ALISSA = { system: DOMAIN, value: 'IHERED-994' };
@@ -71,14 +69,10 @@ const members = async (db: Db, groupId: string) => (await groupMembers(db, group
 
 /** The ids in the next export of the Group: Patients, and the patients of its Immunizations. */
 async function exported(db: Db, dir: string, groupId: string): Promise<{ patients: string[]; immunizations: string[] }> {
-  const { dir: out } = await exportGroup(db, { groupId, outRoot: path.join(dir, 'exports') });
-  const read = async (type: string) => {
-    const text = await fs.readFile(path.join(out, `${type}.ndjson`), 'utf8').catch(() => '');
-    return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-  };
+  const ex = await exportedResources(db, dir, groupId);
   return {
-    patients: (await read('Patient')).map((p) => p.id as string),
-    immunizations: (await read('Immunization')).map((i) => (i.patient as { reference: string }).reference.replace('Patient/', '')),
+    patients: ex.Patient.map((p) => p.id as string),
+    immunizations: ex.Immunization.map((i) => (i.patient as { reference: string }).reference.replace('Patient/', '')),
   };
 }
 

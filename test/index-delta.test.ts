@@ -4,16 +4,14 @@
  * removal mark) as the live feed does — Group moves, history, matching — while ordinary lines take
  * the bulk path; a bad delta line is reported and the rest applies.
  */
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { exportGroup } from '../src/export/index.ts';
 import { blockingKeys } from '../src/match/index.ts';
 import { loadIndexFile, LOAD_REMOVE_REASON, REMOVED_TAG } from '../src/patient-index/index.ts';
 import { candidatesFor, runFile, type CandidateMode } from '../src/run/index.ts';
 import { getGroup, groupHistory, groupMembers, listAuditEvents, patientsByBlockKeys, patientsByIds, type Db } from '../src/store/index.ts';
 import { HEADER, IMMUNIZATIONS, INDEX } from './fixtures.ts';
-import { fhirImmunization, fhirPatient, quietLog, STORES, tempDb, testPipeline, writeNdjson, writeText } from './helpers.ts';
+import { exportedResources, fhirImmunization, fhirPatient, quietLog, STORES, tempDb, testPipeline, writeNdjson, writeText } from './helpers.ts';
 
 const IIS = 'urn:oid:2.16.840.1.113883.3.9999.1';
 const CLINIC = { partner: 'clinic-a', group: { id: 'clinic-a-panel', name: 'Clinic A panel', mode: 'append' } };
@@ -43,14 +41,10 @@ async function storedImmunizations(db: Db, ids: string[]): Promise<{ id: string;
 
 /** The ids in the next export of the Group: its Patients, and its Immunizations with their Patient. */
 async function exported(db: Db, dir: string, groupId: string): Promise<{ patients: string[]; immunizations: string[] }> {
-  const { dir: out } = await exportGroup(db, { groupId, outRoot: path.join(dir, 'exports') });
-  const read = async (type: string) => {
-    const text = await fs.readFile(path.join(out, `${type}.ndjson`), 'utf8').catch(() => '');
-    return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-  };
+  const ex = await exportedResources(db, dir, groupId);
   return {
-    patients: (await read('Patient')).map((p) => p.id as string),
-    immunizations: (await read('Immunization')).map((i) => `${i.id as string}:${(i.patient as { reference: string }).reference}`),
+    patients: ex.Patient.map((p) => p.id as string),
+    immunizations: ex.Immunization.map((i) => `${i.id as string}:${(i.patient as { reference: string }).reference}`),
   };
 }
 

@@ -7,12 +7,9 @@
  * index and the Groups in depth is test/identity-feed.test.ts's; a few assertions here show it
  * reaches them.
  */
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { feedAuditBundle } from '../src/fhir/audit-event.ts';
 import { fhirXmlToJson } from '../src/fhir/xml.ts';
@@ -23,9 +20,9 @@ import { runFile } from '../src/run/index.ts';
 import { addClient, applyMembership, ensureGroup, FEED_PARTNER, groupHistory, groupMembers, listAuditEvents, openStore, readRunResults, type Db } from '../src/store/index.ts';
 import { makeKeyPair, requestToken, type KeyPair } from './bulk-client/client.ts';
 import { errorsOf } from './fhir-validators.ts';
-import { pipelinesDir, REDIS_URL } from './daemon-helpers.ts';
+import { fileQueuePrefix, pipelinesDir, REDIS_URL } from './daemon-helpers.ts';
 import { HEADER } from './fixtures.ts';
-import { quietLog, TEST_PG_URL, testPipeline } from './helpers.ts';
+import { filePgDatabase, quietLog, testPipeline } from './helpers.ts';
 
 const RED = 'urn:oid:1.3.6.1.4.1.21367.13.20.1000';
 const BLUE = 'urn:oid:1.3.6.1.4.1.21367.13.20.3000';
@@ -107,17 +104,8 @@ describe('the identity feed over HTTP (PIXm ITI-104, PostgreSQL)', () => {
   beforeAll(async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rostermatch-feed-'));
     work = dir;
-    const dbName = `rm_test_${randomBytes(6).toString('hex')}`;
-    const admin = async (sql: string) => {
-      const c = new pg.Client({ connectionString: TEST_PG_URL });
-      await c.connect();
-      await c.query(sql).finally(() => c.end());
-    };
-    await admin(`CREATE DATABASE ${dbName}`);
-    const u = new URL(TEST_PG_URL);
-    u.pathname = `/${dbName}`;
-    const databaseUrl = u.href;
-    const prefix = `rmtest-${randomBytes(4).toString('hex')}`;
+    const { url: databaseUrl, drop: dropDatabase } = await filePgDatabase();
+    const { prefix, drop: dropQueueKeys } = fileQueuePrefix();
     db = await openStore({ databaseUrl, embeddedDir: path.join(dir, 'unused') });
     // Two index Patients holding one identifier: a conditional request naming it is a 412.
     const dup = (id: string, given: string) => JSON.stringify({ resourceType: 'Patient', id, identifier: [{ system: RED, value: 'IHERED-DUP' }], name: [{ family: 'TWICE', given: [given] }], gender: 'male', birthDate: '1990-05-05' });
@@ -134,11 +122,8 @@ describe('the identity feed over HTTP (PIXm ITI-104, PostgreSQL)', () => {
       await service.close();
       await db.close();
       await fs.rm(dir, { recursive: true, force: true });
-      await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-      const r = new Redis(REDIS_URL);
-      const left = await r.keys(`${prefix}:*`);
-      if (left.length > 0) await r.del(...left);
-      r.disconnect();
+      await dropDatabase();
+      await dropQueueKeys();
     };
   }, 120_000);
   afterAll(async () => stop?.());

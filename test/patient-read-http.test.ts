@@ -6,20 +6,17 @@
  * nobody holds — is the very same 404. Then 401, 403, 400, XML, the CapabilityStatement and the
  * audit of partners' reads.
  */
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fhirXmlToJson } from '../src/fhir/xml.ts';
 import { startServe, type Service } from '../src/service/index.ts';
 import { addClient, applyMembership, ensureGroup, FEED_PARTNER, listAuditEvents, openStore, type Db } from '../src/store/index.ts';
 import { makeKeyPair, requestToken, type KeyPair } from './bulk-client/client.ts';
 import { errorsOf } from './fhir-validators.ts';
-import { pipelinesDir, REDIS_URL } from './daemon-helpers.ts';
-import { quietLog, TEST_PG_URL } from './helpers.ts';
+import { fileQueuePrefix, pipelinesDir, REDIS_URL } from './daemon-helpers.ts';
+import { filePgDatabase, quietLog } from './helpers.ts';
 
 const RED = 'urn:oid:1.3.6.1.4.1.21367.13.20.1000';
 const BLUE = 'urn:oid:1.3.6.1.4.1.21367.13.20.3000';
@@ -85,17 +82,8 @@ describe('GET [base]/Patient/<id> (PostgreSQL)', () => {
 
   beforeAll(async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rostermatch-read-'));
-    const dbName = `rm_test_${randomBytes(6).toString('hex')}`;
-    const admin = async (sql: string) => {
-      const c = new pg.Client({ connectionString: TEST_PG_URL });
-      await c.connect();
-      await c.query(sql).finally(() => c.end());
-    };
-    await admin(`CREATE DATABASE ${dbName}`);
-    const u = new URL(TEST_PG_URL);
-    u.pathname = `/${dbName}`;
-    const databaseUrl = u.href;
-    const prefix = `rmtest-${randomBytes(4).toString('hex')}`;
+    const { url: databaseUrl, drop: dropDatabase } = await filePgDatabase();
+    const { prefix, drop: dropQueueKeys } = fileQueuePrefix();
     db = await openStore({ databaseUrl, embeddedDir: path.join(dir, 'unused') });
     for (const id of ['iis-red', 'iis-blue', 'school', 'payer']) keys[id] = await makeKeyPair('ES384');
     await addClient(db, { id: 'iis-red', partner: FEED_PARTNER, domains: [RED], jwks: keys['iis-red']!.jwks as never, scopes: 'system/Patient.write', by: 'test' });
@@ -111,11 +99,8 @@ describe('GET [base]/Patient/<id> (PostgreSQL)', () => {
       await service.close();
       await db.close();
       await fs.rm(dir, { recursive: true, force: true });
-      await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-      const r = new Redis(REDIS_URL);
-      const left = await r.keys(`${prefix}:*`);
-      if (left.length > 0) await r.del(...left);
-      r.disconnect();
+      await dropDatabase();
+      await dropQueueKeys();
     };
 
     // Alice and Maiden Alice in the school's Group, Bob in the payer's, Carol in the school's once.
