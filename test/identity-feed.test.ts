@@ -16,6 +16,7 @@ import {
   getGroup,
   hasRelationship,
   listAuditEvents,
+  partnerDecisions,
   patientsByBlockKeys,
   patientsByIdentifier,
   patientsByIds,
@@ -234,6 +235,46 @@ describe.each(STORES)('the identity feed (%s)', (store) => {
       const [row] = await roster(CLINIC_A, [BEATRIX_ROW.replace('b1', `b2-${mode}`)], mode);
       expect([b, c]).not.toContain(row!.patient_id);
     }
+  });
+
+  it('a record merged into a removed patient gets its keys back when an unmerge makes it stand for somebody again, in both sources', async () => {
+    const { db } = await setup(store);
+    await candidatesFor(db, 'memory');
+    const feed = (given: string, value: string, more: Record<string, unknown> = {}) =>
+      feedPatient(db, { identifier: { system: DOMAIN, value }, resource: mohr(given, { system: DOMAIN, value }, more), actor: 'client/iis-adt' });
+    const into = (value: string) => ({ active: false, link: [{ other: { identifier: { system: DOMAIN, value } }, type: 'replaced-by' }] });
+    const b = expectKind(await feed('BEATRIX', 'B-1'), 'created').patientId;
+    const c = expectKind(await feed('CORDELIA', 'C-1'), 'created').patientId;
+    expectKind(await feed('DAPHNE', 'D-1'), 'created');
+    expectKind(await feed('BEATRIX', 'B-1', into('C-1')), 'merged');
+    expectKind(await feed('CORDELIA', 'C-1', into('D-1')), 'merged');
+    expectKind(await removeFeedPatient(db, { identifier: { system: DOMAIN, value: 'D-1' }, actor: 'client/iis-adt' }), 'removed');
+    for (const mode of ['database', 'memory'] as const) expect(await offeredAs(db, mode, b, 'BEATRIX')).toBeUndefined();
+    // Cordelia taken back out of the removed Daphne: Beatrix, merged into her, stands for her again.
+    expectKind(await feed('CORDELIA', 'C-1'), 'unmerged');
+    for (const mode of ['database', 'memory'] as const) {
+      expect(await offeredAs(db, mode, c, 'CORDELIA')).toBe(c);
+      expect(await offeredAs(db, mode, b, 'BEATRIX')).toBe(c);
+    }
+  });
+
+  it('a partner\'s standing decisions follow a merge: an accepted or rejected patient merged away since is its survivor', async () => {
+    const { db } = await setup(store);
+    const feed = (given: string, value: string, more: Record<string, unknown> = {}) =>
+      feedPatient(db, { identifier: { system: DOMAIN, value }, resource: mohr(given, { system: DOMAIN, value }, more), actor: 'client/iis-adt' });
+    const b = expectKind(await feed('BEATRIX', 'B-1'), 'created').patientId;
+    const c = expectKind(await feed('CORDELIA', 'C-1'), 'created').patientId;
+    const at = new Date().toISOString();
+    await db.query(
+      `INSERT INTO match_decision (partner, record_id, decision, patient_id, rejected_ids, decided_by, decided_at)
+       VALUES ('clinic-a', 'r-accepted', 'accepted', $1, '{}', 'op', $3), ('clinic-a', 'r-rejected', 'rejected', NULL, ARRAY[$1, $2], 'op', $3)`,
+      [b, 'someone-else', at],
+    );
+    expect((await partnerDecisions(db, 'clinic-a', ['r-accepted'])).get('r-accepted')!.patientId).toBe(b);
+    expectKind(await feed('BEATRIX', 'B-1', { active: false, link: [{ other: { reference: `Patient/${c}` }, type: 'replaced-by' }] }), 'merged');
+    const after = await partnerDecisions(db, 'clinic-a', ['r-accepted', 'r-rejected']);
+    expect(after.get('r-accepted')!.patientId).toBe(c);
+    expect([...after.get('r-rejected')!.rejectedIds].sort()).toEqual([b, c, 'someone-else'].sort());
   });
 
   it('refuses what it cannot do, changing nothing: two Patients with the identifier (412), an unknown survivor, a link to itself, a Patient without the identifier', async () => {

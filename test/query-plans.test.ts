@@ -25,6 +25,8 @@ import {
   patientsByIds,
   readRunInput,
   recordChunk,
+  replaceBlockKeys,
+  touchMergedInto,
   streamRunResults,
   type Db,
   type ImmunizationWrite,
@@ -296,6 +298,21 @@ describe('hot statements on a fresh, never analysed PostgreSQL store', () => {
     const seen: Explained[] = [];
     expect((await patientsByBlockKeys(explainingDb(db, seen), keys)).size).toBeGreaterThan(0);
     expectIndexPlans(seen, [/FROM patient_block WHERE key = ANY/]);
+  });
+
+  it('the identity feed on a chain of merges: those merged into a patient, their keys again, and merged-away candidates resolved to their survivor', async () => {
+    const chain = [pid(2), pid(3), pid(4)];
+    const seen = await explained(async (tx) => {
+      // p2 and p3 merged into p1, p4 into p3.
+      await tx.query('UPDATE patient SET replaced_by = $1 WHERE id = ANY($2::text[])', [pid(1), [pid(2), pid(3)]]);
+      await tx.query('UPDATE patient SET replaced_by = $1 WHERE id = $2', [pid(3), pid(4)]);
+      expect((await touchMergedInto(tx, pid(1))).sort()).toEqual(chain);
+      await replaceBlockKeys(tx, chain.map((_, i) => patientWrite([2, 3, 4][i]!)));
+      const found = [...(await patientsByBlockKeys(tx, patientWrite(4).blockKeys)).values()].flat().filter((p) => p.id === pid(4));
+      expect(found.length > 0 && found.every((p) => p.survivor === pid(1))).toBe(true);
+      await tx.query('UPDATE patient SET replaced_by = NULL WHERE id = ANY($1::text[])', [chain]);
+    });
+    expectIndexPlans(seen, [/^SELECT id FROM patient WHERE replaced_by = ANY/, /^UPDATE patient SET changed_in/, /^DELETE FROM patient_block WHERE patient_id = ANY/, /LATERAL \(SELECT \* FROM patient p WHERE p.id = u.id OFFSET 0\)/]);
   });
 
   it('patientsByIds for the candidates a review page shows', async () => {

@@ -158,31 +158,33 @@ export class CandidateIndex {
     if (c[SURVIVOR] === '') countNames(this.freq, c[1]!, c[3]!, -1);
   }
 
-  /** This index as one whole index: a layer's rows after those of the index underneath that it does not hide. */
+  /**
+   * This index as one whole index: the live rows of the index underneath (those the layer does not
+   * hide), then the layer's, renumbered — so rows dropped by changes go with the compaction, and a
+   * long-lived copy does not grow with every change it has followed.
+   */
   #compacted(): CandidateIndex {
     const under = this.#under;
     if (!under) return this;
     const whole = new CandidateIndex();
-    const offset = under.#end;
-    whole.#rows = under.#rows.slice(0, offset).concat(this.#rows.slice(0, this.#end));
-    whole.#end = offset + this.#end;
-    whole.#live = this.#live;
+    const fromUnder = new Uint32Array(under.#end);
+    const fromOwn = new Uint32Array(this.#end);
+    for (let o = 0; o < under.#end; o++) if (!this.#hidden[o]) fromUnder[o] = whole.#rows.push(under.#rows[o]!) - 1;
+    for (let o = 0; o < this.#end; o++) if (!this.#dead[o]) fromOwn[o] = whole.#rows.push(this.#rows[o]!) - 1;
+    whole.#end = whole.#live = whole.#rows.length;
     whole.#dead = new Uint8Array(whole.#end);
-    whole.#dead.set(this.#hidden);
-    whole.#dead.set(this.#dead.subarray(0, this.#end), offset);
-    const e = under.#entries;
     whole.#entries = new Uint32Array(3 * (under.#count + this.#count));
-    for (let i = 0; i < 3 * under.#count; i += 3) {
-      if (this.#hidden[e[i + 1]!]) continue;
-      whole.#entries.set(e.subarray(i, i + 3), 3 * whole.#count++);
-    }
-    const own = this.#entries;
-    for (let i = 0; i < 3 * this.#count; i += 3) {
-      const at = 3 * whole.#count++;
-      whole.#entries[at] = own[i]!;
-      whole.#entries[at + 1] = own[i + 1]! + offset;
-      whole.#entries[at + 2] = own[i + 2]!;
-    }
+    const copy = (e: Uint32Array, count: number, skip: Uint8Array, to: Uint32Array) => {
+      for (let i = 0; i < 3 * count; i += 3) {
+        if (skip[e[i + 1]!]) continue;
+        const at = 3 * whole.#count++;
+        whole.#entries[at] = e[i]!;
+        whole.#entries[at + 1] = to[e[i + 1]!]!;
+        whole.#entries[at + 2] = e[i + 2]!;
+      }
+    };
+    copy(under.#entries, under.#count, this.#hidden, fromUnder);
+    copy(this.#entries, this.#count, this.#dead, fromOwn);
     whole.freq.total = this.freq.total;
     for (const [k, v] of this.freq.given) whole.freq.given.set(k, v);
     for (const [k, v] of this.freq.family) whole.freq.family.set(k, v);

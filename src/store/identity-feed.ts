@@ -27,13 +27,14 @@
 import { randomUUID } from 'node:crypto';
 import { RostermatchError } from '../errors/index.ts';
 import { invalid, readFeedIdentifier, readFeedPatient, readFeedResource, storedFeedResource, type FeedIdentifier, type FeedRead, type SurvivorRef } from '../identity/index.ts';
+import { blockingKeys } from '../match/index.ts';
 import { patientWrite } from '../patient-index/index.ts';
 import { indexIdentifierValue } from '../normalise/index.ts';
 import { audit } from './audit.ts';
 import { changeStamp } from './clock.ts';
 import type { Db, Queryable } from './db.ts';
 import { applyPlan, type EventDetail } from './groups.ts';
-import { markPatientRemoved, mergePatients, patientsHoldingIdentifier, touchMergedInto, type HeldPatient, type PatientWrite } from './patients.ts';
+import { markPatientRemoved, mergePatients, patientsByIds, patientsHoldingIdentifier, replaceBlockKeys, touchMergedInto, type HeldPatient, type PatientWrite } from './patients.ts';
 import { replaceReviewCandidate } from './review.ts';
 
 export type { FeedIdentifier } from '../identity/index.ts';
@@ -112,8 +113,12 @@ async function revise(tx: Queryable, key: FeedKey, current: HeldPatient | undefi
     for (const g of await mergeMemberships(tx, id, survivor, actor, at)) moved.add(g);
     reviewItems.push(...(await replaceReviewCandidate(tx, id, survivor)));
   }
-  // Those merged into this patient stand for whom it stands for now.
-  if (survivor !== (before ?? undefined)) await touchMergedInto(tx, id);
+  // Those merged into this patient stand for whom it stands for now — and have their keys again
+  // if a removal further down their chain took them, since undone by this unmerge.
+  if (survivor !== (before ?? undefined)) {
+    const views = await patientsByIds(tx, await touchMergedInto(tx, id));
+    await replaceBlockKeys(tx, [...views.values()].map((p) => ({ patient: p, blockKeys: blockingKeys(p.person, p.identifiers) })));
+  }
   const groups = [...moved].sort();
   const outcome: FeedOutcome = !current
     ? { kind: 'created', patientId: id }

@@ -148,25 +148,25 @@ function matchViewColumns(writes: readonly Pick<PatientWrite, 'patient'>[]): (st
   ];
 }
 
-/** Each patient's blocking keys, instead of what it had. */
-async function replaceBlocks(tx: Queryable, writes: readonly Pick<PatientWrite, 'patient' | 'blockKeys'>[]): Promise<void> {
-  await tx.query('DELETE FROM patient_block WHERE patient_id = ANY($1::text[])', [writes.map((w) => w.patient.id)]);
+/**
+ * Each patient's blocking keys, instead of what it had; none for a patient the identity feed
+ * removed, or one merged into a removed patient: it stands for nobody, whatever its resource says.
+ */
+export async function replaceBlockKeys(tx: Queryable, writes: readonly Pick<PatientWrite, 'patient' | 'blockKeys'>[]): Promise<void> {
+  if (writes.length === 0) return;
+  const ids = writes.map((w) => w.patient.id);
+  await tx.query('DELETE FROM patient_block WHERE patient_id = ANY($1::text[])', [ids]);
+  const nobody = new Set([...(await resolvePatients(tx, ids))].flatMap(([id, to]) => (to === null ? [id] : [])));
   const keys: string[] = [];
   const owners: string[] = [];
   for (const w of writes) {
+    if (nobody.has(w.patient.id)) continue;
     for (const k of new Set(w.blockKeys)) {
       keys.push(k);
       owners.push(w.patient.id);
     }
   }
-  if (keys.length > 0) {
-    // A patient the identity feed removed is never found again, whatever its resource says.
-    await tx.query(
-      `INSERT INTO patient_block (key, patient_id) SELECT k, o FROM unnest($1::text[], $2::text[]) AS u(k, o)
-        WHERE NOT EXISTS (SELECT 1 FROM patient p WHERE p.id = u.o AND p.removed_at IS NOT NULL)`,
-      [keys, owners],
-    );
-  }
+  if (keys.length > 0) await tx.query('INSERT INTO patient_block (key, patient_id) SELECT k, o FROM unnest($1::text[], $2::text[]) AS u(k, o)', [keys, owners]);
 }
 
 /** The version of normalisation and blocking the stored index was computed with. */
@@ -191,7 +191,7 @@ export async function rewriteMatchView(tx: Queryable, writes: readonly Pick<Pati
       WHERE t.id = u.id`,
     matchViewColumns(writes),
   );
-  await replaceBlocks(tx, writes);
+  await replaceBlockKeys(tx, writes);
 }
 
 /** Records that the whole index is in `form` now (and bumps the version, so in-memory copies reload). */
@@ -513,22 +513,23 @@ export async function markPatientRemoved(tx: Queryable, id: string, at: string):
  * The patients merged into `id`, along any chain of merges, are written in a new index version:
  * whom they stand for changed with `id` (merged, unmerged or removed), and copies in memory
  * follow only what was written since their own version. When `id` was removed they stand for
- * nobody, and lose their blocking keys as it did (an unmerge writes them again). Returns how many.
+ * nobody, and lose their blocking keys as it did; the caller gives them back (replaceBlockKeys)
+ * when they stand for somebody again. Returns their ids.
  */
-export async function touchMergedInto(tx: Queryable, id: string, opts: { removed?: boolean } = {}): Promise<number> {
-  const { rows } = await tx.query<{ id: string }>(
-    `WITH RECURSIVE merged (id) AS (
-       SELECT p.id FROM patient p WHERE p.replaced_by = $1
-       UNION SELECT p.id FROM patient p JOIN merged m ON p.replaced_by = m.id)
-     SELECT id FROM merged`,
-    [id],
-  );
-  if (rows.length === 0) return 0;
+export async function touchMergedInto(tx: Queryable, id: string, opts: { removed?: boolean } = {}): Promise<string[]> {
+  const ids: string[] = [];
+  // A hop at a time through the partial index of merged-away patients: a recursive join may be
+  // planned as a scan of the whole table where there are no statistics.
+  for (let hop = [id]; hop.length > 0 && ids.length < 100_000; ) {
+    const { rows } = await tx.query<{ id: string }>('SELECT id FROM patient WHERE replaced_by = ANY($1::text[]) AND replaced_by IS NOT NULL', [hop]);
+    hop = rows.map((r) => r.id).filter((x) => x !== id && !ids.includes(x));
+    ids.push(...hop);
+  }
+  if (ids.length === 0) return ids;
   const version = await nextVersion(tx);
-  const ids = rows.map((r) => r.id);
   await tx.query('UPDATE patient SET changed_in = $2 WHERE id = ANY($1::text[])', [ids, version]);
   if (opts.removed) await tx.query('DELETE FROM patient_block WHERE patient_id = ANY($1::text[])', [ids]);
-  return ids.length;
+  return ids;
 }
 
 /**

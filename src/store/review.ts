@@ -5,6 +5,7 @@ import { isRostermatchError, type RostermatchError } from '../errors/index.ts';
 import { audit } from './audit.ts';
 import { changeStamp } from './clock.ts';
 import { applyMembership, assertGroupOwner } from './groups.ts';
+import { resolvePatients } from './patients.ts';
 
 export type ReviewState = 'open' | 'accepted' | 'rejected' | 'superseded';
 
@@ -199,14 +200,24 @@ async function saveDecision(tx: Queryable, item: ReviewItem, decision: 'accepted
   );
 }
 
-/** The partner's standing decisions on these records, by record id, for the matcher to honour. */
+/**
+ * The partner's standing decisions on these records, by record id, for the matcher to honour —
+ * about the people the patients decided on stand for now: a patient accepted, or rejected, and
+ * merged away since is its survivor (whose other records the matcher lists under it too); one
+ * removed since is nobody.
+ */
 export async function partnerDecisions(db: Queryable, partner: string, recordIds: readonly string[]): Promise<Map<string, StandingDecision>> {
   const { rows } = await db.query<{ record_id: string; decision: 'accepted' | 'rejected'; patient_id: string | null; rejected_ids: string[]; decided_by: string; decided_at: Date }>(
     'SELECT record_id, decision, patient_id, rejected_ids, decided_by, decided_at FROM match_decision WHERE partner = $1 AND record_id = ANY($2::text[])',
     [partner, recordIds],
   );
+  const now = await resolvePatients(db, rows.flatMap((r) => [...(r.patient_id === null ? [] : [r.patient_id]), ...r.rejected_ids]));
+  const standsFor = (id: string) => (now.has(id) ? now.get(id)! : id);
   return new Map(
-    rows.map((r) => [r.record_id, { decision: r.decision, patientId: r.patient_id, rejectedIds: r.rejected_ids, decidedBy: r.decided_by, decidedAt: r.decided_at.toISOString() }]),
+    rows.map((r) => {
+      const rejected = [...new Set(r.rejected_ids.flatMap((id) => [id, standsFor(id) ?? id]))];
+      return [r.record_id, { decision: r.decision, patientId: r.patient_id === null ? null : standsFor(r.patient_id), rejectedIds: rejected, decidedBy: r.decided_by, decidedAt: r.decided_at.toISOString() }];
+    }),
   );
 }
 
