@@ -125,17 +125,22 @@ function onePerPerson(scored: ReadonlyMap<string, Scored>): Scored[] {
   const best = new Map<string, [string, Scored]>();
   for (const [id, s] of scored) {
     const held = best.get(s.patientId);
-    if (held === undefined || better(id, s, held[1])) best.set(s.patientId, [id, s]);
+    if (held === undefined || better(id, s, held[0], held[1])) best.set(s.patientId, [id, s]);
   }
   return [...best.values()].map(([, s]) => s);
 }
 
-/** Of two records of one person, `s` (record `id`) over `held`: passing the guards, then the higher score, then the live record. */
-function better(id: string, s: Scored, held: Scored): boolean {
+/**
+ * Of two records of one person, `s` (record `id`) over `held` (record `heldId`): passing the
+ * guards, then the higher score, then the live record, then the lower id — never the order the
+ * candidate source happened to list them in, so both sources list the same comparisons.
+ */
+function better(id: string, s: Scored, heldId: string, held: Scored): boolean {
   const fails = guardFailure(s.pair) !== null;
   if (fails !== (guardFailure(held.pair) !== null)) return !fails;
   if (s.score !== held.score) return s.score > held.score;
-  return id === s.patientId;
+  if (id === s.patientId || heldId === s.patientId) return id === s.patientId;
+  return id < heldId;
 }
 
 /**
