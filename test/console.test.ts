@@ -11,12 +11,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { hashPassword, newToken, OperatorDirectory, readOperators, sha256Hex, startConsole } from '../src/console/index.ts';
 import { loadIndexFile } from '../src/patient-index/index.ts';
+import { feedPatientById } from '../src/store/index.ts';
 import { QUEUE } from '../src/queue/index.ts';
 import { runFile } from '../src/run/index.ts';
 import { getGroup, groupHistory, groupHistoryPage, groupMembers, listAuditEvents, listReviewItems, readRunResults, runRowsPage, type Db } from '../src/store/index.ts';
 import { OUTCOMES } from '../src/model/index.ts';
 import { onCleanup, REDIS_URL, testPrefix } from './daemon-helpers.ts';
-import { INDEX, ROSTER } from './fixtures.ts';
+import { HEADER, INDEX, ROSTER } from './fixtures.ts';
 import { quietLog, tempDb, testPipeline, writeNdjson, writeText } from './helpers.ts';
 
 const PASSWORD = 'a long enough password';
@@ -320,6 +321,34 @@ describe('console review and audit', () => {
     const runs = await (await fetch(`${s.url}/runs`, { headers: { cookie } })).text();
     expect(runs).toContain('&lt;img src=x onerror=alert(1)&gt;.csv');
     expect(runs).not.toContain('<img src=x');
+  });
+
+  it('shows a candidate compared through a record merged into it under the survivor, with that record\'s values, on the review and run pages', async () => {
+    const s = await setup();
+    // The IIS merged a second record of Mia (under another surname and address) into Liam's.
+    const mia = INDEX.find((p) => p.id === 'p-mia')!;
+    await feedPatientById(s.db, { resource: { ...mia, id: 'p-mia-old', name: [{ family: 'Quintero', given: ['Mia'] }], active: false, link: [{ other: { reference: 'Patient/p-liam' }, type: 'replaced-by' }] }, actor: 'test' });
+    const out = await runFile(s.db, quietLog, {
+      file: await writeText(path.join(s.dir, 'winter.csv'), [HEADER, 'w1,Mia,Quintero,,2014-11-30,F,,,', 'w2,Mya,Quintero,,2014-11-03,F,,,'].join('\n')),
+      pipeline: testPipeline({ group: { id: 'winter', name: 'Winter', mode: 'append' } }),
+      outDir: path.join(s.dir, 'out'),
+      exportsDir: path.join(s.dir, 'ex'),
+    });
+    if (out.kind !== 'completed') throw new Error(out.kind);
+    const [exact, unsure] = await readRunResults(s.db, out.run.id);
+    expect(exact).toMatchObject({ outcome: 'matched', patientId: 'p-liam', candidates: [{ patientId: 'p-liam', via: 'p-mia-old' }] });
+    expect(unsure!.outcome).toBe('possible');
+    expect(unsure!.candidates.find((c) => c.patientId === 'p-liam')?.via).toBe('p-mia-old');
+    const cookie = await s.session();
+    const review = await (await fetch(`${s.url}/review`, { headers: { cookie } })).text();
+    const card = review.slice(review.indexOf('record <b>w2</b>'));
+    expect(card).toContain('as merged record Patient/p-mia-old');
+    // The values beside the levels are the merged record's (QUINTERO), not the survivor's (WILSON).
+    expect(card.slice(0, card.indexOf('</table>'))).toContain('QUINTERO');
+    expect(card.slice(0, card.indexOf('</table>'))).not.toContain('WILSON');
+    expect(card).toContain('Accept Patient/p-liam');
+    const run = await (await fetch(`${s.url}/runs/${out.run.id}`, { headers: { cookie } })).text();
+    expect(run).toContain('as merged record Patient/p-mia-old');
   });
 
   it('pages to older runs', async () => {

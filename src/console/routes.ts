@@ -271,7 +271,9 @@ export async function consoleRoutes(app: FastifyInstance, o: { db: Db; exportsDi
     const filter = { state: q.state, ...(q.partner ? { partner: q.partner } : {}), ...(q.outcome ? { outcome: q.outcome } : {}) };
     const items = await listReviewItems(db, { ...filter, limit, offset });
     const rows = await rowsAt(db, items);
-    const patients = await patientsByIds(db, items.flatMap((i) => i.candidates));
+    // The records merged into a candidate that the row was compared with, besides the candidates.
+    const via = [...rows.values()].flatMap((r) => r.candidates.flatMap((c) => (c.via === undefined ? [] : [c.via])));
+    const patients = await patientsByIds(db, [...items.flatMap((i) => i.candidates), ...via]);
     return { views: items.map((item) => ({ item, row: rows.get(`${item.runId}:${item.rowIndex}`), patients })), total: await countReviewItems(db, filter) };
   };
   app.get('/review', async (req, reply) => {
@@ -286,7 +288,7 @@ export async function consoleRoutes(app: FastifyInstance, o: { db: Db; exportsDi
     if (!q) return;
     const { views, total } = await reviewViews(q, q.limit, (q.page - 1) * q.limit);
     await seen(req, 'review', { state: q.state, partner: q.partner ?? 'all', items: views.map((v) => v.item.id) });
-    return { total, items: views.map((v) => ({ ...v.item, row: v.row ?? null, patients: Object.fromEntries([...v.patients].filter(([id]) => v.item.candidates.includes(id))) })) };
+    return { total, items: views.map((v) => ({ ...v.item, row: v.row ?? null, patients: Object.fromEntries([...v.patients].filter(([id]) => v.item.candidates.includes(id) || v.row?.candidates.some((c) => c.via === id))) })) };
   });
 
   /** One decision; the HTML form gets a redirect with a message, the API the item as JSON. */

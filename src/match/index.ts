@@ -85,6 +85,7 @@ function asListed(s: Scored): ScoredCandidate {
   const guard = guardFailure(s.pair);
   const listed: ScoredCandidate = { patientId: s.patientId, score: s.score, probability: s.probability, comparisons: s.comparisons };
   if (guard) listed.guard = guard;
+  if (s.via !== undefined) listed.via = s.via;
   return listed;
 }
 
@@ -107,7 +108,9 @@ function judge(
       if (scored.has(cand.id) || rejected.includes(id) || rejected.includes(cand.id)) continue;
       const pair = (scorer ??= new RowScorer(row, ctx)).compare(cand);
       // The candidate's household is its own person fields (street, phone, names, birth date).
-      scored.set(cand.id, { patientId: id, score: pair.score, probability: probability(pair.score, prior), comparisons: pair.comparisons, pair, household: cand.person });
+      const s: Scored = { patientId: id, score: pair.score, probability: probability(pair.score, prior), comparisons: pair.comparisons, pair, household: cand.person };
+      if (cand.survivor !== undefined) s.via = cand.id;
+      scored.set(cand.id, s);
     }
   }
   const list = onePerPerson(scored);

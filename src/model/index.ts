@@ -159,6 +159,11 @@ export interface ScoredCandidate {
   comparisons: FieldComparison[];
   /** Set when an identity guard kept this candidate from an auto-match (e.g. "birth_date"). */
   guard?: string;
+  /**
+   * Set when the comparisons were made against a record merged into this patient (its id): the
+   * row resembles that record's old demographics more than the patient's own.
+   */
+  via?: string;
 }
 
 /** The classified result of one roster row. */

@@ -81,11 +81,12 @@ ${item.action === 'remove' ? html`<p class="removal">The partner asks to <b>remo
 ${open ? '' : html`<p class="decided">${item.state}${item.patientId ? html` Patient/${item.patientId}` : ''} by <b>${item.decidedBy}</b> ${when(item.decidedAt)}</p>`}
 </header>
 <div class="compare-wrap"><table class="compare">
-<thead><tr><th></th><th class="roster">Roster row</th>${cands.map((c) => html`<th>Patient/${c.patientId}</th>`)}</tr></thead>
+<thead><tr><th></th><th class="roster">Roster row</th>${cands.map((c) => html`<th>Patient/${c.patientId}${c.via === undefined ? '' : html`<br><small class="via" title="the row was compared with this record, merged into Patient/${c.patientId} by the identity feed">as merged record Patient/${c.via}</small>`}</th>`)}</tr></thead>
 <tbody>
-${compareRows(submitted, cands.map((c) => v.patients.get(c.patientId))).map(({ label, mine, theirs: valueOf, field }) => {
+${compareRows(submitted, cands.map((c) => v.patients.get(c.via ?? c.patientId))).map(({ label, mine, theirs: valueOf, field }) => {
   return html`<tr><th>${label}</th><td class="roster">${mine}</td>${cands.map((c) => {
-    const theirs = valueOf(v.patients.get(c.patientId));
+    // The values the levels were judged on: those of the merged record the row was compared with, if any.
+    const theirs = valueOf(v.patients.get(c.via ?? c.patientId));
     return html`<td class="${mine && theirs && mine === theirs ? 'same' : ''}">${theirs} ${levelCell(c, field)}</td>`;
   })}</tr>`;
 })}

@@ -91,7 +91,7 @@ export function reason(c: { field: string; level: string; weight: number }): Htm
 }
 
 function candidateLine(c: ScoredCandidate): Html {
-  return html`<div class="cand"><span class="pid">Patient/${c.patientId}</span> <span class="score">score ${c.score.toFixed(1)}</span>${c.guard ? html` <span class="guard" title="kept from an auto-match by the ${c.guard} guard">guard: ${c.guard}</span>` : ''}
+  return html`<div class="cand"><span class="pid">Patient/${c.patientId}</span>${c.via === undefined ? '' : html` <small class="via">as merged record Patient/${c.via}</small>`} <span class="score">score ${c.score.toFixed(1)}</span>${c.guard ? html` <span class="guard" title="kept from an auto-match by the ${c.guard} guard">guard: ${c.guard}</span>` : ''}
   <div class="reasons">${c.comparisons.map(reason)}</div></div>`;
 }
 
