@@ -4,10 +4,11 @@
  * removal mark) as the live feed does — Group moves, history, matching — while ordinary lines take
  * the bulk path; a bad delta line is reported and the rest applies.
  */
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { blockingKeys } from '../src/match/index.ts';
-import { loadIndexFile, LOAD_REMOVE_REASON, REMOVED_TAG } from '../src/patient-index/index.ts';
+import { LOAD_BATCH_LINES, loadIndexFile, LOAD_REMOVE_REASON, REMOVED_TAG } from '../src/patient-index/index.ts';
 import { candidatesFor, runFile, type CandidateMode } from '../src/run/index.ts';
 import { getGroup, groupHistory, groupMembers, listAuditEvents, patientsByBlockKeys, patientsByIds, type Db } from '../src/store/index.ts';
 import { HEADER, IMMUNIZATIONS, INDEX } from './fixtures.ts';
@@ -38,6 +39,19 @@ async function storedImmunizations(db: Db, ids: string[]): Promise<{ id: string;
   );
   return rows.map((r) => ({ id: r.id, patient_id: r.patient_id, last_updated: new Date(r.last_updated).toISOString() }));
 }
+
+/** Each stored Immunization of these ids with its Patient and date: which line of a load it holds. */
+async function immunizationDates(db: Db, ids: string[]): Promise<[string, string, string][]> {
+  const { rows } = await db.query<{ id: string; patient_id: string; date: string }>(
+    "SELECT id, patient_id, resource->>'occurrenceDateTime' AS date FROM immunization WHERE id = ANY ($1::text[]) ORDER BY id",
+    [ids],
+  );
+  return rows.map((r) => [r.id, r.patient_id, r.date]);
+}
+
+/** `n` distinct Patients nobody else names: they fill a batch, so what follows lands in the next one. */
+const fillers = (n: number) =>
+  Array.from({ length: n }, (_, i) => fhirPatient({ id: `p-fill-${i}`, given: `Fill${i}`, family: 'Filler', birthDate: '2010-01-01' }));
 
 /** The ids in the next export of the Group: its Patients, and its Immunizations with their Patient. */
 async function exported(db: Db, dir: string, groupId: string): Promise<{ patients: string[]; immunizations: string[] }> {
@@ -134,6 +148,29 @@ describe.each(STORES)('an index load delta (%s)', (store) => {
     }
     const { rows } = await db.query<{ phone: string; replaced_by: string | null }>("SELECT resource->'telecom'->0->>'value' AS phone, replaced_by FROM patient WHERE id = 'p-mia'");
     expect(rows[0]).toEqual({ phone: '217-555-0113', replaced_by: null });
+  });
+
+  it('applies an earlier revision of an id that another line between depends on (W merged into X while X stands alone, then X into Z): only adjacent revisions collapse', async () => {
+    const { db, dir } = await tempDb(store);
+    await loadIndexFile(db, await writeNdjson(path.join(dir, 'index.ndjson'), INDEX));
+    const person = (id: string, given: string) => fhirPatient({ id, given, family: 'Quill', birthDate: '2011-01-0' + given.length });
+    const into = (p: Record<string, unknown>, survivor: string) => ({ ...p, active: false, link: [{ other: { reference: `Patient/${survivor}` }, type: 'replaced-by' }] });
+    const [w, x, y, z] = [person('p-w', 'Wren'), person('p-x', 'Xena'), person('p-y', 'Yara'), person('p-z', 'Zelda')];
+    const delta = await writeNdjson(path.join(dir, 'delta.ndjson'), [y, z, into(x, 'p-y'), x, into(w, 'p-x'), into(x, 'p-z')]);
+    const report = await loadIndexFile(db, delta);
+    expect(report.rejections).toEqual([]);
+    // Y and Z (bulk), X alone (its merge into Y collapsed into the next line), W created merged into X; then X merged into Z.
+    expect(report).toMatchObject({ lines: 6, merged: 1, unmerged: 0, rejected: 0, patients: { inserted: 4, updated: 0 } });
+    const { rows } = await db.query<{ id: string; replaced_by: string | null }>("SELECT id, replaced_by FROM patient WHERE id IN ('p-w', 'p-x', 'p-y', 'p-z') ORDER BY id");
+    expect(rows).toEqual([
+      { id: 'p-w', replaced_by: 'p-x' },
+      { id: 'p-x', replaced_by: 'p-z' },
+      { id: 'p-y', replaced_by: null },
+      { id: 'p-z', replaced_by: null },
+    ]);
+    // W stands for Z now, through X: neither is offered as itself.
+    expect(await offered(db, 'database', 'p-w')).toBe(false);
+    expect(await offered(db, 'database', 'p-x')).toBe(false);
   });
 
   it('reports a bad delta line with its file, line and reason, and applies the rest', async () => {
@@ -267,5 +304,83 @@ describe.each(STORES)('an index load delta (%s)', (store) => {
       [5, ORPHAN_REASON],
     ]);
     expect(await storedImmunizations(db, ids)).toEqual(stored);
+  });
+
+  it('lets the last line of an Immunization id in the file win over one held back for its Patient: a later line written meanwhile, held too, or unchanged; the file again changes nothing', async () => {
+    const { db, dir } = await tempDb(store);
+    await loadIndexFile(db, await writeNdjson(path.join(dir, 'index.ndjson'), [...INDEX, ...IMMUNIZATIONS]));
+    const pete = fhirPatient({ id: 'p-pete', given: 'Pete', family: 'Hale', birthDate: '2012-02-02' });
+    const quinn = fhirPatient({ id: 'p-quinn', given: 'Quinn', family: 'Hale', birthDate: '2013-03-03' });
+    // Batch 1: three lines held back, their Patients not in the index yet. Batch 2: Pete arrives;
+    // i-pete's later line is written, i-quinn's is held again (Quinn is created by the delta line),
+    // i-ava-1's later line is as stored. The held lines must not overwrite any of them.
+    const heads = [
+      fhirImmunization('i-pete', 'p-pete', '08', '2010-01-01'),
+      fhirImmunization('i-quinn', 'p-quinn', '08', '2010-01-01'),
+      fhirImmunization('i-ava-1', 'p-pete', '08', '2010-01-01'),
+    ];
+    const file = await writeNdjson(path.join(dir, 'late.ndjson'), [
+      ...heads,
+      ...fillers(LOAD_BATCH_LINES - heads.length),
+      pete,
+      fhirImmunization('i-pete', 'p-pete', '20', '2020-02-02'),
+      fhirImmunization('i-quinn', 'p-quinn', '20', '2020-02-02'),
+      IMMUNIZATIONS[0],
+      { ...quinn, active: false, link: [{ other: { reference: 'Patient/p-ava' }, type: 'replaced-by' }] },
+    ]);
+    const ids = ['i-ava-1', 'i-pete', 'i-quinn'];
+    const expected = [
+      ['i-ava-1', 'p-ava', '2015-03-15'],
+      ['i-pete', 'p-pete', '2020-02-02'],
+      ['i-quinn', 'p-quinn', '2020-02-02'],
+    ];
+    const report = await loadIndexFile(db, file);
+    expect(report.rejections).toEqual([]);
+    expect(report.immunizations).toEqual({ inserted: 2, updated: 0, unchanged: 1 });
+    expect(await immunizationDates(db, ids)).toEqual(expected);
+
+    const again = await loadIndexFile(db, file);
+    expect(again.rejections).toEqual([]);
+    expect(await immunizationDates(db, ids)).toEqual(expected);
+  }, 60_000);
+
+  it("removes the held lines' temporary file however the load ends, and reports a temporary file it cannot write as that, not as the input file unreadable", async () => {
+    const { db, dir } = await tempDb(store);
+    // Fresh loads (the first stores nothing): the orphan is held, and the key indexes are built again after the bulk part.
+    const orphan = await writeNdjson(path.join(dir, 'orphan.ndjson'), [fhirImmunization('i-ghost', 'p-ghost')]);
+    const file = await writeNdjson(path.join(dir, 'index.ndjson'), [fhirImmunization('i-ghost', 'p-ghost'), ...INDEX]);
+    const tmp = path.join(dir, 'tmp');
+    await fs.mkdir(tmp);
+    const before = process.env.TMPDIR;
+    try {
+      // Temporary files go under a regular file: the held line cannot be written.
+      process.env.TMPDIR = await writeText(path.join(dir, 'not-a-dir'), '');
+      const unwritable = await loadIndexFile(db, orphan).then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      expect(unwritable?.name).toBe('HeldLinesError');
+      expect(unwritable?.message).not.toMatch(/FILE_UNREADABLE/);
+
+      // Building the key indexes again fails after the bulk part read the file and held its line.
+      process.env.TMPDIR = tmp;
+      const failing = new Proxy(db, {
+        get(target, key) {
+          if (key === 'exec') {
+            return async (sql: string) => {
+              if (sql.includes('CREATE INDEX IF NOT EXISTS patient_block_patient')) throw new Error('injected: the indexes cannot be built');
+              return target.exec(sql);
+            };
+          }
+          const v = Reflect.get(target, key, target) as unknown;
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+      await expect(loadIndexFile(failing, file)).rejects.toThrow(/injected/);
+      expect(await fs.readdir(tmp)).toEqual([]);
+    } finally {
+      if (before === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = before;
+    }
   });
 });

@@ -29,7 +29,7 @@ import {
 } from '../store/index.ts';
 import { RostermatchError } from '../errors/index.ts';
 import { csvKind, csvToResource } from './csv-form.ts';
-import { HeldLines } from './held-lines.ts';
+import { HeldLines, HeldLinesError } from './held-lines.ts';
 import { FHIR_ID, patientFromFhir, type FhirPatient } from './fhir.ts';
 import { checkImmunization, checkMeta, checkPatient } from './validate.ts';
 
@@ -115,7 +115,9 @@ const ORPHAN_REASON = 'Immunization.patient references a Patient not in the inde
  * written again once every Patient line of the file has been applied — the bulk batches, then the
  * delta lines (applyDelta), which may create the Patient — so an Immunization may come before its
  * Patient in the file, or name one only a delta line creates. Still without its Patient then, it
- * is rejected. A file whose Patients are all there first holds nothing back.
+ * is rejected. A held line is superseded by any later line of its id in the file (written, found
+ * unchanged, or held itself): it is neither written nor counted, as the last line of an id wins
+ * everywhere else. A file whose Patients are all there first holds nothing back.
  */
 export async function loadIndexFile(db: Db, file: string, opts: { /** @defaultValue the store's clock */ now?: () => Date } = {}): Promise<LoadReport> {
   // Unchanged patients are not rewritten by a load: bring their stored view up to date first.
@@ -168,6 +170,8 @@ export async function loadIndexFile(db: Db, file: string, opts: { /** @defaultVa
   const flush = async () => {
     let readPatients = lastPerId(patients, (w) => w.id);
     let im = lastPerId(immunizations, (w) => w.id);
+    // Every Immunization line of the batch, changed or not: each supersedes a line of its id held back earlier.
+    const read = im;
     patients = [];
     immunizations = [];
     if (!fresh) {
@@ -197,6 +201,8 @@ export async function loadIndexFile(db: Db, file: string, opts: { /** @defaultVa
       }
     });
     await merging;
+    // Once the batch before is written and its orphans held (nothing to do while none are).
+    held.seen(read);
     if (p.length === 0 && im.length === 0) return;
     inFlight = { patients: new Set(p.map((w) => w.patient.id)), immunizations: new Set(im.map((w) => w.id)) };
     merging = write(p, im).then((orphans) => held.hold(orphans));
@@ -205,45 +211,47 @@ export async function loadIndexFile(db: Db, file: string, opts: { /** @defaultVa
   };
 
   const source = /\.csv$/i.test(file) ? csvRecords(file, reject) : ndjsonRecords(file, reject);
+  // Whatever fails from here on, the held lines' temporary file goes.
   try {
-    for await (const { line, resource } of source) {
-      report.lines = line;
-      try {
-        const removal = removalMark(resource);
-        if (removal !== undefined) {
-          delta.push({ line, kind: 'remove', id: removal });
-          deltaIds.add(removal);
+    try {
+      for await (const { line, resource } of source) {
+        report.lines = line;
+        try {
+          const removal = removalMark(resource);
+          if (removal !== undefined) {
+            delta.push({ line, kind: 'remove', id: removal });
+            deltaIds.add(removal);
+            continue;
+          }
+          const prepared = prepare(resource);
+          if (prepared.kind === 'Patient' && (hasReplacedBy(prepared.read.fhir) || deltaIds.has(prepared.read.id))) {
+            delta.push({ line, kind: 'revise', id: prepared.read.id, resource: resource as Record<string, unknown>, contentHash: prepared.read.contentHash });
+            deltaIds.add(prepared.read.id);
+            continue;
+          }
+          if (prepared.kind === 'Patient') patients.push({ ...prepared.read, line });
+          else immunizations.push({ ...prepared.read, line });
+        } catch (e) {
+          reject(line, (e as Error).message);
           continue;
         }
-        const prepared = prepare(resource);
-        if (prepared.kind === 'Patient' && (hasReplacedBy(prepared.read.fhir) || deltaIds.has(prepared.read.id))) {
-          delta.push({ line, kind: 'revise', id: prepared.read.id, resource: resource as Record<string, unknown>, contentHash: prepared.read.contentHash });
-          deltaIds.add(prepared.read.id);
-          continue;
-        }
-        if (prepared.kind === 'Patient') patients.push({ ...prepared.read, line });
-        else immunizations.push({ ...prepared.read, line });
-      } catch (e) {
-        reject(line, (e as Error).message);
-        continue;
+        if (patients.length + immunizations.length >= LOAD_BATCH_LINES) await flush();
       }
-      if (patients.length + immunizations.length >= LOAD_BATCH_LINES) await flush();
+      await flush();
+      await merging;
+    } catch (e) {
+      await merging.catch(() => {});
+      // A temporary file that cannot be written (a full disk) is not the input file's fault.
+      if (e instanceof RostermatchError || e instanceof HeldLinesError) throw e;
+      throw new RostermatchError('FILE_UNREADABLE', 'cannot read the index file', { file }, { cause: e });
+    } finally {
+      if (fresh) await restoreBlockIndexes(db);
     }
-    await flush();
-    await merging;
-  } catch (e) {
-    await merging.catch(() => {});
-    await held.dispose();
-    if (e instanceof RostermatchError) throw e;
-    throw new RostermatchError('FILE_UNREADABLE', 'cannot read the index file', { file }, { cause: e });
-  } finally {
-    if (fresh) await restoreBlockIndexes(db);
-  }
-  try {
     await applyDelta(db, delta, { actor: `index-load:${path.basename(file)}`, file, report, reject, ...(opts.now ? { now: opts.now } : {}) });
-    // Every Patient line of the file is applied: the Immunizations held back go now, in file order.
+    // Every Patient line of the file is applied: the Immunizations held back go now, in file order,
+    // those a later line of their id superseded left out (so at most one line of an id).
     for await (const im of held.read(LOAD_BATCH_LINES)) {
-      for (const w of await write([], lastPerId(im, (w) => w.id))) reject(w.line, ORPHAN_REASON);
+      for (const w of await write([], im)) reject(w.line, ORPHAN_REASON);
     }
   } finally {
     await held.dispose();
@@ -297,10 +305,12 @@ async function storedMerged(db: Db, ids: readonly string[]): Promise<Set<string>
  * The delta lines of a load, in file order, each as the identity feed applies it (its own
  * transaction under the identity lock: Group moves, `merged`/`removed` events, review items,
  * audit), named by the index's id. A line refused (a survivor nobody holds, a removal of an id the
- * index does not have) is a rejected line; the others still apply. Of several revisions of one
- * id in a row (no removal of it between) only the last applies, as of bulk lines: the earlier ones
- * would replay their moves (a merge, then the line dropping its link) each time the delta is loaded
- * again, to end where the last one alone ends.
+ * index does not have) is a rejected line; the others still apply. Of revisions of one id adjacent
+ * in the delta (no other delta line between them) only the last applies, as of bulk lines: the
+ * earlier ones would replay their moves (a merge, then the line dropping its link) each time the
+ * delta is loaded again, to end where the last one alone ends. Revisions with another line between
+ * all apply, since that line may depend on the earlier one (a Patient merged into this id while it
+ * stands alone). A revision dropped so is not tried at all: a refusal it would meet is not reported.
  */
 async function applyDelta(
   db: Db,
@@ -308,16 +318,12 @@ async function applyDelta(
   o: { actor: string; file: string; report: LoadReport; reject: (line: number, reason: string) => void; now?: () => Date },
 ): Promise<void> {
   lines.sort((a, b) => a.line - b.line);
-  const applied: (DeltaLine | undefined)[] = [];
-  const latest = new Map<string, number>();
-  for (const l of lines) {
-    const before = latest.get(l.id);
-    if (l.kind === 'revise' && before !== undefined && applied[before]?.kind === 'revise') applied[before] = undefined;
-    latest.set(l.id, applied.push(l) - 1);
-  }
+  const applied = lines.filter((l, i) => {
+    const next = lines[i + 1];
+    return !(l.kind === 'revise' && next?.kind === 'revise' && next.id === l.id);
+  });
   const now = o.now ? { now: o.now } : {};
   for (const l of applied) {
-    if (!l) continue;
     try {
       if (l.kind === 'remove') {
         // A removal sent again (a delta reloaded) is unchanged, as a bulk line sent again is.
