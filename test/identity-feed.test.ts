@@ -44,6 +44,12 @@ const mohr = (given: string, id = ALISSA, more: Record<string, unknown> = {}) =>
 });
 const mergedIntoAlice = (other: Record<string, unknown> = { identifier: ALISSA }) => mohr('MAIDEN', MAIDEN, { active: false, link: [{ other, type: 'replaced-by' }] });
 
+/** The source's add, revise, merge or unmerge of Mohr `given`, holding `value` of the domain. */
+const feedMohr = (db: Db, given: string, value: string, more: Record<string, unknown> = {}) =>
+  feedPatient(db, { identifier: { system: DOMAIN, value }, resource: mohr(given, { system: DOMAIN, value }, more), actor: 'client/iis-adt' });
+/** What merges a Patient into the one holding `value` of the domain. */
+const into = (value: string) => ({ active: false, link: [{ other: { identifier: { system: DOMAIN, value } }, type: 'replaced-by' }] });
+
 const CLINIC_A = { partner: 'clinic-a', group: { id: 'clinic-a-panel', name: 'Clinic A panel', mode: 'append' } };
 const CLINIC_B = { partner: 'clinic-b', group: { id: 'clinic-b-panel', name: 'Clinic B panel', mode: 'append' } };
 const ALICE_ROW = 'a1,Alice,Mohr,,1958-01-30,F,,,';
@@ -207,9 +213,7 @@ describe.each(STORES)('the identity feed (%s)', (store) => {
   it('a row with a merged-away record\'s old demographics finds its survivor along a chain of merges, and nobody once the survivor is removed', async () => {
     const { db, roster } = await setup(store);
     await candidatesFor(db, 'memory');
-    const feed = (given: string, value: string, more: Record<string, unknown> = {}) =>
-      feedPatient(db, { identifier: { system: DOMAIN, value }, resource: mohr(given, { system: DOMAIN, value }, more), actor: 'client/iis-adt' });
-    const into = (value: string) => ({ active: false, link: [{ other: { identifier: { system: DOMAIN, value } }, type: 'replaced-by' }] });
+    const feed = (given: string, value: string, more: Record<string, unknown> = {}) => feedMohr(db, given, value, more);
     const b = expectKind(await feed('BEATRIX', 'B-1'), 'created').patientId;
     const c = expectKind(await feed('CORDELIA', 'C-1'), 'created').patientId;
     const d = expectKind(await feed('DAPHNE', 'D-1'), 'created').patientId;
@@ -240,9 +244,7 @@ describe.each(STORES)('the identity feed (%s)', (store) => {
   it('a record merged into a removed patient gets its keys back when an unmerge makes it stand for somebody again, in both sources', async () => {
     const { db } = await setup(store);
     await candidatesFor(db, 'memory');
-    const feed = (given: string, value: string, more: Record<string, unknown> = {}) =>
-      feedPatient(db, { identifier: { system: DOMAIN, value }, resource: mohr(given, { system: DOMAIN, value }, more), actor: 'client/iis-adt' });
-    const into = (value: string) => ({ active: false, link: [{ other: { identifier: { system: DOMAIN, value } }, type: 'replaced-by' }] });
+    const feed = (given: string, value: string, more: Record<string, unknown> = {}) => feedMohr(db, given, value, more);
     const b = expectKind(await feed('BEATRIX', 'B-1'), 'created').patientId;
     const c = expectKind(await feed('CORDELIA', 'C-1'), 'created').patientId;
     expectKind(await feed('DAPHNE', 'D-1'), 'created');
@@ -260,8 +262,7 @@ describe.each(STORES)('the identity feed (%s)', (store) => {
 
   it('a partner\'s standing decisions follow a merge: an accepted or rejected patient merged away since is its survivor', async () => {
     const { db } = await setup(store);
-    const feed = (given: string, value: string, more: Record<string, unknown> = {}) =>
-      feedPatient(db, { identifier: { system: DOMAIN, value }, resource: mohr(given, { system: DOMAIN, value }, more), actor: 'client/iis-adt' });
+    const feed = (given: string, value: string, more: Record<string, unknown> = {}) => feedMohr(db, given, value, more);
     const b = expectKind(await feed('BEATRIX', 'B-1'), 'created').patientId;
     const c = expectKind(await feed('CORDELIA', 'C-1'), 'created').patientId;
     const at = new Date().toISOString();
