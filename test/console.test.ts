@@ -4,6 +4,7 @@
  * PostgreSQL, real Redis queues for Bull Board; the browser walk-through (console.e2e.test.ts) runs
  * `serve` on the embedded store.
  */
+import net from 'node:net';
 import path from 'node:path';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -18,7 +19,7 @@ import { getGroup, groupHistory, groupHistoryPage, groupMembers, listAuditEvents
 import { OUTCOMES } from '../src/model/index.ts';
 import { onCleanup, REDIS_URL, testPrefix } from './daemon-helpers.ts';
 import { HEADER, INDEX, ROSTER } from './fixtures.ts';
-import { quietLog, tempDb, testPipeline, writeNdjson, writeText } from './helpers.ts';
+import { quietLog, tempDb, tempDir, testPipeline, writeNdjson, writeText } from './helpers.ts';
 
 const PASSWORD = 'a long enough password';
 let aliceHash: string;
@@ -295,10 +296,14 @@ describe('console review and audit', () => {
     const s = await setup();
     const cookie = await s.session();
     for (const p of [`/runs/${s.runId}`, '/review', '/groups/test-school-students', `/api/runs/${s.runId}/rows`, `/runs/${s.runId}/results.csv`]) {
-      expect((await fetch(`${s.url}${p}`, { headers: { cookie } })).status, p).toBe(200);
+      const res = await fetch(`${s.url}${p}`, { headers: { cookie } });
+      await res.arrayBuffer();
+      expect(res.status, p).toBe(200);
     }
     // Lists without demographics (runs, Groups) are not audited.
-    expect((await fetch(`${s.url}/runs`, { headers: { cookie } })).status).toBe(200);
+    const runs = await fetch(`${s.url}/runs`, { headers: { cookie } });
+    await runs.arrayBuffer();
+    expect(runs.status).toBe(200);
     const events = (await listAuditEvents(s.db, { actor: 'alice' })).filter((e) => e.action !== 'login').reverse();
     expect(events.map((e) => `${e.action} ${e.entity}`)).toEqual([
       `view run/${s.runId}`,
@@ -349,6 +354,20 @@ describe('console review and audit', () => {
     expect(card).toContain('Accept Patient/p-liam');
     const run = await (await fetch(`${s.url}/runs/${out.run.id}`, { headers: { cookie } })).text();
     expect(run).toContain('as merged record Patient/p-mia-old');
+  });
+
+  it('closes at once while a client holds a request half sent, instead of waiting for it', async () => {
+    const { db } = await tempDb('postgres');
+    const { server, url } = await startConsole({ host: '127.0.0.1', port: 0, db, log: quietLog, operators: new OperatorDirectory(path.join(await tempDir(), 'none.yaml')), exportsDir: await tempDir(), queues: [], checks: {}, metrics: { contentType: 'text/plain', render: async () => '' } });
+    const socket = net.connect(Number(new URL(url).port), '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.on('error', () => {});
+    socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+    const ended = new Promise((resolve) => socket.once('close', resolve));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Waiting for the request would take the server's header timeout (a minute): the case's own timeout.
+    await server.close();
+    await ended;
   });
 
   it('pages to older runs', async () => {

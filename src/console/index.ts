@@ -56,7 +56,9 @@ const ASSETS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'assets')
 
 export async function startConsole(o: ConsoleOptions): Promise<{ server: FastifyInstance; url: string }> {
   const limits = DEFAULT_SESSION_LIMITS;
-  const app = Fastify({ logger: false });
+  // Closing ends every connection, a download or a page still being read included: otherwise one
+  // client that stops reading keeps a shutdown (and with it serve's) waiting for ever.
+  const app = Fastify({ logger: false, forceCloseConnections: true });
   await app.register(fastifyCookie);
   await app.register(fastifyFormbody);
   await app.register(fastifyRateLimit, { global: false });
