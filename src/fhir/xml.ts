@@ -53,18 +53,22 @@ export function parseXml(text: string): XmlElement {
     const line = text.slice(0, i).split('\n').length;
     throw new FhirXmlError(`the XML is not well-formed at line ${line}: ${what}`);
   };
+  const skipSpace = () => {
+    while (i < text.length && /\s/.test(text[i]!)) i++;
+  };
+  /** Moves past the next `terminator`, or fails naming `what` was left open; returns where the terminator began. */
+  const skipPast = (terminator: string, what: string): number => {
+    const end = text.indexOf(terminator, i);
+    if (end < 0) fail(`an unterminated ${what}`);
+    i = end + terminator.length;
+    return end;
+  };
   const skipMisc = () => {
     for (;;) {
-      while (i < text.length && /\s/.test(text[i]!)) i++;
-      if (text.startsWith('<?', i)) {
-        const end = text.indexOf('?>', i);
-        if (end < 0) fail('an unterminated processing instruction');
-        i = end + 2;
-      } else if (text.startsWith('<!--', i)) {
-        const end = text.indexOf('-->', i);
-        if (end < 0) fail('an unterminated comment');
-        i = end + 3;
-      } else if (text.startsWith('<!DOCTYPE', i)) {
+      skipSpace();
+      if (text.startsWith('<?', i)) skipPast('?>', 'processing instruction');
+      else if (text.startsWith('<!--', i)) skipPast('-->', 'comment');
+      else if (text.startsWith('<!DOCTYPE', i)) {
         throw new FhirXmlError('FHIR XML must not have a DOCTYPE');
       } else return;
     }
@@ -83,14 +87,14 @@ export function parseXml(text: string): XmlElement {
     const raw = new Map<string, string>();
     for (;;) {
       const before = i;
-      while (i < text.length && /\s/.test(text[i]!)) i++;
+      skipSpace();
       if (text[i] === '/' || text[i] === '>') break;
       if (i === before) fail(`a space was expected between attributes of <${qname}>`);
       const a = name();
-      while (/\s/.test(text[i] ?? '')) i++;
+      skipSpace();
       if (text[i] !== '=') fail(`attribute ${a} of <${qname}> has no value`);
       i++;
-      while (/\s/.test(text[i] ?? '')) i++;
+      skipSpace();
       const q = text[i];
       if (q !== '"' && q !== "'") return fail(`attribute ${a} of <${qname}> is not quoted`);
       const end = text.indexOf(q, i + 1);
@@ -124,25 +128,17 @@ export function parseXml(text: string): XmlElement {
         i += 2;
         const closing = name();
         if (closing !== qname) fail(`</${closing}> closes <${qname}>`);
-        while (/\s/.test(text[i] ?? '')) i++;
+        skipSpace();
         if (text[i] !== '>') fail(`</${closing}> is not closed`);
         i++;
         return el;
       }
-      if (text.startsWith('<!--', i)) {
-        const end = text.indexOf('-->', i);
-        if (end < 0) fail('an unterminated comment');
-        i = end + 3;
-      } else if (text.startsWith('<![CDATA[', i)) {
-        const end = text.indexOf(']]>', i);
-        if (end < 0) fail('an unterminated CDATA section');
-        el.children.push(text.slice(i + 9, end));
-        i = end + 3;
-      } else if (text.startsWith('<?', i)) {
-        const end = text.indexOf('?>', i);
-        if (end < 0) fail('an unterminated processing instruction');
-        i = end + 2;
-      } else if (text.startsWith('<!', i)) {
+      if (text.startsWith('<!--', i)) skipPast('-->', 'comment');
+      else if (text.startsWith('<![CDATA[', i)) {
+        const from = i + 9;
+        el.children.push(text.slice(from, skipPast(']]>', 'CDATA section')));
+      } else if (text.startsWith('<?', i)) skipPast('?>', 'processing instruction');
+      else if (text.startsWith('<!', i)) {
         fail('a declaration inside an element');
       } else if (text[i] === '<') {
         el.children.push(element(ns));
