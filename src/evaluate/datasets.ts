@@ -19,7 +19,7 @@ import { CandidateIndex } from '../match/index.ts';
 import type { IndexPatient } from '../model/index.ts';
 import { csvToResource, PATIENT_CSV_COLUMNS } from '../patient-index/csv-form.ts';
 import { patientFromFhir, type FhirPatient } from '../patient-index/fhir.ts';
-import { REMOVED_TAG } from '../patient-index/index.ts';
+import { hasRemovedTag } from '../patient-index/index.ts';
 import { readTruth, type TruthRow } from './index.ts';
 
 export const SETS = ['febrl1', 'febrl1-id', 'febrl2', 'febrl2-id', 'febrl3', 'febrl3-id', 'fake1000', 'samples'] as const;
@@ -288,12 +288,6 @@ export interface IndexView {
   mergedAway: Map<string, IndexPatient>;
 }
 
-/** Whether a resource is a removal mark (meta.tag removed), as loadIndexFile reads one. */
-function removalMarked(r: unknown): boolean {
-  const tags = (r as { meta?: { tag?: unknown } }).meta?.tag;
-  return Array.isArray(tags) && tags.some((t: { system?: unknown; code?: unknown } | null) => t?.system === REMOVED_TAG.system && t.code === REMOVED_TAG.code);
-}
-
 /**
  * The index file read as loadIndexFile reads it (NDJSON, or the CSV form), as the product's
  * candidate sources offer it (src/store/patients.ts candidatePatients): the live patients, and
@@ -311,7 +305,7 @@ export async function readIndex(file: string): Promise<IndexView> {
   const removed = new Set<string>();
   for (const r of resources) {
     if ((r as { resourceType?: string }).resourceType !== 'Patient') continue;
-    if (removalMarked(r)) {
+    if (hasRemovedTag(r)) {
       const id = (r as { id?: unknown }).id;
       if (typeof id === 'string') removed.add(id);
       continue;

@@ -274,16 +274,23 @@ export const LOAD_REMOVE_REASON = 'removed by an index load delta';
 
 type DeltaLine = { line: number; kind: 'revise'; id: string; resource: Record<string, unknown>; contentHash?: string } | { line: number; kind: 'remove'; id: string };
 
+/** Whether a resource's meta.tag holds the removal mark (REMOVED_TAG). */
+export function hasRemovedTag(resource: unknown): boolean {
+  if (typeof resource !== 'object' || resource === null || Array.isArray(resource)) return false;
+  const tags = (resource as { meta?: { tag?: unknown } }).meta?.tag;
+  return (
+    Array.isArray(tags) &&
+    tags.some((t) => {
+      const c = t as { system?: unknown; code?: unknown } | null;
+      return c !== null && typeof c === 'object' && c.system === REMOVED_TAG.system && c.code === REMOVED_TAG.code;
+    })
+  );
+}
+
 /** The id a removal-marked Patient line names; undefined for any other line. Throws when the mark is there but the line is unusable. */
 function removalMark(resource: unknown): string | undefined {
-  if (typeof resource !== 'object' || resource === null || Array.isArray(resource)) return undefined;
-  const r = resource as { resourceType?: unknown; id?: unknown; active?: unknown; meta?: { tag?: unknown } };
-  if (r.resourceType !== 'Patient' || !Array.isArray(r.meta?.tag)) return undefined;
-  const marked = (r.meta.tag as unknown[]).some((t) => {
-    const c = t as { system?: unknown; code?: unknown } | null;
-    return c !== null && typeof c === 'object' && c.system === REMOVED_TAG.system && c.code === REMOVED_TAG.code;
-  });
-  if (!marked) return undefined;
+  const r = resource as { resourceType?: unknown; id?: unknown; active?: unknown; meta?: unknown };
+  if (!hasRemovedTag(resource) || r.resourceType !== 'Patient') return undefined;
   if (typeof r.id !== 'string' || !FHIR_ID.test(r.id)) throw new Error('Patient.id is missing or not a valid FHIR id (a removal names the Patient by id)');
   if (r.active === true) throw new Error('Patient.active is true on a Patient marked removed (meta.tag removed): send active false');
   checkMeta('Patient', r.meta);
