@@ -21,7 +21,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { FHIR_ID } from '../patient-index/validate.ts';
-import { audit, FEED_PARTNER, getClient, groupMembersAmong, listGroups, storedPatient, type AccessGrant, type Db, type StoredPatient } from '../store/index.ts';
+import { audit, FEED_PARTNER, getClient, isPartnerMember, storedPatient, type AccessGrant, type Db, type StoredPatient } from '../store/index.ts';
 import { authorise } from './auth.ts';
 import { FhirError } from './outcome.ts';
 import { sendFhir } from './patient-feed.ts';
@@ -57,22 +57,10 @@ async function reader(db: Db, authorization: string | undefined): Promise<Reader
   return { kind: 'partner', grant };
 }
 
-/**
- * Whether the patient is a member now of one of the partner's Groups. Groups defined by
- * characteristics hold no members of their own (an export evaluates them): they count for none.
- */
-async function partnerHolds(db: Db, partner: string, patientId: string): Promise<boolean> {
-  for (const g of await listGroups(db)) {
-    if (g.partner !== partner || !g.actual) continue;
-    if ((await groupMembersAmong(db, g.id, [patientId])).length > 0) return true;
-  }
-  return false;
-}
-
 /** The patient for a partner: a member now of one of its Groups, else the one 404. */
 async function partnersPatient(db: Db, grant: AccessGrant, id: string): Promise<StoredPatient> {
   // Membership first, for an unknown id as for a known one: the same work, the same answer.
-  const found = (await partnerHolds(db, grant.partner, id)) ? await storedPatient(db, id) : undefined;
+  const found = (await isPartnerMember(db, grant.partner, id)) ? await storedPatient(db, id) : undefined;
   const readable = found !== undefined && found.removedAt === null && found.replacedBy === null;
   // Who read which of the IIS's records: ids only, the refusals too (a run of guesses shows).
   await audit(db, { actor: `client/${grant.clientId}`, action: 'patient.read', entity: `Patient/${id}`, detail: { partner: grant.partner, outcome: readable ? 'read' : 'not-found' } });

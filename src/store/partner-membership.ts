@@ -27,6 +27,23 @@ export type MemberAddResult = { kind: 'added' | 'already'; group: GroupRecord } 
 export type MemberRemoveResult = { kind: 'removed' | 'not-member'; group: GroupRecord };
 
 /**
+ * Whether the patient is a member now of one of the partner's Groups (a Group defined by
+ * characteristics holds no members of its own: it counts for none). Found through the patient's
+ * history (every member joined by an event) and checked on group_member's key: a probe however
+ * many Groups and members there are.
+ */
+export async function isPartnerMember(db: Queryable, partner: string, patientId: string): Promise<boolean> {
+  const { rows } = await db.query(
+    `SELECT 1 FROM partner_group g
+      WHERE g.partner = $1 AND g.id IN (SELECT e.group_id FROM group_event e WHERE e.patient_id = $2)
+        AND EXISTS (SELECT 1 FROM group_member m WHERE m.group_id = g.id AND m.patient_id = $2)
+      LIMIT 1`,
+    [partner, patientId],
+  );
+  return rows.length > 0;
+}
+
+/**
  * A person the IIS has a reason to believe the partner cares for: matched for it in one of its
  * runs (or accepted by a reviewer for it), or in one of its Groups now or before. Without such a
  * relationship a partner could add any Patient id it guessed and export that person's record.
