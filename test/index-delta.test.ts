@@ -368,7 +368,7 @@ describe.each(STORES)('an index load delta (%s)', (store) => {
         get(target, key) {
           if (key === 'exec') {
             return async (sql: string) => {
-              if (sql.includes('CREATE INDEX IF NOT EXISTS patient_block_patient')) throw new Error('injected: the indexes cannot be built');
+              if (sql.includes('ADD CONSTRAINT patient_block_pkey')) throw new Error('injected: the indexes cannot be built');
               return target.exec(sql);
             };
           }

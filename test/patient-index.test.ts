@@ -2,8 +2,9 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ensureMatchForm, loadIndexFile, LOAD_BATCH_LINES } from '../src/patient-index/index.ts';
 import { blockingKeys } from '../src/match/index.ts';
-import { countIndex, patientsByBlockKeys } from '../src/store/index.ts';
-import { fhirImmunization, fhirPatient, runCli, tempDb, tempDir, writeNdjson, writeText, STORES } from './helpers.ts';
+import { countIndex, openPostgres, patientsByBlockKeys } from '../src/store/index.ts';
+import { MIGRATIONS } from '../src/store/migrations.ts';
+import { fhirImmunization, fhirPatient, filePgDatabase, runCli, tempDb, tempDir, writeNdjson, writeText, STORES } from './helpers.ts';
 
 const PATIENTS = [
   fhirPatient({ id: 'a', given: 'Ava', family: 'Martinez', birthDate: '2015-03-14' }),
@@ -75,7 +76,7 @@ describe.each(STORES)('loading the patient index (%s)', (store) => {
     const { rows: keys } = await db.query<{ key: string }>(`SELECT key FROM patient_block WHERE patient_id = 'odd' AND key LIKE 'id:%'`);
     expect(keys.map((k) => k.key)).toEqual(['id:urn:mrn|M"1\\2,{3}']);
     const { rows: idx } = await db.query<{ indexname: string }>("SELECT indexname FROM pg_indexes WHERE tablename IN ('patient', 'patient_block') ORDER BY indexname");
-    expect(idx.map((x) => x.indexname)).toEqual(['patient_block_patient', 'patient_block_pkey', 'patient_changed_in', 'patient_pkey', 'patient_replaced_by', 'patient_unmatchable_identifiers']);
+    expect(idx.map((x) => x.indexname)).toEqual(['patient_block_pkey', 'patient_changed_in', 'patient_pkey', 'patient_replaced_by', 'patient_unmatchable_identifiers']);
   });
 
   it('merges a batch of a first load whose patient came in an earlier batch: the later line wins', async () => {
@@ -110,10 +111,10 @@ describe.each(STORES)('loading the patient index (%s)', (store) => {
   it('builds the blocking indexes again when a first load died without them', async () => {
     const { db, dir } = await tempDb(store);
     await loadIndexFile(db, await writeNdjson(path.join(dir, 'P.ndjson'), PATIENTS));
-    await db.exec('ALTER TABLE patient_block DROP CONSTRAINT patient_block_pkey; DROP INDEX patient_block_patient; DROP INDEX patient_changed_in');
+    await db.exec('ALTER TABLE patient_block DROP CONSTRAINT patient_block_pkey; DROP INDEX patient_changed_in');
     await ensureMatchForm(db);
     const { rows: idx } = await db.query<{ indexname: string }>("SELECT indexname FROM pg_indexes WHERE tablename IN ('patient', 'patient_block') ORDER BY indexname");
-    expect(idx.map((x) => x.indexname)).toEqual(['patient_block_patient', 'patient_block_pkey', 'patient_changed_in', 'patient_pkey', 'patient_replaced_by', 'patient_unmatchable_identifiers']);
+    expect(idx.map((x) => x.indexname)).toEqual(['patient_block_pkey', 'patient_changed_in', 'patient_pkey', 'patient_replaced_by', 'patient_unmatchable_identifiers']);
     // A delta keeps them, and replaces the keys of the patient it changes.
     await loadIndexFile(db, await writeNdjson(path.join(dir, 'P2.ndjson'), [{ ...PATIENTS[1], birthDate: '2016-07-03' }]));
     const { rows: keys } = await db.query<{ key: string }>(`SELECT key FROM patient_block WHERE patient_id = 'b' AND key LIKE 'df:%'`);
@@ -335,5 +336,36 @@ describe('rostermatch index load', () => {
     expect(JSON.parse(json.stdout)[0]).toMatchObject({ rejected: 1, patients: { unchanged: 2 } });
     const clean = await runCli(['index', 'load', await writeNdjson(path.join(dir, 'P2.ndjson'), [P({}, 'ok3')])], env);
     expect([clean.code, clean.stderr]).toEqual([0, '']);
+  });
+});
+
+describe('a store written before patient rows listed their blocking keys (PostgreSQL)', () => {
+  it('is given them by its migration, and a delta then replaces a patient\'s keys through them', async () => {
+    const { url, drop } = await filePgDatabase();
+    const dir = await tempDir();
+    let db = await openPostgres(url);
+    try {
+      await loadIndexFile(db, await writeNdjson(path.join(dir, 'P.ndjson'), PATIENTS));
+      const keysOf = async (id: string) => (await db.query<{ key: string }>('SELECT key FROM patient_block WHERE patient_id = $1 ORDER BY key', [id])).rows.map((r) => r.key);
+      const held = await keysOf('b');
+      // Back to the schema before the last migration: no block_keys, keys found by their patient.
+      await db.exec(`ALTER TABLE patient DROP COLUMN block_keys; CREATE INDEX patient_block_patient ON patient_block (patient_id);
+        DELETE FROM schema_migration WHERE version = ${MIGRATIONS.length}`);
+      await db.close();
+      db = await openPostgres(url);
+      const { rows } = await db.query<{ id: string; block_keys: string[] }>('SELECT id, block_keys FROM patient ORDER BY id');
+      expect(rows.find((r) => r.id === 'b')?.block_keys).toEqual(held);
+      expect(rows.every((r) => r.block_keys.length > 0)).toBe(true);
+      expect((await db.query('SELECT 1 FROM pg_indexes WHERE indexname = $1', ['patient_block_patient'])).rows).toEqual([]);
+
+      await loadIndexFile(db, await writeNdjson(path.join(dir, 'P2.ndjson'), [{ ...PATIENTS[1], birthDate: '2016-07-03' }]));
+      const now = await keysOf('b');
+      expect(now.filter((k) => k.startsWith('df:'))).toEqual(['df:2016-07-03|ALSN']);
+      expect(now.some((k) => k.includes('2016-07-02'))).toBe(false);
+      expect((await db.query<{ block_keys: string[] }>("SELECT block_keys FROM patient WHERE id = 'b'")).rows[0]?.block_keys.slice().sort()).toEqual(now);
+    } finally {
+      await db.close();
+      await drop();
+    }
   });
 });

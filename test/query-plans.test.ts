@@ -17,6 +17,7 @@ import {
   countRunRows,
   createRun,
   insertRunRows,
+  markPatientRemoved,
   mergeImmunizations,
   mergePatients,
   openPostgres,
@@ -306,13 +307,24 @@ describe('hot statements on a fresh, never analysed PostgreSQL store', () => {
       // p2 and p3 merged into p1, p4 into p3.
       await tx.query('UPDATE patient SET replaced_by = $1 WHERE id = ANY($2::text[])', [pid(1), [pid(2), pid(3)]]);
       await tx.query('UPDATE patient SET replaced_by = $1 WHERE id = $2', [pid(3), pid(4)]);
-      expect((await touchMergedInto(tx, pid(1))).sort()).toEqual(chain);
+      // As when p1 is removed: those merged into it lose their keys, and get them back (an unmerge).
+      expect((await touchMergedInto(tx, pid(1), { removed: true })).sort()).toEqual(chain);
       await replaceBlockKeys(tx, chain.map((_, i) => patientWrite([2, 3, 4][i]!)));
+      await markPatientRemoved(tx, pid(5), new Date().toISOString());
       const found = [...(await patientsByBlockKeys(tx, patientWrite(4).blockKeys)).values()].flat().filter((p) => p.id === pid(4));
       expect(found.length > 0 && found.every((p) => p.survivor === pid(1))).toBe(true);
       await tx.query('UPDATE patient SET replaced_by = NULL WHERE id = ANY($1::text[])', [chain]);
+      await tx.query('UPDATE patient SET removed_at = NULL WHERE id = $1', [pid(5)]);
+      await replaceBlockKeys(tx, [patientWrite(5)]);
     });
-    expectIndexPlans(seen, [/^SELECT id FROM patient WHERE replaced_by = ANY/, /^UPDATE patient SET changed_in/, /^DELETE FROM patient_block WHERE patient_id = ANY/, /LATERAL \(SELECT \* FROM patient p WHERE p.id = u.id OFFSET 0\)/]);
+    expectIndexPlans(seen, [
+      /^SELECT id FROM patient WHERE replaced_by = ANY/,
+      /^UPDATE patient SET changed_in/,
+      /^DELETE FROM patient_block b USING/,
+      /^UPDATE patient t SET block_keys/,
+      /^UPDATE patient SET removed_at = \$2/,
+      /LATERAL \(SELECT \* FROM patient p WHERE p.id = u.id OFFSET 0\)/,
+    ]);
   });
 
   it('patientsByIds for the candidates a review page shows', async () => {

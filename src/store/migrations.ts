@@ -393,4 +393,16 @@ export const MIGRATIONS: readonly string[] = [
   -- the feed finds the patients merged into one by this index, which holds only them.
   CREATE INDEX patient_replaced_by ON patient (replaced_by) WHERE replaced_by IS NOT NULL;
   `,
+  `
+  -- Issue 11: each patient's row lists the blocking keys it was given (block_keys), and a
+  -- patient's keys are deleted through them, by patient_block's primary key. The index of
+  -- patient_block by patient_id goes: built at the end of a first load, it cost as long again as
+  -- the primary key, and it served only those deletes. Filled by one hash join, whatever indexes
+  -- a store has (a first load that died midway left none).
+  ALTER TABLE patient ADD COLUMN block_keys text[] COLLATE "C" NOT NULL DEFAULT '{}';
+  UPDATE patient p SET block_keys = k.keys
+    FROM (SELECT patient_id, array_agg(key ORDER BY key) AS keys FROM patient_block GROUP BY patient_id) k
+   WHERE k.patient_id = p.id;
+  DROP INDEX IF EXISTS patient_block_patient;
+  `,
 ];

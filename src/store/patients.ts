@@ -29,7 +29,7 @@ const MERGE_SETTINGS = "SET LOCAL enable_seqscan = off; SET LOCAL work_mem = '64
 
 const PATIENT_COLUMNS = [
   'id', 'given', 'middle', 'family', 'suffix', 'birth_date', 'sex', 'street', 'city', 'state', 'zip', 'phone', 'mothers_maiden', 'birth_order',
-  'identifiers', 'replaced_by', 'resource', 'content_hash', 'last_updated',
+  'identifiers', 'replaced_by', 'resource', 'content_hash', 'last_updated', 'block_keys',
 ] as const;
 
 /** The matcher's view of a patient as read for matching, in PersonFields order (see toIndexPatient). */
@@ -48,16 +48,16 @@ export async function mergePatients(tx: Queryable, batch: readonly PatientWrite[
   await tx.exec(`${MERGE_SETTINGS};
     CREATE TEMP TABLE stage_patient (id text, given text, middle text, family text, suffix text, birth_date text, sex text, street text, city text,
       state text, zip text, phone text, mothers_maiden text, birth_order text, identifiers jsonb, replaced_by text, resource jsonb, content_hash text, last_updated timestamptz, block_keys text[]) ON COMMIT DROP`);
-  const lines = writes.map((w) => patientLine(w, arrayLiteral(w.blockKeys)));
-  await tx.copyIn('stage_patient', [...PATIENT_COLUMNS, 'block_keys'], lines.join(''));
+  await tx.copyIn('stage_patient', PATIENT_COLUMNS, writes.map((w) => patientLine(w)).join(''));
   const counts = await stageChanges(tx, 'stage_patient', 'patient');
   if (counts.inserted + counts.updated === 0) return counts;
   const version = await nextVersion(tx);
   const set = [...PATIENT_COLUMNS.slice(1), 'changed_in'].map((c) => `${c} = excluded.${c}`).join(', ');
+  // The old keys go first: they are found through the block_keys the new rows overwrite.
   await tx.exec(`
+    ${deleteKeysOf('ARRAY(SELECT id FROM stage_patient_changed WHERE NOT is_new)')};
     INSERT INTO patient (${PATIENT_COLUMNS.join(', ')}, changed_in) SELECT ${PATIENT_COLUMNS.join(', ')}, ${version} FROM stage_patient_changed
       ON CONFLICT (id) DO UPDATE SET ${set};
-    DELETE FROM patient_block WHERE patient_id = ANY (ARRAY(SELECT id FROM stage_patient_changed WHERE NOT is_new));
     INSERT INTO patient_block (key, patient_id) SELECT unnest(s.block_keys), s.id FROM stage_patient_changed s
       WHERE s.is_new OR NOT EXISTS (SELECT 1 FROM patient p WHERE p.id = s.id AND p.removed_at IS NOT NULL) ON CONFLICT DO NOTHING`);
   return counts;
@@ -96,7 +96,18 @@ async function nextVersion(tx: Queryable): Promise<number> {
 /** One COPY line of the patient table's columns, and of any columns after them. */
 function patientLine(w: PatientWrite, ...more: string[]): string {
   const p = w.patient;
-  return copyLine([...matchView(p), p.replacedBy ?? null, w.resource, w.contentHash, w.lastUpdated, ...more]);
+  return copyLine([...matchView(p), p.replacedBy ?? null, w.resource, w.contentHash, w.lastUpdated, arrayLiteral(w.blockKeys), ...more]);
+}
+
+/**
+ * The statement deleting the blocking keys of the patients `ids` (an SQL text[] expression): each
+ * a probe of patient_block's primary key, by the keys the patient's row lists (block_keys, a
+ * superset of those it holds). The key table has no index by patient: built at the end of a first
+ * load, one cost as long again as the primary key (issue 11).
+ */
+function deleteKeysOf(ids: string): string {
+  return `DELETE FROM patient_block b USING (SELECT p.id, k.key FROM patient p, unnest(p.block_keys) AS k (key) WHERE p.id = ANY (${ids})) o
+    WHERE b.key = o.key AND b.patient_id = o.id`;
 }
 
 /** The last write of each id: a later line for the same id wins, as if the lines were loaded one by one. */
@@ -155,7 +166,8 @@ function matchViewColumns(writes: readonly Pick<PatientWrite, 'patient'>[]): (st
 export async function replaceBlockKeys(tx: Queryable, writes: readonly Pick<PatientWrite, 'patient' | 'blockKeys'>[]): Promise<void> {
   if (writes.length === 0) return;
   const ids = writes.map((w) => w.patient.id);
-  await tx.query('DELETE FROM patient_block WHERE patient_id = ANY($1::text[])', [ids]);
+  await tx.query(deleteKeysOf('$1::text[]'), [ids]);
+  await tx.query('UPDATE patient t SET block_keys = u.keys::text[] FROM unnest($1::text[], $2::text[]) AS u (id, keys) WHERE t.id = u.id', [ids, writes.map((w) => arrayLiteral(w.blockKeys))]);
   const nobody = new Set([...(await resolvePatients(tx, ids))].flatMap(([id, to]) => (to === null ? [id] : [])));
   const keys: string[] = [];
   const owners: string[] = [];
@@ -249,33 +261,30 @@ export async function mergeImmunizations(tx: Queryable, batch: readonly Immuniza
 
 /**
  * A load into an empty index writes every blocking key at once (thirteen million for a million
- * patients): kept up row by row, patient_block's two indexes cost ten times the writing itself,
- * and built once at the end they cost a third of that. So the first load drops them
- * (returns whether it did) and restoreBlockIndexes builds them again; a later load (a delta)
- * keeps them, since it needs them to find the keys it replaces.
+ * patients): kept up row by row, patient_block's primary key costs ten times the writing itself,
+ * and built once at the end a third of that. So the first load drops it (returns whether it did)
+ * and restoreBlockIndexes builds it again; a later load (a delta) keeps it, since it needs it to
+ * find the keys it replaces.
  */
 export async function dropBlockIndexesIfEmpty(db: Queryable): Promise<boolean> {
   // Keys are written only beside their patient: no patient, no key.
   const { rows } = await db.query<{ empty: boolean }>('SELECT NOT EXISTS (SELECT 1 FROM patient) AS empty');
   if (!rows[0]!.empty) return false;
   // patient_changed_in too: only a copy of the index in memory reads it, and only after the load.
-  await db.exec('ALTER TABLE patient_block DROP CONSTRAINT IF EXISTS patient_block_pkey; DROP INDEX IF EXISTS patient_block_patient; DROP INDEX IF EXISTS patient_changed_in');
+  await db.exec('ALTER TABLE patient_block DROP CONSTRAINT IF EXISTS patient_block_pkey; DROP INDEX IF EXISTS patient_changed_in');
   return true;
 }
 
 /** Builds the indexes a first load drops where they are missing (after a first load, or one that died midway). */
 export async function restoreBlockIndexes(db: Queryable): Promise<void> {
-  const { rows } = await db.query<{ n: number }>(
-    "SELECT count(*)::int AS n FROM pg_indexes WHERE indexname IN ('patient_block_pkey', 'patient_block_patient', 'patient_changed_in')",
-  );
-  if (rows[0]!.n === 3) return;
+  const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_indexes WHERE indexname IN ('patient_block_pkey', 'patient_changed_in')");
+  if (rows[0]!.n === 2) return;
   await db.exec(`SET maintenance_work_mem = '512MB';
     DO $$ BEGIN
       IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'patient_block_pkey') THEN
         ALTER TABLE patient_block ADD CONSTRAINT patient_block_pkey PRIMARY KEY (key, patient_id);
       END IF;
     END $$;
-    CREATE INDEX IF NOT EXISTS patient_block_patient ON patient_block (patient_id);
     CREATE INDEX IF NOT EXISTS patient_changed_in ON patient (changed_in, id);
     RESET maintenance_work_mem`);
 }
@@ -506,7 +515,7 @@ export async function patientsHoldingIdentifier(db: Queryable, system: string, n
 export async function markPatientRemoved(tx: Queryable, id: string, at: string): Promise<void> {
   const version = await nextVersion(tx);
   await tx.query('UPDATE patient SET removed_at = $2, changed_in = $3 WHERE id = $1', [id, at, version]);
-  await tx.query('DELETE FROM patient_block WHERE patient_id = $1', [id]);
+  await tx.query(deleteKeysOf('$1::text[]'), [[id]]);
 }
 
 /**
@@ -528,7 +537,7 @@ export async function touchMergedInto(tx: Queryable, id: string, opts: { removed
   if (ids.length === 0) return ids;
   const version = await nextVersion(tx);
   await tx.query('UPDATE patient SET changed_in = $2 WHERE id = ANY($1::text[])', [ids, version]);
-  if (opts.removed) await tx.query('DELETE FROM patient_block WHERE patient_id = ANY($1::text[])', [ids]);
+  if (opts.removed) await tx.query(deleteKeysOf('$1::text[]'), [ids]);
   return ids;
 }
 
