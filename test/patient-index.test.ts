@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ensureMatchForm, loadIndexFile, LOAD_BATCH_LINES } from '../src/patient-index/index.ts';
+import { ensureMatchForm, loadIndexFile, LOAD_BATCH_LINES, REMOVED_TAG } from '../src/patient-index/index.ts';
 import { blockingKeys } from '../src/match/index.ts';
 import { countIndex, openPostgres, patientsByBlockKeys } from '../src/store/index.ts';
 import { MIGRATIONS } from '../src/store/migrations.ts';
@@ -336,6 +336,52 @@ describe('rostermatch index load', () => {
     expect(JSON.parse(json.stdout)[0]).toMatchObject({ rejected: 1, patients: { unchanged: 2 } });
     const clean = await runCli(['index', 'load', await writeNdjson(path.join(dir, 'P2.ndjson'), [P({}, 'ok3')])], env);
     expect([clean.code, clean.stderr]).toEqual([0, '']);
+  });
+});
+
+describe('preparing index lines on a worker thread', () => {
+  // The worker does not depend on the store: one suffices.
+  const store = 'postgres' as const;
+  const GIVEN = ['Ava', 'Liam', 'Noah', 'Emma', 'Mia', 'Zoe', 'Omar', 'Ines'];
+  const FAMILY = ['Martinez', 'Wilson', 'Nguyen', 'Okafor', 'Schmidt', 'Haddad'];
+  const person = (i: number, birthDate = `20${10 + (i % 9)}-0${1 + (i % 9)}-1${i % 10}`) =>
+    fhirPatient({ id: `p${i}`, given: GIVEN[i % GIVEN.length]!, family: `${FAMILY[i % FAMILY.length]}${i % 97}`, birthDate, street: `${i} Elm Street` });
+  /** More lines than the worker is sent at once, times the chunks in flight; each kind of line and of refusal among them. */
+  const first = (): string[] => [
+    ...Array.from({ length: 9000 }, (_, i) => JSON.stringify(i % 3 === 0 ? fhirImmunization(`i${i}`, `p${i + 1}`) : person(i))),
+    '{"resourceType":"Patient",',
+    JSON.stringify({ ...person(9001), birthDate: '2015-02-30' }),
+    '',
+    JSON.stringify({ resourceType: 'Patient', id: 'p1', active: false, meta: { tag: [REMOVED_TAG] } }),
+    JSON.stringify({ ...person(9002), active: false, link: [{ other: { reference: 'Patient/p2' }, type: 'replaced-by' }] }),
+    JSON.stringify(fhirImmunization('i-orphan', 'nobody')),
+  ];
+  /** A delta: some changed, most unchanged, a new one, bad lines again. */
+  const second = (): string[] => [
+    ...Array.from({ length: 6000 }, (_, i) => JSON.stringify(i % 3 === 0 ? fhirImmunization(`i${i}`, `p${i + 1}`, '20') : i % 5 === 0 ? person(i, '2019-12-31') : person(i))),
+    JSON.stringify(person(9999)),
+    'not json',
+  ];
+  /** What the index holds, in full. */
+  const stored = async (db: Awaited<ReturnType<typeof tempDb>>['db']) => ({
+    patients: (await db.query("SELECT id, given, family, birth_date, street, identifiers, replaced_by, removed_at IS NULL AS live, resource - 'meta' AS resource, content_hash, block_keys FROM patient ORDER BY id")).rows,
+    keys: (await db.query('SELECT key, patient_id FROM patient_block ORDER BY key, patient_id')).rows,
+    immunizations: (await db.query("SELECT id, patient_id, resource - 'meta' AS resource, content_hash FROM immunization ORDER BY id")).rows,
+  });
+
+  it('loads a first load and a delta as this thread does: the same reports, the same index', async () => {
+    const here = await tempDb(store);
+    const there = await tempDb(store);
+    const files = [await writeText(path.join(here.dir, 'first.ndjson'), first().join('\n')), await writeText(path.join(here.dir, 'second.ndjson'), second().join('\n'))];
+    for (const file of files) {
+      const inThread = await loadIndexFile(here.db, file, { worker: false });
+      const onWorker = await loadIndexFile(there.db, file, { worker: true });
+      expect(onWorker).toEqual(inThread);
+      expect(inThread.rejected).toBeGreaterThan(0);
+    }
+    const [a, b] = [await stored(here.db), await stored(there.db)];
+    expect(a.patients.length).toBeGreaterThan(6000);
+    expect(b).toEqual(a);
   });
 });
 

@@ -4,8 +4,8 @@
  * million-patient file never sits in memory; upserts by id, so a second load of the same data
  * changes nothing. A bad line is reported with its file, line and reason, and the rest loads.
  */
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import readline from 'node:readline';
 import { parse } from 'csv-parse';
@@ -30,10 +30,12 @@ import {
 import { RostermatchError } from '../errors/index.ts';
 import { csvKind, csvToResource } from './csv-form.ts';
 import { HeldLines, HeldLinesError } from './held-lines.ts';
-import { FHIR_ID, patientFromFhir, type FhirPatient } from './fhir.ts';
-import { checkImmunization, checkMeta, checkPatient } from './validate.ts';
+import { patientFromFhir, type FhirPatient } from './fhir.ts';
+import { patientView, prepare, sentResource, type PatientView, type PreparedLine, type ReadImmunization, type ReadLine, type ReadPatient, type SourceLine } from './prepare.ts';
+import { preparedLines } from './prepared-lines.ts';
 
 export { patientFromFhir } from './fhir.ts';
+export { hasRemovedTag, REMOVED_TAG } from './prepare.ts';
 export { PATIENT_CSV_COLUMNS, IMMUNIZATION_CSV_COLUMNS } from './csv-form.ts';
 
 export interface RejectedLine {
@@ -98,10 +100,8 @@ export async function ensureMatchForm(db: Db): Promise<number> {
 export const LOAD_BATCH_LINES = 20_000;
 const MAX_LISTED_REJECTIONS = 1000;
 
-interface Record_ {
-  line: number;
-  resource: unknown;
-}
+/** A file this large is prepared on a worker thread (prepared-lines.ts); a smaller one in this thread. */
+const WORKER_FROM_BYTES = 4 << 20;
 
 /** Why an Immunization line is refused when its Patient is in neither the index nor the file. */
 const ORPHAN_REASON = 'Immunization.patient references a Patient not in the index';
@@ -119,7 +119,16 @@ const ORPHAN_REASON = 'Immunization.patient references a Patient not in the inde
  * unchanged, or held itself): it is neither written nor counted, as the last line of an id wins
  * everywhere else. A file whose Patients are all there first holds nothing back.
  */
-export async function loadIndexFile(db: Db, file: string, opts: { /** @defaultValue the store's clock */ now?: () => Date } = {}): Promise<LoadReport> {
+export async function loadIndexFile(
+  db: Db,
+  file: string,
+  opts: {
+    /** @defaultValue the store's clock */
+    now?: () => Date;
+    /** Prepare the lines on a worker thread. @defaultValue for a file of WORKER_FROM_BYTES or more */
+    worker?: boolean;
+  } = {},
+): Promise<LoadReport> {
   // Unchanged patients are not rewritten by a load: bring their stored view up to date first.
   await ensureMatchForm(db);
   const report: LoadReport = {
@@ -186,19 +195,19 @@ export async function loadIndexFile(db: Db, file: string, opts: { /** @defaultVa
       if (unmerging.size > 0) {
         for (const r of readPatients) {
           if (!unmerging.has(r.id)) continue;
-          delta.push({ line: r.line, kind: 'revise', id: r.id, resource: r.meta === undefined ? { ...r.fhir } : { meta: r.meta, ...r.fhir } });
+          delta.push({ line: r.line, kind: 'revise', id: r.id, resource: sentResource(r) });
           deltaIds.add(r.id);
         }
         readPatients = readPatients.filter((r) => !unmerging.has(r.id));
       }
     }
-    const p = readPatients.flatMap((r) => {
-      try {
-        return [normalisePatient(r)];
-      } catch (e) {
-        reject(r.line, (e as Error).message);
+    const p = readPatients.flatMap((r): NormalisedPatient[] => {
+      const view = r.view ?? patientView(r);
+      if ('error' in view) {
+        reject(r.line, view.error);
         return [];
       }
+      return [{ ...r, ...view }];
     });
     await merging;
     // Once the batch before is written and its orphans held (nothing to do while none are).
@@ -210,32 +219,27 @@ export async function loadIndexFile(db: Db, file: string, opts: { /** @defaultVa
     merging.catch(() => {});
   };
 
-  const source = /\.csv$/i.test(file) ? csvRecords(file, reject) : ndjsonRecords(file, reject);
+  const source = /\.csv$/i.test(file) ? csvRecords(file, reject) : ndjsonLines(file);
+  const worker = opts.worker ?? (await fs.stat(file).then((st) => st.size >= WORKER_FROM_BYTES, () => false));
   // Whatever fails from here on, the held lines' temporary file goes.
   try {
     try {
-      for await (const { line, resource } of source) {
-        report.lines = line;
-        try {
-          const removal = removalMark(resource);
-          if (removal !== undefined) {
-            delta.push({ line, kind: 'remove', id: removal });
-            deltaIds.add(removal);
-            continue;
-          }
-          const prepared = prepare(resource);
-          if (prepared.kind === 'Patient' && (hasReplacedBy(prepared.read.fhir) || deltaIds.has(prepared.read.id))) {
-            delta.push({ line, kind: 'revise', id: prepared.read.id, resource: resource as Record<string, unknown>, contentHash: prepared.read.contentHash });
-            deltaIds.add(prepared.read.id);
-            continue;
-          }
-          if (prepared.kind === 'Patient') patients.push({ ...prepared.read, line });
-          else immunizations.push({ ...prepared.read, line });
-        } catch (e) {
-          reject(line, (e as Error).message);
-          continue;
+      // A first load's lines are all new: each is normalised as it is prepared.
+      for await (const chunk of preparedLines(source, { normalise: fresh, worker })) {
+        for (const prepared of chunk) {
+          if (prepared.kind === 'rejected') reject(prepared.line, prepared.reason);
+          else if (prepared.kind === 'remove') {
+            delta.push({ line: prepared.line, kind: 'remove', id: prepared.id });
+            deltaIds.add(prepared.id);
+          } else if (prepared.kind === 'Patient' && (prepared.read.linked || deltaIds.has(prepared.read.id))) {
+            const r = prepared.read;
+            delta.push({ line: r.line, kind: 'revise', id: r.id, resource: sentResource(r), contentHash: r.contentHash });
+            deltaIds.add(r.id);
+          } else if (prepared.kind === 'Patient') patients.push(prepared.read);
+          else immunizations.push(prepared.read);
+          if (patients.length + immunizations.length >= LOAD_BATCH_LINES) await flush();
         }
-        if (patients.length + immunizations.length >= LOAD_BATCH_LINES) await flush();
+        if (chunk.length > 0) report.lines = lineOf(chunk.at(-1)!);
       }
       await flush();
       await merging;
@@ -262,44 +266,15 @@ export async function loadIndexFile(db: Db, file: string, opts: { /** @defaultVa
   return report;
 }
 
-/**
- * The mark of a removal in an NDJSON delta: a Patient whose meta.tag holds this coding (and whose
- * `active` is not true: `active: false` is what a removed record says), named by its id. Nothing
- * else of the line is read or stored.
- */
-export const REMOVED_TAG = { system: 'https://rostermatch/tags', code: 'removed' } as const;
-
 /** Why a patient removed by a delta line left its Groups. */
 export const LOAD_REMOVE_REASON = 'removed by an index load delta';
 
+/** The line number of a prepared line. */
+function lineOf(p: PreparedLine): number {
+  return 'read' in p ? p.read.line : p.line;
+}
+
 type DeltaLine = { line: number; kind: 'revise'; id: string; resource: Record<string, unknown>; contentHash?: string } | { line: number; kind: 'remove'; id: string };
-
-/** Whether a resource's meta.tag holds the removal mark (REMOVED_TAG). */
-export function hasRemovedTag(resource: unknown): boolean {
-  if (typeof resource !== 'object' || resource === null || Array.isArray(resource)) return false;
-  const tags = (resource as { meta?: { tag?: unknown } }).meta?.tag;
-  return (
-    Array.isArray(tags) &&
-    tags.some((t) => {
-      const c = t as { system?: unknown; code?: unknown } | null;
-      return c !== null && typeof c === 'object' && c.system === REMOVED_TAG.system && c.code === REMOVED_TAG.code;
-    })
-  );
-}
-
-/** The id a removal-marked Patient line names; undefined for any other line. Throws when the mark is there but the line is unusable. */
-function removalMark(resource: unknown): string | undefined {
-  const r = resource as { resourceType?: unknown; id?: unknown; active?: unknown; meta?: unknown };
-  if (!hasRemovedTag(resource) || r.resourceType !== 'Patient') return undefined;
-  if (typeof r.id !== 'string' || !FHIR_ID.test(r.id)) throw new Error('Patient.id is missing or not a valid FHIR id (a removal names the Patient by id)');
-  if (r.active === true) throw new Error('Patient.active is true on a Patient marked removed (meta.tag removed): send active false');
-  checkMeta('Patient', r.meta);
-  return r.id;
-}
-
-function hasReplacedBy(p: FhirPatient): boolean {
-  return Array.isArray(p.link) && p.link.some((l) => l?.type === 'replaced-by');
-}
 
 /** Of these ids, those stored merged away (replaced_by set) and not removed. */
 async function storedMerged(db: Db, ids: readonly string[]): Promise<Set<string>> {
@@ -364,70 +339,6 @@ async function applyDelta(
   }
 }
 
-/** A line as read: checked and hashed; stamped only in the transaction that stores it. */
-interface ReadLine {
-  line: number;
-  id: string;
-  /** The resource without meta, as JSON text (what the content hash is of). */
-  content: string;
-  /** meta as sent (the loader's own lastUpdated goes beside it). */
-  meta: unknown;
-  contentHash: string;
-}
-
-/** A Patient line as read; normalised only if it changes the index. */
-interface ReadPatient extends ReadLine {
-  fhir: FhirPatient;
-}
-
-interface ReadImmunization extends ReadLine {
-  patientId: string;
-}
-
-type Prepared = { kind: 'Patient'; read: Omit<ReadPatient, 'line'> } | { kind: 'Immunization'; read: Omit<ReadImmunization, 'line'> };
-
-/**
- * The stored resource carries our own meta.lastUpdated (when this index last changed it), as a
- * FHIR server's would, so Bulk `_since` means "changed here since"; the content hash ignores meta
- * so a reload of unchanged data is recognised as unchanged. Every line is checked against the R4
- * rules (validate.ts) — unchanged ones too, so a reload still names a bad line — since what is
- * stored here is what partners' exports carry.
- */
-function prepare(resource: unknown): Prepared {
-  if (typeof resource !== 'object' || resource === null || Array.isArray(resource)) throw new Error('not a JSON object');
-  const r = resource as Record<string, unknown>;
-  // An empty array means "none" to the exporters that write one, but FHIR JSON forbids it: it is
-  // left out (as are meta, which is ours to stamp) rather than the whole line refused.
-  const content: Record<string, unknown> = {};
-  let meta: unknown;
-  for (const k in r) {
-    const v = r[k];
-    if (k === 'meta') meta = v;
-    else if (!(Array.isArray(v) && v.length === 0)) content[k] = v;
-  }
-  if (r.resourceType === 'Patient') {
-    if (typeof r.id !== 'string' || !FHIR_ID.test(r.id)) throw new Error('Patient.id is missing or not a valid FHIR id');
-    checkMeta('Patient', meta);
-    checkPatient(content);
-    return { kind: 'Patient', read: { id: r.id, fhir: content as unknown as FhirPatient, meta, ...hashed(content) } };
-  }
-  if (r.resourceType === 'Immunization') {
-    if (typeof r.id !== 'string' || !FHIR_ID.test(r.id)) throw new Error('Immunization.id is missing or not a valid FHIR id');
-    const ref = (r.patient as { reference?: unknown } | undefined)?.reference;
-    const m = typeof ref === 'string' ? /^Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(ref) : null;
-    if (!m) throw new Error('Immunization.patient.reference is missing or not "Patient/<id>"');
-    checkMeta('Immunization', meta);
-    checkImmunization(content);
-    return { kind: 'Immunization', read: { id: r.id, patientId: m[1]!, meta, ...hashed(content) } };
-  }
-  throw new Error(`resourceType must be Patient or Immunization`);
-}
-
-function hashed(content: Record<string, unknown>): { content: string; contentHash: string } {
-  const text = JSON.stringify(content);
-  return { content: text, contentHash: createHash('sha256').update(text).digest('hex') };
-}
-
 /** The resource as stored: meta as sent with our lastUpdated, then the content. */
 function stamped(r: ReadLine, at: string): string {
   // Stored as jsonb, which keeps no key order: meta goes first, without serialising the resource twice.
@@ -435,13 +346,8 @@ function stamped(r: ReadLine, at: string): string {
   return r.content === '{}' ? `{"meta":${meta}}` : `{"meta":${meta},${r.content.slice(1)}`;
 }
 
-/** A Patient line normalised for matching (which may refuse it), not yet stamped. */
-type NormalisedPatient = ReadLine & Pick<PatientWrite, 'patient' | 'blockKeys'>;
-
-function normalisePatient({ fhir, ...r }: ReadPatient): NormalisedPatient {
-  const patient = patientFromFhir(fhir);
-  return { ...r, patient, blockKeys: blockingKeys(patient.person, patient.identifiers) };
-}
+/** A Patient line normalised for matching, not yet stamped. */
+type NormalisedPatient = ReadLine & Exclude<PatientView, { error: string }>;
 
 /**
  * One Patient as a line of `index load` is written: checked against the R4 rules, normalised for
@@ -450,9 +356,11 @@ function normalisePatient({ fhir, ...r }: ReadPatient): NormalisedPatient {
  * plain Error naming the element when the resource cannot be used.
  */
 export function patientWrite(resource: Record<string, unknown>, at: string): PatientWrite {
-  const prepared = prepare(resource);
+  const prepared = prepare(resource, 0);
   if (prepared.kind !== 'Patient') throw new Error('resourceType must be Patient');
-  return stampPatient(normalisePatient({ ...prepared.read, line: 0 }), at);
+  const view = patientView(prepared.read);
+  if ('error' in view) throw new Error(view.error);
+  return stampPatient({ ...prepared.read, ...view }, at);
 }
 
 function stampPatient(w: NormalisedPatient, at: string): PatientWrite {
@@ -470,25 +378,18 @@ async function withoutUnchanged<W extends { id: string; contentHash: string }>(d
   return lines.filter((w) => inFlight.has(w.id) || stored.get(w.id) !== w.contentHash);
 }
 
-async function* ndjsonRecords(file: string, reject: (line: number, reason: string) => void): AsyncGenerator<Record_> {
+/** The lines of an NDJSON file as text, blank ones skipped, numbered as in the file. */
+async function* ndjsonLines(file: string): AsyncGenerator<SourceLine> {
   const lines = readline.createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
   let line = 0;
   for await (const text of lines) {
     line++;
     const t = line === 1 ? text.replace(/^\uFEFF/, '') : text;
-    if (t.trim() === '') continue;
-    let resource: unknown;
-    try {
-      resource = JSON.parse(t);
-    } catch {
-      reject(line, 'not valid JSON');
-      continue;
-    }
-    yield { line, resource };
+    if (t.trim() !== '') yield { line, input: t };
   }
 }
 
-async function* csvRecords(file: string, reject: (line: number, reason: string) => void): AsyncGenerator<Record_> {
+async function* csvRecords(file: string, reject: (line: number, reason: string) => void): AsyncGenerator<SourceLine> {
   const parser = createReadStream(file).pipe(parse({ bom: true, info: true, skip_empty_lines: true, trim: true }));
   let header: string[] | undefined;
   let kind: ReturnType<typeof csvKind>;
@@ -507,6 +408,6 @@ async function* csvRecords(file: string, reject: (line: number, reason: string) 
       reject(info.lines, (e as Error).message);
       continue;
     }
-    yield { line: info.lines, resource };
+    yield { line: info.lines, input: resource };
   }
 }
