@@ -12,7 +12,7 @@ import { loadIndexFile } from '../src/patient-index/index.ts';
 import { startServe, type Service } from '../src/service/index.ts';
 import { groupMembers, openStore } from '../src/store/index.ts';
 import { HEADER, INDEX, ROSTER } from './fixtures.ts';
-import { quietLog, STORES, tempDir, tempPgDatabase, writeNdjson, type StoreKind } from './helpers.ts';
+import { quietLog, seedDataDir, STORES, tempDir, tempPgDatabase, writeNdjson, type StoreKind } from './helpers.ts';
 import { onCleanup, ownRedis, pipelinesDir, REDIS_URL, runState, testPrefix, waitFor } from './daemon-helpers.ts';
 
 interface Setup {
@@ -35,6 +35,8 @@ async function serve(opts: { store?: StoreKind; before?: (drop: string) => Promi
   await opts.before?.(drop);
   // The index is loaded before serve starts, as an operator would: files waiting are taken at once.
   const databaseUrl = opts.store === 'postgres' ? await tempPgDatabase() : undefined;
+  // The embedded store starts as a copy of the run's migrated template (seedDataDir), not from nothing.
+  if (!databaseUrl) await seedDataDir(data);
   const db = await openStore({ databaseUrl, embeddedDir: path.join(data, 'db') });
   await loadIndexFile(db, await writeNdjson(path.join(dir, 'Patient.ndjson'), INDEX));
   await db.close();

@@ -14,8 +14,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { StatusReport } from '../src/cli/status.ts';
 import { loadIndexFile } from '../src/patient-index/index.ts';
 import { connectRedis, QUEUE, chunkJobId, startWorkers } from '../src/queue/index.ts';
-import { openEmbedded, type Db } from '../src/store/index.ts';
-import { tempDir, tempDb } from './helpers.ts';
+import type { Db } from '../src/store/index.ts';
+import { openFreshEmbedded, seedDataDir, tempDir, tempDb } from './helpers.ts';
 import { onCleanup, pipelinesDir, REDIS_URL, SAMPLE, spawnCli, testPrefix, uninterrupted, waitFor, type Proc, type Reference } from './daemon-helpers.ts';
 
 const ROSTER = SAMPLE.roster;
@@ -40,7 +40,8 @@ interface Deployment {
 async function deployment(env: Record<string, string> = {}): Promise<Deployment> {
   const dir = await tempDir();
   const data = path.join(dir, 'data');
-  const db = await openEmbedded(path.join(data, 'db'));
+  // A copy of the run's migrated template store, with an identity of its own: each deployment is its own store.
+  const db = await openFreshEmbedded(path.join(data, 'db'));
   await loadIndexFile(db, 'samples/iis/Patient.ndjson');
   await db.close();
   const drop = path.join(dir, 'drop');
@@ -187,6 +188,7 @@ describe('serve started through npx', () => {
     const data = path.join(dir, 'data');
     const dropRoot = path.join(dir, 'drop');
     await fs.mkdir(dropRoot);
+    await seedDataDir(data); // serve opens a copy of the run's template store rather than creating one
     const npx = spawn('npx', ['rostermatch', 'serve', '--drop-root', dropRoot, '--port', '0'], {
       env: { ...process.env, REDIS_URL, ROSTERMATCH_DATA: data, ROSTERMATCH_QUEUE_PREFIX: testPrefix() },
       stdio: ['ignore', 'pipe', 'pipe'],

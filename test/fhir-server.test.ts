@@ -18,7 +18,7 @@ import { addClient, defineGroup, groupHistory, groupMembers, openStore, type Db 
 import { errorsOf } from './fhir-validators.ts';
 import { cancel, checkSmartConfiguration, kickOff, makeKeyPair, poll, pollOnce, requestToken, runExport, type KeyPair } from './bulk-client/client.ts';
 import { fileQueuePrefix, pipelinesDir, REDIS_URL, waitFor } from './daemon-helpers.ts';
-import { filePgDatabase, quietLog, STORES } from './helpers.ts';
+import { filePgDatabase, quietLog, seedDataDir, STORES } from './helpers.ts';
 
 const SCHOOL = 'school-district-7';
 const SCHOOL_GROUP = 'school-district-7-students';
@@ -63,6 +63,7 @@ async function world(store: (typeof STORES)[number]): Promise<World> {
   const pgDb = store === 'postgres' ? await filePgDatabase() : undefined;
   const databaseUrl = pgDb?.url;
   const { prefix, drop: dropQueueKeys } = fileQueuePrefix();
+  if (!databaseUrl) await seedDataDir(data); // a copy of the run's migrated template store
   const db: Db = await openStore({ databaseUrl, embeddedDir: path.join(data, 'db') });
   for (const f of ['Patient.ndjson', 'Immunization.ndjson']) await loadIndexFile(db, path.join('samples/iis', f));
   for (const [partner, file] of [
@@ -283,39 +284,6 @@ describe.each(STORES)('the FHIR server (%s)', (store) => {
     expect(all.outputs.Patient!.length).toBe(w.members);
     const lastUpdated = (all.outputs.Patient![0]!.meta as { lastUpdated: string }).lastUpdated;
 
-    // Everything was written before now: a _since of now holds nothing, in either offset form.
-    const now = new Date(Date.now() + 1000);
-    const plus2 = new Date(now.getTime() + 2 * 3600_000).toISOString().replace('Z', '+02:00');
-    for (const since of [now.toISOString(), plus2]) {
-      const r = await run({ _type: 'Patient', _since: since });
-      expect(r.status, since).toBe(200);
-      expect(r.manifest!.output, since).toEqual([]);
-    }
-    // A _since before the load: everything.
-    const before = new Date(new Date(lastUpdated).getTime() - 1000).toISOString().replace('Z', '+00:00');
-    expect((await run({ _type: 'Patient', _since: before })).outputs.Patient!.length).toBe(w.members);
-    // Not an instant, or a day that does not exist: 400.
-    for (const bad of ['2026-02-30T00:00:00Z', '2026-01-01', 'yesterday']) expect((await run({ _since: bad })).status, bad).toBe(400);
-
-    const elements = await run({ _type: 'Patient', _elements: 'birthDate' });
-    const p = elements.outputs.Patient![0]!;
-    expect(Object.keys(p).sort()).toEqual(['birthDate', 'id', 'meta', 'resourceType']);
-    expect((p.meta as { tag?: { code: string }[] }).tag?.[0]?.code).toBe('SUBSETTED');
-
-    const completed = await run({ _type: 'Immunization', _typeFilter: 'Immunization?status=completed' });
-    expect(completed.outputs.Immunization!.length).toBe(all.outputs.Immunization!.length);
-    const code = ((all.outputs.Immunization![0]!.vaccineCode as { coding: { code: string }[] }).coding[0]!).code;
-    const one = await run({ _type: 'Immunization', _typeFilter: `Immunization?vaccine-code=${code}` });
-    expect(one.outputs.Immunization!.length).toBeGreaterThan(0);
-    expect(one.outputs.Immunization!.every((i) => (i.vaccineCode as { coding: { code: string }[] }).coding.some((c) => c.code === code))).toBe(true);
-    expect(one.outputs.Immunization!.length).toBeLessThan(all.outputs.Immunization!.length);
-
-    // Two queries in one _typeFilter value, comma-separated (the IG), hold what each does alone.
-    const codes = [...new Set(all.outputs.Immunization!.map((i) => (i.vaccineCode as { coding: { code: string }[] }).coding[0]!.code))].slice(0, 2);
-    const each = await Promise.all(codes.map(async (c) => (await run({ _type: 'Immunization', _typeFilter: `Immunization?vaccine-code=${c}` })).outputs.Immunization!.length));
-    const both = await run({ _type: 'Immunization', _typeFilter: codes.map((c) => `Immunization?vaccine-code=${c}`).join(',') });
-    expect(both.outputs.Immunization!.length).toBe(each[0]! + each[1]!);
-
     // patient (POST): only those members; someone outside the Group is a 400, or left out under lenient.
     const post = async (patient: string[], lenient = false) => {
       const k = await kickOff({ fhirBase: w.base, groupId: SCHOOL_GROUP, token: t, method: 'POST', params: { _type: 'Patient', patient }, lenient });
@@ -325,22 +293,67 @@ describe.each(STORES)('the FHIR server (%s)', (store) => {
       const text = file ? await (await fetch(file.url, { headers: { authorization: `Bearer ${t}` } })).text() : '';
       return { status: 200, ids: text.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { id: string }).id), manifest: p.manifest };
     };
-    expect((await post([`Patient/${w.schoolMember}`])).ids).toEqual([w.schoolMember]);
-    const outsider = await post([`Patient/${w.schoolMember}`, `Patient/${w.payerOnly}`]);
-    const nobody = await post([`Patient/${w.schoolMember}`, 'Patient/no-such-patient']);
+
+    // Everything was written before now: a _since of now holds nothing, in either offset form.
+    const now = new Date(Date.now() + 1000);
+    const plus2 = new Date(now.getTime() + 2 * 3600_000).toISOString().replace('Z', '+02:00');
+    // A _since before the load: everything.
+    const before = new Date(new Date(lastUpdated).getTime() - 1000).toISOString().replace('Z', '+00:00');
+    const code = ((all.outputs.Immunization![0]!.vaccineCode as { coding: { code: string }[] }).coding[0]!).code;
+    const codes = [...new Set(all.outputs.Immunization!.map((i) => (i.vaccineCode as { coding: { code: string }[] }).coding[0]!.code))].slice(0, 2);
+    const bads = ['2026-02-30T00:00:00Z', '2026-01-01', 'yesterday'];
+    // The exports below are independent of each other: kicked off together (each polled at the
+    // server's Retry-After) rather than one after another, then checked one by one.
+    const [sinces, sinceBefore, badSinces, elements, completed, one, each, both, single, outsider, nobody, lenientOutsider, observation, lotNumber, lenient, twoSkipped] = await Promise.all([
+      Promise.all([now.toISOString(), plus2].map(async (since) => [since, await run({ _type: 'Patient', _since: since })] as const)),
+      run({ _type: 'Patient', _since: before }),
+      Promise.all(bads.map(async (bad) => [bad, await run({ _since: bad })] as const)),
+      run({ _type: 'Patient', _elements: 'birthDate' }),
+      run({ _type: 'Immunization', _typeFilter: 'Immunization?status=completed' }),
+      run({ _type: 'Immunization', _typeFilter: `Immunization?vaccine-code=${code}` }),
+      // Two queries in one _typeFilter value, comma-separated (the IG), hold what each does alone.
+      Promise.all(codes.map(async (c) => (await run({ _type: 'Immunization', _typeFilter: `Immunization?vaccine-code=${c}` })).outputs.Immunization!.length)),
+      run({ _type: 'Immunization', _typeFilter: codes.map((c) => `Immunization?vaccine-code=${c}`).join(',') }),
+      post([`Patient/${w.schoolMember}`]),
+      post([`Patient/${w.schoolMember}`, `Patient/${w.payerOnly}`]),
+      post([`Patient/${w.schoolMember}`, 'Patient/no-such-patient']),
+      post([`Patient/${w.schoolMember}`, `Patient/${w.payerOnly}`], true),
+      run({ _type: 'Observation' }),
+      run({ _typeFilter: 'Immunization?lot-number=1' }),
+      run({ _type: ['Patient', 'Observation'] }, { lenient: true }),
+      // One OperationOutcome for each thing skipped.
+      run({ _type: ['Patient', 'Observation'], _elements: 'Observation.status' }, { lenient: true }),
+    ]);
+
+    for (const [since, r] of sinces) {
+      expect(r.status, since).toBe(200);
+      expect(r.manifest!.output, since).toEqual([]);
+    }
+    expect(sinceBefore.outputs.Patient!.length).toBe(w.members);
+    // Not an instant, or a day that does not exist: 400.
+    for (const [bad, r] of badSinces) expect(r.status, bad).toBe(400);
+
+    const p = elements.outputs.Patient![0]!;
+    expect(Object.keys(p).sort()).toEqual(['birthDate', 'id', 'meta', 'resourceType']);
+    expect((p.meta as { tag?: { code: string }[] }).tag?.[0]?.code).toBe('SUBSETTED');
+
+    expect(completed.outputs.Immunization!.length).toBe(all.outputs.Immunization!.length);
+    expect(one.outputs.Immunization!.length).toBeGreaterThan(0);
+    expect(one.outputs.Immunization!.every((i) => (i.vaccineCode as { coding: { code: string }[] }).coding.some((c) => c.code === code))).toBe(true);
+    expect(one.outputs.Immunization!.length).toBeLessThan(all.outputs.Immunization!.length);
+
+    expect(both.outputs.Immunization!.length).toBe(each[0]! + each[1]!);
+
+    expect(single.ids).toEqual([w.schoolMember]);
     expect([outsider.status, nobody.status]).toEqual([400, 400]);
-    const lenientOutsider = await post([`Patient/${w.schoolMember}`, `Patient/${w.payerOnly}`], true);
     expect(lenientOutsider.ids).toEqual([w.schoolMember]);
     expect(lenientOutsider.manifest!.error.length).toBe(1);
 
-    expect((await run({ _type: 'Observation' })).status).toBe(400);
-    expect((await run({ _typeFilter: 'Immunization?lot-number=1' })).status).toBe(400);
-    const lenient = await run({ _type: ['Patient', 'Observation'] }, { lenient: true });
+    expect(observation.status).toBe(400);
+    expect(lotNumber.status).toBe(400);
     expect(lenient.status).toBe(200);
     expect(lenient.outputs.OperationOutcome![0]!.resourceType).toBe('OperationOutcome');
     expect(JSON.stringify(lenient.outputs.OperationOutcome)).toMatch(/Observation/);
-    // One OperationOutcome for each thing skipped.
-    const twoSkipped = await run({ _type: ['Patient', 'Observation'], _elements: 'Observation.status' }, { lenient: true });
     expect(twoSkipped.outputs.OperationOutcome!.length).toBe(2);
     expect(twoSkipped.manifest!.error[0]!.count).toBe(2);
   });

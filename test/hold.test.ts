@@ -12,7 +12,7 @@ import { confirmHeldRun, discardHeldRun, runFile } from '../src/run/index.ts';
 import { startServe } from '../src/service/index.ts';
 import { acceptReviewItem, getGroup, getRun, groupHistory, groupMembers, listAuditEvents, listReviewItems, openStore, type Db } from '../src/store/index.ts';
 import { HEADER, INDEX, ROSTER } from './fixtures.ts';
-import { quietLog, runCli, STORES, tempDb, tempDir, tempPgDatabase, testPipeline, writeNdjson, writeText } from './helpers.ts';
+import { quietLog, runCli, seedDataDir, STORES, tempDb, tempDir, tempPgDatabase, testPipeline, writeNdjson, writeText } from './helpers.ts';
 import { onCleanup, pipelinesDir, REDIS_URL, runState, testPrefix, waitFor } from './daemon-helpers.ts';
 
 /** One class of the school: Ava matched, Avery for review; the other five children are missing. */
@@ -200,6 +200,7 @@ describe.each(STORES)('held runs in serve (%s)', (store) => {
     const drop = path.join(dir, 'drop');
     const data = path.join(dir, 'data');
     const databaseUrl = store === 'postgres' ? await tempPgDatabase() : undefined;
+    if (!databaseUrl) await seedDataDir(data); // a copy of the run's migrated template store
     const seed = await openStore({ databaseUrl, embeddedDir: path.join(data, 'db') });
     await loadIndexFile(seed, await writeNdjson(path.join(dir, 'P.ndjson'), INDEX));
     await seed.close();

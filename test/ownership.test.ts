@@ -28,7 +28,7 @@ import {
   type Db,
 } from '../src/store/index.ts';
 import { INDEX, ROSTER } from './fixtures.ts';
-import { quietLog, runCli, STORES, tempDb, tempDir, tempPgDatabase, testPipeline, writeNdjson, writeText } from './helpers.ts';
+import { quietLog, runCli, seedDataDir, STORES, tempDb, tempDir, tempPgDatabase, testPipeline, writeNdjson, writeText } from './helpers.ts';
 import { onCleanup, pipelinesDir, REDIS_URL, runState, testPrefix, waitFor } from './daemon-helpers.ts';
 
 const GID = 'test-school-students';
@@ -148,6 +148,7 @@ describe.each(STORES)('Group ownership in serve (%s)', (store) => {
     const pipelines = await pipelinesDir(dir);
     await fs.writeFile(path.join(pipelines, 'evil-clinic.yaml'), stringify(evil()));
     const databaseUrl = store === 'postgres' ? await tempPgDatabase() : undefined;
+    if (!databaseUrl) await seedDataDir(data); // a copy of the run's migrated template store
     const seed = await openStore({ databaseUrl, embeddedDir: path.join(data, 'db') });
     await loadIndexFile(seed, await writeNdjson(path.join(dir, 'P.ndjson'), INDEX));
     await seed.close();

@@ -15,7 +15,7 @@ import { confirmHeldRun, discardHeldRun, runFile, type RunOutput } from '../src/
 import { startServe } from '../src/service/index.ts';
 import { acceptReviewItem, getGroup, groupHistory, groupMembers, listAuditEvents, listReviewItems, openStore, type Db } from '../src/store/index.ts';
 import { HEADER, INDEX, ROSTER } from './fixtures.ts';
-import { quietLog, STORES, tempDb, tempDir, tempPgDatabase, testPipeline, writeNdjson, writeText } from './helpers.ts';
+import { quietLog, seedDataDir, STORES, tempDb, tempDir, tempPgDatabase, testPipeline, writeNdjson, writeText } from './helpers.ts';
 import { onCleanup, pipelinesDir, REDIS_URL, runState, testPrefix, waitFor } from './daemon-helpers.ts';
 
 const GID = 'test-school-students';
@@ -303,6 +303,7 @@ describe.each(STORES)('removal by file in serve (%s)', (store) => {
     const drop = path.join(dir, 'drop');
     const data = path.join(dir, 'data');
     const databaseUrl = store === 'postgres' ? await tempPgDatabase() : undefined;
+    if (!databaseUrl) await seedDataDir(data); // a copy of the run's migrated template store
     const seed = await openStore({ databaseUrl, embeddedDir: path.join(data, 'db') });
     await loadIndexFile(seed, await writeNdjson(path.join(dir, 'P.ndjson'), INDEX));
     // The Group as the whole roster made it, inline; the partner's drops then carry an action column.

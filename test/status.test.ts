@@ -15,7 +15,7 @@ import { createRun, failRun, listRuns, openEmbedded, openPostgres, recordChunk, 
 import type { StatusReport } from '../src/cli/status.ts';
 import { startServe } from '../src/service/index.ts';
 import { freePort, onCleanup, pipelinesDir, REDIS_URL, spawnCli, testPrefix, waitFor } from './daemon-helpers.ts';
-import { quietLog, runCli as cli, STORES, tempDb, tempDir, tempPgDatabase } from './helpers.ts';
+import { quietLog, runCli as cli, seedDataDir, STORES, tempDb, tempDir, tempPgDatabase } from './helpers.ts';
 
 
 
@@ -146,6 +146,7 @@ describe('rostermatch status', () => {
   async function dataWithRuns(kind: 'pglite' | 'postgres'): Promise<{ data: string; databaseUrl: string }> {
     const data = path.join(await tempDir(), 'data');
     const databaseUrl = kind === 'postgres' ? await tempPgDatabase() : '';
+    if (kind === 'pglite') await seedDataDir(data); // a copy of the run's migrated template store
     const db = kind === 'postgres' ? await openPostgres(databaseUrl) : await openEmbedded(path.join(data, 'db'));
     await run(db, 'aaaaaaaa-1', 'north', 1);
     await run(db, 'bbbbbbbb-2', 'south', 2, 'failed');
@@ -224,6 +225,7 @@ describe('the embedded store lock', () => {
     const data = path.join(dir, 'data');
     const prefix = testPrefix();
     const env = { ROSTERMATCH_DATA: data, ROSTERMATCH_QUEUE_PREFIX: prefix, REDIS_URL, DATABASE_URL: '' };
+    await seedDataDir(data); // serve opens a copy of the run's template store rather than creating one
     const serve = spawnCli(['serve', '--drop-root', path.join(dir, 'drop'), '--pipelines', await pipelinesDir(dir), '--port', '0', '--concurrency', '1'], env);
     await serve.waitForOutput(/serving /, 60_000);
     const pid = serve.child.pid!;
@@ -281,6 +283,7 @@ describe('the embedded store lock', () => {
   it('serve waits for a store another command holds, and gives up with STORE_BUSY after its wait', async () => {
     const dir = await tempDir();
     const data = path.join(dir, 'data');
+    await seedDataDir(data); // a copy of the run's migrated template store
     const held = await openEmbedded(path.join(data, 'db'));
     const opts = { dropRoot: path.join(dir, 'drop'), dataDir: data, pipelinesDir: await pipelinesDir(dir), redisUrl: REDIS_URL, queuePrefix: testPrefix(), port: 0, log: quietLog };
     await expect(startServe({ ...opts, storeWaitMs: 300 })).rejects.toThrow(/STORE_BUSY/);
