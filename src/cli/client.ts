@@ -12,9 +12,8 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { calculateJwkThumbprint, exportJWK, exportPKCS8, generateKeyPair, importJWK, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { RostermatchError } from '../errors/index.ts';
-import { SUPPORTED_SCOPES } from '../fhir/index.ts';
 import { loadPartnerPipeline } from '../pipeline/index.ts';
-import { FEED_SCOPES, isFeedScope } from '../fhir/scopes.ts';
+import { FEED_SCOPES, isFeedScope, SUPPORTED_SCOPES } from '../fhir/scopes.ts';
 import { addClient, FEED_PARTNER, getClient, listClients, removeClient, type SmartClient } from '../store/index.ts';
 import { withContext, type GlobalOptions } from './context.ts';
 

@@ -2,6 +2,8 @@
 /**
  * The rostermatch command line. Each command is a thin edge over the stage functions: parse the
  * arguments, open the store, call, print. Errors print one line naming the cause and exit non-zero.
+ * The long-running surfaces (serve's HTTP server, queues and console; status's queue reading) are
+ * imported by the commands that use them: every other command starts without loading them.
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -29,15 +31,13 @@ import {
 } from '../store/index.ts';
 import { RostermatchError } from '../errors/index.ts';
 import { createLogger, resolvePaths } from '../config/index.ts';
-import { redisUrl } from '../queue/index.ts';
-import { FHIR_PATH, startRemoteWorker, startServe, workerId } from '../service/index.ts';
+import { redisUrl } from '../queue/connection.ts';
 import { withContext, type GlobalOptions } from './context.ts';
 import { runDemo } from './demo.ts';
 import { registerClientCommands } from './client.ts';
 import { registerOperatorCommands } from './operator.ts';
 import { printLoad, printLoadRejections, printRun } from './print.ts';
 import { progressReporter } from './progress.ts';
-import { gatherStatus, printStatus, statusFailed } from './status.ts';
 
 const program = new Command()
   .name('rostermatch')
@@ -151,6 +151,7 @@ program
   .option('--partner <id>', 'only this partner\'s runs')
   .option('--json', 'print the report as JSON')
   .action(async (o: { limit: number; partner?: string; json?: boolean }) => {
+    const { gatherStatus, printStatus, statusFailed } = await import('./status.ts');
     const report = await gatherStatus({
       redisUrl: redisUrl(),
       databaseUrl: process.env.DATABASE_URL,
@@ -206,7 +207,7 @@ program
         outRoot: o.out ?? paths.exportsDir,
         types: params.types,
         ...(params.since ? { since: params.since } : {}),
-        ...(o.publicUrl ? { fhirBase: `${o.publicUrl}${FHIR_PATH}` } : {}),
+        ...(o.publicUrl ? { fhirBase: `${o.publicUrl}${(await import('../service/index.ts')).FHIR_PATH}` } : {}),
       });
       console.log(`exported ${id} to ${r.dir} (transactionTime ${r.manifest.transactionTime}: the next --since)`);
       for (const x of r.manifest.output) console.log(`  ${x.type}: ${x.count}`);
@@ -469,6 +470,7 @@ program
     const paths = resolvePaths(g.dataDir);
     const log = createLogger(process.env.LOG_LEVEL ?? 'info');
     const delay = testChunkDelay();
+    const { startServe } = await import('../service/index.ts');
     const service = await startServe({
       dropRoot: path.resolve(o.dropRoot),
       dataDir: paths.dataDir,
@@ -521,6 +523,7 @@ program
     const databaseUrl = process.env.DATABASE_URL;
     if (!databaseUrl) throw new RostermatchError('USAGE', 'worker needs DATABASE_URL: the embedded store belongs to the serve process alone');
     const delay = testChunkDelay();
+    const { startRemoteWorker, workerId } = await import('../service/index.ts');
     const w = await startRemoteWorker({
       redisUrl: redisUrl(),
       databaseUrl,

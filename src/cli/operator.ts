@@ -5,7 +5,7 @@
  */
 import readline from 'node:readline';
 import type { Command } from 'commander';
-import { hashPassword, newToken, operatorsFile, readOperators, sha256Hex, validOperatorName, writeOperators } from '../console/index.ts';
+import { hashPassword, newToken, operatorsFile, readOperators, sha256Hex, validOperatorName, writeOperators } from '../console/operators.ts';
 import { resolvePaths } from '../config/index.ts';
 import { RostermatchError } from '../errors/index.ts';
 import type { GlobalOptions } from './context.ts';

@@ -9,7 +9,7 @@ import { isRostermatchError } from '../errors/index.ts';
 import { OUTCOMES, type Outcome } from '../model/index.ts';
 import { deploymentsOn, JOB_STATES, queuePrefix, queueStatus, type Deployment, type QueueStatus } from '../queue/index.ts';
 import { chunksDone, listRuns, openEmbedded, openPostgres, type Db, type RunHold, type RunRecord, type RunState } from '../store/index.ts';
-import { formatDuration } from '../console/index.ts';
+import { formatDuration } from '../console/html.ts';
 
 export interface StatusOptions {
   redisUrl: string;
