@@ -383,6 +383,23 @@ describe('preparing index lines on a worker thread', () => {
     expect(a.patients.length).toBeGreaterThan(6000);
     expect(b).toEqual(a);
   });
+
+  it('writes a first load (its columns rendered as COPY text up front) as it writes the same lines into a loaded index (from the patients\' objects)', async () => {
+    const fresh = await tempDb(store);
+    const loaded = await tempDb(store);
+    const seed = person(123_456);
+    await loadIndexFile(loaded.db, await writeNdjson(path.join(loaded.dir, 'seed.ndjson'), [seed]));
+    const file = await writeText(path.join(fresh.dir, 'first.ndjson'), first().join('\n'));
+    for (const db of [fresh.db, loaded.db]) await loadIndexFile(db, file, { worker: true });
+    const without = (x: Awaited<ReturnType<typeof stored>>) => ({
+      patients: x.patients.filter((r) => (r as { id: string }).id !== seed.id),
+      keys: x.keys.filter((r) => (r as { patient_id: string }).patient_id !== seed.id),
+      immunizations: x.immunizations,
+    });
+    const [a, b] = [await stored(fresh.db), without(await stored(loaded.db))];
+    expect(a.keys.length).toBeGreaterThan(50_000);
+    expect(b).toEqual(a);
+  });
 });
 
 describe('a store written before patient rows listed their blocking keys (PostgreSQL)', () => {

@@ -10,7 +10,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { parse } from 'csv-parse';
 import { blockingKeys } from '../match/index.ts';
-import type { Db, ImmunizationWrite, PatientWrite, UpsertCounts } from '../store/index.ts';
+import type { Db, ImmunizationWrite, PatientText, PatientWrite, RenderedPatientWrite, UpsertCounts } from '../store/index.ts';
 import {
   analyzeIndex,
   changeStamp,
@@ -202,7 +202,7 @@ export async function loadIndexFile(
       }
     }
     const p = readPatients.flatMap((r): NormalisedPatient[] => {
-      const view = r.view ?? patientView(r);
+      const view = r.ready ?? patientView(r);
       if ('error' in view) {
         reject(r.line, view.error);
         return [];
@@ -213,7 +213,7 @@ export async function loadIndexFile(
     // Once the batch before is written and its orphans held (nothing to do while none are).
     held.seen(read);
     if (p.length === 0 && im.length === 0) return;
-    inFlight = { patients: new Set(p.map((w) => w.patient.id)), immunizations: new Set(im.map((w) => w.id)) };
+    inFlight = { patients: new Set(p.map((w) => w.id)), immunizations: new Set(im.map((w) => w.id)) };
     merging = write(p, im).then((orphans) => held.hold(orphans));
     // Its failure is thrown where it is awaited: at the next batch or the end.
     merging.catch(() => {});
@@ -347,7 +347,7 @@ function stamped(r: ReadLine, at: string): string {
 }
 
 /** A Patient line normalised for matching, not yet stamped. */
-type NormalisedPatient = ReadLine & Exclude<PatientView, { error: string }>;
+type NormalisedPatient = ReadLine & (Exclude<PatientView, { error: string }> | { text: PatientText });
 
 /**
  * One Patient as a line of `index load` is written: checked against the R4 rules, normalised for
@@ -360,15 +360,19 @@ export function patientWrite(resource: Record<string, unknown>, at: string): Pat
   if (prepared.kind !== 'Patient') throw new Error('resourceType must be Patient');
   const view = patientView(prepared.read);
   if ('error' in view) throw new Error(view.error);
-  return stampPatient({ ...prepared.read, ...view }, at);
+  return { patient: view.patient, blockKeys: view.blockKeys, ...stamp(prepared.read, at) };
 }
 
-function stampPatient(w: NormalisedPatient, at: string): PatientWrite {
-  return { patient: w.patient, blockKeys: w.blockKeys, resource: stamped(w, at), contentHash: w.contentHash, lastUpdated: at };
+function stampPatient(w: NormalisedPatient, at: string): PatientWrite | RenderedPatientWrite {
+  return 'text' in w ? { id: w.id, text: w.text, ...stamp(w, at) } : { patient: w.patient, blockKeys: w.blockKeys, ...stamp(w, at) };
+}
+
+function stamp(w: ReadLine, at: string): { resource: string; contentHash: string; lastUpdated: string } {
+  return { resource: stamped(w, at), contentHash: w.contentHash, lastUpdated: at };
 }
 
 function stampImmunization(w: ReadImmunization, at: string): ImmunizationWrite {
-  return { id: w.id, patientId: w.patientId, resource: stamped(w, at), contentHash: w.contentHash, lastUpdated: at };
+  return { id: w.id, patientId: w.patientId, ...stamp(w, at) };
 }
 
 /** `lines` less those whose resource is stored with the same content hash (unless the batch in flight may change it). */

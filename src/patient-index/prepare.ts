@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { blockingKeys } from '../match/index.ts';
-import type { PatientWrite } from '../store/index.ts';
+import { patientText, type PatientText, type PatientWrite } from '../store/patients.ts';
 import { FHIR_ID, patientFromFhir, type FhirPatient } from './fhir.ts';
 import { checkImmunization, checkMeta, checkPatient } from './validate.ts';
 
@@ -47,7 +47,8 @@ export type PatientView = Pick<PatientWrite, 'patient' | 'blockKeys'> | { error:
 export interface ReadPatient extends ReadLine {
   /** It carries a replaced-by link: it is applied as the identity feed applies a merge. */
   linked: boolean;
-  view?: PatientView;
+  /** Normalised up front (a first load): its columns as COPY text, or why it cannot be matched on. */
+  ready?: { text: PatientText } | { error: string };
 }
 
 export interface ReadImmunization extends ReadLine {
@@ -81,7 +82,10 @@ export function prepareLine({ line, input }: SourceLine, normalise: boolean): Pr
     const removal = removalMark(resource);
     if (removal !== undefined) return { kind: 'remove', line, id: removal };
     const { prepared, content } = prepareResource(resource, line);
-    if (prepared.kind === 'Patient' && normalise) prepared.read.view = viewOf(content as unknown as FhirPatient);
+    if (prepared.kind === 'Patient' && normalise) {
+      const view = viewOf(content as unknown as FhirPatient);
+      prepared.read.ready = 'error' in view ? view : { text: patientText(view.patient, view.blockKeys) };
+    }
     return prepared;
   } catch (e) {
     return { kind: 'rejected', line, reason: (e as Error).message };

@@ -12,6 +12,38 @@ export interface PatientWrite {
   blockKeys: string[];
 }
 
+/**
+ * A patient write whose stamp-free columns are COPY text already (patientText): what a first
+ * load's worker thread hands over instead of the patient's objects, which cost more to pass
+ * between threads than to write.
+ */
+export interface RenderedPatientWrite extends Omit<PatientWrite, 'patient' | 'blockKeys'> {
+  id: string;
+  text: PatientText;
+}
+
+/** The columns of a patient's COPY line that the stamp does not change, as COPY text. */
+export interface PatientText {
+  /** The match view and replaced_by, tab-separated (the line's fields before the resource). */
+  view: string;
+  /** block_keys, an array literal. */
+  keys: string;
+  /** The patient's lines of patient_block. */
+  keyLines: string;
+}
+
+export function patientText(p: IndexPatient, blockKeys: readonly string[]): PatientText {
+  const id = copyField(p.id);
+  // Thirteen lines a patient: written out directly, without an array and a join for each.
+  let keyLines = '';
+  for (const k of blockKeys) keyLines += `${copyField(k)}\t${id}\n`;
+  return { view: copyLine([...matchView(p), p.replacedBy ?? null]).slice(0, -1), keys: copyField(arrayLiteral(blockKeys)), keyLines };
+}
+
+type AnyPatientWrite = PatientWrite | RenderedPatientWrite;
+const writeId = (w: AnyPatientWrite) => ('text' in w ? w.id : w.patient.id);
+const writeText = (w: AnyPatientWrite) => ('text' in w ? w.text : patientText(w.patient, w.blockKeys));
+
 export interface UpsertCounts {
   inserted: number;
   updated: number;
@@ -41,14 +73,14 @@ const MATCH_VIEW_SQL = 'id, given, middle, family, suffix, birth_date, sex, stre
  * stage table by COPY, each patient with its blocking keys, and is merged by a few set-based
  * statements: a statement per thousand rows kept Node and the database waiting on each other.
  */
-export async function mergePatients(tx: Queryable, batch: readonly PatientWrite[], opts: { fresh?: boolean } = {}): Promise<UpsertCounts> {
+export async function mergePatients(tx: Queryable, batch: readonly AnyPatientWrite[], opts: { fresh?: boolean } = {}): Promise<UpsertCounts> {
   if (batch.length === 0) return { inserted: 0, updated: 0, unchanged: 0 };
-  const writes = lastPerId(batch, (w) => w.patient.id);
+  const writes = lastPerId(batch, writeId);
   if (opts.fresh && (await insertFresh(tx, writes, await nextVersion(tx)))) return { inserted: writes.length, updated: 0, unchanged: 0 };
   await tx.exec(`${MERGE_SETTINGS};
     CREATE TEMP TABLE stage_patient (id text, given text, middle text, family text, suffix text, birth_date text, sex text, street text, city text,
       state text, zip text, phone text, mothers_maiden text, birth_order text, identifiers jsonb, replaced_by text, resource jsonb, content_hash text, last_updated timestamptz, block_keys text[]) ON COMMIT DROP`);
-  await tx.copyIn('stage_patient', PATIENT_COLUMNS, writes.map((w) => patientLine(w)).join(''));
+  await tx.copyIn('stage_patient', PATIENT_COLUMNS, writes.map((w) => patientLine(w, writeText(w))).join(''));
   const counts = await stageChanges(tx, 'stage_patient', 'patient');
   if (counts.inserted + counts.updated === 0) return counts;
   const version = await nextVersion(tx);
@@ -70,16 +102,11 @@ export async function mergePatients(tx: Queryable, batch: readonly PatientWrite[
  * written meanwhile by another load) fails the COPY: the savepoint takes the batch back and the
  * merge applies it instead (returns false).
  */
-function insertFresh(tx: Queryable, writes: readonly PatientWrite[], version: number): Promise<boolean> {
+function insertFresh(tx: Queryable, writes: readonly AnyPatientWrite[], version: number): Promise<boolean> {
+  const texts = writes.map(writeText);
   return unlessPresent(tx, async () => {
-    await tx.copyIn('patient', [...PATIENT_COLUMNS, 'changed_in'], writes.map((w) => patientLine(w, String(version))).join(''));
-    // Thirteen lines a patient: written out directly, without an array and a join for each.
-    let blocks = '';
-    for (const w of writes) {
-      const id = copyField(w.patient.id);
-      for (const k of w.blockKeys) blocks += `${copyField(k)}\t${id}\n`;
-    }
-    await tx.copyIn('patient_block', ['key', 'patient_id'], blocks);
+    await tx.copyIn('patient', [...PATIENT_COLUMNS, 'changed_in'], writes.map((w, i) => patientLine(w, texts[i]!, String(version))).join(''));
+    await tx.copyIn('patient_block', ['key', 'patient_id'], texts.map((t) => t.keyLines).join(''));
   });
 }
 
@@ -94,9 +121,8 @@ async function nextVersion(tx: Queryable): Promise<number> {
 }
 
 /** One COPY line of the patient table's columns, and of any columns after them. */
-function patientLine(w: PatientWrite, ...more: string[]): string {
-  const p = w.patient;
-  return copyLine([...matchView(p), p.replacedBy ?? null, w.resource, w.contentHash, w.lastUpdated, arrayLiteral(w.blockKeys), ...more]);
+function patientLine(w: AnyPatientWrite, text: PatientText, ...more: string[]): string {
+  return `${text.view}\t${copyLine([w.resource, w.contentHash, w.lastUpdated]).slice(0, -1)}\t${text.keys}${more.map((m) => `\t${copyField(m)}`).join('')}\n`;
 }
 
 /**
