@@ -9,7 +9,6 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import readline from 'node:readline';
 import { parse } from 'csv-parse';
-import { blockingKeys } from '../match/index.ts';
 import type { Db, ImmunizationWrite, PatientText, PatientWrite, RenderedPatientWrite, UpsertCounts } from '../store/index.ts';
 import {
   analyzeIndex,
@@ -30,8 +29,8 @@ import {
 import { RostermatchError } from '../errors/index.ts';
 import { csvKind, csvToResource } from './csv-form.ts';
 import { HeldLines, HeldLinesError } from './held-lines.ts';
-import { patientFromFhir, type FhirPatient } from './fhir.ts';
-import { patientView, prepare, sentResource, type PatientView, type PreparedLine, type ReadImmunization, type ReadLine, type ReadPatient, type SourceLine } from './prepare.ts';
+import type { FhirPatient } from './fhir.ts';
+import { patientView, patientViewOf, prepare, sentResource, type PatientView, type PreparedLine, type ReadImmunization, type ReadLine, type ReadPatient, type SourceLine } from './prepare.ts';
 import { preparedLines } from './prepared-lines.ts';
 
 export { patientFromFhir } from './fhir.ts';
@@ -79,12 +78,9 @@ export async function ensureMatchForm(db: Db): Promise<number> {
   let rewritten = 0;
   for await (const resources of patientResources(db, 512)) {
     const writes = resources.flatMap((r) => {
-      try {
-        const patient = patientFromFhir(r as FhirPatient);
-        return [{ patient, blockKeys: blockingKeys(patient.person, patient.identifiers) }];
-      } catch {
-        return []; // a resource the loader accepted once and cannot read now keeps its old view
-      }
+      const view = patientViewOf(r as FhirPatient);
+      // A resource the loader accepted once and cannot read now keeps its old view.
+      return 'error' in view ? [] : [view];
     });
     await db.transaction((tx) => rewriteMatchView(tx, writes));
     rewritten += writes.length;
@@ -356,9 +352,9 @@ type NormalisedPatient = ReadLine & (Exclude<PatientView, { error: string }> | {
  * plain Error naming the element when the resource cannot be used.
  */
 export function patientWrite(resource: Record<string, unknown>, at: string): PatientWrite {
-  const prepared = prepare(resource, 0);
+  const { prepared, content } = prepare(resource, 0);
   if (prepared.kind !== 'Patient') throw new Error('resourceType must be Patient');
-  const view = patientView(prepared.read);
+  const view = patientViewOf(content as unknown as FhirPatient);
   if ('error' in view) throw new Error(view.error);
   return { patient: view.patient, blockKeys: view.blockKeys, ...stamp(prepared.read, at) };
 }

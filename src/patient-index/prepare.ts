@@ -81,9 +81,9 @@ export function prepareLine({ line, input }: SourceLine, normalise: boolean): Pr
   try {
     const removal = removalMark(resource);
     if (removal !== undefined) return { kind: 'remove', line, id: removal };
-    const { prepared, content } = prepareResource(resource, line);
+    const { prepared, content } = prepare(resource, line);
     if (prepared.kind === 'Patient' && normalise) {
-      const view = viewOf(content as unknown as FhirPatient);
+      const view = patientViewOf(content as unknown as FhirPatient);
       prepared.read.ready = 'error' in view ? view : { text: patientText(view.patient, view.blockKeys) };
     }
     return prepared;
@@ -109,11 +109,7 @@ function removalMark(resource: unknown): string | undefined {
  * rules (validate.ts) — unchanged ones too, so a reload still names a bad line — since what is
  * stored here is what partners' exports carry.
  */
-export function prepare(resource: unknown, line: number): Exclude<PreparedLine, { line: number }> {
-  return prepareResource(resource, line).prepared;
-}
-
-function prepareResource(resource: unknown, line: number): { prepared: Exclude<PreparedLine, { line: number }>; content: Record<string, unknown> } {
+export function prepare(resource: unknown, line: number): { prepared: Exclude<PreparedLine, { line: number }>; content: Record<string, unknown> } {
   if (typeof resource !== 'object' || resource === null || Array.isArray(resource)) throw new Error('not a JSON object');
   const r = resource as Record<string, unknown>;
   // An empty array means "none" to the exporters that write one, but FHIR JSON forbids it: it is
@@ -151,10 +147,11 @@ function hashed(content: Record<string, unknown>): { content: string; contentHas
 
 /** The Patient line's view for matching, normalised from its content (which may refuse it). */
 export function patientView(r: ReadLine): PatientView {
-  return viewOf(JSON.parse(r.content) as FhirPatient);
+  return patientViewOf(JSON.parse(r.content) as FhirPatient);
 }
 
-function viewOf(fhir: FhirPatient): PatientView {
+/** A Patient resource's view for matching, or why it cannot be matched on. */
+export function patientViewOf(fhir: FhirPatient): PatientView {
   try {
     const patient = patientFromFhir(fhir);
     return { patient, blockKeys: blockingKeys(patient.person, patient.identifiers) };
